@@ -1,0 +1,2 @@
+// Activities Rover's workers register.
+export { createJobActivities, type JobActivityDeps } from './job.ts';

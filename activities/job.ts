@@ -1,0 +1,185 @@
+// Activities of the elasticJob workflow: thin wrappers over the store and the cluster backends.
+import { Context } from '@temporalio/activity';
+import type { RoverConfig } from '../common/config.ts';
+import type { JobEvent, NodeEventKind } from '../common/events.ts';
+import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
+import type { Logger } from '../common/logger.ts';
+import type { JobSpec } from '../common/spec/index.ts';
+import type { ClusterBackend } from '../cluster/types.ts';
+import { openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+
+/** Node statuses the watcher checks for liveness. */
+const LIVE_STATUSES = ['launching', 'running'];
+
+export interface JobActivityDeps {
+  store: Store;
+  /** Backends by name, in a fixed order. */
+  backends: ClusterBackend[];
+  config: RoverConfig;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export function createJobActivities(deps: JobActivityDeps): JobActivities {
+  const { store, config, logger } = deps;
+  const now = deps.clock ?? Date.now;
+
+  const loadJob = async (jobId: string): Promise<Job & { spec: JobSpec }> => {
+    const job = await store.jobs.get(jobId);
+    if (!job) throw new Error(`job ${jobId} is not in the store`);
+    return job as Job & { spec: JobSpec };
+  };
+  const backendFor = (spec: JobSpec): ClusterBackend => {
+    const backend = deps.backends.find((b) => b.name === spec.spec.backend);
+    if (!backend) throw new Error(`backend ${spec.spec.backend} is not configured on this worker`);
+    return backend;
+  };
+
+  return {
+    async prepareJob({ jobId, workflowId, spec, token, targetNodes }) {
+      const fields = { workflowId, user: spec.metadata.user, group: spec.metadata.group ?? '', backend: spec.spec.backend, spec, token };
+      await store.transaction(async (tx) => {
+        const existing = await tx.jobs.get(jobId);
+        if (existing && existing.token !== token) {
+          // A new run under a finished job's name: forget the old run's nodes, rounds and events.
+          await tx.nodes.deleteByJob(jobId);
+          await tx.nodeEvents.deleteByJob(jobId);
+          await tx.rendezvous.deleteByJob(jobId);
+          await tx.jobs.replace({ id: jobId, phase: 'LAUNCHING', ...fields });
+        } else if (!existing) {
+          await tx.jobs.create({ id: jobId, phase: 'LAUNCHING', ...fields });
+        }
+        await openRoundWithEvent(tx, { jobId, round: 1, minNodes: spec.spec.nodes.min, maxNodes: targetNodes, cause: 'job start' });
+      });
+      logger.info({ jobId, workflowId, targetNodes }, 'job prepared');
+    },
+
+    async launchNodes({ jobId, nodes }) {
+      const job = await loadJob(jobId);
+      const backend = backendFor(job.spec);
+      const launched: LaunchedNode[] = [];
+      for (const n of nodes) {
+        const result = await backend.ensureNode({
+          jobId,
+          nodeId: n.id,
+          incarnation: n.incarnation,
+          spec: job.spec,
+          agentEnv: agentEnv(config, job, n),
+        });
+        logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
+        launched.push({ ...n, pid: result.pid });
+      }
+      return launched;
+    },
+
+    async removeNodes({ jobId, nodes }) {
+      const job = await loadJob(jobId);
+      await stopNodes(job, nodes);
+    },
+
+    async openRound({ jobId, targetNodes, cause }) {
+      const job = await loadJob(jobId);
+      return store.transaction(async (tx) => {
+        const latest = await tx.rendezvous.latestRound(jobId);
+        if (latest?.status === ROUND_OPEN) {
+          await tx.rendezvous.setMaxNodes({ jobId, round: latest.round }, targetNodes);
+          return latest.round;
+        }
+        const round = (latest?.round ?? 0) + 1;
+        await openRoundWithEvent(tx, { jobId, round, minNodes: job.spec.spec.nodes.min, maxNodes: targetNodes, cause });
+        return round;
+      });
+    },
+
+    async watchNodes({ jobId, cursor }) {
+      const job = await loadJob(jobId);
+      const backend = backendFor(job.spec);
+      const ctx = Context.current();
+      const deadline = now() + config.timing.watchMaxWaitMs;
+      for (;;) {
+        await reportDeadNodes(job, backend);
+        const rows = await store.nodeEvents.listAfter(jobId, cursor, 500);
+        if (rows.length > 0 || now() >= deadline) {
+          return rows.map((r): JobEvent => ({
+            id: r.id,
+            kind: r.kind as NodeEventKind,
+            nodeId: r.nodeId,
+            incarnation: r.incarnation,
+            data: (r.data ?? {}) as Record<string, unknown>,
+            at: r.createdAt,
+          }));
+        }
+        ctx.heartbeat({ cursor });
+        await ctx.sleep(config.timing.watchPollMs);
+      }
+    },
+
+    async finishJob({ jobId, phase, reason }) {
+      const job = await loadJob(jobId);
+      // Record the phase first: agents asking for a heartbeat are told to stop.
+      await store.jobs.update(jobId, { phase, reason, endedAt: now() });
+      const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_STATUSES] });
+      await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
+      logger.info({ jobId, phase, reason }, 'job finished');
+    },
+  };
+
+  async function stopNodes(job: Job & { spec: JobSpec }, nodes: NodeIdentity[]): Promise<void> {
+    const backend = backendFor(job.spec);
+    await Promise.all(
+      nodes.map(async (n) => {
+        const key = { jobId: job.id, nodeId: n.id, incarnation: n.incarnation };
+        const node = await store.nodes.get(key);
+        if (!node) return;
+        await backend.deleteNode(node, config.timing.shutdownGraceMs);
+        if (node.status === 'stopped') return;
+        await store.transaction(async (tx) => {
+          await tx.nodes.update(key, { status: 'stopped', endedAt: node.endedAt ?? now() });
+          await tx.nodeEvents.append({ ...key, kind: 'node_stopped', data: {} });
+        });
+      }),
+    );
+  }
+
+  /** Appends node_lost for nodes whose process is gone or whose heartbeats stopped, once each. */
+  async function reportDeadNodes(job: Job & { spec: JobSpec }, backend: ClusterBackend): Promise<void> {
+    const live = await store.nodes.listByJob(job.id, { statuses: LIVE_STATUSES });
+    const dead = await backend.findDeadNodes(live);
+    const silent = await store.nodes.listSilentSince(job.id, now() - job.spec.spec.faultTolerance.heartbeatTimeout, ['running']);
+    const lost = new Map<string, { node: (typeof live)[number]; reason: string }>();
+    for (const d of dead) lost.set(`${d.node.nodeId}/${d.node.incarnation}`, d);
+    for (const node of silent) {
+      const id = `${node.nodeId}/${node.incarnation}`;
+      if (!lost.has(id)) lost.set(id, { node, reason: `no heartbeat for ${job.spec.spec.faultTolerance.heartbeatTimeout} ms` });
+    }
+    for (const { node, reason } of lost.values()) {
+      const key = { jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation };
+      await store.transaction(async (tx) => {
+        const fresh = await tx.nodes.get(key);
+        if (!fresh || !LIVE_STATUSES.includes(fresh.status)) return;
+        await tx.nodes.update(key, { status: 'lost', endedAt: now(), exitReason: reason });
+        await tx.nodeEvents.append({ ...key, kind: 'node_lost', data: { reason } });
+      });
+      logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');
+    }
+  }
+}
+
+/** The agent's environment: everything it needs to find the master and run its processes. */
+function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity): Record<string, string> {
+  const s = job.spec.spec;
+  return {
+    ROVER_API_URL: config.api.url,
+    ROVER_JOB: job.id,
+    ROVER_NODE: String(node.id),
+    ROVER_INCARNATION: String(node.incarnation),
+    ROVER_TOKEN: job.token,
+    ROVER_NPROC_PER_NODE: String(s.nprocPerNode),
+    ROVER_ENTRYPOINT: JSON.stringify(s.entrypoint),
+    ROVER_MAX_PROCESS_RESTARTS: String(s.faultTolerance.maxProcessRestarts),
+    ROVER_HEARTBEAT_INTERVAL_MS: String(s.faultTolerance.heartbeatInterval),
+    ROVER_SHUTDOWN_GRACE_MS: String(config.timing.shutdownGraceMs),
+    ROVER_CHECKPOINT_DIR: s.checkpoint.dir ?? '',
+    ROVER_LOG_LEVEL: config.logLevel,
+  };
+}

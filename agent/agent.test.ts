@@ -1,0 +1,187 @@
+// Agent flows against a real (fake) master over HTTP, with real training processes.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Agent } from './agent.ts';
+import { HttpMasterClient } from './masterClient.ts';
+import type { AgentSettings } from './settings.ts';
+import { FakeMaster, lineSink, pidAlive, waitUntil } from './testing.ts';
+
+const TORCHRUN_VARS = [
+  'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK', 'ROLE_WORLD_SIZE',
+  'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT', 'TORCHELASTIC_MAX_RESTARTS', 'TORCHELASTIC_RUN_ID',
+  'ROVER_API_URL', 'ROVER_JOB', 'ROVER_NODE', 'ROVER_TOKEN', 'ROVER_ROUND', 'EXTRA',
+];
+/** Trainer prelude: prints its environment on one line. */
+const PRINT_ENV = `console.log(${JSON.stringify(TORCHRUN_VARS)}.map((k) => k + '=' + process.env[k]).join(' '));`;
+const RESTART = 'Number(process.env.TORCHELASTIC_RESTART_COUNT)';
+/** Keeps a trainer alive until the agent stops it. */
+const FOREVER = 'setInterval(() => {}, 1000);';
+
+let master: FakeMaster;
+let dir: string;
+beforeEach(async () => {
+  master = await new FakeMaster().start();
+  dir = mkdtempSync(join(tmpdir(), 'rover-agent-'));
+});
+const running: { agent: Agent; exit: Promise<number> }[] = [];
+afterEach(async () => {
+  // An agent a failed test left running takes its trainers down with it.
+  for (const { agent } of running) agent.terminate('SIGTERM');
+  await Promise.all(running.splice(0).map((r) => r.exit));
+  expect(master.invalid).toEqual([]);
+  await master.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function startAgent(script: string, overrides: Partial<AgentSettings> = {}) {
+  const settings: AgentSettings = {
+    apiUrl: master.url,
+    job: master.job,
+    node: 0,
+    incarnation: 0,
+    token: master.token,
+    nprocPerNode: 2,
+    entrypoint: { command: process.execPath, args: ['-e', script], env: { EXTRA: 'from-spec', DIR: dir } },
+    maxProcessRestarts: 1,
+    heartbeatIntervalMs: 100,
+    shutdownGraceMs: 5000,
+    host: '127.0.0.1',
+    logLevel: 'silent',
+    ...overrides,
+  };
+  const out = lineSink();
+  const err = lineSink();
+  const agent = new Agent({
+    settings,
+    master: new HttpMasterClient({ baseUrl: settings.apiUrl, job: settings.job, token: settings.token }),
+    log: pino({ level: 'silent' }),
+    output: { stdout: out.stream, stderr: err.stream },
+    backoff: { baseMs: 5, capMs: 50 },
+  });
+  const exit = agent.run();
+  running.push({ agent, exit });
+  return { agent, exit, out, err };
+}
+
+describe('Agent', () => {
+  it('runs two processes with the torchrun environment and reports node_succeeded', async () => {
+    const { exit, out } = startAgent(PRINT_ENV);
+    expect(await exit).toBe(0);
+    const port = master.joins[0]!.freePort;
+    const common = `WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 GROUP_RANK=0`;
+    const rest =
+      `ROLE_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=${port} TORCHELASTIC_RESTART_COUNT=0 ` +
+      `TORCHELASTIC_MAX_RESTARTS=1 TORCHELASTIC_RUN_ID=job-test ROVER_API_URL=${master.url} ROVER_JOB=job-test ` +
+      `ROVER_NODE=0 ROVER_TOKEN=test-token ROVER_ROUND=1 EXTRA=from-spec`;
+    expect(out.lines().sort()).toEqual([
+      `[rank 0] RANK=0 LOCAL_RANK=0 ${common} ROLE_RANK=0 ${rest}`,
+      `[rank 1] RANK=1 LOCAL_RANK=1 ${common} ROLE_RANK=1 ${rest}`,
+    ]);
+    expect(master.reports).toEqual([{ node: 0, incarnation: 0, kind: 'node_succeeded', round: 1, restarts: 0 }]);
+  });
+
+  it('reports a crashed process, rejoins, and succeeds in the next round', async () => {
+    const script = `if (${RESTART} === 0) {
+        if (process.env.LOCAL_RANK === '1') { console.error('CUDA error: boom'); process.exit(7); }
+        ${FOREVER}
+      }`;
+    const { exit } = startAgent(script);
+    expect(await exit).toBe(0);
+    expect(master.joins).toHaveLength(2);
+    expect(master.reports).toEqual([
+      {
+        node: 0, incarnation: 0, kind: 'process_failed', round: 1, restarts: 0,
+        localRank: 1, exitCode: 7, signal: null, stderrTail: 'CUDA error: boom',
+      },
+      { node: 0, incarnation: 0, kind: 'node_succeeded', round: 2, restarts: 1 },
+    ]);
+  });
+
+  it('fails the node once process failures exceed the restart budget', async () => {
+    const { exit } = startAgent('process.exit(5)', { nprocPerNode: 1, maxProcessRestarts: 1 });
+    expect(await exit).toBe(1);
+    expect(master.reports.map((r) => [r.kind, r.round, r.restarts])).toEqual([
+      ['process_failed', 1, 0],
+      ['process_failed', 2, 1],
+      ['node_failed', 2, 1],
+    ]);
+    expect(master.reports[2]?.reason).toBe(
+      'local rank 0 (rank 0) exited with code 5; no process restarts left (2 failures, max restarts 1)',
+    );
+  });
+
+  it('restarts the group into the new round the master announces', async () => {
+    master.heartbeatReply = (hb) =>
+      hb.round === 1 && hb.processes.length === 2 ? { action: 'restart', round: 2 } : { action: 'none' };
+    const { exit, out } = startAgent(`if (${RESTART} === 0) { ${FOREVER} } else { ${PRINT_ENV} }`);
+    expect(await exit).toBe(0);
+    expect(out.lines().filter((l) => l.includes('TORCHELASTIC_RESTART_COUNT=1 '))).toHaveLength(2);
+    expect(master.reports).toEqual([{ node: 0, incarnation: 0, kind: 'node_succeeded', round: 2, restarts: 1 }]);
+  });
+
+  it('heartbeats step and usage, and on a stop reply ends with no process left', async () => {
+    master.heartbeatReply = (hb) =>
+      hb.step === 42 && hb.processes.length === 2 ? { action: 'stop', reason: 'job stopped' } : { action: 'none' };
+    const { exit } = startAgent(`console.log('ROVER_STEP ' + (41 + Number(process.env.LOCAL_RANK))); ${FOREVER}`);
+    expect(await exit).toBe(0);
+    const last = master.heartbeats.at(-1)!;
+    expect(last).toMatchObject({ round: 1, step: 42 });
+    expect(last.processes.map((p) => p.localRank).sort()).toEqual([0, 1]);
+    expect(last.processes.every((p) => p.rssBytes > 0)).toBe(true);
+    expect(last.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
+    expect(master.reports).toEqual([]);
+  });
+
+  it('keeps training through a master outage and reports once the master is back', async () => {
+    master.unavailableFor = 3; // the outage starts before registration
+    const doneFile = join(dir, 'done');
+    const { exit } = startAgent(`setInterval(() => require('fs').existsSync(process.env.DIR + '/done') && process.exit(0), 20);`);
+    await waitUntil(() => master.heartbeats.some((hb) => hb.processes.length === 2), 10_000, 'a heartbeat from the trainers');
+    master.unavailableFor = 5;
+    await waitUntil(() => master.unavailableFor === 0, 10_000, 'the second outage to be served');
+    writeFileSync(doneFile, '');
+    expect(await exit).toBe(0);
+    expect(master.unavailable.slice(0, 3)).toEqual(['POST /nodes/register', 'POST /nodes/register', 'POST /nodes/register']);
+    expect(master.unavailable.slice(3)).toContain('POST /nodes/heartbeat');
+    expect(master.reports.map((r) => r.kind)).toEqual(['node_succeeded']);
+    expect(existsSync(doneFile)).toBe(true);
+  });
+
+  it('treats a heartbeat answered 404 (job gone) as a stop', async () => {
+    const { exit } = startAgent(FOREVER);
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    master.jobGone = true;
+    expect(await exit).toBe(0);
+    expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
+  });
+
+  it('exits 1 without starting anything when the master refuses its token', async () => {
+    const { exit } = startAgent(PRINT_ENV, { token: 'wrong' });
+    expect(await exit).toBe(1);
+    expect(master.joins).toEqual([]);
+  });
+
+  it('stops its processes and resolves 143 when terminated', async () => {
+    const { agent, exit } = startAgent(`process.on('SIGTERM', () => {}); ${FOREVER}`, { shutdownGraceMs: 200 });
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    agent.terminate('SIGTERM');
+    expect(await exit).toBe(143);
+    expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
+  });
+
+  it('when terminated while reporting a failure, still waits for every process to be gone', async () => {
+    const script = `process.on('SIGTERM', () => {});
+      setInterval(() => process.env.LOCAL_RANK === '1' && require('fs').existsSync(process.env.DIR + '/crash') && process.exit(1), 20);`;
+    const { agent, exit } = startAgent(script, { shutdownGraceMs: 500 });
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    master.unavailableFor = Number.MAX_SAFE_INTEGER;
+    writeFileSync(join(dir, 'crash'), '');
+    await waitUntil(() => master.unavailable.includes('POST /nodes/report'), 10_000, 'the failure report to be retried');
+    agent.terminate('SIGTERM');
+    expect(await exit).toBe(143);
+    expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
+  });
+});

@@ -1,0 +1,308 @@
+// The elastic agent, like torchrun's: register, join a rendezvous round, run the node's training
+// processes with the torchrun environment, heartbeat, and rejoin on failure or when asked.
+import { createServer } from 'node:net';
+import { constants } from 'node:os';
+import type { Logger } from 'pino';
+import type { HeartbeatRequest, HeartbeatResponse, NodeReport, RoundStatus } from '../common/protocol.ts';
+import {
+  abortableSleep,
+  MasterHttpError,
+  withRetry,
+  type Backoff,
+  type MasterClient,
+} from './masterClient.ts';
+import { ProcessGroup, type TrainerExit } from './processGroup.ts';
+import type { AgentSettings } from './settings.ts';
+import { trainerEnv } from './torchrunEnv.ts';
+import { UsageSampler } from './usage.ts';
+
+type ClosedRound = Extract<RoundStatus, { status: 'closed' }>;
+type ReportBody = Omit<NodeReport, 'node' | 'incarnation' | 'round' | 'restarts'>;
+
+/** Ends the agent with an exit code; thrown through any wait, or set as the abort reason. */
+export class AgentExit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'AgentExit';
+  }
+}
+
+export interface AgentOptions {
+  settings: AgentSettings;
+  master: MasterClient;
+  log: Logger;
+  /** Environment the training processes inherit. Default: this process's. */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** Where trainer output is forwarded. Default: this process's stdout/stderr. */
+  output?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+  backoff?: Backoff;
+}
+
+const STDERR_TAIL_MAX_CHARS = 16_000;
+/** Round status polling starts this often and slows down to the second value. */
+const POLL_FIRST_MS = 200;
+const POLL_MAX_MS = 1000;
+
+export class Agent {
+  private readonly settings: AgentSettings;
+  private readonly master: MasterClient;
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private readonly aborted: Promise<never>;
+  private group: ProcessGroup | null = null;
+  /** Round of the running group. */
+  private groupRound = 0;
+  /** Latest round joined; 0 before the first join. */
+  private round = 0;
+  /** Group restarts so far, for any reason (TORCHELASTIC_RESTART_COUNT). */
+  private restarts = 0;
+  /** Process failures so far; only these count against maxProcessRestarts. */
+  private failures = 0;
+  private requestRestart: (() => void) | null = null;
+  private stopping: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: AgentOptions) {
+    this.settings = opts.settings;
+    this.master = opts.master;
+    this.log = opts.log;
+    const signal = this.abort.signal;
+    this.aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    this.aborted.catch(() => {});
+  }
+
+  /** Stop the training processes and make run() resolve 128 + the signal's number. */
+  terminate(signal: NodeJS.Signals): void {
+    this.finish(new AgentExit(128 + (constants.signals[signal] ?? 15), `received ${signal}`));
+  }
+
+  /** Runs until the node succeeded (0), failed (1), was stopped (0) or terminated (128+n). */
+  async run(): Promise<number> {
+    let heartbeats: Promise<void> = Promise.resolve();
+    let exit: AgentExit;
+    try {
+      const { node, incarnation, host } = this.settings;
+      await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
+      this.log.info({ host }, 'registered');
+      heartbeats = this.heartbeatLoop();
+      exit = await this.loop();
+    } catch (err) {
+      exit = err instanceof AgentExit ? err : new AgentExit(1, `agent error: ${(err as Error).stack ?? String(err)}`);
+    }
+    await this.stopGroup();
+    this.finish(exit);
+    await heartbeats;
+    this.log[exit.code === 1 ? 'error' : 'info']({ exitCode: exit.code }, exit.message);
+    return exit.code;
+  }
+
+  private async loop(): Promise<AgentExit> {
+    for (;;) {
+      const closed = await this.rendezvous();
+      const exit = await this.runGroup(closed);
+      if (exit) return exit;
+    }
+  }
+
+  /** Joins rounds until one closes with this node in it. */
+  private async rendezvous(): Promise<ClosedRound> {
+    const { node, incarnation, host } = this.settings;
+    for (;;) {
+      const freePort = await findFreePort();
+      const { round } = await this.call('join', (signal) =>
+        this.master.join({ node, incarnation, host, freePort }, signal),
+      );
+      this.round = round;
+      this.log.info({ round, freePort }, 'joined rendezvous');
+      const status = await this.waitForRound(round);
+      if (status.status === 'closed') return status;
+      if (status.status === 'failed') throw new AgentExit(1, `rendezvous failed: ${status.reason}`);
+      this.log.info({ round }, 'excluded from the round (world cut to a multiple of the node unit); rejoining');
+      // The master keeps answering `excluded` until a newer round opens: do not hammer it.
+      await abortableSleep(POLL_MAX_MS, this.abort.signal);
+    }
+  }
+
+  private async waitForRound(round: number): Promise<Exclude<RoundStatus, { status: 'open' }>> {
+    const ref = { node: this.settings.node, incarnation: this.settings.incarnation };
+    let delay = POLL_FIRST_MS;
+    for (;;) {
+      const status = await this.call('rendezvous poll', (signal) => this.master.roundStatus(round, ref, signal));
+      if (status.status !== 'open') return status;
+      await abortableSleep(delay, this.abort.signal);
+      delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
+    }
+  }
+
+  /** Runs one group to its end; returns an exit, or undefined to rejoin. */
+  private async runGroup(closed: ClosedRound): Promise<AgentExit | undefined> {
+    const { entrypoint, nprocPerNode } = this.settings;
+    const trainers = Array.from({ length: nprocPerNode }, (_, localRank) => ({
+      localRank,
+      rank: closed.groupRank * nprocPerNode + localRank,
+      env: trainerEnv(this.settings, closed, localRank, this.restarts, this.opts.baseEnv ?? process.env),
+    }));
+    const restartRequested = new Promise<'restart'>((resolve) => (this.requestRestart = () => resolve('restart')));
+    this.group = ProcessGroup.start({
+      command: entrypoint.command,
+      args: entrypoint.args,
+      cwd: entrypoint.workdir,
+      trainers,
+      ...this.opts.output,
+    });
+    this.groupRound = closed.round;
+    const { round, groupRank, nodes, masterAddr, masterPort } = closed;
+    const pids = this.group.livePids().map((p) => p.pid);
+    this.log.info({ round, groupRank, nodes, masterAddr, masterPort, restarts: this.restarts, pids }, 'started trainers');
+
+    const outcome = await Promise.race([this.group.outcome, restartRequested, this.aborted]);
+    this.requestRestart = null;
+    if (outcome === 'restart') {
+      this.log.info({ round }, 'master asked for a restart: stopping trainers to rejoin');
+      await this.stopGroup();
+      this.restarts++;
+      return undefined;
+    }
+    if (outcome.kind === 'succeeded') {
+      this.group = null;
+      await this.report({ kind: 'node_succeeded' });
+      return new AgentExit(0, 'all training processes succeeded');
+    }
+    if (outcome.kind === 'stopped') throw new Error('process group stopped by someone else');
+    return this.onProcessFailure(outcome.failure);
+  }
+
+  private async onProcessFailure(failure: TrainerExit): Promise<AgentExit | undefined> {
+    this.failures++;
+    const what = describeExit(failure);
+    this.log.error(
+      { localRank: failure.localRank, rank: failure.rank, exitCode: failure.exitCode, signal: failure.signal },
+      `training process ${what}; stopping the others`,
+    );
+    const { localRank, exitCode, signal } = failure;
+    const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
+    await Promise.all([this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail }), this.stopGroup()]);
+    const max = this.settings.maxProcessRestarts;
+    if (this.failures > max) {
+      const reason = `${what}; no process restarts left (${this.failures} failures, max restarts ${max})`;
+      await this.report({ kind: 'node_failed', localRank, exitCode, signal, reason });
+      return new AgentExit(1, `node failed: ${reason}`);
+    }
+    this.restarts++;
+    this.log.info({ failures: this.failures, maxRestarts: max }, 'rejoining after a process failure');
+    return undefined;
+  }
+
+  /** Heartbeats until the agent ends; turns the master's replies into restarts and stops. */
+  private async heartbeatLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    const sampler = new UsageSampler();
+    try {
+      for (;;) {
+        await abortableSleep(this.settings.heartbeatIntervalMs, signal);
+        // Never give up while trainers run: a master outage must not stop training.
+        const reply = await this.call('heartbeat', async (s) => this.master.heartbeat(await this.heartbeat(sampler), s));
+        this.onHeartbeatReply(reply);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof AgentExit && err.cause instanceof MasterHttpError && [404, 410].includes(err.cause.status)) {
+        this.finish(new AgentExit(0, `stopping: the master no longer knows this job or node (${err.cause.message})`));
+      } else {
+        this.finish(err instanceof AgentExit ? err : new AgentExit(1, `heartbeat loop failed: ${String(err)}`));
+      }
+    }
+  }
+
+  private async heartbeat(sampler: UsageSampler): Promise<HeartbeatRequest> {
+    const live = this.group?.livePids() ?? [];
+    const usage = await sampler.sample(live.map((p) => p.pid));
+    const processes = live.flatMap(({ localRank, pid }) => {
+      const u = usage.get(pid);
+      return u ? [{ localRank, pid, ...u }] : [];
+    });
+    const { node, incarnation } = this.settings;
+    return { node, incarnation, round: this.round, step: this.group?.latestStep() ?? null, processes };
+  }
+
+  private onHeartbeatReply(reply: HeartbeatResponse): void {
+    if (reply.action === 'stop') {
+      this.finish(new AgentExit(0, `stopped by the master: ${reply.reason}`));
+    } else if (reply.action === 'restart' && this.group && reply.round > this.groupRound) {
+      this.log.info({ round: this.groupRound, newRound: reply.round }, 'master opened a new round');
+      this.requestRestart?.();
+    }
+  }
+
+  private async report(body: ReportBody): Promise<void> {
+    const { node, incarnation } = this.settings;
+    const full: NodeReport = { node, incarnation, round: this.groupRound, restarts: this.restarts, ...body };
+    await this.call(`report ${body.kind}`, (signal) => this.master.report(full, signal));
+    this.log.info({ kind: body.kind, round: this.groupRound }, 'reported');
+  }
+
+  /** One master call, retried while the master is unreachable or failing; a refusal ends the agent. */
+  private async call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = this.abort.signal;
+    try {
+      return await withRetry(() => fn(signal), {
+        signal,
+        backoff: this.opts.backoff,
+        onRetry: (err, attempt, delayMs) =>
+          this.log.warn({ attempt, delayMs, err: describeError(err) }, `${what} failed; retrying`),
+      });
+    } catch (err) {
+      if (signal.aborted || !(err instanceof MasterHttpError)) throw err;
+      throw new AgentExit(1, `master refused ${what}: ${err.message}${refusalHint(err.status)}`, { cause: err });
+    }
+  }
+
+  /** Stops the running group; also waits for a stop already under way, so no trainer outlives run(). */
+  private stopGroup(): Promise<void> {
+    const group = this.group;
+    this.group = null;
+    if (group) {
+      this.log.info({ round: this.groupRound, graceMs: this.settings.shutdownGraceMs }, 'stopping training processes');
+      this.stopping = Promise.all([this.stopping, group.stop(this.settings.shutdownGraceMs)]).then(() => {});
+    }
+    return this.stopping;
+  }
+
+  private finish(exit: AgentExit): void {
+    if (!this.abort.signal.aborted) this.abort.abort(exit);
+  }
+}
+
+function refusalHint(status: number): string {
+  if (status === 401 || status === 403) return ' (is ROVER_TOKEN the job token?)';
+  if (status === 404 || status === 410) return ' (the job or node no longer exists)';
+  return '';
+}
+
+/** The message, plus the system error behind a failed fetch (ECONNREFUSED, ENOTFOUND, …). */
+function describeError(err: unknown): string {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === 'string' ? `${String(err)} (${code})` : String(err);
+}
+
+function describeExit(exit: TrainerExit): string {
+  const who = `local rank ${exit.localRank} (rank ${exit.rank})`;
+  if (exit.signal) return `${who} was killed by ${exit.signal}`;
+  if (exit.exitCode === null) return `${who} could not start`;
+  return `${who} exited with code ${exit.exitCode}`;
+}
+
+/** A TCP port free on this host right now, offered as MASTER_PORT should this node get rank 0. */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,142 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  backoffDelayMs,
+  HttpMasterClient,
+  isRetryable,
+  MasterHttpError,
+  MasterProtocolError,
+  withRetry,
+} from './masterClient.ts';
+
+describe('backoffDelayMs', () => {
+  const backoff = { baseMs: 200, capMs: 5000 };
+  const almostOne = () => 0.999999;
+
+  it('doubles the ceiling per attempt up to the cap', () => {
+    const ceilings = [0, 1, 2, 3, 4, 5, 6].map((a) => backoffDelayMs(a, backoff, almostOne) + 1);
+    expect(ceilings).toEqual([200, 400, 800, 1600, 3200, 5000, 5000]);
+  });
+
+  it('draws uniformly from zero to the ceiling (full jitter)', () => {
+    expect(backoffDelayMs(3, backoff, () => 0)).toBe(0);
+    expect(backoffDelayMs(3, backoff, () => 0.5)).toBe(800);
+  });
+
+  it('stays at the cap for huge attempt numbers', () => {
+    expect(backoffDelayMs(10_000, backoff, almostOne)).toBe(4999);
+  });
+});
+
+describe('isRetryable', () => {
+  it.each([
+    [new TypeError('fetch failed'), true],
+    [new MasterHttpError(503, 'POST /x', ''), true],
+    [new MasterHttpError(500, 'POST /x', ''), true],
+    [new MasterHttpError(429, 'POST /x', ''), true],
+    [new MasterHttpError(403, 'POST /x', ''), false],
+    [new MasterHttpError(404, 'POST /x', ''), false],
+    [new MasterProtocolError('bad body'), false],
+  ])('%s → %s', (err, expected) => {
+    expect(isRetryable(err)).toBe(expected);
+  });
+});
+
+describe('withRetry', () => {
+  const fast = { backoff: { baseMs: 1, capMs: 2 } };
+
+  it('retries retryable errors until the call succeeds', async () => {
+    const delays: number[] = [];
+    const result = await withRetry(
+      async (attempt) => {
+        if (attempt < 3) throw new MasterHttpError(503, 'GET /x', 'down');
+        return `ok after ${attempt}`;
+      },
+      { ...fast, onRetry: (_err, _attempt, delayMs) => delays.push(delayMs) },
+    );
+    expect(result).toBe('ok after 3');
+    expect(delays).toHaveLength(3);
+  });
+
+  it('gives up at the first non-retryable error', async () => {
+    let calls = 0;
+    const refused = withRetry(async () => {
+      calls++;
+      throw new MasterHttpError(403, 'POST /nodes/register', 'bad token');
+    }, fast);
+    await expect(refused).rejects.toThrow('POST /nodes/register answered HTTP 403: bad token');
+    expect(calls).toBe(1);
+  });
+
+  it('stops waiting when aborted and rejects with the abort reason', async () => {
+    const controller = new AbortController();
+    const retrying = withRetry(
+      async () => {
+        throw new TypeError('fetch failed');
+      },
+      { signal: controller.signal, backoff: { baseMs: 60_000, capMs: 60_000 }, random: () => 0.5 },
+    );
+    controller.abort(new Error('agent stopping'));
+    await expect(retrying).rejects.toThrow('agent stopping');
+  });
+});
+
+describe('HttpMasterClient', () => {
+  let server: Server | null = null;
+  afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+
+  /** Serves every request with the given status and body, recording what came in. */
+  async function serve(status: number, body: string) {
+    const seen: { url: string; auth: string | undefined; body: string }[] = [];
+    server = createServer(async (req, res) => {
+      let text = '';
+      for await (const chunk of req) text += String(chunk);
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization, body: text });
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    return { seen, client: new HttpMasterClient({ baseUrl: url, job: 'job-a b', token: 's3cret' }) };
+  }
+
+  it('sends the bearer token and JSON body to the job URL and parses the reply', async () => {
+    const { seen, client } = await serve(200, JSON.stringify({ round: 4 }));
+    const reply = await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 });
+    expect(reply).toEqual({ round: 4 });
+    expect(seen).toEqual([
+      {
+        url: '/v1/jobs/job-a%20b/rendezvous/join',
+        auth: 'Bearer s3cret',
+        body: JSON.stringify({ node: 1, incarnation: 0, host: 'h', freePort: 1234 }),
+      },
+    ]);
+  });
+
+  it('polls the round with node and incarnation in the query', async () => {
+    const { seen, client } = await serve(200, JSON.stringify({ status: 'open', round: 2 }));
+    expect(await client.roundStatus(2, { node: 3, incarnation: 1 })).toEqual({ status: 'open', round: 2 });
+    expect(seen[0]?.url).toBe('/v1/jobs/job-a%20b/rendezvous/2?node=3&incarnation=1');
+  });
+
+  it('turns a non-2xx answer into MasterHttpError with its status', async () => {
+    const { client } = await serve(403, JSON.stringify({ error: 'bad token' }));
+    const err = await client.report({ node: 0, incarnation: 0, kind: 'node_succeeded', round: 1, restarts: 0 }).catch((e) => e);
+    expect(err).toBeInstanceOf(MasterHttpError);
+    expect((err as MasterHttpError).status).toBe(403);
+    expect((err as Error).message).toContain('POST /nodes/report answered HTTP 403');
+  });
+
+  it('rejects a reply that breaks the protocol with MasterProtocolError', async () => {
+    const { client } = await serve(200, JSON.stringify({ action: 'explode' }));
+    const hb = client.heartbeat({ node: 0, incarnation: 0, round: 1, step: null, processes: [] });
+    await expect(hb).rejects.toBeInstanceOf(MasterProtocolError);
+  });
+
+  it('fails fast with a retryable error when nothing listens', async () => {
+    const client = new HttpMasterClient({ baseUrl: 'http://127.0.0.1:1', job: 'j', token: 't' });
+    const err = await client.register({ node: 0, incarnation: 0, pid: 1, host: 'h' }).catch((e) => e);
+    expect(isRetryable(err)).toBe(true);
+  });
+});

@@ -1,0 +1,163 @@
+// Supervises the training processes of one node for one rendezvous round, like torchrun's
+// process context: start them all, forward their output, notice the first failure, stop them all.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface TrainerSpec {
+  localRank: number;
+  /** Global rank, used to prefix forwarded output. */
+  rank: number;
+  /** The complete environment of the process. */
+  env: NodeJS.ProcessEnv;
+}
+
+export interface ProcessGroupOptions {
+  command: string;
+  args: string[];
+  cwd?: string;
+  trainers: TrainerSpec[];
+  /** Where `[rank R] ` prefixed output goes. Default: this process's stdout/stderr. */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  /** Lines of stderr kept per process for failure reports. Default 50. */
+  tailLines?: number;
+}
+
+export interface TrainerExit {
+  localRank: number;
+  rank: number;
+  /** Null when the process was killed by a signal or could not start. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stderrTail: string;
+}
+
+export type GroupOutcome =
+  /** Every process exited with code 0. */
+  | { kind: 'succeeded' }
+  /** The first process that exited non-zero, by a signal, or failed to start. */
+  | { kind: 'failed'; failure: TrainerExit }
+  /** stop() was called before either of the above. */
+  | { kind: 'stopped' };
+
+const STEP_LINE = /^ROVER_STEP\s+(\d+)(?:\s|$)/;
+const MAX_TAIL_LINE_CHARS = 4096;
+/** How long to wait for a dead process's pipes to drain; a grandchild may hold them open. */
+const PIPE_DRAIN_MS = 500;
+
+class Trainer {
+  readonly child: ChildProcess;
+  step: number | null = null;
+  readonly tail: string[] = [];
+  /** Resolves once the process exited (or never started) and its output was read. */
+  readonly finished: Promise<TrainerExit>;
+
+  constructor(
+    readonly spec: TrainerSpec,
+    opts: ProcessGroupOptions,
+  ) {
+    this.child = spawn(opts.command, opts.args, {
+      cwd: opts.cwd,
+      env: spec.env,
+      // Same process group as the agent: killing the agent's group kills the trainers too.
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const prefix = `[rank ${spec.rank}] `;
+    const tailLines = opts.tailLines ?? 50;
+    const out = opts.stdout ?? process.stdout;
+    const err = opts.stderr ?? process.stderr;
+    createInterface({ input: this.child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      out.write(prefix + line + '\n');
+      const step = STEP_LINE.exec(line);
+      if (step) this.step = Number(step[1]);
+    });
+    createInterface({ input: this.child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+      err.write(prefix + line + '\n');
+      this.remember(line, tailLines);
+    });
+    this.finished = new Promise((resolve) => {
+      let settled = false;
+      let drainTimer: NodeJS.Timeout | undefined;
+      const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(drainTimer);
+        resolve({ localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: this.tail.join('\n') });
+      };
+      this.child.on('error', (error) => {
+        // Only a failed spawn ends the trainer here; a failed kill() of a live process changes nothing.
+        if (this.child.pid !== undefined) return;
+        const where = opts.cwd ? ` in ${opts.cwd}` : '';
+        this.remember(`failed to start ${opts.command}${where}: ${error.message}`, tailLines);
+        finish(null, null);
+      });
+      this.child.on('exit', (code, signal) => {
+        drainTimer = setTimeout(() => finish(code, signal), PIPE_DRAIN_MS);
+      });
+      this.child.on('close', (code, signal) => finish(code, signal));
+    });
+  }
+
+  get alive(): boolean {
+    return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.alive) this.child.kill(signal);
+  }
+
+  private remember(line: string, tailLines: number): void {
+    this.tail.push(line.length > MAX_TAIL_LINE_CHARS ? line.slice(0, MAX_TAIL_LINE_CHARS) + '…' : line);
+    if (this.tail.length > tailLines) this.tail.shift();
+  }
+}
+
+export class ProcessGroup {
+  /** Settles once: all succeeded, the first failure, or stopped. */
+  readonly outcome: Promise<GroupOutcome>;
+  private readonly trainers: Trainer[];
+  private stopping = false;
+  private settle!: (outcome: GroupOutcome) => void;
+
+  private constructor(opts: ProcessGroupOptions) {
+    this.outcome = new Promise((resolve) => (this.settle = resolve));
+    this.trainers = opts.trainers.map((spec) => new Trainer(spec, opts));
+    let succeeded = 0;
+    for (const trainer of this.trainers) {
+      void trainer.finished.then((exit) => {
+        if (this.stopping) return;
+        if (exit.exitCode !== 0) this.settle({ kind: 'failed', failure: exit });
+        else if (++succeeded === this.trainers.length) this.settle({ kind: 'succeeded' });
+      });
+    }
+  }
+
+  static start(opts: ProcessGroupOptions): ProcessGroup {
+    return new ProcessGroup(opts);
+  }
+
+  /** Highest `ROVER_STEP <n>` any process printed, or null before the first. */
+  latestStep(): number | null {
+    const steps = this.trainers.map((t) => t.step).filter((s): s is number => s !== null);
+    return steps.length ? Math.max(...steps) : null;
+  }
+
+  /** Processes still running, for usage sampling. */
+  livePids(): { localRank: number; pid: number }[] {
+    return this.trainers.filter((t) => t.alive).map((t) => ({ localRank: t.spec.localRank, pid: t.child.pid! }));
+  }
+
+  /** SIGTERM every live process, SIGKILL those still alive after `graceMs`, and wait for all to exit. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.settle({ kind: 'stopped' });
+    for (const t of this.trainers) t.kill('SIGTERM');
+    const allFinished = Promise.all(this.trainers.map((t) => t.finished));
+    let graceTimer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<boolean>((resolve) => (graceTimer = setTimeout(() => resolve(true), graceMs)));
+    const timedOut = await Promise.race([allFinished.then(() => false), graceOver]);
+    clearTimeout(graceTimer);
+    if (timedOut) for (const t of this.trainers) t.kill('SIGKILL');
+    await allFinished;
+  }
+}

@@ -1,0 +1,88 @@
+// The agent's settings, parsed from the environment its cluster backend gives it.
+import { z } from 'zod';
+
+export const entrypointSchema = z.object({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).default({}),
+  /** Working directory of the training processes; default the agent's. */
+  workdir: z.string().min(1).optional(),
+});
+export type Entrypoint = z.infer<typeof entrypointSchema>;
+
+const text = () => z.string({ error: (issue) => (issue.input === undefined ? 'is not set' : undefined) }).min(1);
+const integer = (min: number) =>
+  text()
+    .regex(/^\d+$/, `must be an integer ≥ ${min}`)
+    .transform(Number)
+    .refine((n) => n >= min, `must be an integer ≥ ${min}`);
+const json = text().transform((raw, ctx) => {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `is not valid JSON (${(err as Error).message})` });
+    return z.NEVER;
+  }
+});
+
+const envSchema = z.object({
+  ROVER_API_URL: z.url({ error: (issue) => (issue.input === undefined ? 'is not set' : 'must be a URL') }),
+  ROVER_JOB: text(),
+  ROVER_NODE: integer(0),
+  ROVER_INCARNATION: integer(0),
+  ROVER_TOKEN: text(),
+  ROVER_NPROC_PER_NODE: integer(1),
+  /** JSON {command, args, env, workdir?}. */
+  ROVER_ENTRYPOINT: json.pipe(entrypointSchema),
+  ROVER_MAX_PROCESS_RESTARTS: integer(0),
+  ROVER_HEARTBEAT_INTERVAL_MS: integer(1).default(5000),
+  ROVER_SHUTDOWN_GRACE_MS: integer(0).default(10000),
+  /** Address other nodes reach this one at (MASTER_ADDR if it gets group rank 0). */
+  ROVER_HOST: text().default('127.0.0.1'),
+  ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface AgentSettings {
+  apiUrl: string;
+  job: string;
+  node: number;
+  incarnation: number;
+  token: string;
+  nprocPerNode: number;
+  entrypoint: Entrypoint;
+  /** Process failures this agent absorbs by restarting its group; one more fails the node. */
+  maxProcessRestarts: number;
+  heartbeatIntervalMs: number;
+  /** SIGTERM → SIGKILL grace when stopping training processes. */
+  shutdownGraceMs: number;
+  host: string;
+  logLevel: string;
+}
+
+export class AgentSettingsError extends Error {
+  override name = 'AgentSettingsError';
+}
+
+/** Parses the agent's environment; throws AgentSettingsError naming every bad variable. */
+export function parseAgentSettings(env: NodeJS.ProcessEnv): AgentSettings {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new AgentSettingsError(`invalid agent environment:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    apiUrl: e.ROVER_API_URL,
+    job: e.ROVER_JOB,
+    node: e.ROVER_NODE,
+    incarnation: e.ROVER_INCARNATION,
+    token: e.ROVER_TOKEN,
+    nprocPerNode: e.ROVER_NPROC_PER_NODE,
+    entrypoint: e.ROVER_ENTRYPOINT,
+    maxProcessRestarts: e.ROVER_MAX_PROCESS_RESTARTS,
+    heartbeatIntervalMs: e.ROVER_HEARTBEAT_INTERVAL_MS,
+    shutdownGraceMs: e.ROVER_SHUTDOWN_GRACE_MS,
+    host: e.ROVER_HOST,
+    logLevel: e.ROVER_LOG_LEVEL,
+  };
+}

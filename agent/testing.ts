@@ -1,0 +1,144 @@
+// Test helpers for the agent: a minimal real master over HTTP, a condition waiter, an output sink.
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { z } from 'zod';
+import {
+  heartbeatRequest,
+  joinRequest,
+  nodeReport,
+  registerRequest,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type JoinRequest,
+  type NodeReport,
+} from '../common/protocol.ts';
+
+/** Polls `condition` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitUntil<T>(
+  condition: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A writable stream that remembers every line written to it. */
+export function lineSink(): { stream: PassThrough; lines: () => string[] } {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { stream, lines: () => text.split('\n').filter(Boolean) };
+}
+
+/** True while a process with this pid exists. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A one-node master: every join opens a new round, which is `open` on its first poll and then
+ * closes with this node as group rank 0. Tests steer it through the public fields.
+ */
+export class FakeMaster {
+  readonly token = 'test-token';
+  readonly job = 'job-test';
+  readonly joins: JoinRequest[] = [];
+  readonly heartbeats: HeartbeatRequest[] = [];
+  readonly reports: NodeReport[] = [];
+  /** Answer to each heartbeat. */
+  heartbeatReply: (hb: HeartbeatRequest) => HeartbeatResponse = () => ({ action: 'none' });
+  /** While true, every request is answered 404, as if the job had been deleted. */
+  jobGone = false;
+  /** Answer this many of the next requests with 503. */
+  unavailableFor = 0;
+  /** Request bodies that broke the wire contract (answered 400). */
+  readonly invalid: string[] = [];
+  /** Requests answered 503, in order, as "METHOD /path". */
+  readonly unavailable: string[] = [];
+  private round = 0;
+  private readonly polled = new Set<number>();
+  private server: Server | null = null;
+  url = '';
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(([status, body]) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      });
+    });
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  private async handle(req: IncomingMessage): Promise<[number, unknown]> {
+    let raw = '';
+    for await (const chunk of req) raw += String(chunk);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname.replace(`/v1/jobs/${this.job}`, '');
+    if (this.unavailableFor > 0) {
+      this.unavailableFor--;
+      this.unavailable.push(`${req.method} ${path}`);
+      return [503, { error: 'unavailable' }];
+    }
+    if (this.jobGone) return [404, { error: `no job ${this.job}` }];
+    if (req.headers.authorization !== `Bearer ${this.token}`) return [403, { error: 'bad token' }];
+    const body = raw ? (JSON.parse(raw) as unknown) : undefined;
+    // Bodies are checked against the wire contract; a violation fails the test through `invalid`.
+    const parse = <S extends z.ZodType>(schema: S): z.infer<S> | null => {
+      const parsed = schema.safeParse(body);
+      if (!parsed.success) this.invalid.push(`${path}: ${parsed.error.message}`);
+      return parsed.success ? parsed.data : null;
+    };
+    if (path === '/nodes/register') return parse(registerRequest) ? [200, {}] : [400, {}];
+    if (path === '/rendezvous/join') {
+      const join = parse(joinRequest);
+      if (!join) return [400, {}];
+      this.joins.push(join);
+      return [200, { round: ++this.round }];
+    }
+    const poll = /^\/rendezvous\/(\d+)$/.exec(path);
+    if (poll) {
+      const round = Number(poll[1]);
+      if (!this.polled.has(round)) {
+        this.polled.add(round);
+        return [200, { status: 'open', round }];
+      }
+      const masterPort = this.joins.at(-1)!.freePort;
+      return [200, { status: 'closed', round, groupRank: 0, nodes: 1, masterAddr: '127.0.0.1', masterPort }];
+    }
+    if (path === '/nodes/heartbeat') {
+      const hb = parse(heartbeatRequest);
+      if (!hb) return [400, {}];
+      this.heartbeats.push(hb);
+      return [200, this.heartbeatReply(hb)];
+    }
+    if (path === '/nodes/report') {
+      const report = parse(nodeReport);
+      if (!report) return [400, {}];
+      this.reports.push(report);
+      return [200, {}];
+    }
+    return [404, { error: `no route ${path}` }];
+  }
+}

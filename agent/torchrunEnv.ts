@@ -1,0 +1,53 @@
+// The environment a training process gets: what torchrun would set, plus ROVER_* for the client.
+import type { AgentSettings } from './settings.ts';
+
+export interface Placement {
+  round: number;
+  groupRank: number;
+  /** Nodes in the round. */
+  nodes: number;
+  masterAddr: string;
+  masterPort: number;
+}
+
+/**
+ * Layers, later wins: the agent's own environment, PYTHONUNBUFFERED=1, the entrypoint's env, then
+ * the rank variables (a job spec cannot override RANK or MASTER_ADDR by accident).
+ */
+export function trainerEnv(
+  settings: AgentSettings,
+  placement: Placement,
+  localRank: number,
+  restarts: number,
+  baseEnv: NodeJS.ProcessEnv,
+): NodeJS.ProcessEnv {
+  const nproc = settings.nprocPerNode;
+  const worldSize = placement.nodes * nproc;
+  const rank = placement.groupRank * nproc + localRank;
+  return {
+    ...baseEnv,
+    // Python block-buffers piped stdout, which would delay ROVER_STEP lines; the entrypoint may override.
+    PYTHONUNBUFFERED: '1',
+    ...settings.entrypoint.env,
+    RANK: String(rank),
+    LOCAL_RANK: String(localRank),
+    WORLD_SIZE: String(worldSize),
+    LOCAL_WORLD_SIZE: String(nproc),
+    GROUP_RANK: String(placement.groupRank),
+    GROUP_WORLD_SIZE: String(placement.nodes),
+    ROLE_NAME: 'default',
+    ROLE_RANK: String(rank),
+    ROLE_WORLD_SIZE: String(worldSize),
+    MASTER_ADDR: placement.masterAddr,
+    MASTER_PORT: String(placement.masterPort),
+    TORCHELASTIC_RESTART_COUNT: String(restarts),
+    TORCHELASTIC_MAX_RESTARTS: String(settings.maxProcessRestarts),
+    TORCHELASTIC_RUN_ID: settings.job,
+    ROVER_API_URL: settings.apiUrl,
+    ROVER_JOB: settings.job,
+    ROVER_NODE: String(settings.node),
+    ROVER_INCARNATION: String(settings.incarnation),
+    ROVER_TOKEN: settings.token,
+    ROVER_ROUND: String(placement.round),
+  };
+}

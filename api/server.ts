@@ -1,0 +1,54 @@
+// The Rover API: agent-facing master service, health and metrics. Stateless; state is in the store.
+import fastify, { type FastifyBaseLogger } from 'fastify';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { RoverConfig } from '../common/config.ts';
+import type { Logger } from '../common/logger.ts';
+import type { Store } from '../store/index.ts';
+import { HttpError } from './errors.ts';
+import { MasterService } from './master.ts';
+import { registerMasterRoutes } from './masterRoutes.ts';
+
+export interface ApiDeps {
+  config: RoverConfig;
+  store: Store;
+  logger: Logger;
+  /** Clock for rendezvous and heartbeat decisions; tests may pass their own. */
+  now?: () => number;
+}
+
+export async function buildApi(deps: ApiDeps) {
+  const app = fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.config.api.bodyLimitBytes,
+    disableRequestLogging: true,
+  });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'rover_api_' });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (error instanceof HttpError) {
+      return reply.status(error.statusCode).send({ error: error.code, message: error.message, details: error.details });
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      // Fastify's own rejections: malformed JSON, body too large, bad content type.
+      return reply.status(status).send({ error: error.code ?? 'bad_request', message: error.message });
+    }
+    request.log.error({ err: error, url: request.url }, 'request failed');
+    return reply.status(500).send({ error: 'internal', message: 'internal error; see the API log' });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  app.get('/healthz', async () => {
+    await deps.store.ping();
+    return { status: 'ok' };
+  });
+  registerMasterRoutes(app, new MasterService(deps.store, deps.now ?? Date.now));
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  return app;
+}

@@ -1,0 +1,24 @@
+// The demo job `rover up` submits, so the first command shows a real job training.
+import { fileURLToPath } from 'node:url';
+import type { RoverConfig } from '../common/config.ts';
+import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
+import { connectTemporal, JobAlreadyRunningError, submitJob, webUiUrl } from './jobs.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export async function submitDemoJob(config: RoverConfig, say: (message: string) => void): Promise<void> {
+  // Resolved against the repository so examples/trainer.py is found from any directory.
+  const loaded = await loadJobSpecFile('examples/demo.yaml', { cwd: repoRoot });
+  if (!loaded.ok) throw new Error(`examples/demo.yaml is invalid:\n${formatSpecErrors(loaded.errors, 'examples/demo.yaml')}`);
+  const { client, close } = await connectTemporal(config);
+  try {
+    const handle = await submitJob(client, loaded.spec, { taskQueue: config.temporal.taskQueue, specFile: 'examples/demo.yaml' });
+    say(`demo job submitted: ${webUiUrl(config, handle.workflowId)}`);
+    say('follow it with `npx rover status demo` and `npx rover logs demo --follow`');
+  } catch (err) {
+    if (!(err instanceof JobAlreadyRunningError)) throw err;
+    say('demo job is already running; see `npx rover status demo`');
+  } finally {
+    await close();
+  }
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import type { JobStatus, NodeView } from '../workflows/job/messages.ts';
+import { formatJobList, formatJobStatus, formatTable, formatTime } from './format.ts';
+
+function node(over: Partial<NodeView> & { id: number }): NodeView {
+  return { rank: null, incarnation: 0, status: 'pending', restarts: 0, pid: null, exitCode: null, reason: null, ...over };
+}
+
+function status(over: Partial<JobStatus> = {}): JobStatus {
+  return {
+    jobId: 'demo',
+    workflowId: 'job-demo',
+    phase: 'RUNNING',
+    round: 2,
+    worldSize: 4,
+    targetNodes: 2,
+    nodes: [],
+    nodeRelaunches: 1,
+    processRestarts: 3,
+    reason: null,
+    warnings: [],
+    ...over,
+  };
+}
+
+describe('formatTable', () => {
+  it('pads every column to its widest cell and trims line ends', () => {
+    expect(formatTable(['A', 'LONG NAME', 'C'], [['xyz', 1, 'end'], ['q', 12345, '']])).toBe(
+      ['A    LONG NAME  C', 'xyz  1          end', 'q    12345      -'].join('\n'),
+    );
+  });
+
+  it('shows null and undefined cells as "-"', () => {
+    expect(formatTable(['X', 'Y'], [[null, undefined]])).toBe('X  Y\n-  -');
+  });
+});
+
+describe('formatTime', () => {
+  it('prints UTC to the second and "-" for a missing date', () => {
+    expect(formatTime(new Date('2025-11-25T13:47:02.123Z'))).toBe('2025-11-25 13:47:02Z');
+    expect(formatTime(undefined)).toBe('-');
+  });
+});
+
+describe('formatJobStatus', () => {
+  it('prints the job header with aligned values and the nodes sorted by id', () => {
+    const text = formatJobStatus(
+      status({
+        nodes: [
+          node({ id: 1, rank: 1, incarnation: 2, status: 'running', restarts: 1, pid: 4242 }),
+          node({ id: 0, rank: 0, status: 'running', pid: 4241 }),
+        ],
+      }),
+    );
+    expect(text).toBe(
+      [
+        'job:          demo',
+        'workflow:     job-demo',
+        'phase:        RUNNING',
+        'round:        2',
+        'world size:   4',
+        'target nodes: 2',
+        'relaunches:   1',
+        'restarts:     3',
+        'reason:       -',
+        '',
+        'NODE  RANK  INCARNATION  STATUS   RESTARTS  PID   EXIT  REASON',
+        '0     0     0            running  0         4241  -     -',
+        '1     1     2            running  1         4242  -     -',
+      ].join('\n'),
+    );
+  });
+
+  it('says there are no nodes yet and lists warnings after the table', () => {
+    const text = formatJobStatus(status({ phase: 'FAILED', reason: 'node 1 OOM', warnings: ['scale to 9 ignored: max is 4'] }));
+    expect(text).toContain('phase:        FAILED');
+    expect(text).toContain('reason:       node 1 OOM');
+    expect(text.endsWith('no nodes yet\n\nwarning: scale to 9 ignored: max is 4')).toBe(true);
+  });
+
+  it('shows a failed node with its exit code and reason', () => {
+    const text = formatJobStatus(status({ nodes: [node({ id: 3, status: 'failed', exitCode: 137, reason: 'OOM killed' })] }));
+    expect(text.split('\n').at(-1)).toBe('3     -     0            failed  0         -    137   OOM killed');
+  });
+});
+
+describe('formatJobList', () => {
+  it('prints one row per job with missing search attributes as "-"', () => {
+    const text = formatJobList([
+      {
+        job: 'demo',
+        workflowId: 'job-demo',
+        state: 'RUNNING',
+        worldSize: 8,
+        user: 'ada',
+        startTime: new Date('2025-01-02T03:04:05Z'),
+        temporalStatus: 'RUNNING',
+      },
+      { job: 'old', workflowId: 'job-old', state: undefined, worldSize: undefined, user: undefined, startTime: undefined, temporalStatus: 'TERMINATED' },
+    ]);
+    expect(text).toBe(
+      [
+        'JOB   STATE    WORLD  USER  STARTED               TEMPORAL',
+        'demo  RUNNING  8      ada   2025-01-02 03:04:05Z  RUNNING',
+        'old   -        -      -     -                     TERMINATED',
+      ].join('\n'),
+    );
+  });
+
+  it('says so when there are no jobs', () => {
+    expect(formatJobList([])).toBe('no jobs');
+  });
+});

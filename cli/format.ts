@@ -1,0 +1,75 @@
+// Plain-text rendering for the job commands: aligned tables and the `rover status` page.
+import type { JobStatus } from '../workflows/job/messages.ts';
+
+type Cell = string | number | null | undefined;
+
+/** Empty cells (null/undefined/'') show as "-" so columns never look shifted. */
+function cellText(cell: Cell): string {
+  return cell === null || cell === undefined || cell === '' ? '-' : String(cell);
+}
+
+/** Left-aligned columns separated by two spaces, header first, no trailing blanks. */
+export function formatTable(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  const texts = [headers.map(String), ...rows.map((row) => headers.map((_, i) => cellText(row[i])))];
+  const widths = headers.map((_, i) => Math.max(...texts.map((r) => r[i]!.length)));
+  return texts.map((r) => r.map((t, i) => t.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** UTC, to the second: `2025-11-25 13:47:02Z`. */
+export function formatTime(date: Date | undefined): string {
+  if (!date || Number.isNaN(date.getTime())) return '-';
+  return `${date.toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}
+
+/** `key: value` lines with the values aligned. */
+function formatFields(fields: readonly (readonly [string, Cell])[]): string {
+  const width = Math.max(...fields.map(([k]) => k.length)) + 1;
+  return fields.map(([k, v]) => `${`${k}:`.padEnd(width)} ${cellText(v)}`).join('\n');
+}
+
+/** The `rover status` page: a header of job-wide figures, then one table row per node. */
+export function formatJobStatus(status: JobStatus): string {
+  const header = formatFields([
+    ['job', status.jobId],
+    ['workflow', status.workflowId],
+    ['phase', status.phase],
+    ['round', status.round],
+    ['world size', status.worldSize],
+    ['target nodes', status.targetNodes],
+    ['relaunches', status.nodeRelaunches],
+    ['restarts', status.processRestarts],
+    ['reason', status.reason],
+  ]);
+  const nodes =
+    status.nodes.length === 0
+      ? 'no nodes yet'
+      : formatTable(
+          ['NODE', 'RANK', 'INCARNATION', 'STATUS', 'RESTARTS', 'PID', 'EXIT', 'REASON'],
+          [...status.nodes]
+            .sort((a, b) => a.id - b.id)
+            .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, n.reason]),
+        );
+  const warnings = status.warnings.map((w) => `warning: ${w}`);
+  return [header, '', nodes, ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
+}
+
+/** One row of `rover list`. */
+export interface JobListRow {
+  job: string;
+  workflowId: string;
+  /** RoverJobState search attribute; undefined until the workflow sets it. */
+  state: string | undefined;
+  worldSize: number | undefined;
+  user: string | undefined;
+  startTime: Date | undefined;
+  /** Temporal's execution status: RUNNING, COMPLETED, TERMINATED, … */
+  temporalStatus: string;
+}
+
+export function formatJobList(rows: readonly JobListRow[]): string {
+  if (rows.length === 0) return 'no jobs';
+  return formatTable(
+    ['JOB', 'STATE', 'WORLD', 'USER', 'STARTED', 'TEMPORAL'],
+    rows.map((r) => [r.job, r.state, r.worldSize, r.user, formatTime(r.startTime), r.temporalStatus]),
+  );
+}

@@ -1,0 +1,184 @@
+// `rover logs`: prints the per-node log files the local backend writes to
+// <home>/logs/<job>/node-<N>.log (every incarnation of a node appends to the same file),
+// and with --follow keeps printing what is appended, like `tail -f` over all nodes.
+import { existsSync } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { loadConfig } from '../common/config.ts';
+
+const NODE_LOG = /^node-(\d+)\.log$/;
+const CHUNK_BYTES = 1 << 20;
+
+export function nodeLogFile(dir: string, node: number): string {
+  return path.join(dir, `node-${node}.log`);
+}
+
+/**
+ * The job's log folder. `job` may also be the workflow id (`job-<name>`): a job literally
+ * named `job-x` wins over the job `x`.
+ */
+export function jobLogDir(home: string, job: string): string {
+  const dir = path.join(home, 'logs', job);
+  if (!existsSync(dir) && job.startsWith('job-')) {
+    const byWorkflowId = path.join(home, 'logs', job.slice('job-'.length));
+    if (existsSync(byWorkflowId)) return byWorkflowId;
+  }
+  return dir;
+}
+
+/** Node numbers that have a log file in `dir`, ascending. */
+export async function listNodeLogs(dir: string): Promise<number[]> {
+  const names = await readdir(dir);
+  return names
+    .map((n) => NODE_LOG.exec(n)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+interface TailedFile {
+  offset: number;
+  decoder: StringDecoder;
+  /** Text after the last newline, held back so prefixes land on whole lines. */
+  partial: string;
+}
+
+export interface LogTailOptions {
+  dir: string;
+  /** Only this node's file; otherwise every node-<N>.log in `dir`, including ones that appear later. */
+  node?: number;
+  /** Prefix each line with `[node N] `. */
+  prefix: boolean;
+  write: (text: string) => void;
+}
+
+/** Reads new bytes from a job's node logs on each `poll()`, remembering where it stopped. */
+export class LogTail {
+  private readonly files = new Map<number, TailedFile>();
+
+  constructor(private readonly options: LogTailOptions) {}
+
+  /** Prints whatever was appended since the last poll; whole lines only (see `flush`). */
+  async poll(): Promise<void> {
+    const { dir, node } = this.options;
+    const nodes = node === undefined ? await listNodeLogs(dir).catch(() => []) : [node];
+    for (const n of nodes) await this.readNew(n);
+  }
+
+  /** Prints held-back partial lines, e.g. when the output ends. */
+  flush(): void {
+    for (const [node, file] of [...this.files].sort(([a], [b]) => a - b)) {
+      const rest = file.partial + file.decoder.end();
+      file.partial = '';
+      if (rest) this.emit(node, `${rest}\n`);
+    }
+  }
+
+  private async readNew(node: number): Promise<void> {
+    const name = nodeLogFile(this.options.dir, node);
+    let size: number;
+    try {
+      size = (await stat(name)).size;
+    } catch {
+      return; // not written yet
+    }
+    let file = this.files.get(node);
+    if (!file) {
+      file = { offset: 0, decoder: new StringDecoder('utf8'), partial: '' };
+      this.files.set(node, file);
+    }
+    if (size < file.offset) file.offset = 0; // truncated or replaced: start over
+    if (size === file.offset) return;
+    const handle = await open(name, 'r');
+    try {
+      // Bounded chunks: a log may be gigabytes by the time someone looks at it.
+      const buffer = Buffer.alloc(Math.min(size - file.offset, CHUNK_BYTES));
+      while (file.offset < size) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - file.offset), file.offset);
+        if (bytesRead === 0) break;
+        file.offset += bytesRead;
+        const text = file.partial + file.decoder.write(buffer.subarray(0, bytesRead));
+        const end = text.lastIndexOf('\n') + 1;
+        file.partial = text.slice(end);
+        if (end > 0) this.emit(node, text.slice(0, end));
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private emit(node: number, lines: string): void {
+    if (!this.options.prefix) {
+      this.options.write(lines);
+      return;
+    }
+    const tag = `[node ${node}] `;
+    const body = lines.endsWith('\n') ? lines.slice(0, -1) : lines;
+    this.options.write(`${body.split('\n').map((line) => tag + line).join('\n')}\n`);
+  }
+}
+
+/** Prints the logs as they are now. */
+export async function printLogs(options: LogTailOptions): Promise<void> {
+  const tail = new LogTail(options);
+  await tail.poll();
+  tail.flush();
+}
+
+/** Prints the logs, then what is appended every `pollMs`, until `signal` aborts. */
+export async function followLogs(options: LogTailOptions & { pollMs: number; signal: AbortSignal }): Promise<void> {
+  const tail = new LogTail(options);
+  while (!options.signal.aborted) {
+    await tail.poll();
+    await sleep(options.pollMs, undefined, { signal: options.signal }).catch(() => undefined);
+  }
+  await tail.poll(); // what was written before the stop still belongs to the output
+  tail.flush();
+}
+
+export function registerLogsCommand(program: Command): void {
+  program
+    .command('logs')
+    .description("print a job's node logs (local backend); --follow keeps printing new lines")
+    .argument('<job>', 'job name (metadata.name) or workflow id job-<name>')
+    .option('--node <n>', 'only this node (its number, as in `rover status`)')
+    .option('-f, --follow', 'keep printing appended lines until Ctrl-C')
+    .action(async (job: string, options: { node?: string; follow?: boolean }) => {
+      let node: number | undefined;
+      if (options.node !== undefined) {
+        if (!/^\d+$/.test(options.node)) {
+          process.stderr.write(`rover logs: --node must be a node number like 0 or 3 (got "${options.node}")\n`);
+          process.exitCode = 2;
+          return;
+        }
+        node = Number(options.node);
+      }
+      const dir = jobLogDir(loadConfig().home, job);
+      if (!existsSync(dir)) {
+        throw new Error(`no logs for job "${job}": ${dir} does not exist (node logs are written there by the local backend; check the job name with \`rover list\`)`);
+      }
+      const write = (text: string) => void process.stdout.write(text);
+      const tailOptions = { dir, node, prefix: node === undefined, write };
+      if (!options.follow) {
+        if (node !== undefined && !existsSync(nodeLogFile(dir, node))) {
+          const nodes = await listNodeLogs(dir);
+          throw new Error(`no log for node ${node}: ${nodeLogFile(dir, node)} does not exist (nodes with logs: ${nodes.join(', ') || 'none'})`);
+        }
+        await printLogs(tailOptions);
+        return;
+      }
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await followLogs({ ...tailOptions, pollMs: 250, signal: stop.signal });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

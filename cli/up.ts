@@ -1,0 +1,221 @@
+// `rover up`: the whole embedded stack — Temporal dev server, Rover worker, Rover API.
+// `rover down` stops a stack started with `rover up --detach`.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, type RoverConfig } from '../common/config.ts';
+import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cluster/local/processes.ts';
+import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
+import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
+import { openStore } from '../store/index.ts';
+
+interface StackProcess {
+  name: string;
+  pid: number;
+  logFile: string;
+}
+
+interface StackFile {
+  startedAt: string;
+  processes: StackProcess[];
+  webUiUrl: string;
+  apiUrl: string;
+}
+
+function stackFile(config: RoverConfig): string {
+  return path.join(config.home, 'up.json');
+}
+
+function say(message: string): void {
+  process.stdout.write(`rover up: ${message}\n`);
+}
+
+async function waitForHttp(url: string, timeoutMs: number, processAlive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!processAlive()) throw new Error(`process serving ${url} exited`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+async function stopAll(processes: StackProcess[], graceMs: number): Promise<void> {
+  // Reverse start order: API and worker before the server they talk to.
+  for (const p of [...processes].reverse()) await stopProcessGroup(p.pid, graceMs);
+}
+
+export interface UpOptions {
+  detach?: boolean;
+  temporalPort?: string;
+  uiPort?: string;
+  apiPort?: string;
+  demo: boolean;
+}
+
+/** Starts the stack; returns the started processes (already written to .rover/up.json). */
+export async function startStack(config: RoverConfig): Promise<StackFile> {
+  const existing = readStack(config);
+  if (existing?.processes.some((p) => isAlive(p.pid))) {
+    throw new Error(`a stack is already running (pids ${existing.processes.map((p) => p.pid).join(', ')}); run \`rover down\` first`);
+  }
+  mkdirSync(config.home, { recursive: true });
+  const logs = path.join(config.home, 'logs');
+  const started: StackProcess[] = [];
+  const env = {
+    ...process.env,
+    ROVER_HOME: config.home,
+    ROVER_TEMPORAL_ADDRESS: config.temporal.address,
+    ROVER_NAMESPACE: config.temporal.namespace,
+    ROVER_STORE_URL: config.storeUrl,
+    ROVER_API_HOST: config.api.host,
+    ROVER_API_PORT: String(config.api.port),
+    ROVER_API_URL: config.api.url,
+  };
+  try {
+    const cli = await resolveTemporalCli((m) => say(m));
+    say(`starting Temporal dev server on ${config.temporal.address} (state in ${path.join(config.home, 'temporal.db')})`);
+    const server = spawnDetached(
+      cli,
+      devServerArgs({
+        port: config.temporal.port,
+        uiPort: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        dbFile: path.join(config.home, 'temporal.db'),
+      }),
+      { logFile: path.join(logs, 'temporal.log') },
+    );
+    started.push({ name: 'temporal', ...server });
+    await waitForTemporal(config.temporal.address, 90_000, () => (isAlive(server.pid) ? undefined : `see ${server.logFile}`));
+
+    say('starting Rover worker');
+    const worker = roverEntrypoint('workers/main.ts');
+    started.push({ name: 'worker', ...spawnDetached(worker.command, worker.args, { env, logFile: path.join(logs, 'worker.log') }) });
+
+    say(`starting Rover API on ${config.api.url}`);
+    const api = roverEntrypoint('api/main.ts');
+    const apiProcess = spawnDetached(api.command, api.args, { env, logFile: path.join(logs, 'api.log') });
+    started.push({ name: 'api', ...apiProcess });
+    await waitForHttp(`${config.api.url}/healthz`, 60_000, () => isAlive(apiProcess.pid));
+
+    const stack: StackFile = {
+      startedAt: new Date().toISOString(),
+      processes: started,
+      webUiUrl: `http://127.0.0.1:${config.temporal.uiPort}`,
+      apiUrl: config.api.url,
+    };
+    writeFileSync(stackFile(config), JSON.stringify(stack, null, 2));
+    return stack;
+  } catch (err) {
+    say(`start failed, stopping what was started: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll(started, config.timing.shutdownGraceMs);
+    throw err;
+  }
+}
+
+export function readStack(config: RoverConfig): StackFile | undefined {
+  const file = stackFile(config);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as StackFile;
+}
+
+export async function stopStack(config: RoverConfig): Promise<StackProcess[]> {
+  const stack = readStack(config);
+  if (!stack) return [];
+  await stopAll(stack.processes, config.timing.shutdownGraceMs);
+  await stopLocalNodes(config);
+  rmSync(stackFile(config), { force: true });
+  return stack.processes;
+}
+
+/**
+ * Local nodes outlive the worker by design; the stack going down takes them along so nothing is
+ * left running. Their jobs resume (and relaunch them) on the next `rover up`.
+ */
+async function stopLocalNodes(config: RoverConfig): Promise<void> {
+  const store = await openStore(config.storeUrl);
+  try {
+    const live = await store.nodes.listByBackend('local', ['launching', 'running']);
+    await Promise.all(live.map((n) => (n.pid === null ? undefined : stopProcessGroup(n.pid, config.timing.shutdownGraceMs))));
+  } finally {
+    await store.close();
+  }
+}
+
+function configWithPorts(options: UpOptions): RoverConfig {
+  const env = { ...process.env };
+  if (options.temporalPort) env.ROVER_TEMPORAL_PORT = options.temporalPort;
+  if (options.uiPort) env.ROVER_UI_PORT = options.uiPort;
+  if (options.apiPort) env.ROVER_API_PORT = options.apiPort;
+  return loadConfig(env);
+}
+
+export function registerUpCommands(
+  program: Command,
+  submitDemo: (config: RoverConfig, say: (message: string) => void) => Promise<void>,
+): void {
+  program
+    .command('up')
+    .description('start the embedded stack: Temporal dev server + Web UI, Rover worker, Rover API')
+    .option('--detach', 'start in the background and return; stop with `rover down`')
+    .option('--temporal-port <port>', 'Temporal frontend port (default 7233, env ROVER_TEMPORAL_PORT)')
+    .option('--ui-port <port>', 'Temporal Web UI port (default 8233, env ROVER_UI_PORT)')
+    .option('--api-port <port>', 'Rover API port (default 8470, env ROVER_API_PORT)')
+    .option('--no-demo', 'do not submit the demo job (examples/demo.yaml)')
+    .action(async (options: UpOptions) => {
+      const config = configWithPorts(options);
+      const stack = await startStack(config);
+      say(`Temporal Web UI: ${stack.webUiUrl}`);
+      say(`Rover API:       ${stack.apiUrl}`);
+      say(`Temporal:        ${config.temporal.address} (namespace ${config.temporal.namespace})`);
+      say(`logs:            ${path.join(config.home, 'logs')}`);
+      if (options.demo) {
+        try {
+          await submitDemo(config, say);
+        } catch (err) {
+          say('could not submit the demo job; stopping the stack');
+          await stopStack(config);
+          throw err;
+        }
+      }
+      if (options.detach) {
+        say('running in the background; stop it with `rover down`');
+        return;
+      }
+      say('running; press Ctrl-C to stop');
+      await new Promise<void>((resolve) => {
+        // The watchdog interval also keeps the process alive while it waits for a signal.
+        const stop = () => {
+          clearInterval(watchdog);
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        const watchdog = setInterval(() => {
+          const dead = stack.processes.find((p) => !isAlive(p.pid));
+          if (dead) {
+            say(`${dead.name} (pid ${dead.pid}) exited unexpectedly; see ${dead.logFile}`);
+            process.exitCode = 1;
+            stop();
+          }
+        }, 1000);
+      });
+      say('stopping');
+      await stopStack(config);
+      say('stopped');
+    });
+
+  program
+    .command('down')
+    .description('stop a stack started with `rover up --detach`')
+    .action(async () => {
+      const stopped = await stopStack(loadConfig());
+      if (stopped.length === 0) say('no stack is running');
+      else say(`stopped ${stopped.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
+    });
+}

@@ -1,0 +1,28 @@
+// `rover validate <file>`: check a job spec without submitting it.
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
+
+/** Exit code for a spec that does not validate (or cannot be read). */
+export const EXIT_INVALID_SPEC = 2;
+
+export function registerValidateCommand(program: Command): void {
+  program
+    .command('validate')
+    .description('Check a job spec (YAML or JSON) and print it with every default filled in')
+    .argument('<file>', 'job spec file, e.g. examples/demo.yaml')
+    .option('--json', 'print the resolved spec as JSON instead of YAML')
+    .addHelpText('after', '\nDurations print as milliseconds, memory as bytes, CPU as cores.\nField reference: examples/README.md')
+    .action(async function (this: Command, file: string, opts: { json?: boolean }) {
+      // Commander's output hooks, so tests (and embedding programs) can capture what is printed.
+      const out = this.configureOutput();
+      const result = await loadJobSpecFile(file);
+      if (result.ok) {
+        out.writeOut?.(opts.json ? `${JSON.stringify(result.spec, null, 2)}\n` : stringify(result.spec));
+        return;
+      }
+      const count = result.errors.length;
+      out.writeErr?.(`${formatSpecErrors(result.errors, file)}\n${file}: ${count} error${count === 1 ? '' : 's'} (field reference: examples/README.md)\n`);
+      process.exitCode = EXIT_INVALID_SPEC;
+    });
+}

@@ -1,0 +1,47 @@
+// Local backend: a node is an agent process on this machine, detached in its own process group
+// so it outlives a crash of the Rover worker. Pid and log path are recorded in the store.
+import path from 'node:path';
+import type { Store, Node } from '../../store/index.ts';
+import type { ClusterBackend, LaunchResult, NodeLaunch } from '../types.ts';
+import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from './processes.ts';
+
+export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
+  return path.join(home, 'logs', jobId, `node-${nodeId}.log`);
+}
+
+export class LocalBackend implements ClusterBackend {
+  readonly name = 'local' as const;
+
+  constructor(
+    private readonly store: Store,
+    private readonly home: string,
+  ) {}
+
+  async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
+    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
+    const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
+    if (node.pid !== null) return { pid: node.pid, logPath: node.logPath, created: false };
+    const logPath = nodeLogPath(this.home, launch.jobId, launch.nodeId);
+    const agent = roverEntrypoint('agent/main.ts');
+    const { pid } = spawnDetached(agent.command, agent.args, {
+      env: { ...process.env, ...launch.agentEnv },
+      cwd: launch.spec.spec.entrypoint.workdir,
+      logFile: logPath,
+    });
+    await this.store.transaction(async (tx) => {
+      await tx.nodes.update(key, { pid, logPath });
+      await tx.nodeEvents.append({ ...key, kind: 'node_launched', data: { pid, logPath } });
+    });
+    return { pid, logPath, created: true };
+  }
+
+  async deleteNode(node: Node, graceMs: number): Promise<void> {
+    if (node.pid !== null) await stopProcessGroup(node.pid, graceMs);
+  }
+
+  async findDeadNodes(nodes: Node[]): Promise<{ node: Node; reason: string }[]> {
+    return nodes
+      .filter((n) => n.pid !== null && !isAlive(n.pid))
+      .map((node) => ({ node, reason: `agent process ${node.pid} is gone` }));
+  }
+}

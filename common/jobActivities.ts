@@ -1,0 +1,31 @@
+// The activity contract of the elasticJob workflow; implemented in activities/job.ts.
+import type { JobEvent } from './events.ts';
+import type { JobPhase } from './phases.ts';
+import type { JobSpec } from './spec/index.ts';
+
+export interface NodeIdentity {
+  id: number;
+  incarnation: number;
+}
+
+export interface LaunchedNode extends NodeIdentity {
+  pid: number | null;
+}
+
+export interface JobActivities {
+  /** Records the job (idempotent) with its agent token and opens rendezvous round 1. */
+  prepareJob(input: { jobId: string; workflowId: string; spec: JobSpec; token: string; targetNodes: number }): Promise<void>;
+  /** Creates the nodes on the job's backend; a retried (job, node, incarnation) creates nothing new. */
+  launchNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<LaunchedNode[]>;
+  /** Tears the given nodes down and marks them stopped. */
+  removeNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<void>;
+  /** Opens the next rendezvous round sized for targetNodes; agents restart into it. Returns its number. */
+  openRound(input: { jobId: string; targetNodes: number; cause: string }): Promise<number>;
+  /**
+   * Tails the job's event log after `cursor`, turning dead processes and silent nodes into
+   * node_lost events; returns when there are events or after maxWaitMs.
+   */
+  watchNodes(input: { jobId: string; cursor: number }): Promise<JobEvent[]>;
+  /** Records the final phase (agents are told to stop) and tears every node of the job down. */
+  finishJob(input: { jobId: string; phase: JobPhase; reason: string | null }): Promise<void>;
+}

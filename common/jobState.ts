@@ -1,0 +1,272 @@
+// The job master's state and policy, without Temporal: the workflow feeds it events and
+// commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
+import type { JobEvent, RoundMember } from './events.ts';
+import type { JobPhase, NodeStatus } from './phases.ts';
+import { isTerminalPhase } from './phases.ts';
+
+export interface NodeRecord {
+  id: number;
+  incarnation: number;
+  status: NodeStatus;
+  rank: number | null;
+  restarts: number;
+  pid: number | null;
+  exitCode: number | null;
+  reason: string | null;
+}
+
+export interface JobLimits {
+  minNodes: number;
+  maxNodes: number;
+  unit: number;
+  nprocPerNode: number;
+  maxNodeRelaunches: number;
+}
+
+export interface JobStateData {
+  phase: JobPhase;
+  reason: string | null;
+  targetNodes: number;
+  round: number;
+  /** Nodes in the latest closed round. */
+  roundNodes: number;
+  nodes: NodeRecord[];
+  nodeRelaunches: number;
+  processRestarts: number;
+  /** Id of the last node event applied. */
+  cursor: number;
+  /** Scale request ids already applied (dedupe across retries and continue-as-new). */
+  appliedRequestIds: string[];
+  warnings: string[];
+}
+
+/** Side effects the workflow performs for the state. */
+export type JobAction =
+  | { type: 'launch'; nodes: { id: number; incarnation: number }[] }
+  | { type: 'remove'; nodes: { id: number; incarnation: number }[] }
+  | { type: 'openRound'; cause: string };
+
+const LIVE: NodeStatus[] = ['pending', 'launching', 'running'];
+const APPLIED_IDS_KEPT = 200;
+
+export function initialJobState(initialNodes: number): JobStateData {
+  return {
+    phase: 'PENDING',
+    reason: null,
+    targetNodes: initialNodes,
+    round: 0,
+    roundNodes: 0,
+    nodes: Array.from({ length: initialNodes }, (_, id) => newNode(id, 0)),
+    nodeRelaunches: 0,
+    processRestarts: 0,
+    cursor: 0,
+    appliedRequestIds: [],
+    warnings: [],
+  };
+}
+
+function newNode(id: number, incarnation: number): NodeRecord {
+  return { id, incarnation, status: 'pending', rank: null, restarts: 0, pid: null, exitCode: null, reason: null };
+}
+
+export class JobState {
+  constructor(
+    readonly data: JobStateData,
+    readonly limits: JobLimits,
+  ) {}
+
+  get terminal(): boolean {
+    return isTerminalPhase(this.data.phase);
+  }
+
+  /** Nodes that are part of the job now (not removed, not replaced). */
+  activeNodes(): NodeRecord[] {
+    return this.data.nodes.filter((n) => n.status !== 'stopped');
+  }
+
+  node(id: number): NodeRecord | undefined {
+    return this.data.nodes.find((n) => n.id === id);
+  }
+
+  worldSize(): number {
+    return this.data.roundNodes * this.limits.nprocPerNode;
+  }
+
+  finish(phase: 'SUCCEEDED' | 'FAILED' | 'STOPPED', reason: string | null): void {
+    if (this.terminal) return;
+    this.data.phase = phase;
+    this.data.reason = reason;
+  }
+
+  warn(message: string): void {
+    this.data.warnings = [...this.data.warnings.slice(-19), message];
+  }
+
+  /** Checks a scale request against the spec; returns the refusal, or undefined if acceptable. */
+  scaleRefusal(nodes: number): string | undefined {
+    const { minNodes, maxNodes, unit } = this.limits;
+    if (!Number.isInteger(nodes) || nodes < minNodes || nodes > maxNodes) {
+      return `cannot scale to ${nodes} nodes: must be within spec.nodes [min ${minNodes}, max ${maxNodes}]`;
+    }
+    if (nodes % unit !== 0) return `cannot scale to ${nodes} nodes: must be a multiple of spec.nodes.unit (${unit})`;
+    if (this.terminal) return `cannot scale: the job is already ${this.data.phase}`;
+    return undefined;
+  }
+
+  /** Applies an accepted scale request once per request id. */
+  scale(nodes: number, requestId: string | undefined): JobAction[] {
+    if (requestId && this.data.appliedRequestIds.includes(requestId)) return [];
+    if (requestId) this.data.appliedRequestIds = [...this.data.appliedRequestIds, requestId].slice(-APPLIED_IDS_KEPT);
+    const active = this.activeNodes().sort((a, b) => a.id - b.id);
+    if (nodes === this.data.targetNodes && nodes === active.length) return [];
+    this.data.targetNodes = nodes;
+    const actions: JobAction[] = [];
+    if (nodes > active.length) {
+      const nextId = Math.max(-1, ...this.data.nodes.map((n) => n.id)) + 1;
+      const added = Array.from({ length: nodes - active.length }, (_, i) => newNode(nextId + i, 0));
+      this.data.nodes.push(...added);
+      actions.push({ type: 'launch', nodes: added.map((n) => ({ id: n.id, incarnation: 0 })) });
+    } else if (nodes < active.length) {
+      const removed = active.slice(nodes);
+      for (const n of removed) n.status = 'stopped';
+      actions.push({ type: 'remove', nodes: removed.map((n) => ({ id: n.id, incarnation: n.incarnation })) });
+    }
+    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    actions.push({ type: 'openRound', cause: `scale to ${nodes} nodes` });
+    return actions;
+  }
+
+  markLaunched(launched: { id: number; incarnation: number; pid: number | null }[]): void {
+    for (const l of launched) {
+      const node = this.node(l.id);
+      if (!node || node.incarnation !== l.incarnation || node.status !== 'pending') continue;
+      node.status = 'launching';
+      node.pid = l.pid;
+    }
+    if (this.data.phase === 'PENDING' || this.data.phase === 'LAUNCHING') this.data.phase = 'RENDEZVOUS';
+  }
+
+  /** Applies a batch of node events in order; returns what the workflow must do. */
+  applyEvents(events: JobEvent[]): JobAction[] {
+    const actions: JobAction[] = [];
+    for (const event of events) {
+      if (event.id <= this.data.cursor) continue;
+      this.data.cursor = event.id;
+      if (this.terminal) continue;
+      actions.push(...this.applyEvent(event));
+    }
+    return actions;
+  }
+
+  private current(event: JobEvent): NodeRecord | undefined {
+    const node = event.nodeId === null ? undefined : this.node(event.nodeId);
+    return node && node.incarnation === event.incarnation ? node : undefined;
+  }
+
+  private applyEvent(event: JobEvent): JobAction[] {
+    switch (event.kind) {
+      case 'round_opened': {
+        this.data.round = Math.max(this.data.round, Number(event.data.round));
+        if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+        return [];
+      }
+      case 'round_closed':
+        return this.roundClosed(Number(event.data.round), (event.data.members ?? []) as RoundMember[]);
+      case 'rendezvous_failed':
+        this.finish('FAILED', String(event.data.reason ?? 'rendezvous failed'));
+        return [];
+      case 'node_registered': {
+        const node = this.current(event);
+        if (node && LIVE.includes(node.status)) {
+          node.status = 'running';
+          node.pid = typeof event.data.pid === 'number' ? event.data.pid : node.pid;
+        }
+        return [];
+      }
+      case 'process_failed': {
+        const node = this.current(event);
+        if (node) node.restarts = Math.max(node.restarts + 1, Number(event.data.restarts ?? 0));
+        this.data.processRestarts += 1;
+        return [];
+      }
+      case 'node_succeeded': {
+        const node = this.current(event);
+        if (node && LIVE.includes(node.status)) node.status = 'succeeded';
+        this.checkSucceeded();
+        return [];
+      }
+      case 'node_failed':
+      case 'node_lost':
+        return this.nodeDown(event);
+      default:
+        return [];
+    }
+  }
+
+  private roundClosed(round: number, members: RoundMember[]): JobAction[] {
+    if (round < this.data.round) return [];
+    this.data.round = round;
+    this.data.roundNodes = members.length;
+    for (const node of this.data.nodes) node.rank = null;
+    for (const m of members) {
+      const node = this.node(m.node);
+      if (node && node.incarnation === m.incarnation) {
+        node.rank = m.groupRank;
+        if (LIVE.includes(node.status)) node.status = 'running';
+      }
+    }
+    this.data.phase = 'RUNNING';
+    return [];
+  }
+
+  private checkSucceeded(): void {
+    const active = this.activeNodes();
+    if (active.length > 0 && active.every((n) => n.status === 'succeeded')) this.finish('SUCCEEDED', null);
+  }
+
+  /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */
+  private nodeDown(event: JobEvent): JobAction[] {
+    const node = this.current(event);
+    if (!node || !LIVE.includes(node.status)) return [];
+    const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
+    const why = describeFailure(event, exitCode);
+    node.status = event.kind === 'node_failed' ? 'failed' : 'lost';
+    node.exitCode = exitCode;
+    node.reason = why;
+    const old = { id: node.id, incarnation: node.incarnation };
+    if (this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
+      this.data.nodeRelaunches += 1;
+      const next = newNode(node.id, node.incarnation + 1);
+      this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
+      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+      return [
+        { type: 'remove', nodes: [old] },
+        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
+        { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation}` },
+      ];
+    }
+    const survivors = this.activeNodes().filter((n) => LIVE.includes(n.status) || n.status === 'succeeded');
+    const shrinkTo = survivors.length - (survivors.length % this.limits.unit);
+    const budget = `node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`;
+    if (shrinkTo >= this.limits.minNodes && shrinkTo > 0) {
+      node.status = 'stopped';
+      this.data.targetNodes = shrinkTo;
+      this.warn(`${why}; ${budget}: continuing with ${shrinkTo} nodes`);
+      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+      return [
+        { type: 'remove', nodes: [old] },
+        { type: 'openRound', cause: `shrink to ${shrinkTo} nodes after ${why}` },
+      ];
+    }
+    this.finish('FAILED', `${why}; ${budget} and ${survivors.length} nodes left, below spec.nodes.min ${this.limits.minNodes}`);
+    return [];
+  }
+}
+
+function describeFailure(event: JobEvent, exitCode: number | null): string {
+  const where = `node ${event.nodeId} incarnation ${event.incarnation}`;
+  const signal = typeof event.data.signal === 'string' && event.data.signal ? `, signal ${event.data.signal}` : '';
+  const detail = typeof event.data.reason === 'string' && event.data.reason ? `: ${event.data.reason}` : '';
+  if (event.kind === 'node_lost') return `${where} lost${detail}`;
+  return `${where} failed with exit code ${exitCode ?? 'unknown'}${signal}${detail}`;
+}

@@ -1,0 +1,92 @@
+// Wire contract between the elastic agent and the Rover API (master service).
+// All agent endpoints live under /v1/jobs/:job and need `Authorization: Bearer <job token>`.
+import { z } from 'zod';
+
+export const nodeRef = {
+  node: z.number().int().min(0),
+  incarnation: z.number().int().min(0),
+};
+
+/** POST /v1/jobs/:job/nodes/register — the agent announces itself once per incarnation. */
+export const registerRequest = z.strictObject({
+  ...nodeRef,
+  pid: z.number().int().positive(),
+  host: z.string().min(1).max(255),
+});
+export type RegisterRequest = z.infer<typeof registerRequest>;
+
+/** POST /v1/jobs/:job/rendezvous/join — join the job's open round (opening one if needed). */
+export const joinRequest = z.strictObject({
+  ...nodeRef,
+  host: z.string().min(1).max(255),
+  /** A port free on this host, used as MASTER_PORT if this node becomes rank 0. */
+  freePort: z.number().int().min(1).max(65535),
+});
+export const joinResponse = z.object({ round: z.number().int().min(1) });
+export type JoinRequest = z.infer<typeof joinRequest>;
+export type JoinResponse = z.infer<typeof joinResponse>;
+
+/** GET /v1/jobs/:job/rendezvous/:round?node=&incarnation= — poll until the round closes. */
+export const roundStatus = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('open'), round: z.number().int() }),
+  z.object({
+    status: z.literal('closed'),
+    round: z.number().int(),
+    /** GROUP_RANK of the polling node. */
+    groupRank: z.number().int().min(0),
+    /** Number of nodes in the round. */
+    nodes: z.number().int().min(1),
+    masterAddr: z.string(),
+    masterPort: z.number().int(),
+  }),
+  /** The round closed without this node (cut to a multiple of nodes.unit): join the next one. */
+  z.object({ status: z.literal('excluded'), round: z.number().int() }),
+  /** The round (or job) ended: the agent stops. */
+  z.object({ status: z.literal('failed'), round: z.number().int(), reason: z.string() }),
+]);
+export type RoundStatus = z.infer<typeof roundStatus>;
+
+export const processSample = z.strictObject({
+  localRank: z.number().int().min(0),
+  pid: z.number().int().positive(),
+  cpuPercent: z.number().min(0),
+  rssBytes: z.number().min(0),
+});
+
+/** POST /v1/jobs/:job/nodes/heartbeat */
+export const heartbeatRequest = z.strictObject({
+  ...nodeRef,
+  round: z.number().int().min(0),
+  step: z.number().int().min(0).nullable(),
+  processes: z.array(processSample).max(1024),
+});
+export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
+
+/** What the master asks of the agent in a heartbeat reply. */
+export const heartbeatResponse = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('none') }),
+  /** A newer round is open: stop the group gracefully and join it. */
+  z.object({ action: z.literal('restart'), round: z.number().int() }),
+  /** The job is ending or this node was removed: stop the group and exit 0. */
+  z.object({ action: z.literal('stop'), reason: z.string() }),
+]);
+export type HeartbeatResponse = z.infer<typeof heartbeatResponse>;
+
+export const NODE_REPORT_KINDS = ['process_failed', 'node_failed', 'node_succeeded'] as const;
+
+/** POST /v1/jobs/:job/nodes/report — a state change the agent observed. */
+export const nodeReport = z.strictObject({
+  ...nodeRef,
+  kind: z.enum(NODE_REPORT_KINDS),
+  round: z.number().int().min(0),
+  /** Local rank of the failed process, for process_failed. */
+  localRank: z.number().int().min(0).optional(),
+  exitCode: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  /** Last lines of the failed process's stderr. */
+  stderrTail: z.string().max(16 * 1024).optional(),
+  /** Group restarts done so far by this agent (TORCHELASTIC_RESTART_COUNT). */
+  restarts: z.number().int().min(0),
+  reason: z.string().max(4096).optional(),
+});
+export type NodeReport = z.infer<typeof nodeReport>;

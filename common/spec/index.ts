@@ -1,0 +1,9 @@
+// The job spec room's door: schema, resolved types, parsing and error formatting.
+export { API_VERSION, BACKENDS, KIND, jobSpecSchema } from './schema.ts';
+export type {
+  Backend, CheckpointSpec, DatasetSpec, EntrypointSpec, FaultToleranceSpec, JobSpec, KubernetesOptions,
+  NodesSpec, RayOptions, RendezvousSpec, ResourcesSpec,
+} from './types.ts';
+export { loadJobSpecFile, parseJobSpec, parseJobSpecText, type JobSpecResult, type ResolveOptions } from './load.ts';
+export { formatSpecErrors, type SpecError } from './errors.ts';
+export { formatDuration, parseDuration, parseMemory } from './units.ts';

@@ -1,0 +1,186 @@
+// The ElasticJob spec (zod). Pure: values that depend on the caller's environment (user,
+// checkpoint folder, working directory) are filled in by resolveJobSpec in load.ts.
+// Every object is strict, so a misspelt key is an error naming it. Defaults are listed in
+// examples/README.md; keep that table in step (a test checks every field appears there).
+import { z } from 'zod';
+import { cpu, duration, int, jobName, labels, memory, text } from './fields.ts';
+import { formatDuration } from './units.ts';
+
+export const API_VERSION = 'rover.dev/v1';
+export const KIND = 'ElasticJob';
+/** Cluster backends, in the order they are documented. */
+export const BACKENDS = ['local', 'kubernetes', 'ray'] as const;
+export const DEFAULT_RAY_ADDRESS = 'http://127.0.0.1:8265';
+/** Variables the agent sets for every training process (torchrun's contract). */
+const RESERVED_ENV = [
+  'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE',
+  'ROLE_RANK', 'ROLE_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT',
+  'TORCHELASTIC_MAX_RESTARTS', 'TORCHELASTIC_RUN_ID',
+];
+
+const metadata = z.strictObject({
+  name: jobName.describe('Job name, unique among running jobs; a DNS-1123 label of at most 53 characters.'),
+  user: z.string().min(1).optional().describe('Owner of the job. Default: $USER, else "anonymous".'),
+  group: z.string().min(1).max(253).optional().describe('Team or project; the Brain matches configurations on it.'),
+  labels: labels.describe('Free-form string labels, Kubernetes syntax; copied onto pods.'),
+});
+
+const nodes = z
+  .strictObject({
+    min: int(1).default(1).describe('Fewest nodes the job runs with; below this it waits, then fails.'),
+    max: int(1).optional().describe('Most nodes the job may scale to. Default: min.'),
+    initial: int(1).optional().describe('Nodes launched at start, within [min, max]. Default: min.'),
+    unit: int(1).default(1).describe('World size moves in steps of this many nodes; min, max, initial are multiples of it.'),
+  })
+  .superRefine((n, ctx) => {
+    const max = n.max ?? n.min;
+    if (n.min > max) ctx.addIssue({ code: 'custom', path: ['min'], message: `must be ≤ spec.nodes.max (got ${n.min} > ${max})` });
+    else if (n.initial !== undefined && (n.initial < n.min || n.initial > max)) {
+      ctx.addIssue({ code: 'custom', path: ['initial'], message: `must be between spec.nodes.min and spec.nodes.max (got ${n.initial}, allowed ${n.min}..${max})` });
+    }
+    for (const key of ['min', 'max', 'initial'] as const) {
+      const value = n[key];
+      if (value !== undefined && value % n.unit !== 0) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `must be a multiple of spec.nodes.unit (got ${value}, unit ${n.unit})` });
+      }
+    }
+  })
+  .transform((n) => ({ min: n.min, max: n.max ?? n.min, initial: n.initial ?? n.min, unit: n.unit }));
+
+const entrypoint = z.strictObject({
+  command: z
+    .string()
+    .min(1, { abort: true })
+    .regex(/^\S+$/, 'must be one program, run without a shell; put its arguments in spec.entrypoint.args (e.g. command: python3, args: [train.py])')
+    .describe('Program each training process runs (looked up on PATH), without a shell.'),
+  args: z.array(text).prefault([]).describe('Arguments for the command; numbers and booleans become strings.'),
+  env: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and "_", not starting with a digit')
+        .refine((name) => !RESERVED_ENV.includes(name), 'is set by Rover for every process (torchrun contract); remove it'),
+      text,
+    )
+    .prefault({})
+    .describe('Extra environment variables for the training processes.'),
+  workdir: z.string().min(1).optional().describe('Working directory of the processes. Local backend default: the directory you submitted from.'),
+});
+
+const resources = z.strictObject({
+  cpu: cpu.prefault(1).describe('CPU cores per node: a number or millicores like "500m".'),
+  memory: memory.prefault('2Gi').describe('Memory per node: bytes or a quantity like "512Mi", "2Gi".'),
+  gpu: int(0).default(0).describe('GPUs per node.'),
+});
+
+const dataset = z
+  .strictObject({
+    size: int(1).describe('Number of samples in the dataset.'),
+    shardSize: int(1).describe('Samples per shard, the unit a trainer leases; at most size.'),
+    epochs: int(1).default(1).describe('Passes over the dataset.'),
+    shuffle: z.boolean().default(false).describe('Shuffle the shard order every epoch.'),
+    seed: z.int().default(0).describe('Seed for the shuffle.'),
+  })
+  .superRefine((d, ctx) => {
+    if (d.shardSize > d.size) {
+      ctx.addIssue({ code: 'custom', path: ['shardSize'], message: `must be ≤ spec.dataset.size (got ${d.shardSize} > ${d.size})` });
+    }
+  });
+
+const faultTolerance = z
+  .strictObject({
+    maxProcessRestarts: int(0).default(3).describe('Times a node restarts its failed processes in place before the node counts as failed.'),
+    maxNodeRelaunches: int(0).default(3).describe('Times a failed node is relaunched (new incarnation) before the job fails.'),
+    heartbeatInterval: duration().prefault('5s').describe('How often agents report.'),
+    heartbeatTimeout: duration().prefault('30s').describe('A node silent this long is lost; greater than heartbeatInterval.'),
+    hangTimeout: duration().prefault('30m').describe('A job whose step does not advance this long is suspected hung.'),
+  })
+  .superRefine((f, ctx) => {
+    if (f.heartbeatTimeout <= f.heartbeatInterval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heartbeatTimeout'],
+        message: `must be greater than spec.faultTolerance.heartbeatInterval (got ${formatDuration(f.heartbeatTimeout)} ≤ ${formatDuration(f.heartbeatInterval)})`,
+      });
+    }
+  });
+
+const rendezvous = z.strictObject({
+  lastCallTimeout: duration().prefault('10s').describe('Once min nodes joined, wait this long for more before closing the round.'),
+  joinTimeout: duration().prefault('5m').describe('Fail the round if min nodes have not joined within this time.'),
+});
+
+const checkpoint = z.strictObject({
+  dir: z.string().min(1).optional().describe('Checkpoint folder. Default: .rover/checkpoints/<name>.'),
+  keep: int(1).default(3).describe('Newest checkpoints kept; older ones are deleted.'),
+  flash: z.boolean().default(false).describe('Save to shared memory first and persist asynchronously.'),
+});
+
+const toleration = z.strictObject({
+  key: z.string().min(1).optional(),
+  operator: z.enum(['Exists', 'Equal']).default('Equal'),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+  tolerationSeconds: int(0).optional(),
+});
+
+const kubernetes = z.strictObject({
+  image: z.string().min(1).optional().describe('Container image of the agent and trainer; required for the kubernetes backend.'),
+  namespace: z.string().regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label').default('default').describe('Namespace for pods and services.'),
+  serviceAccount: z.string().min(1).optional().describe('Service account of the pods.'),
+  imagePullSecrets: z.array(z.string().min(1)).prefault([]).describe('Names of secrets for pulling the image.'),
+  nodeSelector: z.record(z.string(), z.string()).prefault({}).describe('Pod node selector.'),
+  tolerations: z.array(toleration).prefault([]).describe('Pod tolerations (Kubernetes syntax).'),
+  priorityClass: z.string().min(1).optional().describe('Pod priority class name.'),
+});
+
+export const rayOptionsSchema = z.strictObject({
+  address: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, 'must be the Ray dashboard URL, e.g. http://127.0.0.1:8265')
+    .default(DEFAULT_RAY_ADDRESS)
+    .describe('Ray dashboard (Jobs API) URL.'),
+  runtimeEnv: z.record(z.string(), z.unknown()).prefault({}).describe('Ray runtime_env for the node jobs.'),
+  resources: z.record(z.string(), z.number().min(0)).prefault({}).describe('Custom Ray resources per node.'),
+});
+
+const spec = z
+  .strictObject({
+    backend: z.enum(BACKENDS).default('local').describe('Where nodes run: local processes, Kubernetes pods or Ray jobs.'),
+    kubernetes: kubernetes.optional().describe('Options of the kubernetes backend.'),
+    ray: rayOptionsSchema.optional().describe('Options of the ray backend.'),
+    nodes: nodes.prefault({}).describe('Node counts; a node is one agent with nprocPerNode processes.'),
+    nprocPerNode: int(1).default(1).describe('Training processes per node (like torchrun --nproc-per-node).'),
+    entrypoint: entrypoint.describe('What each training process runs.'),
+    resources: resources.prefault({}).describe('Resources of one node.'),
+    dataset: dataset.optional().describe('Dataset sharded by Rover; omit if the trainer reads data itself.'),
+    faultTolerance: faultTolerance.prefault({}).describe('Restart budgets and liveness timeouts.'),
+    rendezvous: rendezvous.prefault({}).describe('How a round of nodes is formed.'),
+    checkpoint: checkpoint.prefault({}).describe('Where and how checkpoints are kept.'),
+  })
+  .superRefine(
+    (s, ctx) => {
+      if (s.backend === 'kubernetes' && !s.kubernetes?.image) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['kubernetes', 'image'],
+          message: 'the kubernetes backend needs a container image: set spec.kubernetes.image (e.g. "python:3.12")',
+        });
+      }
+    },
+    // Run even when unrelated fields are wrong, so one pass reports every error.
+    { when: (payload) => !payload.issues.some((i) => i.path?.[0] === 'backend' || i.path?.[0] === 'kubernetes') },
+  );
+
+export const jobSpecSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('JSON Schema reference for editors; ignored.'),
+    apiVersion: z.literal(API_VERSION).default(API_VERSION),
+    kind: z.literal(KIND).default(KIND),
+    metadata,
+    spec,
+  })
+  .meta({ title: 'Rover ElasticJob', description: 'An elastic, fault-tolerant distributed training job.' });
+
+/** The schema's output; resolveJobSpec turns it into a JobSpec. */
+export type ParsedJobSpec = z.output<typeof jobSpecSchema>;

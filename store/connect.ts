@@ -1,0 +1,126 @@
+// Turns a store URL into a kysely dialect: `sqlite:<path>` (better-sqlite3) or
+// `mysql://user:pass@host:port/db` (mysql2 pool).
+import fs from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { createPool } from 'mysql2';
+import {
+  CompiledQuery,
+  MysqlDialect,
+  SqliteAdapter,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type SqliteDialectConfig,
+} from 'kysely';
+
+export type StoreDialect = 'sqlite' | 'mysql';
+
+export const STORE_URL_FORMAT =
+  'sqlite:<path> (e.g. sqlite:.rover/rover.db), sqlite::memory:, or mysql://user:pass@host:port/db';
+
+/** How long a SQLite writer waits for another process's write lock before failing. */
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+export class StoreUrlError extends Error {}
+
+/** The URL with its password masked, for messages and logs. */
+export function redactStoreUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@/]*@/, '$1:***@');
+}
+
+/**
+ * SQLite's plain BEGIN takes the write lock lazily, so two processes that both read then write
+ * deadlock and one fails at once with SQLITE_BUSY, ignoring busy_timeout. BEGIN IMMEDIATE takes
+ * the write lock up front and waits for it instead. Inside one process kysely already runs
+ * transactions one at a time over the single connection.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+/**
+ * SQLite can roll back DDL, but kysely's adapter says it cannot, so its Migrator would run
+ * migrations outside a transaction: a crash leaves half a schema, and two processes opening a
+ * new file at once both create tables. Saying yes puts each run in one BEGIN IMMEDIATE
+ * transaction: all or nothing, and the second process waits, then finds nothing to do.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+function sqliteDialect(file: string): Dialect {
+  try {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const database = new BetterSqlite3(file);
+    database.pragma('journal_mode = WAL');
+    database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    return new ImmediateSqliteDialect({ database });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot open SQLite store ${path.resolve(file)}: ${reason} (check the path in ROVER_STORE_URL)`, {
+      cause: err,
+    });
+  }
+}
+
+function mysqlDialect(url: string): Dialect {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StoreUrlError(`store URL ${redactStoreUrl(url)} is not a valid URL; expected ${STORE_URL_FORMAT}`);
+  }
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (!parsed.hostname || !database) {
+    throw new StoreUrlError(
+      `store URL ${redactStoreUrl(url)} needs a host and a database name; expected ${STORE_URL_FORMAT}`,
+    );
+  }
+  const pool = createPool({
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 3306,
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    database,
+    charset: 'utf8mb4',
+    // BIGINT ids and millisecond timestamps come back as JS numbers, as on SQLite.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    decimalNumbers: true,
+    connectionLimit: 10,
+  });
+  return new MysqlDialect({ pool });
+}
+
+/** Builds the dialect for a store URL; throws StoreUrlError naming the expected format. */
+export function dialectForUrl(url: string): { dialect: Dialect; kind: StoreDialect } {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (!file) throw new StoreUrlError(`store URL "${url}" has no file path; expected ${STORE_URL_FORMAT}`);
+    return { dialect: sqliteDialect(file), kind: 'sqlite' };
+  }
+  if (url.startsWith('mysql://')) return { dialect: mysqlDialect(url), kind: 'mysql' };
+  throw new StoreUrlError(`unsupported store URL "${redactStoreUrl(url)}"; expected ${STORE_URL_FORMAT}`);
+}

@@ -1,0 +1,160 @@
+// The datastore's door: open a store from a URL (migrating it on the way) and use its
+// repositories. Every repository method takes an optional transaction; `store.transaction`
+// runs one function over repositories bound to a single transaction.
+import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
+import { BrainConfigsRepository } from './brainConfigs.ts';
+import { CheckpointsRepository } from './checkpoints.ts';
+import { dialectForUrl, redactStoreUrl, type StoreDialect } from './connect.ts';
+import { JobsRepository } from './jobs.ts';
+import { MetricsRepository } from './metrics.ts';
+import { migrationProvider } from './migrations.ts';
+import { NodeEventsRepository } from './nodeEvents.ts';
+import { NodesRepository } from './nodes.ts';
+import { RendezvousRepository } from './rendezvous.ts';
+import type { RepositoryContext, Trx } from './repository.ts';
+import type { Database } from './schema.ts';
+import { ShardsRepository } from './shards.ts';
+
+export interface StoreRepositories {
+  jobs: JobsRepository;
+  nodes: NodesRepository;
+  nodeEvents: NodeEventsRepository;
+  rendezvous: RendezvousRepository;
+  shards: ShardsRepository;
+  checkpoints: CheckpointsRepository;
+  metrics: MetricsRepository;
+  brainConfigs: BrainConfigsRepository;
+}
+
+/** Repositories bound to one transaction, plus the transaction for anything else. */
+export interface TransactionScope extends StoreRepositories {
+  trx: Trx;
+}
+
+export interface Store extends StoreRepositories {
+  db: Kysely<Database>;
+  dialect: StoreDialect;
+  /** Runs fn in one transaction: commits if it resolves, rolls back if it throws. */
+  transaction<T>(fn: (tx: TransactionScope) => Promise<T>): Promise<T>;
+  /** Round-trips a trivial query; rejects when the database is unreachable (health checks). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** Receives one line per applied migration. */
+  log?: (msg: string) => void;
+  /** Clock for the timestamps repositories write; default Date.now. */
+  now?: () => number;
+}
+
+function repositories(ctx: RepositoryContext): StoreRepositories {
+  return {
+    jobs: new JobsRepository(ctx),
+    nodes: new NodesRepository(ctx),
+    nodeEvents: new NodeEventsRepository(ctx),
+    rendezvous: new RendezvousRepository(ctx),
+    shards: new ShardsRepository(ctx),
+    checkpoints: new CheckpointsRepository(ctx),
+    metrics: new MetricsRepository(ctx),
+    brainConfigs: new BrainConfigsRepository(ctx),
+  };
+}
+
+/** Migrates the schema to the latest version; throws (naming the migration) if one fails. */
+async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: string, log: (msg: string) => void) {
+  // Migrations spell out snake_case columns themselves, so they run without the camelCase mapping.
+  const migrator = new Migrator({ db: db.withoutPlugins(), provider: migrationProvider(dialect) });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  for (const r of results) {
+    log(`store ${where}: migration ${r.migrationName} ${r.status === 'Success' ? 'applied' : r.status.toLowerCase()}`);
+  }
+  if (error) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      failed
+        ? `store ${where}: migration ${failed} failed: ${message}`
+        : `store ${where}: cannot migrate (is the database reachable and the user allowed to create tables?): ${message}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Opens a rendezvous round and logs `round_opened`, once: a repeat changes nothing. */
+export async function openRoundWithEvent(
+  tx: TransactionScope,
+  round: { jobId: string; round: number; minNodes: number; maxNodes: number; cause: string },
+): Promise<boolean> {
+  const { cause, ...key } = round;
+  const { created } = await tx.rendezvous.openRound(key);
+  if (created) await tx.nodeEvents.append({ jobId: round.jobId, kind: 'round_opened', data: { round: round.round, cause } });
+  return created;
+}
+
+/**
+ * Opens the store at `url` (`sqlite:<path>`, `sqlite::memory:` or
+ * `mysql://user:pass@host:port/db`) and brings its schema up to date.
+ */
+export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  const { dialect: kyselyDialect, kind } = dialectForUrl(url);
+  const db = new Kysely<Database>({ dialect: kyselyDialect, plugins: [new CamelCasePlugin()] });
+  const now = opts.now ?? Date.now;
+  try {
+    await migrate(db, kind, redactStoreUrl(url), opts.log ?? (() => {}));
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return {
+    db,
+    dialect: kind,
+    ...repositories({ db, dialect: kind, now }),
+    transaction: (fn) =>
+      db.transaction().execute((trx) => fn({ trx, ...repositories({ db: trx, dialect: kind, now }) })),
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+export { STORE_URL_FORMAT, StoreUrlError, redactStoreUrl, type StoreDialect } from './connect.ts';
+export type { Trx } from './repository.ts';
+export type * from './schema.ts';
+export type { BrainConfig, BrainConfigSnapshot, BrainConfigsRepository, NewBrainConfig } from './brainConfigs.ts';
+export type {
+  Checkpoint,
+  CheckpointCommit,
+  CheckpointReport,
+  CheckpointsRepository,
+  NewCheckpointCommit,
+} from './checkpoints.ts';
+export type { Job, JobFilter, JobPatch, JobsRepository, NewJob } from './jobs.ts';
+export type { Metric, MetricQuery, MetricsRepository, NewMetric } from './metrics.ts';
+export type { NewNodeEvent, NodeEvent, NodeEventsRepository } from './nodeEvents.ts';
+export type { NewNode, Node, NodeKey, NodePatch, NodesRepository } from './nodes.ts';
+export {
+  ROUND_CLOSED,
+  ROUND_FAILED,
+  ROUND_OPEN,
+  type CloseRound,
+  type JoinRequest,
+  type NewRound,
+  type RendezvousMember,
+  type RendezvousRepository,
+  type RendezvousRound,
+  type RoundKey,
+} from './rendezvous.ts';
+export {
+  SHARD_DONE,
+  SHARD_LEASED,
+  SHARD_POISON,
+  SHARD_QUEUED,
+  SHARD_SKIPPED,
+  type Shard,
+  type ShardCounts,
+  type ShardKey,
+  type ShardProgress,
+  type ShardsRepository,
+} from './shards.ts';

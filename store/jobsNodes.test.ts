@@ -1,0 +1,144 @@
+import { expect, it } from 'vitest';
+import type { NewJob, NodeKey } from './index.ts';
+import { describeEachStore } from './testing.ts';
+
+function job(id: string, over: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    workflowId: `job-${id}`,
+    user: 'ada',
+    group: 'ml',
+    backend: 'local',
+    spec: { nodes: { min: 1, max: 2 }, entrypoint: ['python', 'train.py'] },
+    phase: 'Pending',
+    token: `token-${id}`,
+    ...over,
+  };
+}
+
+describeEachStore('jobs', (h) => {
+  it('round-trips a job with its spec parsed back', async () => {
+    let now = 1000;
+    const store = await h.open({ now: () => now });
+    const { job: created, created: isNew } = await store.jobs.create(job('a'));
+    expect(isNew).toBe(true);
+    expect(created).toEqual({
+      ...job('a'),
+      createdAt: 1000,
+      updatedAt: 1000,
+      endedAt: null,
+      reason: null,
+    });
+    expect(await store.jobs.get('a')).toEqual(created);
+    expect(await store.jobs.get('missing')).toBeUndefined();
+    now = 2000;
+    expect(await store.jobs.update('a', { phase: 'Failed', reason: 'node 1 OOM', endedAt: 1900 })).toBe(true);
+    expect(await store.jobs.get('a')).toMatchObject({ phase: 'Failed', reason: 'node 1 OOM', endedAt: 1900, updatedAt: 2000 });
+    expect(await store.jobs.update('missing', { phase: 'Failed' })).toBe(false);
+  });
+
+  it('creates nothing new when the same job is created again', async () => {
+    const store = await h.open();
+    await store.jobs.create(job('a'));
+    const again = await store.jobs.create(job('a', { user: 'bob', token: 'other' }));
+    expect(again.created).toBe(false);
+    expect(again.job).toMatchObject({ user: 'ada', token: 'token-a' });
+  });
+
+  it('lists newest first, filtered by phase and user', async () => {
+    let now = 0;
+    const store = await h.open({ now: () => (now += 10) });
+    await store.jobs.create(job('old', { phase: 'Succeeded' }));
+    await store.jobs.create(job('mid', { user: 'bob' }));
+    await store.jobs.create(job('new'));
+    expect((await store.jobs.list()).map((j) => j.id)).toEqual(['new', 'mid', 'old']);
+    expect((await store.jobs.list({ phases: ['Pending'] })).map((j) => j.id)).toEqual(['new', 'mid']);
+    expect((await store.jobs.list({ user: 'bob' })).map((j) => j.id)).toEqual(['mid']);
+    expect((await store.jobs.list({ limit: 1 })).map((j) => j.id)).toEqual(['new']);
+    expect(await store.jobs.list({ phases: [] })).toEqual([]);
+  });
+});
+
+describeEachStore('nodes', (h) => {
+  const key: NodeKey = { jobId: 'j', nodeId: 1, incarnation: 0 };
+
+  it('records a launch once per (job, node, incarnation)', async () => {
+    const store = await h.open({ now: () => 500 });
+    const first = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching', resources: { cpu: 2 } });
+    expect(first.created).toBe(true);
+    expect(first.node).toEqual({
+      ...key,
+      rank: null,
+      status: 'launching',
+      backend: 'local',
+      pid: null,
+      host: null,
+      logPath: null,
+      exitCode: null,
+      exitSignal: null,
+      exitReason: null,
+      processRestarts: 0,
+      step: null,
+      lastHeartbeatAt: null,
+      createdAt: 500,
+      startedAt: null,
+      endedAt: null,
+      resources: { cpu: 2 },
+    });
+    await store.nodes.update(key, { status: 'running' });
+    const retry = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching' });
+    expect(retry.created).toBe(false);
+    expect(retry.node.status).toBe('running');
+    const next = await store.nodes.upsertLaunch({ ...key, incarnation: 1, backend: 'local', status: 'launching' });
+    expect(next.created).toBe(true);
+  });
+
+  it('gives one winner when the same launch is recorded concurrently', async () => {
+    const store = await h.open();
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching' })),
+    );
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+  });
+
+  it('updates fields, counts restarts and finds the latest incarnation', async () => {
+    const store = await h.open();
+    await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching' });
+    await store.nodes.upsertLaunch({ ...key, incarnation: 1, backend: 'local', status: 'launching' });
+    await store.nodes.upsertLaunch({ ...key, nodeId: 0, backend: 'local', status: 'running' });
+    const exit = { status: 'failed', exitCode: 137, exitSignal: 'SIGKILL', exitReason: 'OOMKilled', endedAt: 9000, pid: 4242 };
+    expect(await store.nodes.update(key, exit)).toBe(true);
+    expect(await store.nodes.get(key)).toMatchObject(exit);
+    expect(await store.nodes.update(key, {})).toBe(true);
+    await store.nodes.update(key, { resources: { gpu: 1 } });
+    expect((await store.nodes.get(key))?.resources).toEqual({ gpu: 1 });
+    await store.nodes.update(key, { resources: null });
+    expect((await store.nodes.get(key))?.resources).toBeNull();
+    expect(await store.nodes.update({ ...key, incarnation: 9 }, { status: 'lost' })).toBe(false);
+    expect(await store.nodes.recordProcessRestart(key)).toBe(1);
+    expect(await store.nodes.recordProcessRestart(key)).toBe(2);
+    expect(await store.nodes.recordProcessRestart({ ...key, incarnation: 9 })).toBeUndefined();
+    expect((await store.nodes.latest('j', 1))?.incarnation).toBe(1);
+    expect(await store.nodes.latest('j', 7)).toBeUndefined();
+    const all = await store.nodes.listByJob('j');
+    expect(all.map((n) => [n.nodeId, n.incarnation])).toEqual([[0, 0], [1, 0], [1, 1]]);
+    const running = await store.nodes.listByJob('j', { statuses: ['running'] });
+    expect(running.map((n) => n.nodeId)).toEqual([0]);
+  });
+
+  it('finds running nodes whose last sign of life is older than a cutoff', async () => {
+    let now = 1000;
+    const store = await h.open({ now: () => now });
+    for (const nodeId of [0, 1, 2]) {
+      await store.nodes.upsertLaunch({ jobId: 'j', nodeId, incarnation: 0, backend: 'local', status: 'running' });
+    }
+    await store.nodes.update({ jobId: 'j', nodeId: 0, incarnation: 0 }, { lastHeartbeatAt: 5000 });
+    await store.nodes.update({ jobId: 'j', nodeId: 1, incarnation: 0 }, { lastHeartbeatAt: 2000 });
+    await store.nodes.update({ jobId: 'j', nodeId: 2, incarnation: 0 }, { status: 'succeeded' });
+    const silent = await store.nodes.listSilentSince('j', 3000, ['running']);
+    expect(silent.map((n) => n.nodeId)).toEqual([1]);
+    now = 9999;
+    await store.nodes.upsertLaunch({ jobId: 'j', nodeId: 3, incarnation: 0, backend: 'local', status: 'running' });
+    expect((await store.nodes.listSilentSince('j', 6000, ['running'])).map((n) => n.nodeId)).toEqual([0, 1]);
+  });
+});

@@ -1,0 +1,190 @@
+// Schema migrations, in code so they ship with the package. kysely's Migrator applies them in
+// name order; names are timestamps, so append new ones and never edit an applied one.
+// Migrations take Kysely<any>: they describe the schema as it was, not as schema.ts says now.
+import { sql, type CreateTableBuilder, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { StoreDialect } from './connect.ts';
+
+/** Column types that differ between the dialects; everything else is written once. */
+function columnKit(db: Kysely<any>, dialect: StoreDialect) {
+  const mysql = dialect === 'mysql';
+  return {
+    // SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+    autoId: mysql ? ('bigint' as const) : ('integer' as const),
+    // MySQL TEXT stops at 64 KiB; job specs and event payloads may be larger.
+    json: mysql ? sql`mediumtext` : sql`text`,
+    // Binary collation so comparisons match SQLite's (case-sensitive names, exact keys).
+    table(name: string): CreateTableBuilder<string, never> {
+      const builder = db.schema.createTable(name);
+      return mysql
+        ? builder.modifyEnd(sql`engine=InnoDB default charset=utf8mb4 collate=utf8mb4_bin`)
+        : builder;
+    },
+  };
+}
+
+// Keyed and indexed text stays at 191 characters: 191 × 4 bytes fits any InnoDB index.
+const KEY = 'varchar(191)';
+
+function initial(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      const c = columnKit(db, dialect);
+
+      await c.table('jobs')
+        .addColumn('id', KEY, (col) => col.primaryKey())
+        .addColumn('workflow_id', 'varchar(255)', (col) => col.notNull())
+        .addColumn('user', KEY, (col) => col.notNull())
+        .addColumn('group', KEY, (col) => col.notNull())
+        .addColumn('backend', 'varchar(64)', (col) => col.notNull())
+        .addColumn('spec', c.json, (col) => col.notNull())
+        .addColumn('phase', 'varchar(32)', (col) => col.notNull())
+        .addColumn('token', 'varchar(128)', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('ended_at', 'bigint')
+        .addColumn('reason', 'text')
+        .execute();
+      await db.schema.createIndex('jobs_phase_idx').on('jobs').columns(['phase', 'created_at']).execute();
+
+      await c.table('nodes')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('node_id', 'integer', (col) => col.notNull())
+        .addColumn('incarnation', 'integer', (col) => col.notNull())
+        .addColumn('rank', 'integer')
+        .addColumn('status', 'varchar(32)', (col) => col.notNull())
+        .addColumn('backend', 'varchar(64)', (col) => col.notNull())
+        .addColumn('pid', 'integer')
+        .addColumn('host', 'varchar(255)')
+        .addColumn('log_path', 'text')
+        .addColumn('exit_code', 'integer')
+        .addColumn('exit_signal', 'varchar(32)')
+        .addColumn('exit_reason', 'text')
+        .addColumn('process_restarts', 'integer', (col) => col.notNull().defaultTo(0))
+        .addColumn('step', 'bigint')
+        .addColumn('last_heartbeat_at', 'bigint')
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('resources', c.json)
+        .addPrimaryKeyConstraint('nodes_pk', ['job_id', 'node_id', 'incarnation'])
+        .execute();
+
+      await c.table('node_events')
+        .addColumn('id', c.autoId, (col) => col.primaryKey().autoIncrement())
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('node_id', 'integer')
+        .addColumn('incarnation', 'integer')
+        .addColumn('kind', 'varchar(64)', (col) => col.notNull())
+        .addColumn('data', c.json, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('node_events_job_idx').on('node_events').columns(['job_id', 'id']).execute();
+
+      await c.table('rendezvous_rounds')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('round', 'integer', (col) => col.notNull())
+        .addColumn('status', 'varchar(16)', (col) => col.notNull())
+        .addColumn('opened_at', 'bigint', (col) => col.notNull())
+        .addColumn('last_join_at', 'bigint')
+        .addColumn('closed_at', 'bigint')
+        .addColumn('min_nodes', 'integer', (col) => col.notNull())
+        .addColumn('max_nodes', 'integer', (col) => col.notNull())
+        .addColumn('master_addr', 'varchar(255)')
+        .addColumn('master_port', 'integer')
+        .addColumn('node_count', 'integer')
+        .addPrimaryKeyConstraint('rendezvous_rounds_pk', ['job_id', 'round'])
+        .execute();
+
+      await c.table('rendezvous_members')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('round', 'integer', (col) => col.notNull())
+        .addColumn('node_id', 'integer', (col) => col.notNull())
+        .addColumn('incarnation', 'integer', (col) => col.notNull())
+        .addColumn('host', 'varchar(255)', (col) => col.notNull())
+        .addColumn('free_port', 'integer')
+        .addColumn('joined_at', 'bigint', (col) => col.notNull())
+        .addColumn('rank', 'integer')
+        .addPrimaryKeyConstraint('rendezvous_members_pk', ['job_id', 'round', 'node_id'])
+        .execute();
+
+      await c.table('shards')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('epoch', 'integer', (col) => col.notNull())
+        .addColumn('shard_index', 'integer', (col) => col.notNull())
+        .addColumn('start_index', 'bigint', (col) => col.notNull())
+        .addColumn('end_index', 'bigint', (col) => col.notNull())
+        .addColumn('status', 'varchar(16)', (col) => col.notNull())
+        .addColumn('lease_owner', KEY)
+        .addColumn('lease_expires_at', 'bigint')
+        .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+        .addColumn('done_at', 'bigint')
+        .addPrimaryKeyConstraint('shards_pk', ['job_id', 'epoch', 'shard_index'])
+        .execute();
+      await db.schema.createIndex('shards_status_idx').on('shards').columns(['job_id', 'status']).execute();
+
+      await c.table('checkpoints')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('step', 'bigint', (col) => col.notNull())
+        .addColumn('rank', 'integer', (col) => col.notNull())
+        .addColumn('path', 'text', (col) => col.notNull())
+        .addColumn('bytes', 'bigint', (col) => col.notNull())
+        .addColumn('checksum', 'varchar(255)', (col) => col.notNull())
+        .addColumn('reported_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('checkpoints_pk', ['job_id', 'step', 'rank'])
+        .execute();
+
+      await c.table('checkpoint_commits')
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('step', 'bigint', (col) => col.notNull())
+        .addColumn('committed_at', 'bigint', (col) => col.notNull())
+        .addColumn('world_size', 'integer', (col) => col.notNull())
+        .addColumn('shard_cursor', c.json, (col) => col.notNull())
+        .addPrimaryKeyConstraint('checkpoint_commits_pk', ['job_id', 'step'])
+        .execute();
+
+      await c.table('metrics')
+        .addColumn('id', c.autoId, (col) => col.primaryKey().autoIncrement())
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('node_id', 'integer')
+        .addColumn('incarnation', 'integer')
+        .addColumn('name', KEY, (col) => col.notNull())
+        .addColumn('value', 'double precision', (col) => col.notNull())
+        .addColumn('labels', c.json, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('metrics_job_name_idx').on('metrics').columns(['job_id', 'name', 'created_at']).execute();
+      await db.schema.createIndex('metrics_created_idx').on('metrics').column('created_at').execute();
+
+      await c.table('brain_configs')
+        .addColumn('id', c.autoId, (col) => col.primaryKey().autoIncrement())
+        .addColumn('source', KEY, (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('name', 'varchar(255)', (col) => col.notNull())
+        .addColumn('include', c.json, (col) => col.notNull())
+        .addColumn('exclude', c.json, (col) => col.notNull())
+        .addColumn('configure', c.json, (col) => col.notNull())
+        .addColumn('priority', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('brain_configs_source_idx').on('brain_configs').columns(['source', 'version']).execute();
+
+      await c.table('brain_config_snapshots')
+        .addColumn('source', KEY, (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('published_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('brain_config_snapshots_pk', ['source', 'version'])
+        .execute();
+    },
+  };
+}
+
+/** The ordered migration list; the Migrator sorts by name, which is also this order. */
+export function migrationProvider(dialect: StoreDialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      return {
+        '2026_11_25_0001_initial': initial(dialect),
+      };
+    },
+  };
+}

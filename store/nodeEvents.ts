@@ -1,0 +1,77 @@
+// Node events: the append-only log watchNodes tails with a cursor (the last id it has seen).
+import { fromJson, Repository, toJson, toNumber, type Trx } from './repository.ts';
+import type { NodeEventRow } from './schema.ts';
+
+export interface NodeEvent extends Omit<NodeEventRow, 'data'> {
+  data: unknown;
+}
+
+export interface NewNodeEvent {
+  jobId: string;
+  nodeId?: number | null;
+  incarnation?: number | null;
+  kind: string;
+  data?: unknown;
+}
+
+function toEvent(row: NodeEventRow): NodeEvent {
+  return { ...row, data: fromJson(row.data) };
+}
+
+export class NodeEventsRepository extends Repository {
+  /** Forgets the job's events (a new run under the same name; its cursor starts again at 0). */
+  async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
+    await this.q(trx).deleteFrom('nodeEvents').where('jobId', '=', jobId).execute();
+  }
+
+  /**
+   * Appends one event and returns it with its id.
+   *
+   * A reader that skips past an id must never see a smaller one appear later. SQLite has one
+   * writer at a time, so ids commit in order. MySQL hands out auto-increment ids at insert
+   * time, and transactions may commit out of that order; so appends for a job first lock the
+   * job's row, which makes them take ids and commit one after another. (Events of a job that
+   * has no row in `jobs` get no such lock.)
+   */
+  async append(event: NewNodeEvent, trx?: Trx): Promise<NodeEvent> {
+    return this.inTransaction(trx, async (t) => {
+      if (this.dialect === 'mysql') {
+        await t.selectFrom('jobs').select('id').where('id', '=', event.jobId).forUpdate().execute();
+      }
+      const row = {
+        jobId: event.jobId,
+        nodeId: event.nodeId ?? null,
+        incarnation: event.incarnation ?? null,
+        kind: event.kind,
+        data: toJson(event.data ?? {}),
+        createdAt: this.now(),
+      };
+      const result = await t.insertInto('nodeEvents').values(row).executeTakeFirstOrThrow();
+      if (result.insertId === undefined) throw new Error('the database returned no id for the appended node event');
+      return toEvent({ ...row, id: Number(result.insertId) });
+    });
+  }
+
+  /** Up to `limit` events of the job with id > cursor, oldest first. Start with cursor 0. */
+  async listAfter(jobId: string, cursor: number, limit: number, trx?: Trx): Promise<NodeEvent[]> {
+    const rows = await this.q(trx)
+      .selectFrom('nodeEvents')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .where('id', '>', cursor)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  /** The id of the job's newest event, or 0 when it has none: a cursor that skips history. */
+  async latestId(jobId: string, trx?: Trx): Promise<number> {
+    const row = await this.q(trx)
+      .selectFrom('nodeEvents')
+      .select((eb) => eb.fn.max('id').as('maxId'))
+      .where('jobId', '=', jobId)
+      .executeTakeFirst();
+    return toNumber(row?.maxId);
+  }
+}

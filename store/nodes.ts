@@ -1,0 +1,180 @@
+// Nodes: one row per (job, node, incarnation). A relaunched node is a new incarnation, so the
+// history of every attempt stays queryable.
+import { fromJson, isDuplicateKey, Repository, toJson, type Trx } from './repository.ts';
+import type { NodeRow } from './schema.ts';
+
+export interface NodeKey {
+  jobId: string;
+  nodeId: number;
+  incarnation: number;
+}
+
+export interface Node extends Omit<NodeRow, 'resources'> {
+  resources: unknown;
+}
+
+export interface NewNode extends NodeKey {
+  backend: string;
+  status: string;
+  rank?: number | null;
+  resources?: unknown;
+}
+
+export interface NodePatch {
+  status?: string;
+  rank?: number | null;
+  pid?: number | null;
+  host?: string | null;
+  logPath?: string | null;
+  exitCode?: number | null;
+  exitSignal?: string | null;
+  exitReason?: string | null;
+  processRestarts?: number;
+  step?: number | null;
+  lastHeartbeatAt?: number | null;
+  startedAt?: number | null;
+  endedAt?: number | null;
+  resources?: unknown;
+}
+
+function toNode(row: NodeRow): Node {
+  return { ...row, resources: row.resources === null ? null : fromJson(row.resources) };
+}
+
+export class NodesRepository extends Repository {
+  /**
+   * Records a launch of (job, node, incarnation). A retried launch with the same key changes
+   * nothing and returns the stored row with created=false.
+   */
+  async upsertLaunch(input: NewNode, trx?: Trx): Promise<{ node: Node; created: boolean }> {
+    let created = true;
+    try {
+      await this.q(trx)
+        .insertInto('nodes')
+        .values({
+          jobId: input.jobId,
+          nodeId: input.nodeId,
+          incarnation: input.incarnation,
+          backend: input.backend,
+          status: input.status,
+          rank: input.rank ?? null,
+          resources: input.resources === undefined ? null : toJson(input.resources),
+          createdAt: this.now(),
+        })
+        .execute();
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      created = false;
+    }
+    const node = await this.get(input, trx);
+    if (!node) throw new Error(`node ${input.jobId}/${input.nodeId}#${input.incarnation} vanished right after insert`);
+    return { node, created };
+  }
+
+  async get(key: NodeKey, trx?: Trx): Promise<Node | undefined> {
+    const row = await this.q(trx)
+      .selectFrom('nodes')
+      .selectAll()
+      .where('jobId', '=', key.jobId)
+      .where('nodeId', '=', key.nodeId)
+      .where('incarnation', '=', key.incarnation)
+      .executeTakeFirst();
+    return row && toNode(row);
+  }
+
+  /** The node's highest incarnation, or undefined if it was never launched. */
+  async latest(jobId: string, nodeId: number, trx?: Trx): Promise<Node | undefined> {
+    const row = await this.q(trx)
+      .selectFrom('nodes')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .where('nodeId', '=', nodeId)
+      .orderBy('incarnation', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row && toNode(row);
+  }
+
+  /** Every incarnation of every node of the job, by node id then incarnation. */
+  async listByJob(jobId: string, opts: { statuses?: string[] } = {}, trx?: Trx): Promise<Node[]> {
+    if (opts.statuses?.length === 0) return [];
+    const rows = await this.q(trx)
+      .selectFrom('nodes')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .$if(opts.statuses !== undefined, (qb) => qb.where('status', 'in', opts.statuses ?? []))
+      .orderBy('nodeId')
+      .orderBy('incarnation')
+      .execute();
+    return rows.map(toNode);
+  }
+
+  /** Applies the patch; false when no such node. */
+  async update(key: NodeKey, patch: NodePatch, trx?: Trx): Promise<boolean> {
+    const { resources, ...rest } = patch;
+    const values = {
+      ...rest,
+      ...(resources !== undefined ? { resources: resources === null ? null : toJson(resources) } : {}),
+    };
+    if (Object.values(values).every((v) => v === undefined)) return (await this.get(key, trx)) !== undefined;
+    const result = await this.q(trx)
+      .updateTable('nodes')
+      .set(values)
+      .where('jobId', '=', key.jobId)
+      .where('nodeId', '=', key.nodeId)
+      .where('incarnation', '=', key.incarnation)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Counts one in-place restart of the node's processes; returns the new count, or undefined. */
+  async recordProcessRestart(key: NodeKey, trx?: Trx): Promise<number | undefined> {
+    return this.inTransaction(trx, async (t) => {
+      await t
+        .updateTable('nodes')
+        .set((eb) => ({ processRestarts: eb('processRestarts', '+', 1) }))
+        .where('jobId', '=', key.jobId)
+        .where('nodeId', '=', key.nodeId)
+        .where('incarnation', '=', key.incarnation)
+        .execute();
+      return (await this.get(key, t))?.processRestarts;
+    });
+  }
+
+  /** Nodes of every job on `backend` in one of `statuses` (e.g. all live local nodes). */
+  async listByBackend(backend: string, statuses: string[], trx?: Trx): Promise<Node[]> {
+    if (statuses.length === 0) return [];
+    const rows = await this.q(trx)
+      .selectFrom('nodes')
+      .selectAll()
+      .where('backend', '=', backend)
+      .where('status', 'in', statuses)
+      .orderBy('jobId')
+      .orderBy('nodeId')
+      .execute();
+    return rows.map(toNode);
+  }
+
+  /** Forgets every node of the job (a new run under the same name). */
+  async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
+    await this.q(trx).deleteFrom('nodes').where('jobId', '=', jobId).execute();
+  }
+
+  /**
+   * Nodes in one of `statuses` whose last sign of life (heartbeat, else start, else creation)
+   * is older than `cutoff` ms: candidates for "heartbeat lost".
+   */
+  async listSilentSince(jobId: string, cutoff: number, statuses: string[], trx?: Trx): Promise<Node[]> {
+    if (statuses.length === 0) return [];
+    const rows = await this.q(trx)
+      .selectFrom('nodes')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .where('status', 'in', statuses)
+      .where((eb) => eb(eb.fn.coalesce('lastHeartbeatAt', 'startedAt', 'createdAt'), '<', cutoff))
+      .orderBy('nodeId')
+      .orderBy('incarnation')
+      .execute();
+    return rows.map(toNode);
+  }
+}

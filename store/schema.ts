@@ -1,0 +1,206 @@
+// Table types for the Rover datastore. Property names are camelCase; kysely's CamelCasePlugin
+// maps them to the snake_case columns the migrations create (jobId ↔ job_id).
+// Timestamps are integer milliseconds since the epoch (BIGINT) on both dialects; JSON columns
+// hold text that the repositories serialise and parse.
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Milliseconds since the Unix epoch. */
+export type Millis = number;
+/** JSON-encoded text; repositories parse it on the way out. */
+export type JsonText = string;
+
+export interface JobsTable {
+  /** The job name, unique across Rover. */
+  id: string;
+  workflowId: string;
+  user: string;
+  group: string;
+  backend: string;
+  spec: JsonText;
+  phase: string;
+  /** Per-job secret agents present to the API. */
+  token: string;
+  createdAt: Millis;
+  updatedAt: Millis;
+  endedAt: Millis | null;
+  reason: string | null;
+}
+
+export interface NodesTable {
+  jobId: string;
+  nodeId: number;
+  incarnation: number;
+  rank: number | null;
+  status: string;
+  backend: string;
+  pid: number | null;
+  host: string | null;
+  logPath: string | null;
+  exitCode: number | null;
+  exitSignal: string | null;
+  exitReason: string | null;
+  processRestarts: Generated<number>;
+  step: number | null;
+  lastHeartbeatAt: Millis | null;
+  createdAt: Millis;
+  startedAt: Millis | null;
+  endedAt: Millis | null;
+  resources: JsonText | null;
+}
+
+export interface NodeEventsTable {
+  /** Auto-increment; per job, the order in which events committed. Used as a cursor. */
+  id: Generated<number>;
+  jobId: string;
+  nodeId: number | null;
+  incarnation: number | null;
+  kind: string;
+  data: JsonText;
+  createdAt: Millis;
+}
+
+export interface RendezvousRoundsTable {
+  jobId: string;
+  round: number;
+  status: string;
+  openedAt: Millis;
+  lastJoinAt: Millis | null;
+  closedAt: Millis | null;
+  minNodes: number;
+  maxNodes: number;
+  masterAddr: string | null;
+  masterPort: number | null;
+  nodeCount: number | null;
+}
+
+export interface RendezvousMembersTable {
+  jobId: string;
+  round: number;
+  nodeId: number;
+  incarnation: number;
+  host: string;
+  /** A port free on host when the node joined: MASTER_PORT if it becomes rank 0. */
+  freePort: number | null;
+  joinedAt: Millis;
+  rank: number | null;
+}
+
+export interface ShardsTable {
+  jobId: string;
+  epoch: number;
+  shardIndex: number;
+  /** First record index of the shard, inclusive. */
+  startIndex: number;
+  /** Last record index of the shard, exclusive. */
+  endIndex: number;
+  status: string;
+  leaseOwner: string | null;
+  leaseExpiresAt: Millis | null;
+  attempts: Generated<number>;
+  doneAt: Millis | null;
+}
+
+export interface CheckpointsTable {
+  jobId: string;
+  step: number;
+  rank: number;
+  path: string;
+  bytes: number;
+  checksum: string;
+  reportedAt: Millis;
+}
+
+export interface CheckpointCommitsTable {
+  jobId: string;
+  step: number;
+  committedAt: Millis;
+  worldSize: number;
+  shardCursor: JsonText;
+}
+
+export interface MetricsTable {
+  id: Generated<number>;
+  jobId: string;
+  nodeId: number | null;
+  incarnation: number | null;
+  name: string;
+  value: number;
+  labels: JsonText;
+  createdAt: Millis;
+}
+
+export interface BrainConfigsTable {
+  id: Generated<number>;
+  source: string;
+  version: number;
+  name: string;
+  include: JsonText;
+  exclude: JsonText;
+  configure: JsonText;
+  priority: number;
+  createdAt: Millis;
+}
+
+export interface BrainConfigSnapshotsTable {
+  source: string;
+  version: number;
+  publishedAt: Millis;
+}
+
+export interface Database {
+  jobs: JobsTable;
+  nodes: NodesTable;
+  nodeEvents: NodeEventsTable;
+  rendezvousRounds: RendezvousRoundsTable;
+  rendezvousMembers: RendezvousMembersTable;
+  shards: ShardsTable;
+  checkpoints: CheckpointsTable;
+  checkpointCommits: CheckpointCommitsTable;
+  metrics: MetricsTable;
+  brainConfigs: BrainConfigsTable;
+  brainConfigSnapshots: BrainConfigSnapshotsTable;
+}
+
+export type JobRow = Selectable<JobsTable>;
+export type NewJobRow = Insertable<JobsTable>;
+export type JobRowUpdate = Updateable<JobsTable>;
+
+export type NodeRow = Selectable<NodesTable>;
+export type NewNodeRow = Insertable<NodesTable>;
+export type NodeRowUpdate = Updateable<NodesTable>;
+
+export type NodeEventRow = Selectable<NodeEventsTable>;
+export type NewNodeEventRow = Insertable<NodeEventsTable>;
+export type NodeEventRowUpdate = Updateable<NodeEventsTable>;
+
+export type RendezvousRoundRow = Selectable<RendezvousRoundsTable>;
+export type NewRendezvousRoundRow = Insertable<RendezvousRoundsTable>;
+export type RendezvousRoundRowUpdate = Updateable<RendezvousRoundsTable>;
+
+export type RendezvousMemberRow = Selectable<RendezvousMembersTable>;
+export type NewRendezvousMemberRow = Insertable<RendezvousMembersTable>;
+export type RendezvousMemberRowUpdate = Updateable<RendezvousMembersTable>;
+
+export type ShardRow = Selectable<ShardsTable>;
+export type NewShardRow = Insertable<ShardsTable>;
+export type ShardRowUpdate = Updateable<ShardsTable>;
+
+export type CheckpointRow = Selectable<CheckpointsTable>;
+export type NewCheckpointRow = Insertable<CheckpointsTable>;
+export type CheckpointRowUpdate = Updateable<CheckpointsTable>;
+
+export type CheckpointCommitRow = Selectable<CheckpointCommitsTable>;
+export type NewCheckpointCommitRow = Insertable<CheckpointCommitsTable>;
+export type CheckpointCommitRowUpdate = Updateable<CheckpointCommitsTable>;
+
+export type MetricRow = Selectable<MetricsTable>;
+export type NewMetricRow = Insertable<MetricsTable>;
+export type MetricRowUpdate = Updateable<MetricsTable>;
+
+export type BrainConfigRow = Selectable<BrainConfigsTable>;
+export type NewBrainConfigRow = Insertable<BrainConfigsTable>;
+export type BrainConfigRowUpdate = Updateable<BrainConfigsTable>;
+
+export type BrainConfigSnapshotRow = Selectable<BrainConfigSnapshotsTable>;
+export type NewBrainConfigSnapshotRow = Insertable<BrainConfigSnapshotsTable>;
+export type BrainConfigSnapshotRowUpdate = Updateable<BrainConfigSnapshotsTable>;

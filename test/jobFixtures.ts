@@ -1,0 +1,51 @@
+// Job specs and process helpers for the end-to-end tests.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
+
+export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export interface JobOptions {
+  nodes?: number;
+  max?: number;
+  nproc?: number;
+  steps?: number;
+  extraArgs?: string[];
+  maxProcessRestarts?: number;
+  maxNodeRelaunches?: number;
+}
+
+/** A job running examples/trainer.py with test-sized timings. */
+export function jobSpec(home: string, name: string, o: JobOptions = {}): JobSpec {
+  const nodes = o.nodes ?? 2;
+  const parsed = parseJobSpec({
+    metadata: { name, user: 'tester' },
+    spec: {
+      nodes: { min: 1, max: o.max ?? nodes, initial: nodes },
+      nprocPerNode: o.nproc ?? 2,
+      entrypoint: {
+        command: 'python3',
+        args: ['examples/trainer.py', '--steps', String(o.steps ?? 40), '--step-time', '0.05', '--connect-timeout', '20', ...(o.extraArgs ?? [])],
+        workdir: repoRoot,
+      },
+      faultTolerance: {
+        maxProcessRestarts: o.maxProcessRestarts ?? 3,
+        maxNodeRelaunches: o.maxNodeRelaunches ?? 3,
+        heartbeatInterval: '200ms',
+        heartbeatTimeout: '10s',
+      },
+      rendezvous: { lastCallTimeout: '2s', joinTimeout: '60s' },
+      checkpoint: { dir: path.join(home, 'checkpoints', name) },
+    },
+  });
+  if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
+  return parsed.spec;
+}
+
+/** Pids of the direct children of a process. */
+export async function childPids(pid: number): Promise<number[]> {
+  const { stdout } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', String(pid)]).catch(() => ({ stdout: '' }));
+  return stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+}

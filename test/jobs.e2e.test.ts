@@ -1,0 +1,153 @@
+// Elastic jobs end to end: the real worker and API processes, real agents, real trainers
+// doing a TCP all-reduce, on the suite's Temporal dev server.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { submitJob } from '../cli/jobs.ts';
+import { isAlive } from '../cluster/local/processes.ts';
+import { nodeLogPath } from '../cluster/local/localBackend.ts';
+import type { JobStatus } from '../workflows/job/messages.ts';
+import { scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
+import { startTestStack, type TestStack } from './stack.ts';
+import { waitUntil } from './helpers.ts';
+import { childPids, jobSpec, repoRoot } from './jobFixtures.ts';
+
+const run = promisify(execFile);
+
+describe('elastic jobs on the local backend', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack('elastic jobs');
+    await Promise.all([stack.startWorker(), stack.startApi()]);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const submit = async (spec: ReturnType<typeof jobSpec>, continueAsNewAfterEvents?: number) =>
+    submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue, continueAsNewAfterEvents });
+  const status = (name: string) => stack.client.workflow.getHandle(`job-${name}`).query(statusQuery);
+  const running = (name: string, minStep = 5) =>
+    waitUntil(async () => {
+      const s = await status(name);
+      if (s.phase !== 'RUNNING') return undefined;
+      const nodes = await stack.store.nodes.listByJob(name, { statuses: ['running'] });
+      return nodes.length === s.targetNodes && nodes.every((n) => (n.step ?? 0) >= minStep) ? s : undefined;
+    }, `job ${name} training past step ${minStep}`, 90_000, 200);
+  const agentPids = async (name: string) =>
+    (await stack.store.nodes.listByJob(name)).flatMap((n) => (n.pid === null ? [] : [n.pid]));
+
+  it('trains 2 nodes × 2 processes to completion and is found by RoverJobState', async () => {
+    const handle = await submit(jobSpec(stack.home, 'basic'));
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    expect(result.worldSize).toBe(4);
+    const log = readFileSync(nodeLogPath(stack.home, 'basic', 1), 'utf8');
+    expect(log).toMatch(/ROVER_DONE rank=3/);
+    const { stdout } = await run(inject('temporalCli'), [
+      'workflow', 'list', '--address', stack.config.temporal.address, '--query', 'RoverJobState="SUCCEEDED" AND RoverJobName="basic"', '-o', 'json',
+    ]);
+    expect(stdout).toContain('job-basic');
+  });
+
+  it('restarts the group in place when a training process is killed, and counts the restart', async () => {
+    const handle = await submit(jobSpec(stack.home, 'proc-kill'));
+    await running('proc-kill');
+    const [agent] = await agentPids('proc-kill');
+    const [trainer] = await childPids(agent!);
+    process.kill(trainer!, 'SIGKILL');
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    expect(result.processRestarts).toBeGreaterThanOrEqual(1);
+    expect(result.nodes.every((n) => n.incarnation === 0)).toBe(true);
+  });
+
+  it('relaunches a killed agent as incarnation 1 and finishes', async () => {
+    const handle = await submit(jobSpec(stack.home, 'agent-kill'));
+    await running('agent-kill');
+    const node1 = (await stack.store.nodes.listByJob('agent-kill')).find((n) => n.nodeId === 1)!;
+    process.kill(-node1.pid!, 'SIGKILL');
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    expect(result.nodes.find((n) => n.id === 1)?.incarnation).toBe(1);
+    expect(result.nodeRelaunches).toBe(1);
+  });
+
+  it('scales 2 → 3 while running so every trainer sees WORLD_SIZE 6, and refuses 9 above max', async () => {
+    const handle = await submit(jobSpec(stack.home, 'scale', { max: 4, steps: 80 }));
+    await running('scale');
+    const refused = await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 9 }] }).catch((err: Error) => err);
+    expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/cannot scale to 9 nodes.*max 4/);
+    expect((await status('scale')).targetNodes).toBe(2);
+    const scaled = await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 3 }] });
+    expect(scaled.targetNodes).toBe(3);
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    expect(result.worldSize).toBe(6);
+    const started = [0, 1, 2].flatMap((n) => readFileSync(nodeLogPath(stack.home, 'scale', n), 'utf8').match(/ROVER_DONE rank=\d+/g) ?? []);
+    expect(new Set(started).size).toBe(6);
+    const node2 = readFileSync(nodeLogPath(stack.home, 'scale', 2), 'utf8');
+    expect(node2).toMatch(/world_size=6/);
+  });
+
+  it('stops on request: STOPPED and no process of the job alive', async () => {
+    const handle = await submit(jobSpec(stack.home, 'stop-me', { steps: 100000 }));
+    await running('stop-me');
+    const agents = await agentPids('stop-me');
+    const trainers = (await Promise.all(agents.map(childPids))).flat();
+    expect(trainers.length).toBe(4);
+    await handle.signal(stopSignal, { reason: 'test over' });
+    const result: JobStatus = await handle.result();
+    expect(result.phase).toBe('STOPPED');
+    expect(result.reason).toBe('test over');
+    for (const pid of [...agents, ...trainers]) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it('survives SIGKILL of the worker and the API mid-run without launching any node twice', async () => {
+    const handle = await submit(jobSpec(stack.home, 'crash-rover', { steps: 120 }));
+    await running('crash-rover');
+    await stack.kill('worker');
+    await stack.kill('api');
+    await Promise.all([stack.startWorker(), stack.startApi()]);
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    const launches = await stack.store.nodeEvents.listAfter('crash-rover', 0, 1000);
+    const launched = launches.filter((e) => e.kind === 'node_launched').map((e) => `${e.nodeId}/${e.incarnation}`);
+    expect(launched.sort()).toEqual(['0/0', '1/0']);
+  });
+
+  it('fails after the budget when a trainer always crashes, naming node and exit code', async () => {
+    const handle = await submit(jobSpec(stack.home, 'always-crash', { extraArgs: ['--fail-always'], maxProcessRestarts: 1, maxNodeRelaunches: 1 }));
+    const result = await handle.result();
+    expect(result.phase).toBe('FAILED');
+    expect(result.reason).toMatch(/node \d+ incarnation \d+ failed with exit code 1/);
+  });
+
+  it('continues as new past the history cap and still succeeds', async () => {
+    const handle = await submit(jobSpec(stack.home, 'long-history', { steps: 60 }), 25);
+    const result = await handle.result();
+    expect(result.phase).toBe('SUCCEEDED');
+    const first = await stack.client.workflow.getHandle('job-long-history', handle.firstExecutionRunId).describe();
+    expect(first.status.name).toBe('CONTINUED_AS_NEW');
+  });
+
+  it('rejects a bad spec with exit code 2 and field paths, starting nothing', async () => {
+    const bad = path.join(stack.home, 'bad.yaml');
+    await import('node:fs/promises').then((fs) =>
+      fs.writeFile(bad, 'metadata: {name: bad-spec}\nspec:\n  nodes: {min: 4, max: 2}\n  entrypoint: {command: python3}\n  nprocPerNode: zero\n'),
+    );
+    const result = await run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), 'submit', bad], { env: { ...process.env, ...stack.env } }).catch(
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect('code' in result && result.code).toBe(2);
+    expect(result.stderr).toContain('spec.nodes.min');
+    expect(result.stderr).toContain('spec.nprocPerNode');
+    await expect(stack.client.workflow.getHandle('job-bad-spec').describe()).rejects.toThrow(/not found/i);
+  });
+});

@@ -1,0 +1,69 @@
+// `rover up` brings the whole embedded stack up with the demo job, and Ctrl-C leaves nothing behind.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { describe, expect, inject, it } from 'vitest';
+import { isAlive, stopProcessGroup } from '../cluster/local/processes.ts';
+import { freePort } from '../deploy/local/devServer.ts';
+import { statusQuery } from '../workflows/job/messages.ts';
+import { waitUntil } from './helpers.ts';
+import { childPids, repoRoot } from './jobFixtures.ts';
+
+const run = promisify(execFile);
+
+describe('rover up', () => {
+  it('starts Temporal with the Web UI and Rover attributes, runs the demo job, and Ctrl-C stops every process', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'rover-up-'));
+    const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const up = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'bin/rover.js'), 'up', '--temporal-port', String(temporalPort), '--ui-port', String(uiPort), '--api-port', String(apiPort)],
+      { env: { ...process.env, ROVER_HOME: home, TEMPORAL_CLI: inject('temporalCli') }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    up.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    up.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+    try {
+      await waitUntil(() => output.includes('press Ctrl-C'), `rover up to be running; output so far:\n${output}`, 120_000, 200);
+      expect(output).toContain(`Temporal Web UI: http://127.0.0.1:${uiPort}`);
+      expect(output).toContain('demo job submitted');
+
+      const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
+      expect(ui.status).toBe(200);
+      const { stdout } = await run(inject('temporalCli'), ['operator', 'search-attribute', 'list', '--address', `127.0.0.1:${temporalPort}`]);
+      for (const name of ['RoverJobName', 'RoverJobState', 'RoverWorldSize', 'RoverUser', 'RoverBackend']) expect(stdout).toContain(name);
+
+      const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+      const demo = new Client({ connection }).workflow.getHandle('job-demo');
+      const training = await waitUntil(async () => {
+        const s = await demo.query(statusQuery);
+        return s.phase === 'RUNNING' || s.phase === 'SUCCEEDED' ? s : undefined;
+      }, 'the demo job to train', 90_000, 250);
+      await connection.close();
+
+      const stack = JSON.parse(readFileSync(path.join(home, 'up.json'), 'utf8')) as { processes: { pid: number }[] };
+      const agents = training.nodes.flatMap((n) => (n.pid === null ? [] : [n.pid]));
+      const trainers = (await Promise.all(agents.map(childPids))).flat();
+      const pids = [...stack.processes.map((p) => p.pid), ...agents, ...trainers];
+      expect(stack.processes).toHaveLength(3);
+
+      up.kill('SIGINT');
+      expect(await exited).toBe(0);
+      for (const pid of pids) expect(isAlive(pid), `pid ${pid} still alive after Ctrl-C`).toBe(false);
+    } finally {
+      if (up.exitCode === null) {
+        up.kill('SIGINT');
+        await exited;
+      }
+      // Whatever a failed run left behind.
+      const file = path.join(home, 'up.json');
+      if (existsSync(file)) {
+        for (const p of (JSON.parse(readFileSync(file, 'utf8')) as { processes: { pid: number }[] }).processes) await stopProcessGroup(p.pid, 1000);
+      }
+    }
+  });
+});

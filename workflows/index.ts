@@ -1,0 +1,2 @@
+// Workflow entry point for the worker's bundler: every workflow Rover registers.
+export { elasticJob } from './job/elasticJob.ts';

@@ -1,0 +1,199 @@
+// The job master: one long-running workflow per training job. A thin shell over JobState:
+// it wires messages to the state, performs the actions the state asks for, and waits.
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  ContinueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { JobEvent } from '../../common/events.ts';
+import type { JobActivities } from '../../common/jobActivities.ts';
+import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
+import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
+import {
+  type ElasticJobInput,
+  type JobStatus,
+  type ScaleRequest,
+  scaleSignal,
+  scaleUpdate,
+  statusQuery,
+  stopSignal,
+} from './messages.ts';
+
+const acts = proxyActivities<JobActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
+// Long poll: heartbeats every poll, so a dead worker hands it over within the heartbeat timeout.
+const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds' },
+});
+
+/** What travels through continue-as-new besides the spec. */
+interface Carried {
+  state: JobStateData;
+  token: string;
+  pendingScale: ScaleRequest[];
+  stopReason: string | null;
+}
+
+export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
+  const { jobId, spec } = input;
+  const carried = input.carried as Carried | undefined;
+  const state = new JobState(carried?.state ?? initialJobState(spec.spec.nodes.initial), {
+    minNodes: spec.spec.nodes.min,
+    maxNodes: spec.spec.nodes.max,
+    unit: spec.spec.nodes.unit,
+    nprocPerNode: spec.spec.nprocPerNode,
+    maxNodeRelaunches: spec.spec.faultTolerance.maxNodeRelaunches,
+  });
+  const token = carried?.token ?? uuid4();
+  const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
+  let stopReason: string | null = carried?.stopReason ?? null;
+
+  const status = (): JobStatus => ({
+    jobId,
+    workflowId: workflowInfo().workflowId,
+    phase: state.data.phase,
+    round: state.data.round,
+    worldSize: state.worldSize(),
+    targetNodes: state.data.targetNodes,
+    nodes: state.data.nodes.map((n) => ({
+      id: n.id,
+      rank: n.rank,
+      incarnation: n.incarnation,
+      status: n.status,
+      restarts: n.restarts,
+      pid: n.pid,
+      exitCode: n.exitCode,
+      reason: n.reason,
+    })),
+    nodeRelaunches: state.data.nodeRelaunches,
+    processRestarts: state.data.processRestarts,
+    reason: state.data.reason,
+    warnings: state.data.warnings,
+  });
+
+  setHandler(statusQuery, status);
+  setHandler(stopSignal, ({ reason } = {}) => {
+    stopReason ??= reason ?? 'stopped by user';
+  });
+  setHandler(scaleSignal, (request) => {
+    const refusal = state.scaleRefusal(request.nodes);
+    if (refusal) state.warn(`scale signal ignored: ${refusal}`);
+    else pendingScale.push(request);
+  });
+  setHandler(
+    scaleUpdate,
+    async (request) => {
+      pendingScale.push(request);
+      await condition(() => !pendingScale.includes(request));
+      return status();
+    },
+    {
+      validator: (request) => {
+        const refusal = state.scaleRefusal(request?.nodes);
+        if (refusal) throw new Error(refusal);
+      },
+    },
+  );
+
+  let published = { phase: '', worldSize: -1 };
+  const publish = () => {
+    const now = { phase: state.data.phase, worldSize: state.worldSize() };
+    if (now.phase === published.phase && now.worldSize === published.worldSize) return;
+    published = now;
+    upsertSearchAttributes([
+      { key: RoverJobName, value: jobId },
+      { key: RoverJobState, value: now.phase },
+      { key: RoverWorldSize, value: now.worldSize },
+      { key: RoverUser, value: spec.metadata.user },
+      { key: RoverBackend, value: spec.spec.backend },
+    ]);
+  };
+
+  const perform = async (actions: JobAction[]) => {
+    for (const action of actions) {
+      if (action.type === 'remove') await acts.removeNodes({ jobId, nodes: action.nodes });
+      else if (action.type === 'openRound') {
+        await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
+      } else state.markLaunched(await acts.launchNodes({ jobId, nodes: action.nodes }));
+    }
+  };
+
+  const historyFull = () => {
+    const info = workflowInfo();
+    const cap = input.continueAsNewAfterEvents;
+    return info.continueAsNewSuggested || (cap !== undefined && info.historyLength >= cap);
+  };
+
+  try {
+    publish();
+    if (!carried) {
+      await acts.prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, token, targetNodes: state.data.targetNodes });
+      state.data.phase = 'LAUNCHING';
+      publish();
+      const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
+      state.markLaunched(await acts.launchNodes({ jobId, nodes: first }));
+      publish();
+    }
+    let watch: Promise<void> | undefined;
+    let events: JobEvent[] | undefined;
+    let watchError: unknown;
+    while (!state.terminal) {
+      if (stopReason !== null) {
+        state.finish('STOPPED', stopReason);
+        break;
+      }
+      if (!watch) {
+        events = undefined;
+        watch = watcher.watchNodes({ jobId, cursor: state.data.cursor }).then(
+          (batch) => void (events = batch),
+          (err: unknown) => void (watchError = err),
+        );
+      }
+      await condition(() => events !== undefined || watchError !== undefined || pendingScale.length > 0 || stopReason !== null);
+      if (watchError !== undefined) throw watchError;
+      if (events !== undefined) {
+        const batch = events;
+        watch = undefined;
+        await perform(state.applyEvents(batch));
+      }
+      while (pendingScale.length > 0 && !state.terminal && stopReason === null) {
+        const request = pendingScale[0]!;
+        const refusal = state.scaleRefusal(request.nodes);
+        if (refusal) state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
+        else await perform(state.scale(request.nodes, request.requestId));
+        pendingScale.shift();
+      }
+      publish();
+      if (!watch && !state.terminal && stopReason === null && historyFull()) {
+        await condition(allHandlersFinished);
+        const next: Carried = { state: state.data, token, pendingScale, stopReason };
+        return await continueAsNew<typeof elasticJob>({ ...input, carried: next });
+      }
+    }
+  } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
+    if (!isCancellation(err)) {
+      state.finish('FAILED', `job master error: ${err instanceof Error ? err.message : String(err)}`);
+      await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
+      publish();
+      throw ApplicationFailure.nonRetryable(state.data.reason ?? 'job master error');
+    }
+    state.finish('STOPPED', 'workflow cancelled');
+  }
+  await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
+  publish();
+  return status();
+}

@@ -1,0 +1,57 @@
+// Messages of the elasticJob workflow: the CLI, the API and the workflow share these definitions.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { JobPhase, NodeStatus } from '../../common/phases.ts';
+import type { JobSpec } from '../../common/spec/index.ts';
+
+export interface ScaleRequest {
+  /** Desired number of nodes, within [spec.nodes.min, spec.nodes.max]. */
+  nodes: number;
+  /** Deduplicates retried requests; a repeated id is applied once. */
+  requestId?: string;
+}
+
+export interface StopRequest {
+  reason?: string;
+}
+
+export interface NodeView {
+  id: number;
+  rank: number | null;
+  incarnation: number;
+  status: NodeStatus;
+  restarts: number;
+  pid: number | null;
+  exitCode: number | null;
+  reason: string | null;
+}
+
+export interface JobStatus {
+  jobId: string;
+  workflowId: string;
+  phase: JobPhase;
+  /** Latest rendezvous round (0 before the first). */
+  round: number;
+  /** Training processes in the current world: nodes of the closed round × nprocPerNode. */
+  worldSize: number;
+  targetNodes: number;
+  nodes: NodeView[];
+  nodeRelaunches: number;
+  processRestarts: number;
+  reason: string | null;
+  warnings: string[];
+}
+
+export interface ElasticJobInput {
+  jobId: string;
+  spec: JobSpec;
+  /** Continue-as-new once history reaches this many events (tests); else when the server suggests. */
+  continueAsNewAfterEvents?: number;
+  /** State carried across continue-as-new; absent on the first run. */
+  carried?: unknown;
+}
+
+export const scaleSignal = defineSignal<[ScaleRequest]>('scale');
+export const stopSignal = defineSignal<[StopRequest]>('stop');
+/** Like the scale signal, but the caller learns at once whether the size was accepted. */
+export const scaleUpdate = defineUpdate<JobStatus, [ScaleRequest]>('scale');
+export const statusQuery = defineQuery<JobStatus>('status');
