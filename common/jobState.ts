@@ -120,20 +120,19 @@ export class JobState {
     const active = this.activeNodes().sort((a, b) => a.id - b.id);
     if (nodes === this.data.targetNodes && nodes === active.length) return [];
     this.data.targetNodes = nodes;
-    const actions: JobAction[] = [];
+    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    const openRound: JobAction = { type: 'openRound', cause: `scale to ${nodes} nodes` };
     if (nodes > active.length) {
       const nextId = Math.max(-1, ...this.data.nodes.map((n) => n.id)) + 1;
       const added = Array.from({ length: nodes - active.length }, (_, i) => newNode(nextId + i, 0));
       this.data.nodes.push(...added);
-      actions.push({ type: 'launch', nodes: added.map((n) => ({ id: n.id, incarnation: 0 })) });
-    } else if (nodes < active.length) {
-      const removed = active.slice(nodes);
-      for (const n of removed) n.status = 'stopped';
-      actions.push({ type: 'remove', nodes: removed.map((n) => ({ id: n.id, incarnation: n.incarnation })) });
+      // Open the round first: the new nodes join it instead of opening one of their own.
+      return [openRound, { type: 'launch', nodes: added.map((n) => ({ id: n.id, incarnation: 0 })) }];
     }
-    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
-    actions.push({ type: 'openRound', cause: `scale to ${nodes} nodes` });
-    return actions;
+    const removed = active.slice(nodes);
+    for (const n of removed) n.status = 'stopped';
+    const remove: JobAction[] = removed.length ? [{ type: 'remove', nodes: removed.map((n) => ({ id: n.id, incarnation: n.incarnation })) }] : [];
+    return [...remove, openRound];
   }
 
   markLaunched(launched: { id: number; incarnation: number; pid: number | null }[]): void {
@@ -239,10 +238,11 @@ export class JobState {
       const next = newNode(node.id, node.incarnation + 1);
       this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
       if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+      // The round opens first so the peers restart into it while the new incarnation starts.
       return [
         { type: 'remove', nodes: [old] },
-        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
         { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation}` },
+        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
       ];
     }
     const survivors = this.activeNodes().filter((n) => LIVE.includes(n.status) || n.status === 'succeeded');

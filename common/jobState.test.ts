@@ -1,0 +1,152 @@
+// The job master's policy as tables: events and commands in, state and actions out.
+import { describe, expect, it } from 'vitest';
+import type { JobEvent, NodeEventKind } from './events.ts';
+import { initialJobState, JobState, type JobLimits } from './jobState.ts';
+
+const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
+  minNodes: 1,
+  maxNodes: 4,
+  unit: 1,
+  nprocPerNode: 2,
+  maxNodeRelaunches: 2,
+  ...o,
+});
+
+let nextId = 0;
+const event = (kind: NodeEventKind, node: number | null = null, incarnation: number | null = 0, data: Record<string, unknown> = {}): JobEvent => ({
+  id: ++nextId,
+  kind,
+  nodeId: node,
+  incarnation,
+  data,
+  at: 0,
+});
+
+/** A job of `nodes` nodes, launched and training in round 1. */
+function training(nodes = 2, l: Partial<JobLimits> = {}): JobState {
+  const state = new JobState(initialJobState(nodes), limits(l));
+  state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 100 + n.id })));
+  state.applyEvents([
+    event('round_opened', null, null, { round: 1 }),
+    event('round_closed', null, null, { round: 1, members: state.activeNodes().map((n) => ({ node: n.id, incarnation: 0, groupRank: n.id })) }),
+  ]);
+  return state;
+}
+
+describe('JobState', () => {
+  it('runs once the first round closes, with the world size of its nodes', () => {
+    const state = training(3);
+    expect(state.data.phase).toBe('RUNNING');
+    expect(state.worldSize()).toBe(6);
+    expect(state.activeNodes().map((n) => [n.rank, n.status])).toEqual([[0, 'running'], [1, 'running'], [2, 'running']]);
+  });
+
+  it('succeeds only when every active node succeeded', () => {
+    const state = training(2);
+    state.applyEvents([event('node_succeeded', 0)]);
+    expect(state.data.phase).toBe('RUNNING');
+    state.applyEvents([event('node_succeeded', 1)]);
+    expect(state.data.phase).toBe('SUCCEEDED');
+  });
+
+  it('counts process restarts without touching the node budget', () => {
+    const state = training(2);
+    const actions = state.applyEvents([event('process_failed', 1, 0, { restarts: 1, exitCode: 1 })]);
+    expect(actions).toEqual([]);
+    expect(state.data.processRestarts).toBe(1);
+    expect(state.node(1)?.restarts).toBe(1);
+    expect(state.data.nodeRelaunches).toBe(0);
+  });
+
+  it('ignores events it has applied already and events of an old incarnation', () => {
+    const state = training(2);
+    const lost = event('node_lost', 1, 0, { reason: 'gone' });
+    expect(state.applyEvents([lost])).toHaveLength(3);
+    expect(state.applyEvents([lost])).toEqual([]);
+    expect(state.applyEvents([event('node_failed', 1, 0, { exitCode: 1 })])).toEqual([]);
+    expect(state.node(1)?.incarnation).toBe(1);
+  });
+
+  describe('a failed or lost node', () => {
+    const cases: { name: string; relaunchesUsed: number; nodes: number; min: number; unit?: number; kind: NodeEventKind; expectPhase: string; expectActions: string[]; reason?: RegExp }[] = [
+      { name: 'is relaunched as the next incarnation within budget', relaunchesUsed: 0, nodes: 2, min: 2, kind: 'node_failed', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound', 'launch'] },
+      { name: 'lost is relaunched too', relaunchesUsed: 1, nodes: 2, min: 2, kind: 'node_lost', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound', 'launch'] },
+      { name: 'shrinks the job when the budget is spent and min allows', relaunchesUsed: 2, nodes: 3, min: 2, kind: 'node_failed', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound'] },
+      { name: 'shrinks to a multiple of unit', relaunchesUsed: 2, nodes: 3, min: 1, unit: 1, kind: 'node_lost', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound'] },
+      { name: 'fails the job when the budget is spent and too few nodes remain', relaunchesUsed: 2, nodes: 2, min: 2, kind: 'node_failed', expectPhase: 'FAILED', expectActions: [], reason: /node 1 incarnation 0 failed with exit code 137.*budget exhausted \(2\/2\).*below spec.nodes.min 2/ },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const state = training(c.nodes, { minNodes: c.min, unit: c.unit ?? 1 });
+        state.data.nodeRelaunches = c.relaunchesUsed;
+        const actions = state.applyEvents([event(c.kind, 1, 0, { exitCode: 137, reason: 'oom' })]);
+        expect(actions.map((a) => a.type).sort()).toEqual([...c.expectActions].sort());
+        expect(state.data.phase).toBe(c.expectPhase);
+        if (c.reason) expect(state.data.reason).toMatch(c.reason);
+      });
+    }
+
+    it('orders the relaunch so the round opens before the new incarnation joins', () => {
+      const state = training(2);
+      const actions = state.applyEvents([event('node_failed', 0, 0, { exitCode: 1 })]);
+      expect(actions).toEqual([
+        { type: 'remove', nodes: [{ id: 0, incarnation: 0 }] },
+        { type: 'openRound', cause: 'relaunch node 0 as incarnation 1' },
+        { type: 'launch', nodes: [{ id: 0, incarnation: 1 }] },
+      ]);
+    });
+  });
+
+  describe('scaling', () => {
+    it.each([
+      { nodes: 0, refusal: /within spec.nodes \[min 1, max 4\]/ },
+      { nodes: 5, refusal: /cannot scale to 5 nodes/ },
+      { nodes: 2.5, refusal: /cannot scale to 2.5 nodes/ },
+      { nodes: 3, unit: 2, refusal: /multiple of spec.nodes.unit \(2\)/ },
+      { nodes: 3, refusal: undefined },
+    ])('checks $nodes nodes (unit $unit)', ({ nodes, unit, refusal }) => {
+      const state = training(2, { unit: unit ?? 1 });
+      const answer = state.scaleRefusal(nodes);
+      if (refusal) expect(answer).toMatch(refusal);
+      else expect(answer).toBeUndefined();
+    });
+
+    it('adds nodes with fresh ids and opens a round before launching them', () => {
+      const state = training(2);
+      const actions = state.scale(4, 'r1');
+      expect(actions).toEqual([
+        { type: 'openRound', cause: 'scale to 4 nodes' },
+        { type: 'launch', nodes: [{ id: 2, incarnation: 0 }, { id: 3, incarnation: 0 }] },
+      ]);
+      expect(state.data.phase).toBe('RESCALING');
+      expect(state.data.targetNodes).toBe(4);
+    });
+
+    it('removes the highest nodes when shrinking', () => {
+      const state = training(3);
+      expect(state.scale(1, undefined)).toEqual([
+        { type: 'remove', nodes: [{ id: 1, incarnation: 0 }, { id: 2, incarnation: 0 }] },
+        { type: 'openRound', cause: 'scale to 1 nodes' },
+      ]);
+      expect(state.activeNodes().map((n) => n.id)).toEqual([0]);
+    });
+
+    it('applies a request id once, even after the state went through JSON', () => {
+      const state = training(2);
+      state.scale(3, 'same');
+      const revived = new JobState(JSON.parse(JSON.stringify(state.data)), state.limits);
+      expect(revived.scale(3, 'same')).toEqual([]);
+      expect(revived.activeNodes()).toHaveLength(3);
+    });
+  });
+
+  it('keeps every field through a JSON round trip (continue-as-new)', () => {
+    const state = training(2);
+    state.applyEvents([event('process_failed', 0, 0, { restarts: 1 }), event('node_lost', 1, 0, { reason: 'gone' })]);
+    state.scale(3, 'req-1');
+    state.warn('something odd');
+    const revived = JSON.parse(JSON.stringify(state.data)) as typeof state.data;
+    expect(revived).toEqual(state.data);
+    expect(Object.keys(revived).sort()).toEqual(Object.keys(initialJobState(1)).sort());
+  });
+});
