@@ -5,7 +5,7 @@ import type { JobEvent, NodeEventKind } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { Logger } from '../common/logger.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import type { ClusterBackend } from '../cluster/types.ts';
+import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
 /** Node statuses the watcher checks for liveness. */
@@ -64,6 +64,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           nodeId: n.id,
           incarnation: n.incarnation,
           spec: job.spec,
+          resources: job.spec.spec.resources,
           agentEnv: agentEnv(config, job, n),
         });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
@@ -146,19 +147,25 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     const live = await store.nodes.listByJob(job.id, { statuses: LIVE_STATUSES });
     const dead = await backend.findDeadNodes(live);
     const silent = await store.nodes.listSilentSince(job.id, now() - job.spec.spec.faultTolerance.heartbeatTimeout, ['running']);
-    const lost = new Map<string, { node: (typeof live)[number]; reason: string }>();
+    const lost = new Map<string, DeadNode>();
     for (const d of dead) lost.set(`${d.node.nodeId}/${d.node.incarnation}`, d);
     for (const node of silent) {
       const id = `${node.nodeId}/${node.incarnation}`;
       if (!lost.has(id)) lost.set(id, { node, reason: `no heartbeat for ${job.spec.spec.faultTolerance.heartbeatTimeout} ms` });
     }
-    for (const { node, reason } of lost.values()) {
+    for (const { node, reason, exitCode, oomKilled } of lost.values()) {
       const key = { jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation };
+      // A known exit code is a failure of the node; otherwise it vanished.
+      const failed = exitCode !== undefined && exitCode !== null;
       await store.transaction(async (tx) => {
         const fresh = await tx.nodes.get(key);
         if (!fresh || !LIVE_STATUSES.includes(fresh.status)) return;
-        await tx.nodes.update(key, { status: 'lost', endedAt: now(), exitReason: reason });
-        await tx.nodeEvents.append({ ...key, kind: 'node_lost', data: { reason } });
+        await tx.nodes.update(key, { status: failed ? 'failed' : 'lost', endedAt: now(), exitReason: reason, ...(failed && { exitCode }) });
+        await tx.nodeEvents.append({
+          ...key,
+          kind: failed ? 'node_failed' : 'node_lost',
+          data: { reason, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }) },
+        });
       });
       logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');
     }

@@ -1,5 +1,5 @@
 // The cluster orchestration layer: how a node of a job comes to exist somewhere.
-import type { JobSpec } from '../common/spec/index.ts';
+import type { JobSpec, ResourcesSpec } from '../common/spec/index.ts';
 import type { Node } from '../store/index.ts';
 
 export interface NodeLaunch {
@@ -7,6 +7,8 @@ export interface NodeLaunch {
   nodeId: number;
   incarnation: number;
   spec: JobSpec;
+  /** Resources of this incarnation: the spec's, or a plan's (e.g. more memory after an OOM). */
+  resources: ResourcesSpec;
   /** Environment the agent needs: API URL, job, node, incarnation, token, settings. */
   agentEnv: Record<string, string>;
 }
@@ -18,12 +20,25 @@ export interface LaunchResult {
   created: boolean;
 }
 
+/** A node the backend saw end without its agent reporting it. */
+export interface DeadNode {
+  node: Node;
+  reason: string;
+  /** Exit code of the node's main process when the backend knows it (pods, Ray jobs). */
+  exitCode?: number | null;
+  /** The platform killed it for memory (Kubernetes OOMKilled): the OOM path raises its memory. */
+  oomKilled?: boolean;
+}
+
 export interface ClusterBackend {
   readonly name: 'local' | 'kubernetes' | 'ray';
   /** Creates the node unless this (job, node, incarnation) exists already. */
   ensureNode(launch: NodeLaunch): Promise<LaunchResult>;
   /** Stops the node: graceful first, forced after the grace period. Idempotent. */
   deleteNode(node: Node, graceMs: number): Promise<void>;
-  /** Of these nodes (which the store thinks live), the ones whose process is gone, with why. */
-  findDeadNodes(nodes: Node[]): Promise<{ node: Node; reason: string }[]>;
+  /**
+   * Of these nodes (which the store thinks live), the ones that are gone, with why. Called by
+   * watchNodes on every poll, so it answers from a cache or a cheap check.
+   */
+  findDeadNodes(nodes: Node[]): Promise<DeadNode[]>;
 }

@@ -2,7 +2,7 @@
 // so it outlives a crash of the Rover worker. Pid and log path are recorded in the store.
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
-import type { ClusterBackend, LaunchResult, NodeLaunch } from '../types.ts';
+import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
 import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from './processes.ts';
 
 export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
@@ -39,7 +39,7 @@ export class LocalBackend implements ClusterBackend {
     if (node.pid !== null) await stopProcessGroup(node.pid, graceMs);
   }
 
-  async findDeadNodes(nodes: Node[]): Promise<{ node: Node; reason: string }[]> {
+  async findDeadNodes(nodes: Node[]): Promise<DeadNode[]> {
     return nodes
       .filter((n) => n.pid !== null && !isAlive(n.pid))
       .map((node) => ({ node, reason: `agent process ${node.pid} is gone` }));
