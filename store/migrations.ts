@@ -178,12 +178,31 @@ function initial(dialect: StoreDialect): Migration {
   };
 }
 
+/** Shard ledger: the round the ledger was last rewound for, and the step each shard was done at. */
+function shardLedger(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      const c = columnKit(db, dialect);
+      await db.schema.alterTable('shards').addColumn('done_step', 'bigint').execute();
+      await c.table('shard_ledgers')
+        .addColumn('job_id', KEY, (col) => col.primaryKey())
+        .addColumn('token', 'varchar(128)', (col) => col.notNull())
+        .addColumn('round', 'integer', (col) => col.notNull())
+        .addColumn('resume_step', 'bigint', (col) => col.notNull())
+        .addColumn('epochs_done', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
     async getMigrations() {
       return {
         '2026_11_25_0001_initial': initial(dialect),
+        '2026_11_25_0401_shard_ledger': shardLedger(dialect),
       };
     },
   };

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { cpu, duration, int, jobName, labels, memory, text } from './fields.ts';
 import { formatDuration } from './units.ts';
+import { FAILURE_CLASSES } from '../failureRules.ts';
 
 export const API_VERSION = 'rover.dev/v1';
 export const KIND = 'ElasticJob';
@@ -87,6 +88,33 @@ const dataset = z
     }
   });
 
+const failureRule = z
+  .strictObject({
+    name: z.string().min(1).max(100).optional().describe('Shown in events and failure reasons.'),
+    exitCodes: z.array(z.int()).min(1).optional().describe('Matches these exit codes.'),
+    signals: z.array(z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name like SIGKILL')).min(1).optional().describe('Matches a process killed by one of these signals.'),
+    oomKilled: z.boolean().optional().describe('Matches (true) or excludes (false) processes killed for memory.'),
+    stderr: z
+      .string()
+      .min(1)
+      .refine((p) => compiles(p), 'must be a valid regular expression')
+      .optional()
+      .describe('Regular expression searched in the last lines of stderr.'),
+    class: z.enum(FAILURE_CLASSES).describe('transient: restart in place; nodeFault: relaunch the node; userError: fail fast when it repeats at the same step.'),
+  })
+  .refine((r) => r.exitCodes || r.signals || r.oomKilled !== undefined || r.stderr, {
+    message: 'a failure rule needs at least one of exitCodes, signals, oomKilled, stderr',
+  });
+
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const faultTolerance = z
   .strictObject({
     maxProcessRestarts: int(0).default(3).describe('Times a node restarts its failed processes in place before the node counts as failed.'),
@@ -94,6 +122,10 @@ const faultTolerance = z
     heartbeatInterval: duration().prefault('5s').describe('How often agents report.'),
     heartbeatTimeout: duration().prefault('30s').describe('A node silent this long is lost; greater than heartbeatInterval.'),
     hangTimeout: duration().prefault('30m').describe('A job whose step does not advance this long is suspected hung.'),
+    failureRules: z
+      .array(failureRule)
+      .prefault([])
+      .describe("Rules tried before Rover's own to classify a failed process: transient, nodeFault or userError."),
   })
   .superRefine((f, ctx) => {
     if (f.heartbeatTimeout <= f.heartbeatInterval) {
