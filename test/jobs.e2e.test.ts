@@ -1,7 +1,8 @@
 // Elastic jobs end to end: the real worker and API processes, real agents, real trainers
 // doing a TCP all-reduce, on the suite's Temporal dev server.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
@@ -39,6 +40,12 @@ describe('elastic jobs on the local backend', () => {
       const nodes = await stack.store.nodes.listByJob(name, { statuses: ['running'] });
       return nodes.length === s.targetNodes && nodes.every((n) => (n.step ?? 0) >= minStep) ? s : undefined;
     }, `job ${name} training past step ${minStep}`, 90_000, 200);
+  /** With ROVER_RECORD_HISTORIES=1, keeps the run's history for test/replay.test.ts. */
+  const record = async (name: string) => {
+    if (process.env.ROVER_RECORD_HISTORIES !== '1') return;
+    const history = await stack.client.workflow.getHandle(`job-${name}`).fetchHistory();
+    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), historyToJSON(history));
+  };
   const agentPids = async (name: string) =>
     (await stack.store.nodes.listByJob(name)).flatMap((n) => (n.pid === null ? [] : [n.pid]));
 
@@ -53,6 +60,7 @@ describe('elastic jobs on the local backend', () => {
       'workflow', 'list', '--address', stack.config.temporal.address, '--query', 'RoverJobState="SUCCEEDED" AND RoverJobName="basic"', '-o', 'json',
     ]);
     expect(stdout).toContain('job-basic');
+    await record('basic');
   });
 
   it('restarts the group in place when a training process is killed, and counts the restart', async () => {
@@ -76,6 +84,7 @@ describe('elastic jobs on the local backend', () => {
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.nodes.find((n) => n.id === 1)?.incarnation).toBe(1);
     expect(result.nodeRelaunches).toBe(1);
+    await record('agent-kill');
   });
 
   it('scales 2 → 3 while running so every trainer sees WORLD_SIZE 6, and refuses 9 above max', async () => {
@@ -90,6 +99,7 @@ describe('elastic jobs on the local backend', () => {
     const result = await handle.result();
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.worldSize).toBe(6);
+    await record('scale');
     const started = [0, 1, 2].flatMap((n) => readFileSync(nodeLogPath(stack.home, 'scale', n), 'utf8').match(/ROVER_DONE rank=\d+/g) ?? []);
     expect(new Set(started).size).toBe(6);
     const node2 = readFileSync(nodeLogPath(stack.home, 'scale', 2), 'utf8');
@@ -106,6 +116,18 @@ describe('elastic jobs on the local backend', () => {
     const result: JobStatus = await handle.result();
     expect(result.phase).toBe('STOPPED');
     expect(result.reason).toBe('test over');
+    for (const pid of [...agents, ...trainers]) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it('tears every node down when the workflow is cancelled', async () => {
+    const handle = await submit(jobSpec(stack.home, 'cancel-me', { steps: 100000 }));
+    await running('cancel-me');
+    const agents = await agentPids('cancel-me');
+    const trainers = (await Promise.all(agents.map(childPids))).flat();
+    await handle.cancel();
+    const result: JobStatus = await handle.result();
+    expect(result.phase).toBe('STOPPED');
+    expect(result.reason).toBe('workflow cancelled');
     for (const pid of [...agents, ...trainers]) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 

@@ -1,0 +1,29 @@
+// Replays stored histories of real runs through today's workflow code: a change that breaks
+// determinism for running jobs fails here. Record new ones with ROVER_RECORD_HISTORIES=1 on
+// the end-to-end tests (see test/jobs.e2e.test.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../workers/jobWorker.ts';
+
+const dir = fileURLToPath(new URL('./histories', import.meta.url));
+const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+
+describe('stored workflow histories', () => {
+  it('exist', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+
+  it.each(files)('%s replays deterministically', async (file) => {
+    const history = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as unknown;
+    await Worker.runReplayHistory({ workflowBundle: await bundle() }, history, file.replace(/\.json$/, ''));
+  });
+});
+
+let cached: ReturnType<typeof bundleWorkflows> | undefined;
+function bundle() {
+  cached ??= bundleWorkflows();
+  return cached;
+}
