@@ -159,6 +159,35 @@ describe('elastic jobs on the local backend', () => {
     expect(first.status.name).toBe('CONTINUED_AS_NEW');
   });
 
+  it('is driven end to end by the rover CLI: submit --wait, status --json, list, logs, scale refusal, stop', async () => {
+    const rover = (...args: string[]) =>
+      run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env: { ...process.env, ...stack.env } });
+    const file = path.join(stack.home, 'cli-job.json');
+    writeFileSync(file, JSON.stringify(jobSpec(stack.home, 'cli-job', { steps: 20 })));
+    const submitted = JSON.parse((await rover('submit', file, '--wait', '--json')).stdout) as { status: JobStatus };
+    expect(submitted.status.phase).toBe('SUCCEEDED');
+
+    const status = JSON.parse((await rover('status', 'cli-job', '--json')).stdout) as JobStatus;
+    expect(status).toMatchObject({ jobId: 'cli-job', workflowId: 'job-cli-job', phase: 'SUCCEEDED', worldSize: 4, targetNodes: 2, reason: null });
+    expect(status.round).toBeGreaterThanOrEqual(1);
+    expect(status.nodes.map((n) => Object.keys(n).sort())[0]).toEqual(expect.arrayContaining(['id', 'rank', 'incarnation', 'status', 'restarts', 'pid']));
+
+    expect((await rover('list', '--state', 'SUCCEEDED')).stdout).toContain('cli-job');
+    const logs = (await rover('logs', 'cli-job', '--node', '1')).stdout;
+    expect(logs).toMatch(/ROVER_DONE rank=3/);
+
+    const long = path.join(stack.home, 'cli-long.json');
+    writeFileSync(long, JSON.stringify(jobSpec(stack.home, 'cli-long', { steps: 100000 })));
+    await rover('submit', long);
+    await running('cli-long');
+    const refused = await rover('scale', 'cli-long', '9').catch((err: { code: number; stderr: string }) => err);
+    expect('code' in refused && refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/cannot scale to 9 nodes/);
+    await rover('stop', 'cli-long', '--reason', 'cli says stop');
+    const stopped = await stack.client.workflow.getHandle('job-cli-long').result();
+    expect(stopped).toMatchObject({ phase: 'STOPPED', reason: 'cli says stop' });
+  });
+
   it('rejects a bad spec with exit code 2 and field paths, starting nothing', async () => {
     const bad = path.join(stack.home, 'bad.yaml');
     await import('node:fs/promises').then((fs) =>
