@@ -1,4 +1,5 @@
 // Activities of the elasticJob workflow: thin wrappers over the store and the cluster backends.
+import { recordJobOutcome, recordJobStart } from './jobHistory.ts';
 import { Context } from '@temporalio/activity';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
@@ -6,7 +7,7 @@ import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobAct
 import type { Logger } from '../common/logger.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+import { nodeLeasePrefix, openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
 /** Node statuses the watcher checks for liveness. */
 const LIVE_STATUSES = ['launching', 'running'];
@@ -51,6 +52,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         }
         await openRoundWithEvent(tx, { jobId, round: 1, minNodes: spec.spec.nodes.min, maxNodes: targetNodes, cause: 'job start' });
       });
+      await recordJobStart(store, jobId, token, spec);
       logger.info({ jobId, workflowId, targetNodes }, 'job prepared');
     },
 
@@ -59,14 +61,17 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
       for (const n of nodes) {
+        // A Brain plan (OOM, initial) may give this incarnation other resources than the spec's.
+        const resources = n.resources ? { ...job.spec.spec.resources, memory: n.resources.memoryBytes, cpu: n.resources.cpu } : job.spec.spec.resources;
         const result = await backend.ensureNode({
           jobId,
           nodeId: n.id,
           incarnation: n.incarnation,
           spec: job.spec,
-          resources: job.spec.spec.resources,
+          resources,
           agentEnv: agentEnv(config, job, n),
         });
+        if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
         launched.push({ ...n, pid: result.pid });
       }
@@ -119,8 +124,10 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const job = await loadJob(jobId);
       // Record the phase first: agents asking for a heartbeat are told to stop.
       await store.jobs.update(jobId, { phase, reason, endedAt: now() });
+      await recordJobOutcome(store, job, phase, now());
       const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_STATUSES] });
       await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
+      await backendFor(job.spec).releaseJob?.(jobId);
       logger.info({ jobId, phase, reason }, 'job finished');
     },
   };
@@ -137,6 +144,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         await store.transaction(async (tx) => {
           await tx.nodes.update(key, { status: 'stopped', endedAt: node.endedAt ?? now() });
           await tx.nodeEvents.append({ ...key, kind: 'node_stopped', data: {} });
+          // Its trainers' shard leases go back to the queue now, not when they expire.
+          await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(n.id, n.incarnation));
         });
       }),
     );
@@ -161,6 +170,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         const fresh = await tx.nodes.get(key);
         if (!fresh || !LIVE_STATUSES.includes(fresh.status)) return;
         await tx.nodes.update(key, { status: failed ? 'failed' : 'lost', endedAt: now(), exitReason: reason, ...(failed && { exitCode }) });
+        await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(node.nodeId, node.incarnation));
         await tx.nodeEvents.append({
           ...key,
           kind: failed ? 'node_failed' : 'node_lost',
@@ -187,6 +197,7 @@ function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeI
     ROVER_HEARTBEAT_INTERVAL_MS: String(s.faultTolerance.heartbeatInterval),
     ROVER_SHUTDOWN_GRACE_MS: String(config.timing.shutdownGraceMs),
     ROVER_CHECKPOINT_DIR: s.checkpoint.dir ?? '',
+    ROVER_CHECKPOINT_FLASH: String(s.checkpoint.flash),
     ROVER_LOG_LEVEL: config.logLevel,
   };
 }

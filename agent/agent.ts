@@ -11,6 +11,7 @@ import {
   type Backoff,
   type MasterClient,
 } from './masterClient.ts';
+import { captureHangEvidence } from './hangEvidence.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
 import type { AgentSettings } from './settings.ts';
 import { trainerEnv } from './torchrunEnv.ts';
@@ -40,9 +41,13 @@ export interface AgentOptions {
   /** Where trainer output is forwarded. Default: this process's stdout/stderr. */
   output?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
   backoff?: Backoff;
+  /** Extra environment for a group about to start (e.g. ROVER_RESUME_STEP); failures are logged. */
+  groupEnv?: (round: Extract<RoundStatus, { status: 'closed' }>) => Promise<Record<string, string>>;
 }
 
 const STDERR_TAIL_MAX_CHARS = 16_000;
+/** After a process fails, how long the others may take to end on their own before the report. */
+const FAILURE_SETTLE_MS = 1500;
 /** Round status polling starts this often and slows down to the second value. */
 const POLL_FIRST_MS = 200;
 const POLL_MAX_MS = 1000;
@@ -63,6 +68,8 @@ export class Agent {
   /** Process failures so far; only these count against maxProcessRestarts. */
   private failures = 0;
   private requestRestart: (() => void) | null = null;
+  /** Hangs (event ids) whose evidence this agent already posted. */
+  private hangsCaptured: number[] = [];
   private stopping: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
@@ -140,10 +147,14 @@ export class Agent {
   /** Runs one group to its end; returns an exit, or undefined to rejoin. */
   private async runGroup(closed: ClosedRound): Promise<AgentExit | undefined> {
     const { entrypoint, nprocPerNode } = this.settings;
+    const extraEnv = await (this.opts.groupEnv?.(closed) ?? Promise.resolve({})).catch((err: unknown) => {
+      this.log.warn({ err }, 'could not prepare the group environment; trainers will ask the API themselves');
+      return {};
+    });
     const trainers = Array.from({ length: nprocPerNode }, (_, localRank) => ({
       localRank,
       rank: closed.groupRank * nprocPerNode + localRank,
-      env: trainerEnv(this.settings, closed, localRank, this.restarts, this.opts.baseEnv ?? process.env),
+      env: { ...trainerEnv(this.settings, closed, localRank, this.restarts, this.opts.baseEnv ?? process.env), ...extraEnv },
     }));
     const restartRequested = new Promise<'restart'>((resolve) => (this.requestRestart = () => resolve('restart')));
     this.group = ProcessGroup.start({
@@ -151,6 +162,7 @@ export class Agent {
       args: entrypoint.args,
       cwd: entrypoint.workdir,
       trainers,
+      memoryLimitBytes: this.settings.memoryLimitBytes ? this.settings.memoryLimitBytes / nprocPerNode : undefined,
       ...this.opts.output,
     });
     this.groupRound = closed.round;
@@ -172,7 +184,17 @@ export class Agent {
       return new AgentExit(0, 'all training processes succeeded');
     }
     if (outcome.kind === 'stopped') throw new Error('process group stopped by someone else');
-    return this.onProcessFailure(outcome.failure);
+    return this.onProcessFailure(await this.rootCause(outcome.failure));
+  }
+
+  /**
+   * The failure to report: a process that died with a Python traceback explains the others
+   * (peers exit on a lost connection first, often before the culprit finished printing).
+   */
+  private async rootCause(first: TrainerExit): Promise<TrainerExit> {
+    if (!this.group) return first;
+    const failures = await this.group.failuresWithin(FAILURE_SETTLE_MS);
+    return failures.find((f) => f.stderrTail.includes('Traceback (most recent call last):')) ?? first;
   }
 
   private async onProcessFailure(failure: TrainerExit): Promise<AgentExit | undefined> {
@@ -184,7 +206,9 @@ export class Agent {
     );
     const { localRank, exitCode, signal } = failure;
     const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
-    await Promise.all([this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail }), this.stopGroup()]);
+    // The step lets the master tell a bug that repeats at the same step from one that moves on.
+    const step = this.group?.latestStep() ?? null;
+    await Promise.all([this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, ...(step === null ? {} : { step }) }), this.stopGroup()]);
     const max = this.settings.maxProcessRestarts;
     if (this.failures > max) {
       const reason = `${what}; no process restarts left (${this.failures} failures, max restarts ${max})`;
@@ -205,6 +229,7 @@ export class Agent {
         await abortableSleep(this.settings.heartbeatIntervalMs, signal);
         // Never give up while trainers run: a master outage must not stop training.
         const reply = await this.call('heartbeat', async (s) => this.master.heartbeat(await this.heartbeat(sampler), s));
+        if (reply.action !== 'stop' && reply.captureStacks !== undefined) await this.captureEvidence(reply.captureStacks);
         this.onHeartbeatReply(reply);
       }
     } catch (err) {
@@ -225,7 +250,26 @@ export class Agent {
       return u ? [{ localRank, pid, ...u }] : [];
     });
     const { node, incarnation } = this.settings;
-    return { node, incarnation, round: this.round, step: this.group?.latestStep() ?? null, processes };
+    const checkpointing = this.group?.checkpointing() ?? false;
+    return { node, incarnation, round: this.round, step: this.group?.latestStep() ?? null, processes, ...(checkpointing && { checkpointing }) };
+  }
+
+  /** The master suspects a hang: post each process's stacks, the process tree and log tails, once per hang. */
+  private async captureEvidence(hang: number): Promise<void> {
+    if (this.hangsCaptured.includes(hang) || !this.group) return;
+    this.hangsCaptured = [...this.hangsCaptured.slice(-9), hang];
+    const { node, incarnation } = this.settings;
+    try {
+      const evidence = await captureHangEvidence(this.group);
+      this.log.warn({ hang, processes: evidence.stacks.length, methods: evidence.stacks.map((s) => s.method) }, 'hang suspected: posting stacks');
+      for (const [i, s] of evidence.stacks.entries()) {
+        const data = { hang, method: s.method, pid: s.pid, localRank: s.localRank, stack: s.stack, logTail: s.logTail, ...(i === 0 && { processTree: evidence.processTree }) };
+        await this.call('post stack dump', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'stack_dump', rank: s.rank, data }, signal) ?? Promise.resolve());
+      }
+    } catch (err) {
+      if (err instanceof AgentExit) throw err;
+      this.log.error({ hang, err: String(err) }, 'could not capture hang evidence');
+    }
   }
 
   private onHeartbeatReply(reply: HeartbeatResponse): void {

@@ -3,7 +3,9 @@
 // master, 1 node failed, 2 bad environment, 128+n after signal n (143 for SIGTERM).
 import { createLogger } from '../common/logger.ts';
 import { Agent } from './agent.ts';
+import { FlashSaver } from './flashCheckpoint.ts';
 import { HttpMasterClient } from './masterClient.ts';
+import { resumeEnv } from './resume.ts';
 import { AgentSettingsError, parseAgentSettings, type AgentSettings } from './settings.ts';
 
 function readSettings(): AgentSettings {
@@ -20,7 +22,11 @@ const settings = readSettings();
 const { job, node, incarnation } = settings;
 const log = createLogger('agent', settings.logLevel).child({ job, node, incarnation });
 const master = new HttpMasterClient({ baseUrl: settings.apiUrl, job, token: settings.token });
-const agent = new Agent({ settings, master, log });
+// spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
+const flash =
+  process.env.ROVER_CHECKPOINT_FLASH === 'true' ? new FlashSaver({ apiUrl: settings.apiUrl, job, node, token: settings.token, log }) : undefined;
+const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
+const agent = new Agent({ settings, master, log, baseEnv, groupEnv: (round) => resumeEnv(settings, round) });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
@@ -30,7 +36,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 agent.run().then(
-  (code) => process.exit(code),
+  async (code) => {
+    // Pending flash saves are persisted before the agent goes, then the node's shared memory is freed.
+    await flash?.close({ removeShm: true }).catch((err: unknown) => log.error({ err }, 'flash saver did not close cleanly'));
+    process.exit(code);
+  },
   (err: unknown) => {
     log.fatal({ err }, 'agent crashed');
     process.exit(1);

@@ -6,6 +6,7 @@ import {
   heartbeatResponse,
   joinResponse,
   roundStatus,
+  type AgentEvent,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JoinRequest,
@@ -26,6 +27,8 @@ export interface MasterClient {
   roundStatus(round: number, ref: NodeRef, signal?: AbortSignal): Promise<RoundStatus>;
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse>;
   report(req: NodeReport, signal?: AbortSignal): Promise<void>;
+  /** Evidence (stack dumps) into the job's event bus; optional for test doubles. */
+  postEvent?(req: AgentEvent, signal?: AbortSignal): Promise<void>;
 }
 
 /** The master answered with a non-2xx status. */
@@ -88,6 +91,10 @@ export class HttpMasterClient implements MasterClient {
 
   async report(req: NodeReport, signal?: AbortSignal): Promise<void> {
     await this.send('POST', '/nodes/report', req, signal);
+  }
+
+  async postEvent(req: AgentEvent, signal?: AbortSignal): Promise<void> {
+    await this.send('POST', '/nodes/events', req, signal);
   }
 
   /** One request; resolves with the body of a 2xx answer. */

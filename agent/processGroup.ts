@@ -1,5 +1,6 @@
 // Supervises the training processes of one node for one rendezvous round, like torchrun's
 // process context: start them all, forward their output, notice the first failure, stop them all.
+import { withMemoryLimit } from './memoryLimit.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
@@ -21,6 +22,8 @@ export interface ProcessGroupOptions {
   stderr?: NodeJS.WritableStream;
   /** Lines of stderr kept per process for failure reports. Default 50. */
   tailLines?: number;
+  /** Data-memory limit per process (bytes), enforced with prlimit; unset: none. */
+  memoryLimitBytes?: number | undefined;
 }
 
 export interface TrainerExit {
@@ -41,6 +44,11 @@ export type GroupOutcome =
   | { kind: 'stopped' };
 
 const STEP_LINE = /^ROVER_STEP\s+(\d+)(?:\s|$)/;
+/** A trainer resuming from a checkpoint is at that step before it prints its first ROVER_STEP. */
+const RESUME_LINE = /^ROVER_RESUME\s+step=(\d+)(?:\s|$)/;
+/** A save under way: hang detection holds off until ROVER_CHECKPOINT (or the next step). */
+const SAVE_BEGIN_LINE = /^ROVER_CHECKPOINT_BEGIN(?:\s|$)/;
+const SAVE_END_LINE = /^(ROVER_CHECKPOINT|ROVER_STEP)(?:\s|$)/;
 const MAX_TAIL_LINE_CHARS = 4096;
 /** How long to wait for a dead process's pipes to drain; a grandchild may hold them open. */
 const PIPE_DRAIN_MS = 500;
@@ -48,6 +56,12 @@ const PIPE_DRAIN_MS = 500;
 class Trainer {
   readonly child: ChildProcess;
   step: number | null = null;
+  /** Set once the process exited and its output was read. */
+  exit: TrainerExit | null = null;
+  /** Between ROVER_CHECKPOINT_BEGIN and ROVER_CHECKPOINT. */
+  saving = false;
+  /** Receives stderr lines while evidence is being captured. */
+  stderrTap: ((line: string) => void) | null = null;
   readonly tail: string[] = [];
   /** Resolves once the process exited (or never started) and its output was read. */
   readonly finished: Promise<TrainerExit>;
@@ -56,7 +70,8 @@ class Trainer {
     readonly spec: TrainerSpec,
     opts: ProcessGroupOptions,
   ) {
-    this.child = spawn(opts.command, opts.args, {
+    const cmd = withMemoryLimit(opts.command, opts.args, opts.memoryLimitBytes);
+    this.child = spawn(cmd.command, cmd.args, {
       cwd: opts.cwd,
       env: spec.env,
       // Same process group as the agent: killing the agent's group kills the trainers too.
@@ -70,9 +85,14 @@ class Trainer {
       out.write(prefix + line + '\n');
       const step = STEP_LINE.exec(line);
       if (step) this.step = Number(step[1]);
+      const resumed = this.step === null ? RESUME_LINE.exec(line) : null;
+      if (resumed) this.step = Number(resumed[1]);
+      if (SAVE_BEGIN_LINE.test(line)) this.saving = true;
+      else if (SAVE_END_LINE.test(line)) this.saving = false;
     });
     createInterface({ input: this.child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
       err.write(prefix + line + '\n');
+      this.stderrTap?.(line);
       this.remember(line, tailLines);
     });
     this.finished = new Promise((resolve) => {
@@ -82,7 +102,8 @@ class Trainer {
         if (settled) return;
         settled = true;
         clearTimeout(drainTimer);
-        resolve({ localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: this.tail.join('\n') });
+        this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: this.tail.join('\n') };
+        resolve(this.exit);
       };
       this.child.on('error', (error) => {
         // Only a failed spawn ends the trainer here; a failed kill() of a live process changes nothing.
@@ -140,6 +161,53 @@ export class ProcessGroup {
   latestStep(): number | null {
     const steps = this.trainers.map((t) => t.step).filter((s): s is number => s !== null);
     return steps.length ? Math.max(...steps) : null;
+  }
+
+  /**
+   * Failures of processes that ended on their own, waiting up to `ms` for the rest to end. The
+   * first process to fail is often a victim (a peer that lost its connection), not the cause.
+   */
+  async failuresWithin(ms: number): Promise<TrainerExit[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([Promise.all(this.trainers.map((t) => t.finished)), timeout]);
+    clearTimeout(timer);
+    return this.trainers.flatMap((t) => (t.exit && t.exit.exitCode !== 0 ? [t.exit] : []));
+  }
+
+  /** Whether a process is saving a checkpoint right now. */
+  checkpointing(): boolean {
+    return this.trainers.some((t) => t.alive && t.saving);
+  }
+
+  /** The live processes with their last stderr lines. */
+  liveTrainers(): { localRank: number; rank: number; pid: number; stderrTail: string[] }[] {
+    return this.trainers
+      .filter((t) => t.alive)
+      .map((t) => ({ localRank: t.spec.localRank, rank: t.spec.rank, pid: t.child.pid!, stderrTail: [...t.tail] }));
+  }
+
+  /** Runs `trigger`, then collects each process's stderr lines until `ms` passed with no new line. */
+  async captureStderr(trigger: () => void, ms: number): Promise<Map<number, string[]>> {
+    const lines = new Map<number, string[]>();
+    let last = Date.now();
+    for (const t of this.trainers) {
+      t.stderrTap = (line) => {
+        lines.set(t.spec.localRank, [...(lines.get(t.spec.localRank) ?? []), line]);
+        last = Date.now();
+      };
+    }
+    try {
+      trigger();
+      const started = Date.now();
+      const quiet = () => Date.now() - last >= ms && (lines.size > 0 || Date.now() - started >= ms * 3);
+      while (!quiet() && Date.now() - started < ms * 10) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      for (const t of this.trainers) t.stderrTap = null;
+    }
+    return lines;
   }
 
   /** Processes still running, for usage sampling. */

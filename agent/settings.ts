@@ -40,6 +40,8 @@ const envSchema = z.object({
   /** Address other nodes reach this one at (MASTER_ADDR if it gets group rank 0). */
   ROVER_HOST: text().default('127.0.0.1'),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Node memory the local backend enforces (bytes), split evenly over the training processes. */
+  ROVER_MEMORY_LIMIT_BYTES: integer(1).optional(),
 });
 
 export interface AgentSettings {
@@ -57,6 +59,8 @@ export interface AgentSettings {
   shutdownGraceMs: number;
   host: string;
   logLevel: string;
+  /** Memory of the node (bytes) to enforce on the training processes; unset: no limit. */
+  memoryLimitBytes?: number | undefined;
 }
 
 export class AgentSettingsError extends Error {
@@ -84,5 +88,6 @@ export function parseAgentSettings(env: NodeJS.ProcessEnv): AgentSettings {
     shutdownGraceMs: e.ROVER_SHUTDOWN_GRACE_MS,
     host: e.ROVER_HOST,
     logLevel: e.ROVER_LOG_LEVEL,
+    memoryLimitBytes: e.ROVER_MEMORY_LIMIT_BYTES,
   };
 }

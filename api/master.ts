@@ -1,17 +1,27 @@
 // The master service behind the agent endpoints: registration, rendezvous, heartbeats and
 // reports, over the store. Decisions are the pure functions in common/; this file persists them.
-import type { HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, RegisterRequest, RoundStatus } from '../common/protocol.ts';
+import { looksOutOfMemory } from '../common/oom.ts';
+import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { decideRound } from '../common/rendezvous.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type NewMetric, type Store } from '../store/index.ts';
+import { classifyFailure } from '../common/failureRules.ts';
 import { HttpError } from './errors.ts';
+import { HangWatch } from './hangWatch.ts';
+import type { MasterHooks } from './metrics.ts';
 
 export class MasterService {
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
-  ) {}
+    /** Metrics of what passes through this process; see api/metrics.ts. */
+    private readonly hooks: MasterHooks = {},
+  ) {
+    this.hangs = new HangWatch(store, now);
+  }
+
+  private readonly hangs: HangWatch;
 
   /** Loads the job and checks the agent's token: 404 for an unknown job, 403 for a wrong token. */
   async authorize(jobId: string, token: string | undefined): Promise<Job> {
@@ -115,6 +125,7 @@ export class MasterService {
       for (const m of decision.ranked) {
         await tx.nodes.update({ jobId: job.id, nodeId: m.node, incarnation: m.incarnation }, { rank: m.groupRank });
       }
+      this.hooks.roundClosed?.(job.id, Math.max(0, this.now() - current.openedAt) / 1000);
       await tx.nodeEvents.append({
         jobId: job.id,
         kind: 'round_closed',
@@ -129,13 +140,46 @@ export class MasterService {
     const node = await this.store.nodes.get(key);
     if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
     if (node.status === 'stopped') return { action: 'stop', reason: `node ${req.node} was removed from job ${job.id}` };
-    await this.store.nodes.update(key, { lastHeartbeatAt: this.now(), ...(req.step === null ? {} : { step: req.step }) });
+    const moved = req.step !== null && req.step !== node.step;
+    const checkpointing = req.checkpointing ? 1 : 0;
+    await this.store.nodes.update(key, {
+      lastHeartbeatAt: this.now(),
+      ...(req.step === null ? {} : { step: req.step }),
+      ...(moved ? { stepAt: this.now() } : {}),
+      ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
+    });
+    await this.store.metrics.record([...usageSamples(key, req), ...(await this.throughputSample(job, node, req))]);
+    this.hooks.heartbeat?.(job.id, req.step, this.now());
+    const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0);
+    const reply = await this.roundReply(job, req);
+    return hang === undefined || reply.action === 'stop' ? reply : { ...reply, captureStacks: hang };
+  }
+
+  /**
+   * Rank 0's heartbeats measure the job's throughput for the Brain's running plan: steps/s since
+   * its previous heartbeat × nodes in the round (samples/s up to the per-node batch size).
+   */
+  private async throughputSample(job: Job, node: Node, req: HeartbeatRequest): Promise<NewMetric[]> {
+    if (node.rank !== 0 || req.step === null || node.step === null || node.lastHeartbeatAt === null || req.step <= node.step) return [];
+    const seconds = (this.now() - node.lastHeartbeatAt) / 1000;
+    const round = await this.store.rendezvous.latestRound(job.id);
+    if (seconds <= 0 || !round || round.round !== req.round || round.status !== ROUND_CLOSED || !round.nodeCount) return [];
+    const value = ((req.step - node.step) / seconds) * round.nodeCount;
+    return [{ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
+  }
+
+  private async roundReply(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
     const latest = await this.store.rendezvous.latestRound(job.id);
     if (!latest || latest.round <= req.round) return { action: 'none' };
     if (latest.status === ROUND_OPEN) return { action: 'restart', round: latest.round };
     const members = await this.store.rendezvous.listMembers({ jobId: job.id, round: latest.round });
     const ranked = members.some((m) => m.nodeId === req.node && m.incarnation === req.incarnation && m.rank !== null);
     return ranked ? { action: 'restart', round: latest.round } : { action: 'none' };
+  }
+
+  /** Evidence an agent gathered (stack dumps), into the job's event bus. */
+  recordAgentEvent(job: Job, event: AgentEvent): Promise<void> {
+    return this.hangs.recordAgentEvent(job, event);
   }
 
   async report(job: Job, req: NodeReport): Promise<void> {
@@ -146,11 +190,28 @@ export class MasterService {
       const exit = { exitCode: req.exitCode ?? null, exitSignal: req.signal ?? null, exitReason: req.reason ?? req.stderrTail ?? null };
       const now = this.now();
       if (req.kind === 'process_failed') await tx.nodes.update(key, { processRestarts: req.restarts, ...exit });
-      else if (req.kind === 'node_failed') await tx.nodes.update(key, { status: 'failed', endedAt: now, ...exit });
+      else if (req.kind === 'node_failed') {
+        await tx.nodes.update(key, { status: 'failed', endedAt: now, ...exit });
+        await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(req.node, req.incarnation));
+      }
       else await tx.nodes.update(key, { status: 'succeeded', endedAt: now, exitCode: 0 });
-      const { node: _n, incarnation: _i, kind, ...data } = req;
-      await tx.nodeEvents.append({ ...eventKey(key), kind, data });
-      if (kind !== 'process_failed') return;
+      const { node: _n, incarnation: _i, kind, ...rest } = req;
+      // Past its memory limit (local: prlimit) a process dies with MemoryError: the OOM path.
+      const oomKilled = kind !== 'node_succeeded' && looksOutOfMemory(req.stderrTail);
+      const data = { ...rest, ...(oomKilled && { oomKilled: true }) };
+      if (kind !== 'process_failed') {
+        await tx.nodeEvents.append({ ...eventKey(key), kind, data });
+        return;
+      }
+      // Classified here for the event log and metrics; the job master classifies the same way.
+      const spec = job.spec as JobSpec;
+      const failure = classifyFailure(
+        { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' },
+        spec.spec.faultTolerance.failureRules ?? [],
+      );
+      const rank = node.rank === null || req.localRank === undefined ? null : node.rank * spec.spec.nprocPerNode + req.localRank;
+      await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure }, rank });
+      this.hooks.processFailed?.(job.id, failure.class);
       // Peers restart with this node: open the next round if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
       if (latest && latest.status === ROUND_CLOSED) {
@@ -165,6 +226,18 @@ export class MasterService {
       }
     });
   }
+}
+
+/** The Brain's per-node usage samples from one heartbeat: memory and cpu summed over the node's processes, and its step. */
+function usageSamples(key: { jobId: string; nodeId: number; incarnation: number }, req: HeartbeatRequest): NewMetric[] {
+  const at = { jobId: key.jobId, nodeId: key.nodeId, incarnation: key.incarnation };
+  const samples: NewMetric[] = [];
+  if (req.processes.length > 0) {
+    samples.push({ ...at, name: METRIC_RSS_BYTES, value: req.processes.reduce((sum, p) => sum + p.rssBytes, 0) });
+    samples.push({ ...at, name: METRIC_CPU_PERCENT, value: req.processes.reduce((sum, p) => sum + p.cpuPercent, 0) });
+  }
+  if (req.step !== null) samples.push({ ...at, name: METRIC_STEP, value: req.step });
+  return samples;
 }
 
 function eventKey(key: { jobId: string; nodeId: number; incarnation: number }) {

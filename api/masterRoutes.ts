@@ -1,7 +1,7 @@
 // HTTP routes of the master service for agents: /v1/jobs/:job/… with the job's bearer token.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
+import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
 import { parseInput } from './errors.ts';
 import type { MasterService } from './master.ts';
 
@@ -44,6 +44,12 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
   app.post('/v1/jobs/:job/nodes/heartbeat', async (request) => {
     const j = await job(request);
     return master.heartbeat(j, parseInput(heartbeatRequest, request.body, 'body'));
+  });
+
+  app.post('/v1/jobs/:job/nodes/events', async (request) => {
+    const j = await job(request);
+    await master.recordAgentEvent(j, parseInput(agentEvent, request.body, 'body'));
+    return { ok: true };
   });
 
   app.post('/v1/jobs/:job/nodes/report', async (request) => {

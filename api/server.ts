@@ -1,12 +1,15 @@
 // The Rover API: agent-facing master service, health and metrics. Stateless; state is in the store.
 import fastify, { type FastifyBaseLogger } from 'fastify';
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
+import { registerBrainRoutes } from './brainRoutes.ts';
 import { HttpError } from './errors.ts';
 import { MasterService } from './master.ts';
+import { createApiMetrics } from './metrics.ts';
 import { registerMasterRoutes } from './masterRoutes.ts';
+import { LedgerService } from './ledger.ts';
+import { registerTrainerRoutes } from './trainerRoutes.ts';
 
 export interface ApiDeps {
   config: RoverConfig;
@@ -22,8 +25,10 @@ export async function buildApi(deps: ApiDeps) {
     bodyLimit: deps.config.api.bodyLimitBytes,
     disableRequestLogging: true,
   });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'rover_api_' });
+  const now = deps.now ?? Date.now;
+  const metrics = createApiMetrics(deps.store, now);
+  const registry = metrics.registry;
+  metrics.instrument(app);
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof HttpError) {
@@ -45,7 +50,11 @@ export async function buildApi(deps: ApiDeps) {
     await deps.store.ping();
     return { status: 'ok' };
   });
-  registerMasterRoutes(app, new MasterService(deps.store, deps.now ?? Date.now));
+  const master = new MasterService(deps.store, now, metrics.hooks);
+  registerMasterRoutes(app, master);
+  // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
+  registerBrainRoutes(app, deps.store);
+  registerTrainerRoutes(app, (jobId, token) => master.authorize(jobId, token), new LedgerService(deps.store, deps.now ?? Date.now));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

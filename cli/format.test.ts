@@ -19,6 +19,8 @@ function status(over: Partial<JobStatus> = {}): JobStatus {
     processRestarts: 3,
     reason: null,
     warnings: [],
+    checkpointStep: 0,
+    epochsDone: 0,
     ...over,
   };
 }
@@ -63,10 +65,30 @@ describe('formatJobStatus', () => {
         'relaunches:   1',
         'restarts:     3',
         'reason:       -',
+        'checkpoint:   -',
+        'epochs done:  0',
         '',
         'NODE  RANK  INCARNATION  STATUS   RESTARTS  PID   EXIT  REASON',
         '0     0     0            running  0         4241  -     -',
         '1     1     2            running  1         4242  -     -',
+      ].join('\n'),
+    );
+  });
+
+  it('shows the committed checkpoint and a shard table per epoch', () => {
+    const counts = (o: Partial<{ total: number; done: number; inFlight: number; queued: number; poison: number; skipped: number }>) =>
+      ({ total: 0, done: 0, inFlight: 0, queued: 0, poison: 0, skipped: 0, ...o });
+    const text = formatJobStatus(status({ checkpointStep: 40, epochsDone: 1 }), {
+      ...counts({ total: 20, done: 14, inFlight: 2, queued: 3, skipped: 1 }),
+      epochs: [{ epoch: 0, ...counts({ total: 10, done: 10 }) }, { epoch: 1, ...counts({ total: 10, done: 4, inFlight: 2, queued: 3, skipped: 1 }) }],
+    });
+    expect(text).toContain('checkpoint:   step 40\nepochs done:  1');
+    expect(text).toContain(
+      [
+        'EPOCH  SHARDS  DONE  IN FLIGHT  QUEUED  POISON/SKIPPED',
+        '0      10      10    0          0       0',
+        '1      10      4     2          3       1',
+        'all    20      14    2          3       1',
       ].join('\n'),
     );
   });

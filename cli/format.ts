@@ -27,8 +27,28 @@ function formatFields(fields: readonly (readonly [string, Cell])[]): string {
   return fields.map(([k, v]) => `${`${k}:`.padEnd(width)} ${cellText(v)}`).join('\n');
 }
 
+/** Shard counts as `rover status` shows them (the store's ShardProgress). */
+export interface ShardCountsView {
+  total: number;
+  done: number;
+  inFlight: number;
+  queued: number;
+  poison: number;
+  skipped: number;
+}
+
+/** The dataset table: one row per epoch and a total, or nothing without a dataset. */
+export function formatShardProgress(progress: ShardCountsView & { epochs: (ShardCountsView & { epoch: number })[] }): string {
+  if (progress.total === 0) return '';
+  const row = (name: Cell, c: ShardCountsView) => [name, c.total, c.done, c.inFlight, c.queued, c.poison + c.skipped];
+  return formatTable(
+    ['EPOCH', 'SHARDS', 'DONE', 'IN FLIGHT', 'QUEUED', 'POISON/SKIPPED'],
+    [...progress.epochs.map((e) => row(e.epoch, e)), row('all', progress)],
+  );
+}
+
 /** The `rover status` page: a header of job-wide figures, then one table row per node. */
-export function formatJobStatus(status: JobStatus): string {
+export function formatJobStatus(status: JobStatus, shards?: Parameters<typeof formatShardProgress>[0]): string {
   const header = formatFields([
     ['job', status.jobId],
     ['workflow', status.workflowId],
@@ -39,6 +59,8 @@ export function formatJobStatus(status: JobStatus): string {
     ['relaunches', status.nodeRelaunches],
     ['restarts', status.processRestarts],
     ['reason', status.reason],
+    ['checkpoint', status.checkpointStep ? `step ${status.checkpointStep}` : null],
+    ['epochs done', status.epochsDone ?? 0],
   ]);
   const nodes =
     status.nodes.length === 0
@@ -50,7 +72,10 @@ export function formatJobStatus(status: JobStatus): string {
             .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, n.reason]),
         );
   const warnings = status.warnings.map((w) => `warning: ${w}`);
-  return [header, '', nodes, ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
+  const data = shards ? formatShardProgress(shards) : '';
+  // Brain plans the job applied (or received), each with its rule and reason.
+  const plans = (status.plans ?? []).map((p) => `plan ${p.stage} (${p.rule}): ${p.applied} — ${p.reason}`);
+  return [header, '', nodes, ...(data ? ['', data] : []), ...(plans.length > 0 ? ['', ...plans] : []), ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
 }
 
 /** One row of `rover list`. */

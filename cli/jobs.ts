@@ -24,6 +24,7 @@ import { formatSpecErrors, loadJobSpecFile, type JobSpec } from '../common/spec/
 import { type ElasticJobInput, type JobStatus, scaleSignal, scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
+import { readShardProgress } from './shardProgress.ts';
 
 export const ELASTIC_JOB_WORKFLOW = 'elasticJob';
 type ElasticJobWorkflow = (input: ElasticJobInput) => Promise<JobStatus>;
@@ -257,7 +258,7 @@ async function statusCommand(job: string, opts: { json?: boolean }): Promise<voi
       printJson(reading.status);
       return;
     }
-    print(formatJobStatus(reading.status));
+    print(formatJobStatus(reading.status, await readShardProgress(loadConfig(), reading.status.jobId)));
     if (reading.source === 'result') print('\n(the workflow has ended and no worker answered the query: this is its final result)');
   });
 }

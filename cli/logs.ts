@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../common/config.ts';
+import { rayLogsCommand } from './rayLogs.ts';
 
 const NODE_LOG = /^node-(\d+)\.log$/;
 const CHUNK_BYTES = 1 << 20;
@@ -142,7 +143,7 @@ export async function followLogs(options: LogTailOptions & { pollMs: number; sig
 export function registerLogsCommand(program: Command): void {
   program
     .command('logs')
-    .description("print a job's node logs (local backend); --follow keeps printing new lines")
+    .description("print a job's node logs (local files, or Ray job logs for ray-backend jobs); --follow keeps printing new lines")
     .argument('<job>', 'job name (metadata.name) or workflow id job-<name>')
     .option('--node <n>', 'only this node (its number, as in `rover status`)')
     .option('-f, --follow', 'keep printing appended lines until Ctrl-C')
@@ -156,7 +157,10 @@ export function registerLogsCommand(program: Command): void {
         }
         node = Number(options.node);
       }
-      const dir = jobLogDir(loadConfig().home, job);
+      const config = loadConfig();
+      // Ray-backend jobs: the nodes' output is in their Ray jobs (cli/rayLogs.ts).
+      if (await rayLogsCommand(config, job, node, options.follow ?? false)) return;
+      const dir = jobLogDir(config.home, job);
       if (!existsSync(dir)) {
         throw new Error(`no logs for job "${job}": ${dir} does not exist (node logs are written there by the local backend; check the job name with \`rover list\`)`);
       }

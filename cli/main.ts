@@ -1,6 +1,8 @@
 // The `rover` command.
 import { Command } from 'commander';
+import { registerBrainCommands } from './brain.ts';
 import { submitDemoJob } from './demo.ts';
+import { registerEventsCommand } from './events.ts';
 import { registerJobCommands } from './jobs.ts';
 import { registerLogsCommand } from './logs.ts';
 import { registerToolsCommand } from './tools.ts';
@@ -15,6 +17,8 @@ registerUpCommands(program, submitDemoJob);
 registerValidateCommand(program);
 registerJobCommands(program);
 registerLogsCommand(program);
+registerEventsCommand(program);
+registerBrainCommands(program);
 registerToolsCommand(program);
 
 try {

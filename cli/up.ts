@@ -76,6 +76,9 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     ROVER_API_HOST: config.api.host,
     ROVER_API_PORT: String(config.api.port),
     ROVER_API_URL: config.api.url,
+    // Jobs ask the standalone Brain process unless the user points them elsewhere.
+    ROVER_BRAIN_PORT: String(config.brain.port),
+    ROVER_BRAIN_URL: process.env.ROVER_BRAIN_URL ?? `http://${config.brain.host}:${config.brain.port}`,
   };
   try {
     const cli = await resolveTemporalCli((m) => say(m));
@@ -102,6 +105,14 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     const apiProcess = spawnDetached(api.command, api.args, { env, logFile: path.join(logs, 'api.log') });
     started.push({ name: 'api', ...apiProcess });
     await waitForHttp(`${config.api.url}/healthz`, 60_000, () => isAlive(apiProcess.pid));
+
+    say(`starting the Brain on ${env.ROVER_BRAIN_URL} and its config-sync worker`);
+    const brainWorker = roverEntrypoint('workers/brainMain.ts');
+    started.push({ name: 'brain-worker', ...spawnDetached(brainWorker.command, brainWorker.args, { env, logFile: path.join(logs, 'brain-worker.log') }) });
+    const brain = roverEntrypoint('api/brainMain.ts');
+    const brainProcess = spawnDetached(brain.command, brain.args, { env, logFile: path.join(logs, 'brain.log') });
+    started.push({ name: 'brain', ...brainProcess });
+    await waitForHttp(`http://${config.brain.host}:${config.brain.port}/healthz`, 60_000, () => isAlive(brainProcess.pid));
 
     const stack: StackFile = {
       startedAt: new Date().toISOString(),

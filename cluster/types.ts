@@ -41,4 +41,6 @@ export interface ClusterBackend {
    * watchNodes on every poll, so it answers from a cache or a cheap check.
    */
   findDeadNodes(nodes: Node[]): Promise<DeadNode[]>;
+  /** Optional: deletes what the job holds besides its nodes (a Service, an owner object). Idempotent. */
+  releaseJob?(jobId: string): Promise<void>;
 }

@@ -27,6 +27,39 @@ const envSchema = z.object({
   ROVER_WATCH_MAX_WAIT_MS: millis.default(10000),
   ROVER_SHUTDOWN_GRACE_MS: millis.default(10000),
   ROVER_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().positive().optional(),
+  ROVER_WORKER_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(off|[^\s:]+:\d{1,5})$/, 'must be host:port (e.g. 127.0.0.1:8472) or off')
+    .default('127.0.0.1:8472'),
+  ROVER_BRAIN_HOST: z.string().min(1).optional(),
+  ROVER_BRAIN_PORT: port.default(8471),
+  ROVER_BRAIN_URL: z.string().url().optional(),
+  ROVER_BRAIN_TASK_QUEUE: z.string().min(1).default(TASK_QUEUE_BRAIN),
+  ROVER_BRAIN_SOURCES: z.string().min(1).optional(),
+  ROVER_BRAIN_SYNC_INTERVAL_MS: millis.default(30_000),
+  ROVER_METRICS_RETENTION_MS: millis.default(7 * 24 * 3600 * 1000),
+  ROVER_RAY_AUTH_TOKEN: z.string().min(1).optional(),
+  RAY_AUTH_TOKEN: z.string().optional(),
+  RAY_AUTH_TOKEN_PATH: z.string().optional(),
+  ROVER_RAY_AGENT_BUNDLE: z.string().min(1).optional(),
+  ROVER_RAY_AGENT_SHIPPING: z.enum(['path', 'upload']).default('path'),
+  ROVER_RAY_NODE_BINARY: z.string().min(1).optional(),
+  ROVER_RAY_POLL_MS: millis.default(2000),
+  ROVER_RAY_REQUEST_TIMEOUT_MS: millis.default(10000),
+  ROVER_RAY_RETRY_MAX_MS: millis.default(30000),
+  ROVER_KUBECONFIG: z.string().min(1).optional(),
+  ROVER_KUBERNETES_IN_CLUSTER: z.enum(['true', 'false']).default('false'),
+  ROVER_K8S_AGENT_COMMAND: z
+    .string()
+    .default('["node","--import","tsx","/opt/rover/agent/main.ts"]')
+    .transform((v, ctx) => {
+      try {
+        const cmd: unknown = JSON.parse(v);
+        if (Array.isArray(cmd) && cmd.length > 0 && cmd.every((c) => typeof c === 'string')) return cmd as string[];
+      } catch { /* reported below */ }
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of strings, e.g. ["node","/opt/rover/agent.mjs"]' });
+      return z.NEVER;
+    }),
 });
 
 export interface RoverConfig {
@@ -64,6 +97,57 @@ export interface RoverConfig {
   };
   /** Force continue-as-new after this many history events (tests); else the server's suggestion. */
   continueAsNewAfterEvents?: number;
+  /** host:port where the worker serves the Temporal SDK's Prometheus metrics; undefined: off. Default 127.0.0.1:8472. */
+  workerMetricsAddress: string | undefined;
+  brain: BrainServiceConfig;
+  /** The ray backend (the dashboard address is per job: spec.ray.address). */
+  ray: RayBackendConfig;
+  kubernetes: KubernetesBackendConfig;
+}
+
+/** The kubernetes backend is registered when a kubeconfig is given or the worker runs in a pod. */
+export interface KubernetesBackendConfig {
+  /** Path of a kubeconfig file (ROVER_KUBECONFIG). */
+  kubeconfig?: string;
+  /** Use the pod's service account (ROVER_KUBERNETES_IN_CLUSTER=true). */
+  inCluster: boolean;
+  /** Command of the agent container in node pods (ROVER_K8S_AGENT_COMMAND, a JSON array). */
+  agentCommand: string[];
+}
+
+export interface RayBackendConfig {
+  /** Bearer token for clusters started with RAY_AUTH_MODE=token: ROVER_RAY_AUTH_TOKEN, else RAY_AUTH_TOKEN. */
+  authToken?: string;
+  /** File holding the token when no variable gives it (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token if present). */
+  authTokenPath?: string;
+  /** Prebuilt agent bundle; default: built on first use into <home>/agent-bundle/. */
+  agentBundle?: string;
+  /** `path`: Ray nodes run the bundle from its path (shared filesystem); `upload`: shipped as the job's working_dir. */
+  agentShipping: 'path' | 'upload';
+  /** Node.js on the Ray nodes. Default: this process's node (right for a cluster on this machine). */
+  nodeBinary: string;
+  /** Ray job states are read at most this often; findDeadNodes answers from the cache between. Default 2 s. */
+  pollMs: number;
+  /** Timeout of one request to the dashboard. Default 10 s. */
+  requestTimeoutMs: number;
+  /** Longest pause between retries while the dashboard is unreachable. Default 30 s. */
+  retryMaxMs: number;
+}
+
+export interface BrainServiceConfig {
+  /** Where the standalone Brain process (`api/brainMain.ts`) listens. Default the API host, port 8471. */
+  host: string;
+  port: number;
+  /** URL jobs use to reach the Brain API. Default the Rover API's URL (it serves /brain/v1 too). */
+  url: string;
+  /** Task queue of the brainConfigSync workflows. Default rover-brain. */
+  taskQueue: string;
+  /** Configuration sources, `name=kind:location,…` (brain/README.md). Default: the built-in YAML directory. */
+  sources: string | undefined;
+  /** How often each source is read. Default 30 s. */
+  syncIntervalMs: number;
+  /** Metrics samples and job history older than this are deleted. Default 7 days. */
+  retentionMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -99,5 +183,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       shutdownGraceMs: e.ROVER_SHUTDOWN_GRACE_MS,
     },
     continueAsNewAfterEvents: e.ROVER_CONTINUE_AS_NEW_EVENTS,
+    workerMetricsAddress: e.ROVER_WORKER_METRICS_ADDRESS === 'off' ? undefined : e.ROVER_WORKER_METRICS_ADDRESS,
+    brain: {
+      host: e.ROVER_BRAIN_HOST ?? e.ROVER_API_HOST,
+      port: e.ROVER_BRAIN_PORT,
+      url: e.ROVER_BRAIN_URL ?? e.ROVER_API_URL ?? `http://${e.ROVER_API_HOST}:${e.ROVER_API_PORT}`,
+      taskQueue: e.ROVER_BRAIN_TASK_QUEUE,
+      sources: e.ROVER_BRAIN_SOURCES,
+      syncIntervalMs: e.ROVER_BRAIN_SYNC_INTERVAL_MS,
+      retentionMs: e.ROVER_METRICS_RETENTION_MS,
+    },
+    ray: {
+      authToken: e.ROVER_RAY_AUTH_TOKEN ?? (e.RAY_AUTH_TOKEN || undefined),
+      authTokenPath: e.RAY_AUTH_TOKEN_PATH || undefined,
+      agentBundle: e.ROVER_RAY_AGENT_BUNDLE && path.resolve(cwd, e.ROVER_RAY_AGENT_BUNDLE),
+      agentShipping: e.ROVER_RAY_AGENT_SHIPPING,
+      nodeBinary: e.ROVER_RAY_NODE_BINARY ?? process.execPath,
+      pollMs: e.ROVER_RAY_POLL_MS,
+      requestTimeoutMs: e.ROVER_RAY_REQUEST_TIMEOUT_MS,
+      retryMaxMs: e.ROVER_RAY_RETRY_MAX_MS,
+    },
+    kubernetes: {
+      kubeconfig: e.ROVER_KUBECONFIG && path.resolve(cwd, e.ROVER_KUBECONFIG),
+      inCluster: e.ROVER_KUBERNETES_IN_CLUSTER === 'true',
+      agentCommand: e.ROVER_K8S_AGENT_COMMAND,
+    },
   };
 }

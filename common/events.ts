@@ -1,5 +1,7 @@
-// Kinds of node_events rows: the append-only log the API, the agents' reports and the
-// watcher write, and the job workflow reads from a cursor. `data` is JSON per kind.
+// Kinds of node_events rows: the job's event bus. One append-only log the agents (through the
+// API), the API and the workflow's activities write, each row with its source and, when it is
+// about one training process, its rank. The job workflow reads it from a cursor and acts on the
+// kinds that change decisions; `rover events` shows all of it. `data` is JSON per kind.
 
 export const NODE_EVENT_KINDS = [
   'node_launched', // backend created the node {pid, logPath}
@@ -12,8 +14,43 @@ export const NODE_EVENT_KINDS = [
   'node_succeeded', // every process of the node exited 0
   'node_lost', // process gone or heartbeats stopped without a report {reason}
   'node_stopped', // Rover tore the node down
+  'checkpoint_committed', // every rank of the world reported this step's checkpoint {step, worldSize, round, doneShards}
+  'shard_poisoned', // a shard was leased more than dataset.maxRetries + 1 times {epoch, shardIndex, attempts, policy: fail|skip}
+  'epoch_done', // every shard of an epoch is done (or skipped) {epoch}
+  'ledger_rewound', // the first trainer of a round rewound the shard ledger to the committed step {round, step, requeued}
+  'hang_suspected', // no step progress for hangTimeout while processes live {since, idleMs, step, round, action}
+  'stack_dump', // evidence of a hang from one training process {hang, method: py-spy|faulthandler, pid, localRank, stack, processTree, logTail}
 ] as const;
 export type NodeEventKind = (typeof NODE_EVENT_KINDS)[number];
+
+/** Who emitted an event. */
+export const EVENT_SOURCES = [
+  'agent', // the elastic agent on a node (through the API's agent endpoints)
+  'trainer', // a training process (through the trainer client)
+  'api', // the API's own decisions (rendezvous rounds)
+  'worker', // the job workflow's activities (launch, stop, liveness)
+] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+
+/** The emitter of the kinds a caller does not label itself. */
+export function defaultEventSource(kind: string): EventSource {
+  if (['node_launched', 'node_stopped', 'node_lost'].includes(kind)) return 'worker';
+  if (['node_registered', 'process_failed', 'node_failed', 'node_succeeded'].includes(kind)) return 'agent';
+  return 'api';
+}
+
+/** One event of the job's event bus, as `rover events` shows it. */
+export interface BusEvent {
+  id: number;
+  at: number;
+  jobId: string;
+  nodeId: number | null;
+  incarnation: number | null;
+  rank: number | null;
+  source: string;
+  kind: string;
+  data: unknown;
+}
 
 export interface RoundMember {
   node: number;

@@ -1,6 +1,8 @@
 // The job master's state and policy, without Temporal: the workflow feeds it events and
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
+import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
 import type { JobEvent, RoundMember } from './events.ts';
+import { classifyFailure, type FailureRule } from './failureRules.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -13,6 +15,8 @@ export interface NodeRecord {
   pid: number | null;
   exitCode: number | null;
   reason: string | null;
+  /** Set by a Brain plan (OOM: more memory); absent or null: the spec's resources. */
+  resources?: NodeResources | null;
 }
 
 export interface JobLimits {
@@ -21,6 +25,14 @@ export interface JobLimits {
   unit: number;
   nprocPerNode: number;
   maxNodeRelaunches: number;
+  /** spec.faultTolerance.failureRules (absent in specs stored before the field existed). */
+  failureRules?: FailureRule[] | undefined;
+}
+
+/** A user error seen once: the same one at the same step again fails the job fast. */
+export interface UserErrorSeen {
+  step: number | null;
+  signature: string;
 }
 
 export interface JobStateData {
@@ -38,16 +50,27 @@ export interface JobStateData {
   /** Scale request ids already applied (dedupe across retries and continue-as-new). */
   appliedRequestIds: string[];
   warnings: string[];
+  /** Brain plans received, newest last (absent in states carried from before the field existed). */
+  plans?: AppliedPlan[];
+  /** Recent user errors (absent in states carried from before the field existed). */
+  userErrors?: UserErrorSeen[];
+  /** Latest committed checkpoint step, 0 before the first (absent in older carried states). */
+  checkpointStep?: number;
+  /** Dataset epochs finished (epoch_done events seen). */
+  epochsDone?: number;
 }
 
 /** Side effects the workflow performs for the state. */
 export type JobAction =
   | { type: 'launch'; nodes: { id: number; incarnation: number }[] }
   | { type: 'remove'; nodes: { id: number; incarnation: number }[] }
-  | { type: 'openRound'; cause: string };
+  | { type: 'openRound'; cause: string }
+  /** Ask the Brain for an OOM plan for the node's new incarnation before launching it. */
+  | { type: 'oomPlan'; node: { id: number; incarnation: number }; failedIncarnation: number; exitCode: number | null; reason: string };
 
 const LIVE: NodeStatus[] = ['pending', 'launching', 'running'];
 const APPLIED_IDS_KEPT = 200;
+const USER_ERRORS_KEPT = 20;
 
 export function initialJobState(initialNodes: number): JobStateData {
   return {
@@ -62,6 +85,7 @@ export function initialJobState(initialNodes: number): JobStateData {
     cursor: 0,
     appliedRequestIds: [],
     warnings: [],
+    userErrors: [],
   };
 }
 
@@ -96,6 +120,17 @@ export class JobState {
     if (this.terminal) return;
     this.data.phase = phase;
     this.data.reason = reason;
+  }
+
+  /** A plan's resources for one node incarnation (kept by its later incarnations). */
+  setNodeResources(id: number, incarnation: number, resources: NodeResources): void {
+    const node = this.node(id);
+    if (node && node.incarnation === incarnation) node.resources = resources;
+  }
+
+  /** Keeps the plan (and what it changed) for the status. */
+  recordPlan(plan: AppliedPlan): void {
+    this.data.plans = [...(this.data.plans ?? []), plan].slice(-PLANS_KEPT);
   }
 
   warn(message: string): void {
@@ -182,10 +217,12 @@ export class JobState {
         }
         return [];
       }
-      case 'process_failed': {
-        const node = this.current(event);
-        if (node) node.restarts = Math.max(node.restarts + 1, Number(event.data.restarts ?? 0));
-        this.data.processRestarts += 1;
+      case 'process_failed':
+        return this.processFailed(event);
+      case 'hang_suspected': {
+        const what = `hang: no training progress for ${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s at step ${String(event.data.step ?? 'unknown')}`;
+        if (event.data.action === 'fail') this.finish('FAILED', `${what} (spec.faultTolerance.hangAction fail; stacks in \`rover events\`)`);
+        else this.warn(`${what}; action ${String(event.data.action)}`);
         return [];
       }
       case 'node_succeeded': {
@@ -197,6 +234,18 @@ export class JobState {
       case 'node_failed':
       case 'node_lost':
         return this.nodeDown(event);
+      case 'checkpoint_committed':
+        this.data.checkpointStep = Math.max(this.data.checkpointStep ?? 0, Number(event.data.step ?? 0));
+        return [];
+      case 'epoch_done':
+        this.data.epochsDone = Math.max(this.data.epochsDone ?? 0, Number(event.data.epoch ?? 0) + 1);
+        return [];
+      case 'shard_poisoned': {
+        const shard = `shard ${String(event.data.shardIndex)} of epoch ${String(event.data.epoch)} failed ${String(event.data.attempts)} times`;
+        if (event.data.policy === 'fail') this.finish('FAILED', `${shard}: poison (spec.dataset.onPoison: fail)`);
+        else this.warn(`${shard}: skipped (spec.dataset.onPoison: skip)`);
+        return [];
+      }
       default:
         return [];
     }
@@ -223,25 +272,60 @@ export class JobState {
     if (active.length > 0 && active.every((n) => n.status === 'succeeded')) this.finish('SUCCEEDED', null);
   }
 
+  /**
+   * A training process failed and its node restarts it in place. The failure's class decides
+   * more: a user error seen before at the same step fails the job; a node fault relaunches the node.
+   */
+  private processFailed(event: JobEvent): JobAction[] {
+    const node = this.current(event);
+    if (node) node.restarts = Math.max(node.restarts + 1, Number(event.data.restarts ?? 0));
+    this.data.processRestarts += 1;
+    const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
+    const signal = typeof event.data.signal === 'string' && event.data.signal ? event.data.signal : null;
+    const stderrTail = typeof event.data.stderrTail === 'string' ? event.data.stderrTail : '';
+    const c = classifyFailure({ exitCode, signal, oomKilled: event.data.oomKilled === true, stderrTail }, this.limits.failureRules ?? []);
+    if (c.class === 'userError') {
+      const step = typeof event.data.step === 'number' ? event.data.step : null;
+      const signature = c.traceback ?? `${c.rule}: exit code ${exitCode ?? 'none'}${signal ? `, signal ${signal}` : ''}`;
+      const seen = this.data.userErrors ?? [];
+      if (seen.some((e) => e.signature === signature && e.step === step)) {
+        const at = step === null ? 'before any step' : `at step ${step}`;
+        this.finish('FAILED', `${describeFailure(event, exitCode)}: the same user error twice ${at} (rule ${c.rule}), failing fast: ${signature}`);
+        return [];
+      }
+      this.data.userErrors = [...seen, { step, signature }].slice(-USER_ERRORS_KEPT);
+      return [];
+    }
+    if (c.class === 'nodeFault' && node && LIVE.includes(node.status)) {
+      return this.nodeDown(event, `${describeFailure(event, exitCode)}: node fault (rule ${c.rule})`);
+    }
+    return [];
+  }
+
   /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */
-  private nodeDown(event: JobEvent): JobAction[] {
+  private nodeDown(event: JobEvent, reason?: string): JobAction[] {
     const node = this.current(event);
     if (!node || !LIVE.includes(node.status)) return [];
     const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
-    const why = describeFailure(event, exitCode);
-    node.status = event.kind === 'node_failed' ? 'failed' : 'lost';
+    const why = reason ?? describeFailure(event, exitCode);
+    node.status = event.kind === 'node_lost' ? 'lost' : 'failed';
     node.exitCode = exitCode;
     node.reason = why;
     const old = { id: node.id, incarnation: node.incarnation };
     if (this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
       this.data.nodeRelaunches += 1;
-      const next = newNode(node.id, node.incarnation + 1);
+      const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
       this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
       if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+      // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
+      const oom: JobAction[] = event.data.oomKilled === true
+        ? [{ type: 'oomPlan', node: { id: next.id, incarnation: next.incarnation }, failedIncarnation: old.incarnation, exitCode, reason: why }]
+        : [];
       // The round opens first so the peers restart into it while the new incarnation starts.
       return [
         { type: 'remove', nodes: [old] },
         { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation}` },
+        ...oom,
         { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
       ];
     }

@@ -59,14 +59,19 @@ export const heartbeatRequest = z.strictObject({
   round: z.number().int().min(0),
   step: z.number().int().min(0).nullable(),
   processes: z.array(processSample).max(1024),
+  /** A trainer is saving a checkpoint (between ROVER_CHECKPOINT_BEGIN and ROVER_CHECKPOINT): not a hang. */
+  checkpointing: z.boolean().optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
 
 /** What the master asks of the agent in a heartbeat reply. */
+/** Set while the job is hung: capture stacks, process tree and log tail once per hang (the event id). */
+const captureStacks = z.number().int().min(1).optional();
+
 export const heartbeatResponse = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('none') }),
+  z.object({ action: z.literal('none'), captureStacks }),
   /** A newer round is open: stop the group gracefully and join it. */
-  z.object({ action: z.literal('restart'), round: z.number().int() }),
+  z.object({ action: z.literal('restart'), round: z.number().int(), captureStacks }),
   /** The job is ending or this node was removed: stop the group and exit 0. */
   z.object({ action: z.literal('stop'), reason: z.string() }),
 ]);
@@ -85,8 +90,22 @@ export const nodeReport = z.strictObject({
   signal: z.string().nullable().optional(),
   /** Last lines of the failed process's stderr. */
   stderrTail: z.string().max(16 * 1024).optional(),
+  /** Latest training step the node's processes reported before the failure. */
+  step: z.number().int().min(0).nullable().optional(),
   /** Group restarts done so far by this agent (TORCHELASTIC_RESTART_COUNT). */
   restarts: z.number().int().min(0),
   reason: z.string().max(4096).optional(),
 });
 export type NodeReport = z.infer<typeof nodeReport>;
+
+export const AGENT_EVENT_KINDS = ['stack_dump'] as const;
+
+/** POST /v1/jobs/:job/nodes/events — evidence the agent gathered, into the job's event bus. */
+export const agentEvent = z.strictObject({
+  ...nodeRef,
+  kind: z.enum(AGENT_EVENT_KINDS),
+  /** Global rank of the process the event is about. */
+  rank: z.number().int().min(0).nullable().optional(),
+  data: z.record(z.string(), z.unknown()),
+});
+export type AgentEvent = z.infer<typeof agentEvent>;

@@ -8,12 +8,15 @@ Lines on stdout for the Rover agent:
   ROVER_START rank=<r> world_size=<w> local_rank=<lr> restart=<n>
   ROVER_RESUME step=<n>                      (when a checkpoint was loaded)
   ROVER_STEP <step> loss=<loss>
+  ROVER_CHECKPOINT_BEGIN step=<step>         (rank 0, before a save: no hang is suspected during it)
   ROVER_CHECKPOINT step=<step> path=<file>   (rank 0)
   ROVER_DONE rank=<r> steps=<n> w=<w> b=<b>
+Started by a Rover agent (ROVER_API_URL, ROVER_ROUND set), it runs in Rover mode
+(examples/rover_training.py): checkpoints and dataset shards go through clients/python.
 Fault flags (--crash-at-step, --exit-at-step, --hang-at-step, --fail-always) act on --crash-rank.
 Python 3.11 standard library only; runs alone as rank 0 of 1 when no environment is set.
 """
-import argparse, collections, json, os, random, select, signal, socket, struct, sys, time
+import argparse, collections, faulthandler, json, os, random, select, signal, socket, struct, sys, time
 
 HEADER = struct.Struct("!I")  # frame = 4-byte big-endian length + UTF-8 JSON
 MAX_FRAME = 1 << 20
@@ -300,6 +303,10 @@ def inject_fault(args, rank, step, first_step):
         return
     if args.fail_always and step == first_step:
         raise RuntimeError(f"injected failure at step {step} on rank {rank} (--fail-always)")
+    if args.alloc_mb and step == args.alloc_at_step and getattr(args, "ballast", None) is None:
+        # Held until the process ends; past the node's memory limit this raises MemoryError.
+        args.ballast = bytearray(args.alloc_mb * 1024 * 1024)
+        print(f"trainer rank {rank}: allocated {args.alloc_mb} MiB at step {step} (--alloc-mb)", file=sys.stderr, flush=True)
     if step not in (args.crash_at_step, args.exit_at_step, args.hang_at_step):
         return
     if args.crash_once:  # the marker outlives this process, so the restarted one trains through
@@ -343,17 +350,45 @@ def parse_args(argv):
     p.add_argument("--crash-once", action="store_true",
                    help="inject the fault only once per checkpoint dir (a marker file remembers it)")
     p.add_argument("--fail-always", action="store_true", help="crash at the first step of every attempt")
+    p.add_argument("--slow-checkpoint-at-step", type=int, help="make rank 0's checkpoint save at this step slow")
+    p.add_argument("--slow-checkpoint-time", type=float, default=10, help="seconds the slow save takes (default 10)")
+    p.add_argument("--alloc-mb", type=int, default=0, help="allocate and hold this many MiB (memory/OOM tests)")
+    p.add_argument("--alloc-at-step", type=int, default=1, help="step at which --alloc-mb allocates (default 1)")
+    p.add_argument("--record-dir", help="Rover mode with a dataset: each rank appends the shards it trained on here")
     args = p.parse_args(argv)
     if args.steps < 0 or args.checkpoint_every < 1 or args.samples < 1:
         p.error("--steps must be >= 0, --checkpoint-every >= 1 and --samples >= 1")
     return args
 
 
-def train(args, env, group):
+class RoverHooks:
+    """What Rover mode (examples/rover_training.py) borrows from this file."""
+
+    def __init__(self, args, env):
+        self.args, self.env, self.sums = args, env, local_sums
+
+    def slice(self, rank, world):
+        return make_slice(self.args.seed, self.args.samples, rank, world)
+
+    def fault(self, step, first_step):
+        inject_fault(self.args, self.env.rank, step, first_step)
+
+    def before_save(self, step):
+        if self.env.rank == 0 and step == self.args.slow_checkpoint_at_step:
+            print(f"trainer rank 0: slow checkpoint save at step {step} ({self.args.slow_checkpoint_time:g} s)",
+                  file=sys.stderr, flush=True)
+            time.sleep(self.args.slow_checkpoint_time)  # --slow-checkpoint-at-step: a save slower than hangTimeout
+
+
+def train(args, env, group, rover=None, client=None):
+    """rover/client: Rover mode (checkpoints and data shards through the client), else standalone."""
     ckpt_path = os.path.join(args.checkpoint_dir, "checkpoint.json")
     if env.rank == 0:
-        os.makedirs(args.checkpoint_dir, exist_ok=True)
-        start = load_checkpoint(ckpt_path) or {"step": 0, "w": 0.0, "b": 0.0}
+        if rover:
+            start = rover.resume_point(client)
+        else:
+            os.makedirs(args.checkpoint_dir, exist_ok=True)
+            start = load_checkpoint(ckpt_path) or {"step": 0, "w": 0.0, "b": 0.0}
         group.serve(args.connect_timeout, start)  # the welcome carries the resume point to all ranks
     else:
         start = group.join(args.connect_timeout)
@@ -362,12 +397,24 @@ def train(args, env, group):
         print(f"ROVER_RESUME step={step}", flush=True)
     xs, ys = make_slice(args.seed, args.samples, env.rank, env.world)
     first_step = step + 1
+    if rover:
+        hooks = RoverHooks(args, env)
+        args.steps, w, b = rover.train_steps(args, env, group, client, start, hooks, hooks)
+        if start.get("sharded"):
+            xs, ys = make_slice(args.seed, args.samples, 0, 1)
+            xs, ys = xs[env.rank::env.world], ys[env.rank::env.world]
+        first_step = args.steps + 1  # the loop below has nothing left to do
     for step in range(first_step, args.steps + 1):
         inject_fault(args, env.rank, step, first_step)
         gw, gb, loss, n = group.all_reduce_sum(step, local_sums(w, b, xs, ys))
         w, b = w - args.lr * gw / n, b - args.lr * gb / n
         print(f"ROVER_STEP {step} loss={loss / n:.6g}", flush=True)
         if env.rank == 0 and (step % args.checkpoint_every == 0 or step == args.steps):
+            print(f"ROVER_CHECKPOINT_BEGIN step={step}", flush=True)  # a slow save is not a hang
+            if step == args.slow_checkpoint_at_step:
+                print(f"trainer rank 0: slow checkpoint save at step {step} ({args.slow_checkpoint_time:g} s)",
+                      file=sys.stderr, flush=True)
+                time.sleep(args.slow_checkpoint_time)
             write_atomically(ckpt_path, json.dumps({"step": step, "w": w, "b": b}) + "\n")
             print(f"ROVER_CHECKPOINT step={step} path={ckpt_path}", flush=True)
         time.sleep(args.step_time)
@@ -394,13 +441,28 @@ def main(argv):
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Rover's agent asks for the stacks of a hung trainer with SIGUSR1 when py-spy is not installed.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     print(f"ROVER_START rank={env.rank} world_size={env.world} local_rank={env.local_rank} "
           f"restart={env.restart}", flush=True)
     group = Group(env, args.collective_timeout)
+    rover = client = None
+    if os.environ.get("ROVER_API_URL") and os.environ.get("ROVER_ROUND"):  # started by a Rover agent
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import rover_training as rover
+        client = rover.load_client_module().Client.from_env()
     try:
-        train(args, env, group)
+        train(args, env, group, rover, client)
     except RunAborted as e:
         print(f"trainer rank {env.rank}: {e}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:
+        if client is None or not isinstance(e, type(client)._errors()):
+            raise
+        if type(e).__name__ == "StaleRound":  # the agent is restarting this group: let it stop us
+            print(f"trainer rank {env.rank}: {e}; waiting for the agent to restart the group", file=sys.stderr, flush=True)
+            time.sleep(60)
+        print(f"trainer rank {env.rank}: rover: {e}", file=sys.stderr, flush=True)
         return 1
     finally:
         group.close()

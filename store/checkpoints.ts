@@ -99,6 +99,51 @@ export class CheckpointsRepository extends Repository {
     return row && toCommit(row);
   }
 
+  /** Committed checkpoints of the job, newest first. */
+  async listCommits(jobId: string, trx?: Trx): Promise<CheckpointCommit[]> {
+    const rows = await this.q(trx)
+      .selectFrom('checkpointCommits')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .orderBy('step', 'desc')
+      .execute();
+    return rows.map(toCommit);
+  }
+
+  /** Forgets the reports and the commit (if any) of these steps. */
+  async deleteSteps(jobId: string, steps: number[], trx?: Trx): Promise<void> {
+    if (steps.length === 0) return;
+    await this.q(trx).deleteFrom('checkpoints').where('jobId', '=', jobId).where('step', 'in', steps).execute();
+    await this.q(trx).deleteFrom('checkpointCommits').where('jobId', '=', jobId).where('step', 'in', steps).execute();
+  }
+
+  /** Reports of steps below `step` that were never committed: they can never be resumed from. */
+  async listUncommittedBelow(jobId: string, step: number, trx?: Trx): Promise<Checkpoint[]> {
+    return this.q(trx)
+      .selectFrom('checkpoints')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .where('step', '<', step)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('checkpointCommits as c')
+              .select('c.step')
+              .whereRef('c.jobId', '=', 'checkpoints.jobId')
+              .whereRef('c.step', '=', 'checkpoints.step'),
+          ),
+        ),
+      )
+      .execute();
+  }
+
+  /** Forgets every report and commit of the job (a new run under the same name). */
+  async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
+    await this.q(trx).deleteFrom('checkpoints').where('jobId', '=', jobId).execute();
+    await this.q(trx).deleteFrom('checkpointCommits').where('jobId', '=', jobId).execute();
+  }
+
   /** The committed checkpoint with the highest step: where a restarted job resumes. */
   async latestCommit(jobId: string, trx?: Trx): Promise<CheckpointCommit | undefined> {
     const row = await this.q(trx)

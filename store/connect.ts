@@ -23,7 +23,7 @@ export const STORE_URL_FORMAT =
   'sqlite:<path> (e.g. sqlite:.rover/rover.db), sqlite::memory:, or mysql://user:pass@host:port/db';
 
 /** How long a SQLite writer waits for another process's write lock before failing. */
-const SQLITE_BUSY_TIMEOUT_MS = 5000;
+const SQLITE_BUSY_TIMEOUT_MS = 30_000;
 
 export class StoreUrlError extends Error {}
 

@@ -2,9 +2,11 @@
 // repositories. Every repository method takes an optional transaction; `store.transaction`
 // runs one function over repositories bound to a single transaction.
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
+import { BrainConfigEntriesRepository } from './brainConfigEntries.ts';
 import { BrainConfigsRepository } from './brainConfigs.ts';
 import { CheckpointsRepository } from './checkpoints.ts';
 import { dialectForUrl, redactStoreUrl, type StoreDialect } from './connect.ts';
+import { JobHistoryRepository } from './jobHistory.ts';
 import { JobsRepository } from './jobs.ts';
 import { MetricsRepository } from './metrics.ts';
 import { migrationProvider } from './migrations.ts';
@@ -13,6 +15,7 @@ import { NodesRepository } from './nodes.ts';
 import { RendezvousRepository } from './rendezvous.ts';
 import type { RepositoryContext, Trx } from './repository.ts';
 import type { Database } from './schema.ts';
+import { ShardLedgersRepository } from './shardLedgers.ts';
 import { ShardsRepository } from './shards.ts';
 
 export interface StoreRepositories {
@@ -21,9 +24,12 @@ export interface StoreRepositories {
   nodeEvents: NodeEventsRepository;
   rendezvous: RendezvousRepository;
   shards: ShardsRepository;
+  shardLedgers: ShardLedgersRepository;
   checkpoints: CheckpointsRepository;
   metrics: MetricsRepository;
   brainConfigs: BrainConfigsRepository;
+  brainConfigEntries: BrainConfigEntriesRepository;
+  jobHistory: JobHistoryRepository;
 }
 
 /** Repositories bound to one transaction, plus the transaction for anything else. */
@@ -55,9 +61,12 @@ function repositories(ctx: RepositoryContext): StoreRepositories {
     nodeEvents: new NodeEventsRepository(ctx),
     rendezvous: new RendezvousRepository(ctx),
     shards: new ShardsRepository(ctx),
+    shardLedgers: new ShardLedgersRepository(ctx),
     checkpoints: new CheckpointsRepository(ctx),
     metrics: new MetricsRepository(ctx),
     brainConfigs: new BrainConfigsRepository(ctx),
+    brainConfigEntries: new BrainConfigEntriesRepository(ctx),
+    jobHistory: new JobHistoryRepository(ctx),
   };
 }
 
@@ -120,9 +129,21 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
 }
 
 export { STORE_URL_FORMAT, StoreUrlError, redactStoreUrl, type StoreDialect } from './connect.ts';
-export type { Trx } from './repository.ts';
+export { isLockConflict, type Trx } from './repository.ts';
 export type * from './schema.ts';
 export type { BrainConfig, BrainConfigSnapshot, BrainConfigsRepository, NewBrainConfig } from './brainConfigs.ts';
+export type { BrainConfigEntriesRepository, BrainConfigEntry } from './brainConfigEntries.ts';
+export {
+  METRIC_CPU_PERCENT,
+  METRIC_RSS_BYTES,
+  METRIC_STEP,
+  METRIC_THROUGHPUT,
+  type JobFailure,
+  type JobHistoryRepository,
+  type JobOutcome,
+  type JobSummary,
+  type NewJobSummary,
+} from './jobHistory.ts';
 export type {
   Checkpoint,
   CheckpointCommit,
@@ -146,12 +167,15 @@ export {
   type RendezvousRound,
   type RoundKey,
 } from './rendezvous.ts';
+export type { ShardLedger, ShardLedgersRepository } from './shardLedgers.ts';
 export {
   SHARD_DONE,
   SHARD_LEASED,
   SHARD_POISON,
   SHARD_QUEUED,
   SHARD_SKIPPED,
+  leaseOwner,
+  nodeLeasePrefix,
   type Shard,
   type ShardCounts,
   type ShardKey,

@@ -79,6 +79,8 @@ describeEachStore('nodes', (h) => {
       exitReason: null,
       processRestarts: 0,
       step: null,
+      stepAt: null,
+      checkpointing: 0,
       lastHeartbeatAt: null,
       createdAt: 500,
       startedAt: null,

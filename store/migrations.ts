@@ -184,6 +184,8 @@ function shardLedger(dialect: StoreDialect): Migration {
     async up(db) {
       const c = columnKit(db, dialect);
       await db.schema.alterTable('shards').addColumn('done_step', 'bigint').execute();
+      // Leasing reads queued/leased shards of a job in (epoch, shard_index) order.
+      await db.schema.createIndex('shards_lease_idx').on('shards').columns(['job_id', 'status', 'epoch', 'shard_index']).execute();
       await c.table('shard_ledgers')
         .addColumn('job_id', KEY, (col) => col.primaryKey())
         .addColumn('token', 'varchar(128)', (col) => col.notNull())
@@ -196,6 +198,74 @@ function shardLedger(dialect: StoreDialect): Migration {
   };
 }
 
+/** Brain history: one summary per job (features, usage peaks, outcome), node failures, and the SQL config source. */
+function brainHistory(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      const c = columnKit(db, dialect);
+      await c.table('job_summaries')
+        .addColumn('job_id', KEY, (col) => col.primaryKey())
+        .addColumn('name', KEY, (col) => col.notNull())
+        .addColumn('user', KEY, (col) => col.notNull())
+        .addColumn('group', KEY, (col) => col.notNull())
+        .addColumn('cluster', 'varchar(64)', (col) => col.notNull())
+        .addColumn('entrypoint', 'varchar(1024)', (col) => col.notNull())
+        .addColumn('dataset_size', 'bigint')
+        .addColumn('min_nodes', 'integer', (col) => col.notNull())
+        .addColumn('max_nodes', 'integer', (col) => col.notNull())
+        .addColumn('initial_nodes', 'integer', (col) => col.notNull())
+        .addColumn('final_nodes', 'integer')
+        .addColumn('memory_bytes', 'bigint', (col) => col.notNull())
+        .addColumn('cpu', 'double precision', (col) => col.notNull())
+        .addColumn('peak_rss_bytes', 'bigint')
+        .addColumn('peak_cpu', 'double precision')
+        .addColumn('phase', 'varchar(32)', (col) => col.notNull())
+        .addColumn('runtime_ms', 'bigint')
+        .addColumn('node_failures', 'integer', (col) => col.notNull().defaultTo(0))
+        .addColumn('oom_failures', 'integer', (col) => col.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('ended_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('job_summaries_name_idx').on('job_summaries').columns(['name', 'ended_at']).execute();
+      await db.schema.createIndex('job_summaries_user_idx').on('job_summaries').columns(['user', 'group', 'ended_at']).execute();
+
+      await c.table('job_failures')
+        .addColumn('id', c.autoId, (col) => col.primaryKey().autoIncrement())
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('node_id', 'integer', (col) => col.notNull())
+        .addColumn('incarnation', 'integer', (col) => col.notNull())
+        .addColumn('exit_code', 'integer')
+        .addColumn('reason', 'varchar(1024)', (col) => col.notNull())
+        .addColumn('oom', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('job_failures_job_idx').on('job_failures').columns(['job_id', 'created_at']).execute();
+
+      await c.table('brain_config_entries')
+        .addColumn('name', KEY, (col) => col.primaryKey())
+        .addColumn('priority', 'integer', (col) => col.notNull())
+        .addColumn('include', c.json, (col) => col.notNull())
+        .addColumn('exclude', c.json, (col) => col.notNull())
+        .addColumn('configure', c.json, (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .execute();
+    },
+  };
+}
+
+/** The event bus: node events also say who emitted them (agent, api, worker, …) and for which rank; nodes say when their step last moved. */
+function eventSourceRank(): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('node_events').addColumn('source', 'varchar(32)', (col) => col.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('node_events').addColumn('rank', 'integer').execute();
+      // Hang detection: when the node's step last advanced, and whether a checkpoint save is under way.
+      await db.schema.alterTable('nodes').addColumn('step_at', 'bigint').execute();
+      await db.schema.alterTable('nodes').addColumn('checkpointing', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -203,6 +273,8 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
       return {
         '2026_11_25_0001_initial': initial(dialect),
         '2026_11_25_0401_shard_ledger': shardLedger(dialect),
+        '2026_11_25_0500_brain_history': brainHistory(dialect),
+        '2026_11_25_0700_event_source_rank': eventSourceRank(),
       };
     },
   };

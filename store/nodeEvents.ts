@@ -1,5 +1,6 @@
 // Node events: the append-only log watchNodes tails with a cursor (the last id it has seen).
 import { fromJson, Repository, toJson, toNumber, type Trx } from './repository.ts';
+import { defaultEventSource } from '../common/events.ts';
 import type { NodeEventRow } from './schema.ts';
 
 export interface NodeEvent extends Omit<NodeEventRow, 'data'> {
@@ -12,6 +13,9 @@ export interface NewNodeEvent {
   incarnation?: number | null;
   kind: string;
   data?: unknown;
+  /** Who emitted it; default by kind (common/events.ts). */
+  source?: string;
+  rank?: number | null;
 }
 
 function toEvent(row: NodeEventRow): NodeEvent {
@@ -45,6 +49,8 @@ export class NodeEventsRepository extends Repository {
         kind: event.kind,
         data: toJson(event.data ?? {}),
         createdAt: this.now(),
+        source: event.source ?? defaultEventSource(event.kind),
+        rank: event.rank ?? null,
       };
       const result = await t.insertInto('nodeEvents').values(row).executeTakeFirstOrThrow();
       if (result.insertId === undefined) throw new Error('the database returned no id for the appended node event');
@@ -62,6 +68,18 @@ export class NodeEventsRepository extends Repository {
       .orderBy('id')
       .limit(limit)
       .execute();
+    return rows.map(toEvent);
+  }
+
+  /** Events of the job after `after`, oldest first, optionally only some kinds: the event bus view. */
+  async list(jobId: string, opts: { after?: number; kinds?: string[]; limit?: number; newestFirst?: boolean } = {}, trx?: Trx): Promise<NodeEvent[]> {
+    let query = this.q(trx)
+      .selectFrom('nodeEvents')
+      .selectAll()
+      .where('jobId', '=', jobId)
+      .where('id', '>', opts.after ?? 0);
+    if (opts.kinds && opts.kinds.length > 0) query = query.where('kind', 'in', opts.kinds);
+    const rows = await query.orderBy('id', opts.newestFirst ? 'desc' : 'asc').limit(opts.limit ?? 1000).execute();
     return rows.map(toEvent);
   }
 

@@ -13,7 +13,7 @@ describeEachStore('node events', (h) => {
     const b = await store.nodeEvents.append({ jobId: 'j', kind: 'scaled' });
     await store.nodeEvents.append({ jobId: 'other', kind: 'noise' });
     const c = await store.nodeEvents.append({ jobId: 'j', kind: 'done', data: [1, 'two'] });
-    expect(a).toEqual({ id: a.id, jobId: 'j', nodeId: 1, incarnation: 0, kind: 'exited', data: { exitCode: 1 }, createdAt: 77 });
+    expect(a).toEqual({ id: a.id, jobId: 'j', nodeId: 1, incarnation: 0, kind: 'exited', data: { exitCode: 1 }, createdAt: 77, source: 'api', rank: null });
     expect(b).toMatchObject({ nodeId: null, incarnation: null, data: {} });
     expect(await store.nodeEvents.listAfter('j', 0, 2)).toEqual([a, b]);
     expect(await store.nodeEvents.listAfter('j', b.id, 10)).toEqual([c]);

@@ -30,11 +30,44 @@ export abstract class Repository {
     return trx ?? this.db;
   }
 
+  /** Like inTransaction, but a new transaction is a contendedTransaction (retried on MySQL deadlocks). */
+  protected inContendedTransaction<T>(trx: Trx | undefined, fn: (trx: Trx) => Promise<T>): Promise<T> {
+    const db = this.q(trx);
+    if (db.isTransaction) return fn(db as Trx);
+    return contendedTransaction(db, this.dialect, fn);
+  }
+
   /** Runs fn in the caller's transaction if there is one, else in a new one. */
   protected inTransaction<T>(trx: Trx | undefined, fn: (trx: Trx) => Promise<T>): Promise<T> {
     const db = this.q(trx);
     if (db.isTransaction) return fn(db as Trx);
     return db.transaction().execute(fn);
+  }
+}
+
+/** True when MySQL chose this transaction as a deadlock victim or its lock wait timed out. */
+export function isLockConflict(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  const code = (err as { code: unknown }).code;
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
+const CONFLICT_RETRIES = 20;
+
+/**
+ * Runs fn in a transaction that MySQL may abort under contention (hot rows, index gap locks):
+ * READ COMMITTED (no gap locks) and retried, with jitter, when picked as a deadlock victim.
+ * fn must be safe to run again. On SQLite, a plain transaction.
+ */
+export async function contendedTransaction<T>(db: Kysely<Database>, dialect: StoreDialect, fn: (trx: Trx) => Promise<T>): Promise<T> {
+  if (dialect !== 'mysql') return db.transaction().execute(fn);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await db.transaction().setIsolationLevel('read committed').execute(fn);
+    } catch (err) {
+      if (!isLockConflict(err) || attempt >= CONFLICT_RETRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+    }
   }
 }
 

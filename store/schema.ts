@@ -41,6 +41,10 @@ export interface NodesTable {
   exitReason: string | null;
   processRestarts: Generated<number>;
   step: number | null;
+  /** When the node's step last advanced (hang detection). */
+  stepAt: Millis | null;
+  /** 1 while the node's trainers save a checkpoint (hang detection holds off). */
+  checkpointing: Generated<number>;
   lastHeartbeatAt: Millis | null;
   createdAt: Millis;
   startedAt: Millis | null;
@@ -57,6 +61,10 @@ export interface NodeEventsTable {
   kind: string;
   data: JsonText;
   createdAt: Millis;
+  /** Who emitted the event: agent, api, worker, … ('' for rows written before the column). */
+  source: Generated<string>;
+  /** Global rank of the training process the event is about, if any. */
+  rank: number | null;
 }
 
 export interface RendezvousRoundsTable {
@@ -98,6 +106,21 @@ export interface ShardsTable {
   leaseExpiresAt: Millis | null;
   attempts: Generated<number>;
   doneAt: Millis | null;
+  /** Training step the shard's data went into; a rewind to step S requeues shards done after S. */
+  doneStep: Generated<number | null>;
+}
+
+/** One per job with a dataset: which rendezvous round the ledger was rewound for, and to what step. */
+export interface ShardLedgersTable {
+  jobId: string;
+  /** The job run's token: a new run under the same name starts a new ledger. */
+  token: string;
+  round: number;
+  /** Committed step the current round resumes from (0: from the start). */
+  resumeStep: number;
+  /** Epochs announced as done (epoch_done events), so each is announced once per pass. */
+  epochsDone: number;
+  createdAt: Millis;
 }
 
 export interface CheckpointsTable {
@@ -141,6 +164,53 @@ export interface BrainConfigsTable {
   createdAt: Millis;
 }
 
+/** One per job: what it was (features), what it used (peaks), how it ended. The Brain's history. */
+export interface JobSummariesTable {
+  jobId: string;
+  name: string;
+  user: string;
+  group: string;
+  cluster: string;
+  entrypoint: string;
+  datasetSize: number | null;
+  minNodes: number;
+  maxNodes: number;
+  initialNodes: number;
+  finalNodes: number | null;
+  memoryBytes: number;
+  cpu: number;
+  peakRssBytes: number | null;
+  peakCpu: number | null;
+  phase: string;
+  runtimeMs: number | null;
+  nodeFailures: Generated<number>;
+  oomFailures: Generated<number>;
+  createdAt: Millis;
+  endedAt: Millis | null;
+}
+
+/** A node that failed or was lost, with its exit reason; `oom` is 1 when it ran out of memory. */
+export interface JobFailuresTable {
+  id: Generated<number>;
+  jobId: string;
+  nodeId: number;
+  incarnation: number;
+  exitCode: number | null;
+  reason: string;
+  oom: number;
+  createdAt: Millis;
+}
+
+/** The SQL-table source of Brain configurations (edited by operators, read by brainConfigSync). */
+export interface BrainConfigEntriesTable {
+  name: string;
+  priority: number;
+  include: JsonText;
+  exclude: JsonText;
+  configure: JsonText;
+  updatedAt: Millis;
+}
+
 export interface BrainConfigSnapshotsTable {
   source: string;
   version: number;
@@ -154,11 +224,15 @@ export interface Database {
   rendezvousRounds: RendezvousRoundsTable;
   rendezvousMembers: RendezvousMembersTable;
   shards: ShardsTable;
+  shardLedgers: ShardLedgersTable;
   checkpoints: CheckpointsTable;
   checkpointCommits: CheckpointCommitsTable;
   metrics: MetricsTable;
   brainConfigs: BrainConfigsTable;
   brainConfigSnapshots: BrainConfigSnapshotsTable;
+  jobSummaries: JobSummariesTable;
+  jobFailures: JobFailuresTable;
+  brainConfigEntries: BrainConfigEntriesTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -185,6 +259,8 @@ export type ShardRow = Selectable<ShardsTable>;
 export type NewShardRow = Insertable<ShardsTable>;
 export type ShardRowUpdate = Updateable<ShardsTable>;
 
+export type ShardLedgerRow = Selectable<ShardLedgersTable>;
+
 export type CheckpointRow = Selectable<CheckpointsTable>;
 export type NewCheckpointRow = Insertable<CheckpointsTable>;
 export type CheckpointRowUpdate = Updateable<CheckpointsTable>;
@@ -204,3 +280,7 @@ export type BrainConfigRowUpdate = Updateable<BrainConfigsTable>;
 export type BrainConfigSnapshotRow = Selectable<BrainConfigSnapshotsTable>;
 export type NewBrainConfigSnapshotRow = Insertable<BrainConfigSnapshotsTable>;
 export type BrainConfigSnapshotRowUpdate = Updateable<BrainConfigSnapshotsTable>;
+
+export type JobSummaryRow = Selectable<JobSummariesTable>;
+export type JobFailureRow = Selectable<JobFailuresTable>;
+export type BrainConfigEntryRow = Selectable<BrainConfigEntriesTable>;

@@ -32,6 +32,16 @@ export interface ShardProgress extends ShardCounts {
   epochs: (ShardCounts & { epoch: number })[];
 }
 
+/** The lease owner name of one training process: node, incarnation, rank and round. */
+export function leaseOwner(t: { node: number; incarnation: number; rank: number; round: number }): string {
+  return `${nodeLeasePrefix(t.node, t.incarnation)}${t.rank}g${t.round}`;
+}
+
+/** The prefix every lease owner name of one node incarnation starts with. */
+export function nodeLeasePrefix(node: number, incarnation: number): string {
+  return `n${node}i${incarnation}r`;
+}
+
 /** Rows per INSERT when creating an epoch; keeps MySQL well under its placeholder limit. */
 const INSERT_CHUNK = 500;
 
@@ -119,7 +129,7 @@ export class ShardsRepository extends Repository {
     trx?: Trx,
   ): Promise<Shard[]> {
     if (count <= 0) return [];
-    return this.inTransaction(trx, async (t) => {
+    return this.inContendedTransaction(trx, async (t) => {
       const picked = await t
         .selectFrom('shards')
         .select(['epoch', 'shardIndex'])
@@ -160,13 +170,15 @@ export class ShardsRepository extends Repository {
 
   /** Pushes the expiry of every lease `owner` holds in the job to `expiresAt`; returns how many. */
   async extendLeases(jobId: string, owner: string, expiresAt: number, trx?: Trx): Promise<number> {
-    const result = await this.q(trx)
-      .updateTable('shards')
-      .set({ leaseExpiresAt: expiresAt })
-      .where('jobId', '=', jobId)
-      .where('status', '=', SHARD_LEASED)
-      .where('leaseOwner', '=', owner)
-      .executeTakeFirst();
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ leaseExpiresAt: expiresAt })
+        .where('jobId', '=', jobId)
+        .where('status', '=', SHARD_LEASED)
+        .where('leaseOwner', '=', owner)
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows);
   }
 
@@ -175,39 +187,148 @@ export class ShardsRepository extends Repository {
    * node whose lease had expired) does not count the shard again.
    */
   async markDone(key: ShardKey, trx?: Trx): Promise<boolean> {
-    const result = await this.q(trx)
-      .updateTable('shards')
-      .set({ status: SHARD_DONE, doneAt: this.now(), leaseExpiresAt: null })
-      .where('jobId', '=', key.jobId)
-      .where('epoch', '=', key.epoch)
-      .where('shardIndex', '=', key.shardIndex)
-      .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
-      .executeTakeFirst();
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_DONE, doneAt: this.now(), leaseExpiresAt: null })
+        .where('jobId', '=', key.jobId)
+        .where('epoch', '=', key.epoch)
+        .where('shardIndex', '=', key.shardIndex)
+        .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
+        .executeTakeFirst(),
+    );
     return result.numUpdatedRows > 0n;
   }
 
   /** Takes a not-yet-done shard out of the queue for good; false if it was done or gone. */
   async markPoison(key: ShardKey, trx?: Trx): Promise<boolean> {
-    const result = await this.q(trx)
-      .updateTable('shards')
-      .set({ status: SHARD_POISON, leaseExpiresAt: null })
-      .where('jobId', '=', key.jobId)
-      .where('epoch', '=', key.epoch)
-      .where('shardIndex', '=', key.shardIndex)
-      .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
-      .executeTakeFirst();
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_POISON, leaseExpiresAt: null })
+        .where('jobId', '=', key.jobId)
+        .where('epoch', '=', key.epoch)
+        .where('shardIndex', '=', key.shardIndex)
+        .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
+        .executeTakeFirst(),
+    );
     return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Marks a shard `owner` leased as done at training step `step`. True only the first time and
+   * only for the lease holder: a late report from a lease that was rewound or taken over by
+   * another trainer does not count.
+   */
+  async complete(key: ShardKey, owner: string, step: number, trx?: Trx): Promise<boolean> {
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_DONE, doneAt: this.now(), doneStep: step, leaseExpiresAt: null })
+        .where('jobId', '=', key.jobId)
+        .where('epoch', '=', key.epoch)
+        .where('shardIndex', '=', key.shardIndex)
+        .where('status', '=', SHARD_LEASED)
+        .where('leaseOwner', '=', owner)
+        .executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Puts a shard `owner` holds back in the queue (the trainer gives it back); false otherwise. */
+  async giveBack(key: ShardKey, owner: string, trx?: Trx): Promise<boolean> {
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
+        .where('jobId', '=', key.jobId)
+        .where('epoch', '=', key.epoch)
+        .where('shardIndex', '=', key.shardIndex)
+        .where('status', '=', SHARD_LEASED)
+        .where('leaseOwner', '=', owner)
+        .executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Takes a not-yet-done shard out of the queue for good as skipped; false if it was done or gone. */
+  async markSkipped(key: ShardKey, trx?: Trx): Promise<boolean> {
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_SKIPPED, leaseExpiresAt: null })
+        .where('jobId', '=', key.jobId)
+        .where('epoch', '=', key.epoch)
+        .where('shardIndex', '=', key.shardIndex)
+        .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
+        .executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Returns every lease whose owner starts with `prefix` to the queue (a node died); how many. */
+  async releaseByPrefix(jobId: string, prefix: string, trx?: Trx): Promise<number> {
+    // LIKE wildcards would widen the match; owner names Rover makes never contain them.
+    if (/[%_\\]/.test(prefix)) throw new Error(`lease owner prefix ${JSON.stringify(prefix)} contains a LIKE wildcard`);
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
+        .where('jobId', '=', jobId)
+        .where('status', '=', SHARD_LEASED)
+        .where('leaseOwner', 'like', `${prefix}%`)
+        .executeTakeFirst(),
+    );
+    return Number(result.numUpdatedRows);
+  }
+
+  /**
+   * Rewinds the ledger to training step `step`: every lease and every shard done after that
+   * step goes back to the queue, so a job resumed from the checkpoint at `step` sees exactly the
+   * data after it. Returns how many shards were requeued.
+   */
+  async rewind(jobId: string, step: number, trx?: Trx): Promise<number> {
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null, doneAt: null, doneStep: null })
+        .where('jobId', '=', jobId)
+        .where((eb) =>
+          eb.or([eb('status', '=', SHARD_LEASED), eb.and([eb('status', '=', SHARD_DONE), eb('doneStep', '>', step)])]),
+        )
+        .executeTakeFirst(),
+    );
+    return Number(result.numUpdatedRows);
+  }
+
+  /** Shards done at or before `step`: the ledger position a checkpoint at that step carries. */
+  async countDoneThrough(jobId: string, step: number, trx?: Trx): Promise<number> {
+    const row = await this.q(trx)
+      .selectFrom('shards')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('jobId', '=', jobId)
+      .where('status', '=', SHARD_DONE)
+      .where('doneStep', '<=', step)
+      .executeTakeFirst();
+    return toNumber(row?.n);
+  }
+
+  /** Forgets the job's shards (a new run under the same name). */
+  async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
+    await this.q(trx).deleteFrom('shards').where('jobId', '=', jobId).execute();
   }
 
   /** Returns every lease `owner` holds in the job to the queue (its node died); how many. */
   async release(jobId: string, owner: string, trx?: Trx): Promise<number> {
-    const result = await this.q(trx)
-      .updateTable('shards')
-      .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
-      .where('jobId', '=', jobId)
-      .where('status', '=', SHARD_LEASED)
-      .where('leaseOwner', '=', owner)
-      .executeTakeFirst();
+    const result = await this.inContendedTransaction(trx, (t) =>
+      t
+        .updateTable('shards')
+        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
+        .where('jobId', '=', jobId)
+        .where('status', '=', SHARD_LEASED)
+        .where('leaseOwner', '=', owner)
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows);
   }
 

@@ -12,8 +12,8 @@ describeEachStore('shards', (h) => {
     expect(await store.shards.createEpoch('j', 0, ranges(5))).toBe(false);
     const leased = await store.shards.leaseNext('j', 'node-0', 2, 1000, 500);
     expect(leased).toEqual([
-      { jobId: 'j', epoch: 0, shardIndex: 0, startIndex: 0, endIndex: 100, status: 'leased', leaseOwner: 'node-0', leaseExpiresAt: 1500, attempts: 1, doneAt: null },
-      { jobId: 'j', epoch: 0, shardIndex: 1, startIndex: 100, endIndex: 200, status: 'leased', leaseOwner: 'node-0', leaseExpiresAt: 1500, attempts: 1, doneAt: null },
+      { jobId: 'j', epoch: 0, shardIndex: 0, startIndex: 0, endIndex: 100, status: 'leased', leaseOwner: 'node-0', leaseExpiresAt: 1500, attempts: 1, doneAt: null, doneStep: null },
+      { jobId: 'j', epoch: 0, shardIndex: 1, startIndex: 100, endIndex: 200, status: 'leased', leaseOwner: 'node-0', leaseExpiresAt: 1500, attempts: 1, doneAt: null, doneStep: null },
     ]);
     expect((await store.shards.leaseNext('j', 'node-1', 5, 1000, 500)).map(keyOf)).toEqual(['0/2']);
     expect(await store.shards.leaseNext('j', 'node-1', 5, 1000, 500)).toEqual([]);

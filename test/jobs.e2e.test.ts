@@ -144,11 +144,16 @@ describe('elastic jobs on the local backend', () => {
     expect(launched.sort()).toEqual(['0/0', '1/0']);
   });
 
-  it('fails after the budget when a trainer always crashes, naming node and exit code', async () => {
-    const handle = await submit(jobSpec(stack.home, 'always-crash', { extraArgs: ['--fail-always'], maxProcessRestarts: 1, maxNodeRelaunches: 1 }));
+  it('fails after the budget when a trainer always exits with an error, naming node and exit code', async () => {
+    // An exit without a traceback is not a repeated user error: it burns the restart and relaunch budgets.
+    const handle = await submit(
+      jobSpec(stack.home, 'always-crash', { extraArgs: ['--exit-at-step', '2', '--exit-code', '3'], maxProcessRestarts: 1, maxNodeRelaunches: 1 }),
+    );
     const result = await handle.result();
     expect(result.phase).toBe('FAILED');
-    expect(result.reason).toMatch(/node \d+ incarnation \d+ failed with exit code 1/);
+    expect(result.reason).toMatch(/node \d+ incarnation \d+ failed with exit code [13]\b/);
+    expect(result.reason).toMatch(/budget exhausted/);
+    expect(result.nodeRelaunches).toBe(1);
   });
 
   it('continues as new past the history cap and still succeeds', async () => {

@@ -42,6 +42,8 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
     ROVER_WATCH_MAX_WAIT_MS: '3000',
     ROVER_SHUTDOWN_GRACE_MS: '2000',
     ROVER_LOG_LEVEL: 'info',
+    // Stacks run side by side: a test that reads worker metrics passes a free port.
+    ROVER_WORKER_METRICS_ADDRESS: 'off',
     ...extraEnv,
   };
   const config = loadConfig({ ...process.env, ...env });

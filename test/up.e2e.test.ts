@@ -21,7 +21,7 @@ describe('rover up', () => {
     const up = spawn(
       process.execPath,
       [path.join(repoRoot, 'bin/rover.js'), 'up', '--temporal-port', String(temporalPort), '--ui-port', String(uiPort), '--api-port', String(apiPort)],
-      { env: { ...process.env, ROVER_HOME: home, TEMPORAL_CLI: inject('temporalCli') }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...process.env, ROVER_HOME: home, TEMPORAL_CLI: inject('temporalCli'), ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`, ROVER_BRAIN_PORT: String(await freePort()) }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
     up.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -49,7 +49,7 @@ describe('rover up', () => {
       const agents = training.nodes.flatMap((n) => (n.pid === null ? [] : [n.pid]));
       const trainers = (await Promise.all(agents.map(childPids))).flat();
       const pids = [...stack.processes.map((p) => p.pid), ...agents, ...trainers];
-      expect(stack.processes).toHaveLength(3);
+      expect(stack.processes).toHaveLength(5); // temporal, worker, api, brain-worker, brain
 
       up.kill('SIGINT');
       expect(await exited).toBe(0);

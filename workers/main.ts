@@ -1,17 +1,32 @@
 // Entry point of the Rover worker process.
 import { NativeConnection } from '@temporalio/worker';
-import { createJobActivities } from '../activities/index.ts';
+import { createJobActivities, createOptimizerActivities } from '../activities/index.ts';
 import { LocalBackend } from '../cluster/local/localBackend.ts';
+import { RayBackend } from '../cluster/ray/index.ts';
+import { createKubernetesBackend } from '../cluster/kubernetes/index.ts';
+import { registerConfigMapSource } from '../brain/sources/configMap.ts';
+import type { ClusterBackend } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore } from '../store/index.ts';
 import { createJobWorker } from './jobWorker.ts';
+import { installWorkerTelemetry } from './telemetry.ts';
 
 const config = loadConfig();
 const logger = createLogger('rover-worker', config.logLevel);
+// ROVER_BRAIN_SOURCES may name `configmap:<namespace>/<name>` sources.
+registerConfigMapSource(config.kubernetes);
+installWorkerTelemetry(config, logger);
 const store = await openStore(config.storeUrl, { log: (msg) => logger.info(msg) });
 const connection = await NativeConnection.connect({ address: config.temporal.address });
-const activities = createJobActivities({ store, backends: [new LocalBackend(store, config.home)], config, logger });
+// Backends in a fixed order; a job picks one by spec.backend.
+const kubernetes = createKubernetesBackend(config, store, logger.child({ backend: 'kubernetes' }));
+const backends: ClusterBackend[] = [
+  new LocalBackend(store, config.home),
+  ...(kubernetes ? [kubernetes] : []),
+  new RayBackend(store, config, logger.child({ backend: 'ray' })),
+];
+const activities = { ...createJobActivities({ store, backends, config, logger }), ...createOptimizerActivities({ config, logger }) };
 const worker = await createJobWorker({
   connection,
   namespace: config.temporal.namespace,
@@ -21,6 +36,7 @@ const worker = await createJobWorker({
 logger.info({ address: config.temporal.address, taskQueue: config.temporal.taskQueue }, 'rover worker running');
 // The SDK's Runtime shuts the worker down on SIGINT/SIGTERM; run() then resolves.
 await worker.run();
+await kubernetes?.close();
 await connection.close();
 await store.close();
 logger.info('rover worker stopped');

@@ -24,7 +24,8 @@ export class LocalBackend implements ClusterBackend {
     const logPath = nodeLogPath(this.home, launch.jobId, launch.nodeId);
     const agent = roverEntrypoint('agent/main.ts');
     const { pid } = spawnDetached(agent.command, agent.args, {
-      env: { ...process.env, ...launch.agentEnv },
+      // The agent runs the trainers under this memory limit (prlimit; agent/memoryLimit.ts).
+      env: { ...process.env, ...launch.agentEnv, ROVER_MEMORY_LIMIT_BYTES: String(launch.resources.memory) },
       cwd: launch.spec.spec.entrypoint.workdir,
       logFile: logPath,
     });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { cpu, duration, int, jobName, labels, memory, text } from './fields.ts';
 import { formatDuration } from './units.ts';
+import { HANG_ACTIONS } from '../diagnosis.ts';
 import { FAILURE_CLASSES } from '../failureRules.ts';
 
 export const API_VERSION = 'rover.dev/v1';
@@ -81,6 +82,9 @@ const dataset = z
     epochs: int(1).default(1).describe('Passes over the dataset.'),
     shuffle: z.boolean().default(false).describe('Shuffle the shard order every epoch.'),
     seed: z.int().default(0).describe('Seed for the shuffle.'),
+    leaseTimeout: duration().prefault('5m').describe('A leased shard not reported done in this time goes back to the queue.'),
+    maxRetries: int(0).default(3).describe('Times a shard is leased again after its first lease before it counts as poison.'),
+    onPoison: z.enum(['fail', 'skip']).default('fail').describe('What a poisoned shard does: fail the job, or skip the shard and go on.'),
   })
   .superRefine((d, ctx) => {
     if (d.shardSize > d.size) {
@@ -122,6 +126,10 @@ const faultTolerance = z
     heartbeatInterval: duration().prefault('5s').describe('How often agents report.'),
     heartbeatTimeout: duration().prefault('30s').describe('A node silent this long is lost; greater than heartbeatInterval.'),
     hangTimeout: duration().prefault('30m').describe('A job whose step does not advance this long is suspected hung.'),
+    hangAction: z
+      .enum(HANG_ACTIONS)
+      .default('restart')
+      .describe('What a detected hang does after its evidence (stacks, process tree, log tail) is recorded: log, restart the processes, or fail the job.'),
     failureRules: z
       .array(failureRule)
       .prefault([])
@@ -136,6 +144,11 @@ const faultTolerance = z
       });
     }
   });
+
+const autoScaling = z.strictObject({
+  enabled: z.boolean().default(false).describe("Let the Brain's running plan change the node count within spec.nodes [min, max] (like `rover scale`)."),
+  interval: duration().prefault('5m').describe('How often the job asks the Brain for a running plan.'),
+});
 
 const rendezvous = z.strictObject({
   lastCallTimeout: duration().prefault('10s').describe('Once min nodes joined, wait this long for more before closing the round.'),
@@ -188,6 +201,7 @@ const spec = z
     dataset: dataset.optional().describe('Dataset sharded by Rover; omit if the trainer reads data itself.'),
     faultTolerance: faultTolerance.prefault({}).describe('Restart budgets and liveness timeouts.'),
     rendezvous: rendezvous.prefault({}).describe('How a round of nodes is formed.'),
+    autoScaling: autoScaling.prefault({}).describe("Auto-scaling by the Brain's running plan (throughput per node)."),
     checkpoint: checkpoint.prefault({}).describe('Where and how checkpoints are kept.'),
   })
   .superRefine(

@@ -5,11 +5,11 @@
 # Prints the cache root on its last line.
 set -euo pipefail
 
-ETCD_VERSION="${ROVER_ETCD_VERSION:-v3.6.5}"
-KUBE_VERSION="${ROVER_KUBE_VERSION:-v1.34.4}"
-KWOK_VERSION="${ROVER_KWOK_VERSION:-v0.7.0}"
+# shellcheck source=versions.env
+. "$(dirname "$0")/versions.env"
 CACHE="${ROVER_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rover/k8s}"
-export GOFLAGS="-mod=mod"
+export GOFLAGS="-mod=mod -buildvcs=false"
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 export GOTOOLCHAIN=local
 # Other developers share the machine's 2 cores: one compile at a time.
 export GOMAXPROCS="${ROVER_BUILD_PROCS:-2}"

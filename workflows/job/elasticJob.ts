@@ -1,5 +1,6 @@
 // The job master: one long-running workflow per training job. A thin shell over JobState:
 // it wires messages to the state, performs the actions the state asks for, and waits.
+import { createBrainPlanner } from './brainPlanner.ts';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -8,6 +9,7 @@ import {
   continueAsNew,
   ContinueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -56,10 +58,12 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     unit: spec.spec.nodes.unit,
     nprocPerNode: spec.spec.nprocPerNode,
     maxNodeRelaunches: spec.spec.faultTolerance.maxNodeRelaunches,
+    failureRules: spec.spec.faultTolerance.failureRules,
   });
   const token = carried?.token ?? uuid4();
   const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
   let stopReason: string | null = carried?.stopReason ?? null;
+  const planner = createBrainPlanner(jobId, spec, state);
 
   const status = (): JobStatus => ({
     jobId,
@@ -82,6 +86,9 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     processRestarts: state.data.processRestarts,
     reason: state.data.reason,
     warnings: state.data.warnings,
+    plans: state.data.plans ?? [],
+    checkpointStep: state.data.checkpointStep ?? 0,
+    epochsDone: state.data.epochsDone ?? 0,
   });
 
   setHandler(statusQuery, status);
@@ -127,7 +134,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       if (action.type === 'remove') await acts.removeNodes({ jobId, nodes: action.nodes });
       else if (action.type === 'openRound') {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
-      } else state.markLaunched(await acts.launchNodes({ jobId, nodes: action.nodes }));
+      } else if (action.type === 'oomPlan') await planner.oom(action);
+      else state.markLaunched(await acts.launchNodes({ jobId, nodes: planner.withResources(action.nodes) }));
     }
   };
 
@@ -143,8 +151,10 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       await acts.prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, token, targetNodes: state.data.targetNodes });
       state.data.phase = 'LAUNCHING';
       publish();
+      // Histories recorded before the Brain existed replay without this step.
+      if (patched('brain-initial-plan')) await planner.initial();
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await acts.launchNodes({ jobId, nodes: first }));
+      state.markLaunched(await acts.launchNodes({ jobId, nodes: planner.withResources(first) }));
       publish();
     }
     let watch: Promise<void> | undefined;
@@ -162,13 +172,19 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
           (err: unknown) => void (watchError = err),
         );
       }
-      await condition(() => events !== undefined || watchError !== undefined || pendingScale.length > 0 || stopReason !== null);
+      const woke = () => events !== undefined || watchError !== undefined || pendingScale.length > 0 || stopReason !== null;
+      const planWait = planner.waitMs();
+      if (planWait === undefined) await condition(woke);
+      else await condition(woke, planWait);
       if (watchError !== undefined) throw watchError;
       if (events !== undefined) {
         const batch = events;
         watch = undefined;
         await perform(state.applyEvents(batch));
       }
+      // Auto-scaling: a due running plan goes the way of a scale signal.
+      const planned = state.terminal || stopReason !== null ? undefined : await planner.running(state.data.targetNodes);
+      if (planned !== undefined) pendingScale.push({ nodes: planned, requestId: `brain-running-${uuid4()}` });
       while (pendingScale.length > 0 && !state.terminal && stopReason === null) {
         const request = pendingScale[0]!;
         const refusal = state.scaleRefusal(request.nodes);

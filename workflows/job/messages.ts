@@ -1,4 +1,5 @@
 // Messages of the elasticJob workflow: the CLI, the API and the workflow share these definitions.
+import type { AppliedPlan } from '../../common/brainPlans.ts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { JobPhase, NodeStatus } from '../../common/phases.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
@@ -39,6 +40,12 @@ export interface JobStatus {
   processRestarts: number;
   reason: string | null;
   warnings: string[];
+  /** Brain plans the job received (initial, OOM, running), newest last, each with its reason and effect. */
+  plans?: AppliedPlan[];
+  /** Latest committed checkpoint step (0: none yet); trainers resume from it after any restart. */
+  checkpointStep: number;
+  /** Dataset epochs finished so far (spec.dataset). */
+  epochsDone: number;
 }
 
 export interface ElasticJobInput {

@@ -1,0 +1,46 @@
+// Activities of the brainConfigSync workflow: read a source, publish a snapshot when it changed.
+import type { BrainActivities, SyncResult } from '../common/brainActivities.ts';
+import type { Logger } from '../common/logger.ts';
+import type { BrainConfigInput } from '../brain/config/schema.ts';
+import type { ConfigSource } from '../brain/sources/types.ts';
+import type { Store } from '../store/index.ts';
+
+export interface BrainActivityDeps {
+  store: Store;
+  sources: ConfigSource[];
+  logger: Logger;
+}
+
+/** A canonical form of a configuration, for "did the source change?" */
+function canonical(c: { name: string; priority: number; include: unknown; exclude: unknown; configure: unknown }): string {
+  return JSON.stringify([c.name, c.priority, c.include, c.exclude, c.configure]);
+}
+
+export function createBrainActivities({ store, sources, logger }: BrainActivityDeps): BrainActivities {
+  return {
+    async syncBrainSource({ source: name }): Promise<SyncResult> {
+      const latest = await store.brainConfigs.latestSnapshot(name);
+      const served = latest ? await store.brainConfigs.listSnapshot(name, latest.version) : [];
+      const keep = (error: string): SyncResult => ({ ok: false, version: latest?.version ?? null, changed: false, configs: served.length, error });
+      const source = sources.find((s) => s.name === name);
+      if (!source) return keep(`no source named "${name}" in this worker's ROVER_BRAIN_SOURCES (${sources.map((s) => s.name).join(', ') || 'none'})`);
+      let configs: BrainConfigInput[];
+      try {
+        configs = await source.read();
+      } catch (err) {
+        const error = `${source.location}: ${err instanceof Error ? err.message : String(err)}`;
+        logger.warn({ source: name, error }, 'brain config source unreadable; keeping the last good snapshot');
+        return keep(error);
+      }
+      const before = served.map(canonical).sort();
+      const after = configs.map(canonical).sort();
+      if (latest && before.length === after.length && before.every((c, i) => c === after[i])) {
+        return { ok: true, version: latest.version, changed: false, configs: served.length, error: null };
+      }
+      const version = (latest?.version ?? 0) + 1;
+      const published = await store.brainConfigs.publishSnapshot(name, version, configs);
+      if (published) logger.info({ source: name, version, configs: configs.length }, 'brain config snapshot published');
+      return { ok: true, version, changed: published, configs: configs.length, error: null };
+    },
+  };
+}

@@ -1,0 +1,125 @@
+// Flash checkpoint handoff for real: the Python client writes to /dev/shm and notifies the
+// agent's saver, which persists to storage and reports to a real API; the bytes restored —
+// from shared memory, and from disk once memory is gone — are the bytes saved.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { parseJobSpec } from '../common/spec/index.ts';
+import { buildApi } from '../api/server.ts';
+import { openStore } from '../store/index.ts';
+import { RoverClient, readTrainerEnv, sha256Hex } from '../clients/ts/roverClient.ts';
+import { FlashSaver } from './flashCheckpoint.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function stack(job: string) {
+  const store = await openStore('sqlite::memory:');
+  const parsed = parseJobSpec({ metadata: { name: job, user: 'u' }, spec: { entrypoint: { command: 'true' }, checkpoint: { flash: true } } });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  await store.jobs.create({ id: job, workflowId: `job-${job}`, user: 'u', group: '', backend: 'local', spec: parsed.spec, phase: 'RUNNING', token: 'tok' });
+  /** A closed round of one node: what the agent's restart of its trainers goes through. */
+  const round = async (r: number) => {
+    await store.rendezvous.openRound({ jobId: job, round: r, minNodes: 1, maxNodes: 1 });
+    await store.rendezvous.join({ jobId: job, round: r, nodeId: 0, incarnation: 0, host: 'h' });
+    await store.rendezvous.closeRound({ jobId: job, round: r, ranks: [{ nodeId: 0, rank: 0 }], masterAddr: 'h', masterPort: 1 });
+  };
+  await round(1);
+  const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
+  const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  const saver = new FlashSaver({ apiUrl, job, node: 0, token: 'tok', log: createLogger('test', 'silent') });
+  const agentUrl = await saver.start();
+  const dir = mkdtempSync(path.join(tmpdir(), 'rover-flash-'));
+  cleanups.push(
+    () => store.close(),
+    () => app.close(),
+    () => saver.close({ removeShm: true }),
+    () => rmSync(dir, { recursive: true, force: true }),
+  );
+  const env = {
+    ROVER_API_URL: apiUrl, ROVER_JOB: job, ROVER_TOKEN: 'tok', ROVER_NODE: '0', ROVER_INCARNATION: '0',
+    ROVER_ROUND: '1', RANK: '0', WORLD_SIZE: '1', ROVER_AGENT_URL: agentUrl, ROVER_CHECKPOINT_DIR: dir,
+  };
+  return { store, saver, env, dir, round };
+}
+
+const PY = `
+import hashlib, importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("rover_client", "clients/python/rover_client.py")
+rc = importlib.util.module_from_spec(spec); spec.loader.exec_module(rc)
+client = rc.Client.from_env()
+if sys.argv[1] == "save":
+    data = os.urandom(int(sys.argv[2]))
+    client.save_checkpoint(7, data)
+    print(hashlib.sha256(data).hexdigest())
+else:
+    step, data = client.load_checkpoint()
+    print(step, hashlib.sha256(data).hexdigest())
+`;
+
+describe('flash checkpoint', () => {
+  it('restores the saved bytes from shared memory and, once memory is gone, from disk', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, env, round } = await stack(job);
+    const py = (...args: string[]) => run('python3', ['-c', PY, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+
+    const saved = (await py('save', String(8 << 20))).stdout.trim();
+    await saver.flush();
+    expect(saver.failures).toEqual([]);
+    const commit = await store.checkpoints.latestCommit(job);
+    expect(commit?.step).toBe(7);
+    const [report] = await store.checkpoints.listForStep(job, 7);
+    expect(report).toMatchObject({ rank: 0, bytes: 8 << 20, checksum: saved });
+    const shm = path.join('/dev/shm/rover', job, '0', '0-7');
+    expect(existsSync(shm)).toBe(true);
+
+    // The trainer restarts on this node (a new round) and resumes from the committed step 7.
+    await round(2);
+    env.ROVER_ROUND = '2';
+    expect((await py('load')).stdout.trim()).toBe(`7 ${saved}`); // from shared memory
+    rmSync(shm);
+    const fromDisk = await new RoverClient(readTrainerEnv({ ...env, ROVER_AGENT_URL: '' })).loadCheckpoint();
+    expect(fromDisk.step).toBe(7);
+    expect(sha256Hex(fromDisk.data!)).toBe(saved);
+  });
+
+  it('says so when /dev/shm is too small for the checkpoint', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { env } = await stack(job);
+    const script = `
+import importlib.util, shutil
+spec = importlib.util.spec_from_file_location("rover_client", "clients/python/rover_client.py")
+rc = importlib.util.module_from_spec(spec); spec.loader.exec_module(rc)
+shutil.disk_usage = lambda p: shutil._ntuple_diskusage(1 << 20, 1 << 20, 1000)  # a full /dev/shm
+try:
+    rc.Client.from_env().save_checkpoint(1, b"x" * 4096)
+except rc.RoverError as e:
+    print(e)`;
+    const { stdout } = await run('python3', ['-c', script], { cwd: ROOT, env: { ...process.env, ...env } });
+    expect(stdout).toContain('/dev/shm has 1000 bytes free, the checkpoint needs 4096');
+  });
+
+  it('persists pending saves on close and frees the node’s shared memory', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, env, round } = await stack(job);
+    const data = randomBytes(1 << 20);
+    await new RoverClient(readTrainerEnv(env)).saveCheckpoint(3, data);
+    await saver.close({ removeShm: true });
+    expect((await store.checkpoints.latestCommit(job))?.step).toBe(3);
+    expect(existsSync(path.join('/dev/shm/rover', job))).toBe(false);
+    await round(2);
+    const restarted = new RoverClient(readTrainerEnv({ ...env, ROVER_ROUND: '2' }));
+    expect(sha256Hex((await restarted.loadCheckpoint()).data!)).toBe(sha256Hex(data));
+  });
+});

@@ -1,0 +1,169 @@
+// Flash checkpoint: a trainer writes its state to /dev/shm/rover/<job>/<node>/<rank>-<step>
+// (temp name, then rename) and tells this saver over HTTP on 127.0.0.1 (ROVER_AGENT_URL); the
+// trainer goes on at once. The saver copies the bytes to storage in the background (temp
+// name, fsync, rename, fsync the folder), checks the sha256, reports the checkpoint to the
+// API, and keeps only the newest step per rank in shared memory, so a trainer restarted on
+// this node can load the committed step from memory. flush() waits for pending saves (SIGTERM).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { trainerRef } from '../common/trainerProtocol.ts';
+
+export const SHM_ROOT = '/dev/shm/rover';
+
+const saveRequest = z.strictObject({
+  ...trainerRef,
+  step: z.number().int().min(1),
+  shmPath: z.string().min(1),
+  path: z.string().min(1),
+  bytes: z.number().int().min(0),
+  /** sha256 of the bytes; optional so the trainer need not hash on its blocking path (the saver hashes while copying). */
+  checksum: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+});
+export type SaveRequest = z.infer<typeof saveRequest>;
+
+export interface FlashSaverOptions {
+  apiUrl: string;
+  job: string;
+  node: number;
+  token: string;
+  log: Logger;
+  /** Shared-memory folder; default /dev/shm/rover. */
+  shmRoot?: string;
+}
+
+/** Copies src to dest durably and returns the sha256 of what was copied. */
+async function persist(src: string, dest: string): Promise<string> {
+  await mkdir(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.tmp.${process.pid}`;
+  const hash = createHash('sha256');
+  const out = await open(tmp, 'w');
+  try {
+    for await (const chunk of createReadStream(src, { highWaterMark: 8 << 20 })) {
+      hash.update(chunk as Buffer);
+      await out.write(chunk as Buffer);
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  await rename(tmp, dest);
+  const dir = await open(path.dirname(dest), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+  return hash.digest('hex');
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+}
+
+export class FlashSaver {
+  private server: Server | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private pending = 0;
+  /** Failures of background saves, newest last (the trainer already moved on). */
+  readonly failures: string[] = [];
+  url = '';
+
+  constructor(private readonly opts: FlashSaverOptions) {}
+
+  /** This node's folder in shared memory. */
+  get nodeDir(): string {
+    return path.join(this.opts.shmRoot ?? SHM_ROOT, this.opts.job, String(this.opts.node));
+  }
+
+  async start(): Promise<string> {
+    await mkdir(this.nodeDir, { recursive: true });
+    this.server = createServer((req, res) => {
+      const reply = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.method !== 'POST' || req.url !== '/save') return reply(404, { error: 'not_found' });
+      readBody(req).then(
+        (body) => {
+          const parsed = saveRequest.safeParse(body);
+          if (!parsed.success) {
+            return reply(400, { error: 'invalid_request', message: parsed.error.issues.map((i) => `body.${i.path.join('.')}: ${i.message}`).join('; ') });
+          }
+          if (!path.resolve(parsed.data.shmPath).startsWith(this.nodeDir + path.sep)) {
+            return reply(400, { error: 'invalid_request', message: `body.shmPath: must be under ${this.nodeDir}` });
+          }
+          this.enqueue(parsed.data);
+          return reply(202, { queued: true });
+        },
+        () => reply(400, { error: 'invalid_request', message: 'body is not JSON' }),
+      );
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    const address = this.server.address();
+    this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    return this.url;
+  }
+
+  private enqueue(req: SaveRequest): void {
+    this.pending += 1;
+    // One save at a time: checkpoints of one node share the disk anyway, and order is kept.
+    this.queue = this.queue.then(async () => {
+      try {
+        await this.save(req);
+      } catch (err) {
+        const message = `flash checkpoint of step ${req.step} rank ${req.rank} not saved: ${(err as Error).message}`;
+        this.failures.push(message);
+        this.opts.log.error({ step: req.step, rank: req.rank, err }, message);
+      } finally {
+        this.pending -= 1;
+      }
+    });
+  }
+
+  private async save(req: SaveRequest): Promise<void> {
+    const started = Date.now();
+    const checksum = await persist(req.shmPath, req.path);
+    if (req.checksum && checksum !== req.checksum) throw new Error(`sha256 of ${req.shmPath} is ${checksum}, the trainer said ${req.checksum}`);
+    const { shmPath: _s, ...rest } = req;
+    const report = { ...rest, checksum };
+    const res = await fetch(`${this.opts.apiUrl.replace(/\/+$/, '')}/v1/jobs/${encodeURIComponent(this.opts.job)}/checkpoints`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(report),
+    });
+    if (!res.ok) throw new Error(`the API refused the report: HTTP ${res.status} ${await res.text()}`);
+    await this.dropOlder(req.rank, req.step);
+    this.opts.log.info({ step: req.step, rank: req.rank, bytes: req.bytes, ms: Date.now() - started }, 'flash checkpoint persisted');
+  }
+
+  /** Keeps only the newest step of `rank` in shared memory. */
+  private async dropOlder(rank: number, step: number): Promise<void> {
+    for (const name of await readdir(this.nodeDir).catch(() => [] as string[])) {
+      const m = /^(\d+)-(\d+)$/.exec(name);
+      if (m && Number(m[1]) === rank && Number(m[2]) < step) await rm(path.join(this.nodeDir, name), { force: true });
+    }
+  }
+
+  /** Resolves once every save accepted so far is persisted (or failed). */
+  async flush(): Promise<void> {
+    while (this.pending > 0) await this.queue;
+  }
+
+  /** Flushes, stops listening, and (when the job is over for this node) frees the shared memory. */
+  async close(opts: { removeShm: boolean }): Promise<void> {
+    await this.flush();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (opts.removeShm) {
+      await rm(this.nodeDir, { recursive: true, force: true });
+      // The job's folder goes too once no other node of the job on this host uses it.
+      await rmdir(path.dirname(this.nodeDir)).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// Hang detection on the heartbeat path. A hung job gets one hang_suspected event (keyed by its
+// last progress); every agent is asked for evidence (stacks, process tree, log tail) and posts it
+// as stack_dump events; then, per spec.faultTolerance.hangAction, a new round restarts every
+// node's processes (once all running nodes posted evidence, or after a grace period), or the
+// job workflow fails the job on the event.
+import { decideHang, type HangAction } from '../common/diagnosis.ts';
+import type { AgentEvent } from '../common/protocol.ts';
+import type { JobSpec } from '../common/spec/index.ts';
+import { openRoundWithEvent, ROUND_OPEN, type Job, type Node, type Store } from '../store/index.ts';
+
+/** Longest wait for evidence before the restart goes ahead without it: heartbeats × this, at least the minimum. */
+const EVIDENCE_GRACE_BEATS = 10;
+const EVIDENCE_GRACE_MIN_MS = 5000;
+
+export class HangWatch {
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Called on each heartbeat after the node row was updated. Returns the id of the job's
+   * current hang event when the job is hung, so the reply can ask for evidence.
+   */
+  async check(job: Job, node: Node, processesAlive: boolean): Promise<number | undefined> {
+    const spec = (job.spec as JobSpec).spec;
+    const timeout = spec.faultTolerance.hangTimeout;
+    const now = this.now();
+    const latest = await this.store.rendezvous.latestRound(job.id);
+    const roundClosedAt = latest?.closedAt ?? null;
+    // Cheap path: this node moved recently, so the job is not hung.
+    if (Math.max(node.stepAt ?? 0, roundClosedAt ?? 0) > now - timeout) return undefined;
+    const running = await this.store.nodes.listByJob(job.id, { statuses: ['running'] });
+    const decision = decideHang({
+      now,
+      hangTimeoutMs: timeout,
+      roundOpen: latest?.status === ROUND_OPEN,
+      roundClosedAt,
+      nodes: running.map((n) => ({
+        stepAt: n.stepAt,
+        checkpointing: n.checkpointing === 1,
+        processesAlive: n.nodeId === node.nodeId && n.incarnation === node.incarnation ? processesAlive : true,
+      })),
+    });
+    if (!decision.hung || !latest) return undefined;
+    const action: HangAction = spec.faultTolerance.hangAction ?? 'restart';
+    const hang = await this.store.transaction(async (tx) => {
+      const [last] = await tx.nodeEvents.list(job.id, { kinds: ['hang_suspected'], limit: 1, newestFirst: true });
+      if (last && (last.data as { since?: number }).since === decision.since) return last;
+      const step = Math.max(0, ...running.map((n) => n.step ?? 0));
+      return tx.nodeEvents.append({
+        jobId: job.id,
+        kind: 'hang_suspected',
+        source: 'api',
+        data: { since: decision.since, idleMs: decision.idleMs, step, round: latest.round, action, hangTimeout: timeout },
+      });
+    });
+    if (action === 'restart') await this.restartWhenEvidenceIn(job, hang.id, hang.createdAt, latest.round, running);
+    return hang.id;
+  }
+
+  /** Opens the next round once every running node posted its evidence, or the grace period ran out. */
+  private async restartWhenEvidenceIn(job: Job, hangId: number, detectedAt: number, round: number, running: Node[]): Promise<void> {
+    const spec = (job.spec as JobSpec).spec;
+    const dumps = await this.store.nodeEvents.list(job.id, { kinds: ['stack_dump'], after: hangId });
+    const reported = new Set(dumps.map((d) => `${d.nodeId}/${d.incarnation}`));
+    const allIn = running.every((n) => reported.has(`${n.nodeId}/${n.incarnation}`));
+    const grace = Math.max(EVIDENCE_GRACE_MIN_MS, EVIDENCE_GRACE_BEATS * spec.faultTolerance.heartbeatInterval);
+    if (!allIn && this.now() - detectedAt < grace) return;
+    await this.store.transaction(async (tx) => {
+      const latest = await tx.rendezvous.latestRound(job.id);
+      if (!latest || latest.round !== round || latest.status === ROUND_OPEN) return;
+      await openRoundWithEvent(tx, {
+        jobId: job.id,
+        round: round + 1,
+        minNodes: spec.nodes.min,
+        maxNodes: latest.maxNodes,
+        cause: `hang: no training progress for ${Math.round((this.now() - detectedAt + spec.faultTolerance.hangTimeout) / 1000)} s (hang_suspected #${hangId})`,
+      });
+    });
+  }
+
+  /** Evidence an agent posted. */
+  async recordAgentEvent(job: Job, event: AgentEvent): Promise<void> {
+    await this.store.nodeEvents.append({
+      jobId: job.id,
+      nodeId: event.node,
+      incarnation: event.incarnation,
+      kind: event.kind,
+      rank: event.rank ?? null,
+      source: 'agent',
+      data: event.data,
+    });
+  }
+}

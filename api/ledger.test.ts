@@ -1,0 +1,147 @@
+// The trainer endpoints against a real store on both dialects: leasing, exactly-once done,
+// rewinds to the committed checkpoint on a new round, the commit protocol, poison shards.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { loadConfig } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { parseJobSpec } from '../common/spec/index.ts';
+import { describeEachStore } from '../store/testing.ts';
+import type { Store } from '../store/index.ts';
+import { buildApi } from './server.ts';
+
+const sha = (c: string) => c.repeat(64);
+
+async function setup(store: Store, dataset: Record<string, unknown>, opts: { nodes?: number; keep?: number; dir?: string } = {}) {
+  const nodes = opts.nodes ?? 2;
+  const parsed = parseJobSpec({
+    metadata: { name: 'ds', user: 'u' },
+    spec: { nodes: { min: nodes }, entrypoint: { command: 'true' }, dataset, checkpoint: { dir: opts.dir ?? '/nonexistent/rover-ckpt', keep: opts.keep ?? 3 } },
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const spec = parsed.spec;
+  await store.jobs.create({ id: 'ds', workflowId: 'job-ds', user: 'u', group: '', backend: 'local', spec, phase: 'RUNNING', token: 't' });
+  let now = 1_000_000;
+  const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent'), now: () => now });
+  await app.ready();
+  const call = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
+    const res = await app.inject({ method, url: `/v1/jobs/ds/${url}`, payload: body as object, headers: { authorization: 'Bearer t' } });
+    if (process.env.DEBUG_LEDGER) console.log(method, url, res.statusCode, res.body);
+    return { status: res.statusCode, body: res.json() };
+  };
+  /** Opens and closes round `round` with `n` nodes. */
+  const round = async (r: number, n = nodes) => {
+    await store.rendezvous.openRound({ jobId: 'ds', round: r, minNodes: 1, maxNodes: n });
+    for (let i = 0; i < n; i++) await store.rendezvous.join({ jobId: 'ds', round: r, nodeId: i, incarnation: 0, host: 'h' });
+    await store.rendezvous.closeRound({ jobId: 'ds', round: r, ranks: Array.from({ length: n }, (_, i) => ({ nodeId: i, rank: i })), masterAddr: 'h', masterPort: 1 });
+  };
+  const t = (rank: number, r = 1) => ({ node: rank, incarnation: 0, rank, round: r });
+  const events = async (kind: string) => (await store.nodeEvents.listAfter('ds', 0, 1000)).filter((e) => e.kind === kind).map((e) => e.data);
+  return { app, call, round, t, events, advance: (ms: number) => (now += ms) };
+}
+
+describeEachStore('trainer API', (h) => {
+  it('leases in batches, counts each shard done once, and finishes', async () => {
+    const store = await h.open();
+    const { app, call, round, t, events } = await setup(store, { size: 100, shardSize: 10, epochs: 2 });
+    await round(1);
+    const a = await call('POST', 'shards/lease', { ...t(0), count: 3 });
+    expect(a.status).toBe(200);
+    expect(a.body.shards.map((s: { shardIndex: number }) => s.shardIndex)).toEqual([0, 1, 2]);
+    expect(a.body).toMatchObject({ finished: false, resumeStep: 0 });
+    const keys = a.body.shards.map((s: { epoch: number; shardIndex: number }) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
+    expect((await call('POST', 'shards/done', { ...t(0), step: 1, shards: keys })).body).toEqual({ counted: 3, ignored: [] });
+    expect((await call('POST', 'shards/done', { ...t(0), step: 1, shards: keys })).body.counted).toBe(0);
+    // Rank 1 cannot report rank 0's lease, and a giveback returns it to the queue.
+    const b = await call('POST', 'shards/lease', { ...t(1), count: 1 });
+    const bKey = { epoch: 0, shardIndex: b.body.shards[0].shardIndex };
+    expect((await call('POST', 'shards/done', { ...t(0), step: 1, shards: [bKey] })).body.counted).toBe(0);
+    expect((await call('POST', 'shards/giveback', { ...t(1), shards: [bKey] })).body).toEqual({ returned: 1 });
+    for (;;) {
+      const l = await call('POST', 'shards/lease', { ...t(1), count: 4 });
+      if (l.body.shards.length === 0) {
+        expect(l.body.finished).toBe(true);
+        break;
+      }
+      await call('POST', 'shards/done', { ...t(1), step: 2, shards: l.body.shards.map((s: { epoch: number; shardIndex: number }) => ({ epoch: s.epoch, shardIndex: s.shardIndex })) });
+    }
+    expect((await call('GET', 'shards')).body).toMatchObject({ total: 20, done: 20, inFlight: 0 });
+    expect(await events('epoch_done')).toEqual([{ epoch: 0 }, { epoch: 1 }]);
+    const bad = await call('POST', 'shards/lease', { ...t(0), count: 0 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toContain('body.count');
+    await app.close();
+  });
+
+  it('commits a checkpoint when every rank reported, and a new round replays exactly the data after it', async () => {
+    const store = await h.open();
+    const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
+    const file = (step: number, rank: number) => {
+      const p = path.join(dir, `s${step}-r${rank}`);
+      writeFileSync(p, 'x');
+      return p;
+    };
+    const { app, call, round, t, events } = await setup(store, { size: 40, shardSize: 10 }, { keep: 1, dir });
+    await round(1);
+    const doneAt = async (rank: number, step: number) => {
+      const l = await call('POST', 'shards/lease', { ...t(rank), count: 1 });
+      await call('POST', 'shards/done', { ...t(rank), step, shards: [{ epoch: 0, shardIndex: l.body.shards[0].shardIndex }] });
+    };
+    const report = (rank: number, step: number) =>
+      call('POST', 'checkpoints', { ...t(rank), step, path: file(step, rank), bytes: 1, checksum: sha('a') });
+    await doneAt(0, 1);
+    expect((await report(0, 1)).body).toEqual({ committed: false, reported: 1, worldSize: 2 });
+    expect((await call('GET', 'checkpoints/latest')).body).toEqual({ step: 0, ranks: [] });
+    expect((await report(1, 1)).body).toEqual({ committed: true, reported: 2, worldSize: 2 });
+    await doneAt(1, 2);
+    await report(0, 2);
+    await report(1, 2); // commits step 2; keep 1 drops step 1 and its files
+    expect(existsSync(path.join(dir, 's1-r0'))).toBe(false);
+    expect(existsSync(path.join(dir, 's2-r0'))).toBe(true);
+    await doneAt(0, 3);
+    await report(0, 3); // partial: rank 1 never reports step 3
+    // A trainer may name any path; the API must not delete one outside the checkpoint folder.
+    const outside = path.join(mkdtempSync(path.join(tmpdir(), 'rover-outside-')), 'keep-me');
+    writeFileSync(outside, 'x');
+    await call('POST', 'checkpoints', { ...t(1), step: 5, path: outside, bytes: 1, checksum: sha('a') });
+    await call('POST', 'shards/lease', { ...t(1), count: 1 }); // in flight when the round ends
+    expect((await call('GET', 'shards')).body).toMatchObject({ done: 3, inFlight: 1 });
+    expect(await events('checkpoint_committed')).toEqual([
+      { step: 1, worldSize: 2, round: 1, doneShards: 1 },
+      { step: 2, worldSize: 2, round: 1, doneShards: 2 },
+    ]);
+
+    await round(2);
+    const latest = await call('GET', 'checkpoints/latest?round=2&node=0&incarnation=0&rank=0');
+    expect(latest.body.step).toBe(2);
+    expect(latest.body.ranks.map((r: { path: string }) => path.basename(r.path))).toEqual(['s2-r0', 's2-r1']);
+    expect(existsSync(path.join(dir, 's3-r0'))).toBe(false); // the partial step is gone
+    expect(existsSync(outside)).toBe(true); // only files inside spec.checkpoint.dir are removed
+    expect((await call('GET', 'shards')).body).toMatchObject({ done: 2, inFlight: 0, queued: 2 });
+    const staleLease = await call('POST', 'shards/lease', { ...t(0, 1), count: 1 });
+    expect(staleLease.status).toBe(409);
+    expect(staleLease.body.error).toBe('stale_round');
+    expect((await call('POST', 'shards/lease', { ...t(0, 2), count: 5 })).body).toMatchObject({ resumeStep: 2 });
+    expect((await call('POST', 'shards/lease', { ...t(0, 3), count: 5 })).body.error).toBe('unknown_round');
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(path.dirname(outside), { recursive: true, force: true });
+  });
+
+  it('poisons a shard leased too often and fails or skips it per spec', async () => {
+    for (const onPoison of ['fail', 'skip'] as const) {
+      const store = await h.open();
+      const { app, call, round, t, events, advance } = await setup(store, { size: 10, shardSize: 10, maxRetries: 1, leaseTimeout: '1s', onPoison });
+      await round(1);
+      expect((await call('POST', 'shards/lease', t(0))).body.shards).toHaveLength(1);
+      advance(1000);
+      expect((await call('POST', 'shards/lease', t(1))).body.shards[0].attempts).toBe(2);
+      advance(1000);
+      expect((await call('POST', 'shards/lease', t(0))).body).toMatchObject({ shards: [], finished: true });
+      expect(await events('shard_poisoned')).toEqual([{ epoch: 0, shardIndex: 0, attempts: 2, policy: onPoison }]);
+      expect((await call('GET', 'shards')).body).toMatchObject(onPoison === 'fail' ? { poison: 1 } : { skipped: 1 });
+      await app.close();
+    }
+  });
+});

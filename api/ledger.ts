@@ -1,0 +1,277 @@
+// The trainer-facing service: the shard ledger (lease, done, give back) and the checkpoint
+// commit protocol, over the store. One ledger row per job serialises rewinds: the first trainer
+// of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
+// replays exactly the data after it; requests from older rounds are refused as stale.
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobSpec } from '../common/spec/index.ts';
+import { planEpoch } from '../common/shardPlan.ts';
+import type {
+  CheckpointReportWire,
+  DoneRequest,
+  DoneResponse,
+  GiveBackRequest,
+  LatestCheckpoint,
+  LeaseRequest,
+  LeaseResponse,
+  StepReport,
+} from '../common/trainerProtocol.ts';
+import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
+import { HttpError } from './errors.ts';
+
+type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
+
+function specOf(job: Job): JobSpec {
+  return job.spec as JobSpec;
+}
+
+function stale(job: Job, ref: TrainerRef, current: number): HttpError {
+  return new HttpError(409, 'stale_round', `job ${job.id} is in rendezvous round ${current}; rank ${ref.rank} of round ${ref.round} must restart`);
+}
+
+/** Epochs, from the first, whose every shard is settled (done, poisoned or skipped). */
+async function settledEpochs(tx: TransactionScope, jobId: string): Promise<number> {
+  const { epochs } = await tx.shards.progress(jobId);
+  let n = 0;
+  for (const e of epochs) {
+    if (e.queued + e.inFlight > 0) break;
+    n += 1;
+  }
+  return n;
+}
+
+export class LedgerService {
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number,
+  ) {}
+
+  /** A store transaction, run again when MySQL picks it as a deadlock victim under contention. */
+  private async tx<T>(fn: (tx: TransactionScope) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.transaction(fn);
+      } catch (err) {
+        if (!isLockConflict(err) || attempt >= 20) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+      }
+    }
+  }
+
+  /** The job's ledger, created with every epoch's shards on first use. */
+  private async ensure(job: Job): Promise<ShardLedger> {
+    const existing = await this.store.shardLedgers.get(job.id);
+    if (existing && existing.token === job.token) return existing;
+    const dataset = specOf(job).spec.dataset;
+    await this.tx(async (tx) => {
+      const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
+      if (ledger?.token === job.token) return;
+      if (ledger) {
+        // A previous run under the same name: its shards and checkpoints are not this run's.
+        await tx.shards.deleteByJob(job.id);
+        await tx.checkpoints.deleteByJob(job.id);
+        await tx.shardLedgers.delete(job.id);
+      }
+      if (!(await tx.shardLedgers.create(job.id, job.token))) return;
+      for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
+        await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));
+      }
+    });
+    return (await this.store.shardLedgers.get(job.id))!;
+  }
+
+  /**
+   * Moves the ledger to `round` once: requeues every lease and every shard done after the
+   * latest committed step, and forgets checkpoint reports that never committed. Returns the
+   * step the round resumes from.
+   */
+  async enterRound(job: Job, ref: TrainerRef): Promise<number> {
+    const ledger = await this.ensure(job);
+    if (ledger.round === ref.round) return ledger.resumeStep;
+    if (ledger.round > ref.round) throw stale(job, ref, ledger.round);
+    const { step, partial } = await this.tx(async (tx) => {
+      const l = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
+      if (l.round > ref.round) throw stale(job, ref, l.round);
+      if (l.round === ref.round) return { step: l.resumeStep, partial: [] };
+      const latestRound = await tx.rendezvous.latestRound(job.id);
+      if (!latestRound || latestRound.round < ref.round) {
+        throw new HttpError(409, 'unknown_round', `job ${job.id} has no rendezvous round ${ref.round} yet`);
+      }
+      const resume = (await tx.checkpoints.latestCommit(job.id))?.step ?? 0;
+      const requeued = await tx.shards.rewind(job.id, resume);
+      const partial = await tx.checkpoints.listUncommittedBelow(job.id, Number.MAX_SAFE_INTEGER);
+      await tx.checkpoints.deleteSteps(job.id, [...new Set(partial.map((c) => c.step))]);
+      await tx.shardLedgers.setRound(job.id, ref.round, resume, await settledEpochs(tx, job.id));
+      await tx.nodeEvents.append({ jobId: job.id, kind: 'ledger_rewound', data: { round: ref.round, step: resume, requeued } });
+      return { step: resume, partial };
+    });
+    await removeFiles(job, partial.map((c) => c.path));
+    return step;
+  }
+
+  async lease(job: Job, req: LeaseRequest): Promise<LeaseResponse> {
+    const dataset = specOf(job).spec.dataset;
+    if (!dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
+    const resumeStep = await this.enterRound(job, req);
+    const owner = leaseOwner(req);
+    const now = this.now();
+    const leaseExpiresAt = now + dataset.leaseTimeout;
+    const maxAttempts = dataset.maxRetries + 1;
+    return this.tx(async (tx) => {
+      const ledger = (await tx.shardLedgers.get(job.id, { lock: 'share' }))!;
+      if (ledger.round !== req.round) throw stale(job, req, ledger.round);
+      const shards: LeaseResponse['shards'] = [];
+      for (;;) {
+        const got = await tx.shards.leaseNext(job.id, owner, req.count - shards.length, now, dataset.leaseTimeout);
+        for (const s of got) {
+          if (s.attempts <= maxAttempts) {
+            shards.push({ epoch: s.epoch, shardIndex: s.shardIndex, startIndex: s.startIndex, endIndex: s.endIndex, attempts: s.attempts });
+            continue;
+          }
+          const key = { jobId: job.id, epoch: s.epoch, shardIndex: s.shardIndex };
+          const policy = dataset.onPoison;
+          if (policy === 'skip') await tx.shards.markSkipped(key);
+          else await tx.shards.markPoison(key);
+          await tx.nodeEvents.append({
+            jobId: job.id,
+            nodeId: req.node,
+            incarnation: req.incarnation,
+            kind: 'shard_poisoned',
+            data: { epoch: s.epoch, shardIndex: s.shardIndex, attempts: s.attempts - 1, policy },
+          });
+        }
+        if (got.length === 0 || shards.length >= req.count) break;
+      }
+      let finished = false;
+      if (shards.length === 0) {
+        const p = await tx.shards.progress(job.id);
+        finished = p.queued + p.inFlight === 0;
+      }
+      return { shards, finished, leaseExpiresAt, resumeStep };
+    });
+  }
+
+  async done(job: Job, req: DoneRequest): Promise<DoneResponse> {
+    const owner = leaseOwner(req);
+    const result = await this.tx(async (tx) => {
+      const ledger = await tx.shardLedgers.get(job.id, { lock: 'share' });
+      if (!ledger || ledger.round !== req.round) throw stale(job, req, ledger?.round ?? 0);
+      const ignored: DoneResponse['ignored'] = [];
+      let counted = 0;
+      for (const s of req.shards) {
+        if (await tx.shards.complete({ jobId: job.id, ...s }, owner, req.step)) counted += 1;
+        else ignored.push(s);
+      }
+      return { counted, ignored };
+    });
+    if (result.counted > 0) await this.announceEpochs(job);
+    return result;
+  }
+
+  /** Appends epoch_done for each newly settled epoch, once each (compare-and-set on the ledger). */
+  private async announceEpochs(job: Job): Promise<void> {
+    for (;;) {
+      const announced = await this.tx(async (tx) => {
+        const ledger = await tx.shardLedgers.get(job.id);
+        if (!ledger) return false;
+        const settled = await settledEpochs(tx, job.id);
+        if (settled <= ledger.epochsDone) return false;
+        if (!(await tx.shardLedgers.advanceEpochsDone(job.id, ledger.epochsDone))) return false;
+        await tx.nodeEvents.append({ jobId: job.id, kind: 'epoch_done', data: { epoch: ledger.epochsDone } });
+        return true;
+      });
+      if (!announced) return;
+    }
+  }
+
+  async giveBack(job: Job, req: GiveBackRequest): Promise<number> {
+    const owner = leaseOwner(req);
+    return this.tx(async (tx) => {
+      let returned = 0;
+      for (const s of req.shards) if (await tx.shards.giveBack({ jobId: job.id, ...s }, owner)) returned += 1;
+      return returned;
+    });
+  }
+
+  async progress(job: Job) {
+    await this.ensure(job);
+    return this.store.shards.progress(job.id);
+  }
+
+  async reportStep(job: Job, req: StepReport): Promise<void> {
+    const labels = { rank: String(req.rank) };
+    const base = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation, labels };
+    await this.store.metrics.record([
+      { ...base, name: 'step', value: req.step },
+      ...Object.entries(req.metrics).map(([name, value]) => ({ ...base, name, value })),
+    ]);
+  }
+
+  /** Where a trainer of `round` resumes: the latest committed step and every rank's file. */
+  async latest(job: Job, ref: TrainerRef | undefined): Promise<LatestCheckpoint> {
+    const step = ref ? await this.enterRound(job, ref) : ((await this.store.checkpoints.latestCommit(job.id))?.step ?? 0);
+    if (step === 0) return { step: 0, ranks: [] };
+    const ranks = await this.store.checkpoints.listForStep(job.id, step);
+    return { step, ranks: ranks.map((r) => ({ rank: r.rank, path: r.path, bytes: r.bytes, checksum: r.checksum })) };
+  }
+
+  /**
+   * Records a rank's checkpoint. When every rank of the round's world has reported the step,
+   * commits it (once, with the ledger position) and deletes commits beyond spec.checkpoint.keep.
+   */
+  async reportCheckpoint(job: Job, req: CheckpointReportWire) {
+    await this.enterRound(job, req);
+    const spec = specOf(job).spec;
+    const outcome = await this.tx(async (tx) => {
+      const ledger = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
+      if (ledger.round !== req.round) throw stale(job, req, ledger.round);
+      const round = await tx.rendezvous.getRound({ jobId: job.id, round: req.round });
+      const worldSize = (round?.nodeCount ?? 0) * spec.nprocPerNode;
+      if (req.rank >= worldSize) {
+        throw new HttpError(409, 'rank_outside_world', `rank ${req.rank} is outside the world of round ${req.round} (size ${worldSize})`);
+      }
+      await tx.checkpoints.report({ jobId: job.id, step: req.step, rank: req.rank, path: req.path, bytes: req.bytes, checksum: req.checksum });
+      const reports = await tx.checkpoints.listForStep(job.id, req.step);
+      const reported = new Set(reports.map((r) => r.rank).filter((r) => r < worldSize)).size;
+      if (reported < worldSize) return { committed: false, reported, worldSize, doomed: [] as string[] };
+      const doneShards = await tx.shards.countDoneThrough(job.id, req.step);
+      const shardCursor = { round: req.round, step: req.step, doneShards };
+      if (!(await tx.checkpoints.commit({ jobId: job.id, step: req.step, worldSize, shardCursor }))) {
+        return { committed: false, reported, worldSize, doomed: [] };
+      }
+      await tx.nodeEvents.append({ jobId: job.id, kind: 'checkpoint_committed', data: { worldSize, ...shardCursor } });
+      // Keep the newest `keep` commits; older ones and reports that never committed go.
+      const commits = await tx.checkpoints.listCommits(job.id);
+      const kept = commits.slice(0, spec.checkpoint.keep);
+      const oldestKept = kept.at(-1)!.step;
+      const dropSteps = commits.slice(spec.checkpoint.keep).map((c) => c.step);
+      const doomedReports = [
+        ...(await Promise.all(dropSteps.map((s) => tx.checkpoints.listForStep(job.id, s)))).flat(),
+        ...(await tx.checkpoints.listUncommittedBelow(job.id, oldestKept)),
+      ];
+      await tx.checkpoints.deleteSteps(job.id, [...new Set(doomedReports.map((r) => r.step)), ...dropSteps]);
+      return { committed: true, reported, worldSize, doomed: doomedReports.map((r) => r.path) };
+    });
+    // Files of a kept step may share a path with a dropped one (a trainer reusing names): spare them.
+    const keptPaths = new Set((await this.keptPaths(job)).values());
+    await removeFiles(job, outcome.doomed.filter((p) => !keptPaths.has(p)));
+    return { committed: outcome.committed, reported: outcome.reported, worldSize: outcome.worldSize };
+  }
+
+  private async keptPaths(job: Job): Promise<string[]> {
+    const commits = await this.store.checkpoints.listCommits(job.id);
+    const reports = await Promise.all(commits.map((c) => this.store.checkpoints.listForStep(job.id, c.step)));
+    return reports.flat().map((r) => r.path);
+  }
+}
+
+/**
+ * Best effort: a file already gone, or on storage this host cannot see, is not an error. Paths
+ * come from trainers, so only files inside the job's checkpoint folder are ever removed.
+ */
+async function removeFiles(job: Job, paths: string[]): Promise<void> {
+  const dir = specOf(job).spec.checkpoint.dir;
+  if (!dir || !path.isAbsolute(dir)) return;
+  const inside = (p: string) => path.isAbsolute(p) && path.relative(dir, path.resolve(p)).split(path.sep)[0] !== '..';
+  await Promise.all(paths.filter(inside).map((p) => rm(p, { force: true }).catch(() => undefined)));
+}

@@ -1,0 +1,71 @@
+// HTTP routes for training processes: /v1/jobs/:job/… with the job's bearer token. Shards
+// (lease, done, give back, progress), step metrics, and checkpoints (report, latest committed).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  checkpointReport,
+  doneRequest,
+  giveBackRequest,
+  latestQuery,
+  leaseRequest,
+  stepReport,
+} from '../common/trainerProtocol.ts';
+import type { Job } from '../store/index.ts';
+import { parseInput } from './errors.ts';
+import type { LedgerService } from './ledger.ts';
+
+const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
+const latestRefQuery = latestQuery.extend({
+  node: z.coerce.number().int().min(0).optional(),
+  incarnation: z.coerce.number().int().min(0).optional(),
+  rank: z.coerce.number().int().min(0).optional(),
+});
+
+export type Authorize = (jobId: string, token: string | undefined) => Promise<Job>;
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+}
+
+export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize, ledger: LedgerService): void {
+  const job = async (request: FastifyRequest) => {
+    const { job: jobId } = parseInput(jobParams, request.params, 'path');
+    return authorize(jobId, bearer(request));
+  };
+
+  app.post('/v1/jobs/:job/shards/lease', async (request) => {
+    const j = await job(request);
+    return ledger.lease(j, parseInput(leaseRequest, request.body, 'body'));
+  });
+
+  app.post('/v1/jobs/:job/shards/done', async (request) => {
+    const j = await job(request);
+    return ledger.done(j, parseInput(doneRequest, request.body, 'body'));
+  });
+
+  app.post('/v1/jobs/:job/shards/giveback', async (request) => {
+    const j = await job(request);
+    return { returned: await ledger.giveBack(j, parseInput(giveBackRequest, request.body, 'body')) };
+  });
+
+  app.get('/v1/jobs/:job/shards', async (request) => ledger.progress(await job(request)));
+
+  app.post('/v1/jobs/:job/trainers/step', async (request) => {
+    const j = await job(request);
+    await ledger.reportStep(j, parseInput(stepReport, request.body, 'body'));
+    return { ok: true };
+  });
+
+  app.post('/v1/jobs/:job/checkpoints', async (request) => {
+    const j = await job(request);
+    return ledger.reportCheckpoint(j, parseInput(checkpointReport, request.body, 'body'));
+  });
+
+  app.get('/v1/jobs/:job/checkpoints/latest', async (request) => {
+    const j = await job(request);
+    const q = parseInput(latestRefQuery, request.query, 'query');
+    const ref = q.round === undefined ? undefined : { node: q.node ?? 0, incarnation: q.incarnation ?? 0, rank: q.rank ?? 0, round: q.round };
+    return ledger.latest(j, ref);
+  });
+}

@@ -1,0 +1,124 @@
+// `rover brain …`: the Brain's configuration sync status (Temporal queries of the
+// brainConfigSync workflows) and what configuration a job would get (the Brain HTTP API).
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { parseSourceList } from '../brain/sources/registry.ts';
+import type { ConfigResponse, ServedConfig } from '../brain/protocol.ts';
+import { characteristicsOf } from '../brain/service.ts';
+import { loadConfig, type RoverConfig } from '../common/config.ts';
+import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
+import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
+import { formatTable, formatTime } from './format.ts';
+import { connectTemporal } from './jobs.ts';
+import { EXIT_INVALID_SPEC } from './validate.ts';
+
+async function brainRequest<T>(config: RoverConfig, route: string, body?: unknown): Promise<T> {
+  const url = `${config.brain.url}${route}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: body === undefined ? 'GET' : 'POST',
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    throw new Error(`cannot reach the Brain at ${config.brain.url}: ${(err as Error).message}; start it with \`rover up\` or set ROVER_BRAIN_URL`);
+  }
+  const json = (await res.json().catch(() => ({}))) as T & { message?: string };
+  if (!res.ok) throw new Error(`Brain ${route}: ${res.status} ${json.message ?? ''}`.trim());
+  return json;
+}
+
+export type SourceStatus = { source: string; status?: BrainSyncStatus; error?: string };
+
+export function formatBrainStatus(rows: SourceStatus[]): string {
+  return formatTable(
+    ['SOURCE', 'VERSION', 'CONFIGS', 'SYNCS', 'LAST SYNC', 'ERROR'],
+    rows.map(({ source, status, error }) => [
+      source,
+      status?.version,
+      status?.configs,
+      status?.syncs,
+      status?.lastSyncAt ? formatTime(new Date(status.lastSyncAt)) : undefined,
+      error ?? status?.lastError,
+    ]),
+  );
+}
+
+function selectorText(s: unknown): string {
+  const text = JSON.stringify(s ?? {});
+  return text === '{}' ? '' : text;
+}
+
+export function registerBrainCommands(program: Command): void {
+  const brain = program.command('brain').description('The Brain: configuration sources and what a job gets');
+
+  brain
+    .command('status')
+    .description('Each configuration source: served snapshot version, last sync, last error')
+    .option('--json', 'print the sync workflows\' status as JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const out = this.configureOutput();
+      const config = loadConfig();
+      const sources = parseSourceList(config.brain.sources);
+      const { client, close } = await connectTemporal(config);
+      try {
+        const rows: SourceStatus[] = [];
+        for (const { name } of sources) {
+          try {
+            rows.push({ source: name, status: await client.workflow.getHandle(brainSyncWorkflowId(name)).query(brainSyncStatusQuery) });
+          } catch (err) {
+            rows.push({ source: name, error: `no sync workflow answering (${(err as Error).message}); is the Brain worker running?` });
+          }
+        }
+        out.writeOut?.(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatBrainStatus(rows)}\n`);
+        if (rows.some((r) => r.error || r.status?.lastError)) process.exitCode = 1;
+      } finally {
+        await close();
+      }
+    });
+
+  const cfg = brain.command('config').description('Brain configurations (Include / Exclude / Configure)');
+  cfg
+    .command('list')
+    .description('Every configuration of every source\'s latest snapshot')
+    .option('--json', 'print as JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const { configs } = await brainRequest<{ configs: ServedConfig[] }>(loadConfig(), '/brain/v1/configs');
+      const text = opts.json
+        ? JSON.stringify(configs, null, 2)
+        : formatTable(['SOURCE', 'VERSION', 'NAME', 'PRIORITY', 'INCLUDE', 'EXCLUDE'], configs.map((c) => [c.source, c.version, c.name, c.priority, selectorText(c.include), selectorText(c.exclude)]));
+      this.configureOutput().writeOut?.(`${text}\n`);
+    });
+  cfg
+    .command('show')
+    .description('One configuration, as YAML')
+    .argument('<name>', 'configuration name (or source/name)')
+    .action(async function (this: Command, name: string) {
+      const { configs } = await brainRequest<{ configs: ServedConfig[] }>(loadConfig(), '/brain/v1/configs');
+      const found = configs.filter((c) => c.name === name || `${c.source}/${c.name}` === name);
+      if (found.length === 0) throw new Error(`no configuration named "${name}"; see \`rover brain config list\``);
+      this.configureOutput().writeOut?.(found.map((c) => stringify(c)).join('---\n'));
+    });
+  cfg
+    .command('match')
+    .description('The merged configuration a job would get, and which configurations made it')
+    .argument('<job.yaml>', 'job spec file')
+    .option('--json', 'print as JSON')
+    .action(async function (this: Command, file: string, opts: { json?: boolean }) {
+      const out = this.configureOutput();
+      const spec = await loadJobSpecFile(file);
+      if (!spec.ok) {
+        out.writeErr?.(`${formatSpecErrors(spec.errors, file)}\n`);
+        process.exitCode = EXIT_INVALID_SPEC;
+        return;
+      }
+      const merged = await brainRequest<ConfigResponse>(loadConfig(), '/brain/v1/config', characteristicsOf(spec.spec));
+      if (opts.json) {
+        out.writeOut?.(`${JSON.stringify(merged, null, 2)}\n`);
+        return;
+      }
+      const applied = merged.applied.length ? merged.applied.join(', ') : 'none';
+      out.writeOut?.(`job: ${JSON.stringify(merged.job)}\napplied (last wins): ${applied}\n${stringify({ configure: merged.configure, origin: merged.origin })}`);
+    });
+}

@@ -1,0 +1,91 @@
+// `rover events <job>`: the job's event bus (node lifecycle, rendezvous rounds, classified
+// failures, diagnosis evidence), read from the store (ROVER_STORE_URL). --follow keeps polling
+// until the job has ended; --json prints one JSON object per line.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { loadConfig } from '../common/config.ts';
+import type { BusEvent } from '../common/events.ts';
+import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
+import { openStore, type Store } from '../store/index.ts';
+
+export interface EventsOptions {
+  follow: boolean;
+  kinds: string[];
+  json: boolean;
+  write: (text: string) => void;
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The store's job id for `job`: its name, or the workflow id `job-<name>`. */
+export async function resolveJobId(store: Store, job: string): Promise<string> {
+  if (await store.jobs.get(job)) return job;
+  if (job.startsWith('job-') && (await store.jobs.get(job.slice('job-'.length)))) return job.slice('job-'.length);
+  throw new Error(`no job ${job} in the store (${loadConfig().storeUrl.replace(/\/\/[^@]*@/, '//…@')}); is ROVER_STORE_URL right?`);
+}
+
+/** Prints the job's events; with follow, until the job ended and its last events are out. Returns how many. */
+export async function printEvents(store: Store, jobId: string, o: EventsOptions): Promise<number> {
+  let cursor = 0;
+  let printed = 0;
+  for (;;) {
+    const ended = isTerminalPhase(((await store.jobs.get(jobId))?.phase ?? 'FAILED') as JobPhase);
+    for (;;) {
+      const batch = await store.nodeEvents.list(jobId, { after: cursor, kinds: o.kinds, limit: 500 });
+      for (const row of batch) {
+        const event: BusEvent = { id: row.id, at: row.createdAt, jobId: row.jobId, nodeId: row.nodeId, incarnation: row.incarnation, rank: row.rank, source: row.source, kind: row.kind, data: row.data };
+        o.write(o.json ? `${JSON.stringify(event)}\n` : formatEvent(event));
+        printed++;
+      }
+      cursor = batch.at(-1)?.id ?? cursor;
+      if (batch.length < 500) break;
+    }
+    if (!o.follow || ended || o.signal?.aborted) return printed;
+    await sleep(o.pollMs ?? 500, undefined, { signal: o.signal }).catch(() => {});
+  }
+}
+
+/** One human line (and, for evidence such as stack dumps, the indented text after it). */
+export function formatEvent(e: BusEvent): string {
+  const time = new Date(e.at).toISOString().replace('T', ' ').replace('Z', '');
+  const who = e.nodeId === null ? '-' : `node ${e.nodeId}/${e.incarnation ?? '?'}${e.rank === null ? '' : ` rank ${e.rank}`}`;
+  const data = (e.data ?? {}) as Record<string, unknown>;
+  const { stack, stderrTail, logTail, processTree, ...rest } = data;
+  const summary = Object.entries(rest)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  let text = `${time}  ${(e.source || '-').padEnd(7)} ${e.kind.padEnd(20)} ${who.padEnd(18)} ${summary}\n`;
+  for (const block of [stack, stderrTail, processTree]) {
+    if (typeof block === 'string' && block.trim()) text += block.replace(/\n+$/, '').replace(/^/gm, '    ') + '\n';
+  }
+  return text;
+}
+
+export function registerEventsCommand(program: Command): void {
+  program
+    .command('events <job>')
+    .description("print a job's events: node lifecycle, rendezvous, classified failures, diagnosis (reads ROVER_STORE_URL)")
+    .option('-f, --follow', 'keep printing new events until the job ends')
+    .option('-k, --kind <kind...>', 'only these kinds (repeatable)')
+    .option('--json', 'one JSON object per line')
+    .action(async (job: string, opts: { follow?: boolean; kind?: string[]; json?: boolean }) => {
+      const store = await openStore(loadConfig().storeUrl);
+      const abort = new AbortController();
+      const onSigint = () => abort.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        const jobId = await resolveJobId(store, job);
+        await printEvents(store, jobId, {
+          follow: opts.follow ?? false,
+          kinds: opts.kind ?? [],
+          json: opts.json ?? false,
+          write: (t) => process.stdout.write(t),
+          signal: abort.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSigint);
+        await store.close();
+      }
+    });
+}

@@ -1,0 +1,257 @@
+"""Rover trainer client: Python 3.8+ standard library only, one file, importable by path.
+
+    import importlib.util, os
+    spec = importlib.util.spec_from_file_location("rover_client", "/path/to/clients/python/rover_client.py")
+    rover_client = importlib.util.module_from_spec(spec); spec.loader.exec_module(rover_client)
+    client = rover_client.Client.from_env()
+
+What it does for a training process the Rover agent started:
+  * reads the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, ...) and Rover's (ROVER_*);
+  * leases dataset shards, reports them done at a training step, or gives them back;
+  * reports step metrics;
+  * saves checkpoints (through the agent's flash saver when ROVER_AGENT_URL is set, else
+    straight to ROVER_CHECKPOINT_DIR with fsync) and reports them; loads the latest committed
+    one (from shared memory when the step there is the committed one, else from storage),
+    verifying its sha256.
+Errors: RoverError; StaleRound when the job moved to a newer rendezvous round (the agent is
+about to restart this process: stop touching the ledger).
+"""
+import hashlib, json, os, shutil, time, urllib.error, urllib.request
+
+SHM_ROOT = "/dev/shm/rover"
+
+
+class RoverError(Exception):
+    pass
+
+
+class StaleRound(RoverError):
+    pass
+
+
+class Shard:
+    __slots__ = ("epoch", "shard_index", "start", "end", "attempts")
+
+    def __init__(self, epoch, shard_index, start, end, attempts=1):
+        self.epoch, self.shard_index, self.start, self.end, self.attempts = epoch, shard_index, start, end, attempts
+
+    def indices(self):
+        return range(self.start, self.end)
+
+    def key(self):
+        return {"epoch": self.epoch, "shardIndex": self.shard_index}
+
+    def __repr__(self):
+        return f"Shard(epoch={self.epoch}, index={self.shard_index}, samples={self.start}..{self.end})"
+
+
+def _int(env, name, default):
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RoverError(f"{name}={raw!r} is not an integer")
+
+
+class TrainerEnv:
+    """The torchrun variables plus Rover's, read once."""
+
+    def __init__(self, env=None):
+        env = os.environ if env is None else env
+        self.rank, self.world_size = _int(env, "RANK", 0), _int(env, "WORLD_SIZE", 1)
+        self.local_rank, self.local_world_size = _int(env, "LOCAL_RANK", 0), _int(env, "LOCAL_WORLD_SIZE", 1)
+        self.group_rank, self.restart_count = _int(env, "GROUP_RANK", 0), _int(env, "TORCHELASTIC_RESTART_COUNT", 0)
+        self.master_addr, self.master_port = env.get("MASTER_ADDR", "127.0.0.1"), _int(env, "MASTER_PORT", 29500)
+        self.api_url = (env.get("ROVER_API_URL") or "").rstrip("/")
+        self.job, self.token = env.get("ROVER_JOB") or "", env.get("ROVER_TOKEN") or ""
+        self.node, self.incarnation = _int(env, "ROVER_NODE", 0), _int(env, "ROVER_INCARNATION", 0)
+        self.round = _int(env, "ROVER_ROUND", 0)
+        self.resume_step = _int(env, "ROVER_RESUME_STEP", -1)  # -1: not told; ask the API
+        self.agent_url = (env.get("ROVER_AGENT_URL") or "").rstrip("/")
+        self.checkpoint_dir = env.get("ROVER_CHECKPOINT_DIR") or os.path.join(".rover", "checkpoints", self.job or "local")
+
+    @property
+    def managed(self):
+        """True when started by a Rover agent (the API is reachable with a job token)."""
+        return bool(self.api_url and self.token and self.job and self.round > 0)
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_durably(path, data):
+    """temp name, fsync, rename, fsync the folder: readers see the old file or the new one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Client:
+    def __init__(self, env=None, timeout=30, retry_for=120):
+        self.env = env if isinstance(env, TrainerEnv) else TrainerEnv(env)
+        # The API may be restarting: keep retrying unreachable/5xx for this many seconds.
+        self.timeout, self.retry_for = timeout, retry_for
+        self._latest = None
+
+    @classmethod
+    def from_env(cls, **kw):
+        return cls(**kw)
+
+    @staticmethod
+    def _errors():
+        """The exception classes this client raises (for callers that load it by path)."""
+        return (RoverError,)
+
+    # -- transport ---------------------------------------------------------------------------
+    def _ref(self):
+        e = self.env
+        return {"node": e.node, "incarnation": e.incarnation, "rank": e.rank, "round": e.round}
+
+    def _call(self, method, path, body=None, base=None, auth=True):
+        url = f"{base or self.env.api_url}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"} if data is not None else {}
+        if auth:
+            headers["authorization"] = f"Bearer {self.env.token}"
+        delay, deadline = 0.2, time.monotonic() + self.retry_for
+        while True:
+            retry = time.monotonic() + delay < deadline
+            req = urllib.request.Request(url, data=data, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as res:
+                    return json.loads(res.read() or b"null")
+            except urllib.error.HTTPError as e:
+                payload = e.read().decode(errors="replace")
+                try:
+                    info = json.loads(payload)
+                except ValueError:
+                    info = {"message": payload}
+                if e.code == 409 and info.get("error") == "stale_round":
+                    raise StaleRound(info.get("message", "stale round")) from None
+                if e.code >= 500 and retry:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5)
+                    continue
+                raise RoverError(f"{method} {path}: HTTP {e.code}: {info.get('message', payload)}") from None
+            except (urllib.error.URLError, OSError) as e:  # API restarting: retry with backoff
+                if not retry:
+                    raise RoverError(f"{method} {url}: {e}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    def _jobpath(self, rest):
+        return f"/v1/jobs/{self.env.job}/{rest}"
+
+    # -- shards ------------------------------------------------------------------------------
+    def lease(self, count=1):
+        """Up to `count` shards. Returns (shards, finished): finished when nothing is left anywhere."""
+        res = self._call("POST", self._jobpath("shards/lease"), {**self._ref(), "count": count})
+        shards = [Shard(s["epoch"], s["shardIndex"], s["startIndex"], s["endIndex"], s["attempts"]) for s in res["shards"]]
+        return shards, bool(res["finished"])
+
+    def done(self, step, shards):
+        """Reports the shards whose samples went into training `step`; returns how many counted."""
+        if not shards:
+            return 0
+        res = self._call("POST", self._jobpath("shards/done"), {**self._ref(), "step": step, "shards": [s.key() for s in shards]})
+        return res["counted"]
+
+    def give_back(self, shards):
+        if not shards:
+            return 0
+        return self._call("POST", self._jobpath("shards/giveback"), {**self._ref(), "shards": [s.key() for s in shards]})["returned"]
+
+    def progress(self):
+        return self._call("GET", self._jobpath("shards"))
+
+    def iter_shards(self, batch=1, poll=0.5):
+        """Yields leased shards until the dataset is finished; the caller reports each done."""
+        while True:
+            shards, finished = self.lease(batch)
+            if shards:
+                yield from shards
+            elif finished:
+                return
+            else:
+                time.sleep(poll)
+
+    # -- steps -------------------------------------------------------------------------------
+    def report_step(self, step, **metrics):
+        self._call("POST", self._jobpath("trainers/step"), {**self._ref(), "step": step, "metrics": metrics})
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def latest_checkpoint(self):
+        """{"step": S, "ranks": [{rank, path, bytes, checksum}]} of the committed step this round resumes from."""
+        if self._latest is None:
+            e = self.env
+            q = f"round={e.round}&node={e.node}&incarnation={e.incarnation}&rank={e.rank}"
+            self._latest = self._call("GET", self._jobpath(f"checkpoints/latest?{q}"))
+        return self._latest
+
+    def resume_step(self):
+        return self.latest_checkpoint()["step"]
+
+    def checkpoint_path(self, step, rank=None):
+        rank = self.env.rank if rank is None else rank
+        return os.path.join(os.path.abspath(self.env.checkpoint_dir), f"ckpt-{step}-rank{rank}.bin")
+
+    def shm_path(self, step, rank=None):
+        rank = self.env.rank if rank is None else rank
+        return os.path.join(SHM_ROOT, self.env.job or "local", str(self.env.node), f"{rank}-{step}")
+
+    def save_checkpoint(self, step, data):
+        """Saves this rank's state of `step` and reports it. With a flash agent, returns once the
+        bytes are in shared memory (the agent persists and reports them); else after fsync."""
+        path = self.checkpoint_path(step)
+        if self.env.agent_url:
+            shm = self.shm_path(step)
+            os.makedirs(os.path.dirname(shm), exist_ok=True)
+            need, free = len(data), shutil.disk_usage(os.path.dirname(shm)).free
+            if need > free:
+                raise RoverError(f"/dev/shm has {free} bytes free, the checkpoint needs {need}; "
+                                 "enlarge /dev/shm (docker --shm-size, a Memory emptyDir) or turn spec.checkpoint.flash off")
+            tmp = f"{shm}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, shm)
+            # No hashing here: the agent hashes while it copies, off the training path.
+            self._call("POST", "/save", {**self._ref(), "step": step, "shmPath": shm, "path": path,
+                                         "bytes": len(data)}, base=self.env.agent_url, auth=False)
+            return path
+        checksum = sha256_hex(data)
+        write_durably(path, data)
+        self._call("POST", self._jobpath("checkpoints"), {**self._ref(), "step": step, "path": path,
+                                                          "bytes": len(data), "checksum": checksum})
+        return path
+
+    def load_checkpoint(self, rank=None):
+        """(step, bytes) of the committed checkpoint for `rank` (default: this rank, else rank 0),
+        or (0, None) when nothing is committed. Shared memory first, then storage; checksummed."""
+        latest = self.latest_checkpoint()
+        if latest["step"] == 0:
+            return 0, None
+        by_rank = {r["rank"]: r for r in latest["ranks"]}
+        want = self.env.rank if rank is None else rank
+        entry = by_rank.get(want) or by_rank.get(0) or next(iter(by_rank.values()))
+        for source in (self.shm_path(latest["step"], entry["rank"]), entry["path"]):
+            try:
+                with open(source, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if sha256_hex(data) == entry["checksum"]:
+                return latest["step"], data
+        raise RoverError(f"checkpoint of step {latest['step']} rank {entry['rank']} is missing or corrupt "
+                         f"(looked in shared memory and {entry['path']})")

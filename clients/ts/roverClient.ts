@@ -1,0 +1,201 @@
+// Rover trainer client for TypeScript/Node training processes: the same contract as
+// clients/python/rover_client.py. Reads the torchrun and ROVER_* environment, leases shards,
+// reports them done, reports steps, and saves/loads checkpoints (through the agent's flash
+// saver when ROVER_AGENT_URL is set, else straight to storage with fsync).
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  checkpointReportResponse,
+  latestCheckpoint,
+  leaseResponse,
+  type LatestCheckpoint,
+  type LeasedShard,
+} from '../../common/trainerProtocol.ts';
+
+export const SHM_ROOT = '/dev/shm/rover';
+
+export class RoverError extends Error {
+  override name = 'RoverError';
+}
+/** The job moved to a newer rendezvous round: the agent is about to restart this process. */
+export class StaleRound extends RoverError {
+  override name = 'StaleRound';
+}
+
+const int = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new RoverError(`${name}=${JSON.stringify(raw)} is not an integer`);
+  return n;
+};
+
+export function readTrainerEnv(env: NodeJS.ProcessEnv = process.env) {
+  const job = env.ROVER_JOB ?? '';
+  return {
+    rank: int(env, 'RANK', 0),
+    worldSize: int(env, 'WORLD_SIZE', 1),
+    localRank: int(env, 'LOCAL_RANK', 0),
+    localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1),
+    groupRank: int(env, 'GROUP_RANK', 0),
+    restartCount: int(env, 'TORCHELASTIC_RESTART_COUNT', 0),
+    masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+    masterPort: int(env, 'MASTER_PORT', 29500),
+    apiUrl: (env.ROVER_API_URL ?? '').replace(/\/+$/, ''),
+    job,
+    token: env.ROVER_TOKEN ?? '',
+    node: int(env, 'ROVER_NODE', 0),
+    incarnation: int(env, 'ROVER_INCARNATION', 0),
+    round: int(env, 'ROVER_ROUND', 0),
+    /** -1 when the agent did not say; ask latestCheckpoint(). */
+    resumeStep: int(env, 'ROVER_RESUME_STEP', -1),
+    agentUrl: (env.ROVER_AGENT_URL ?? '').replace(/\/+$/, ''),
+    checkpointDir: env.ROVER_CHECKPOINT_DIR || path.join('.rover', 'checkpoints', job || 'local'),
+  };
+}
+export type TrainerEnv = ReturnType<typeof readTrainerEnv>;
+
+export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** temp name, fsync, rename, fsync the folder. */
+export async function writeDurably(file: string, data: Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp.${process.pid}`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+  const dir = await open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+export class RoverClient {
+  private latest: LatestCheckpoint | undefined;
+
+  constructor(readonly env: TrainerEnv = readTrainerEnv()) {}
+
+  private ref() {
+    const { node, incarnation, rank, round } = this.env;
+    return { node, incarnation, rank, round };
+  }
+
+  private async call(method: 'GET' | 'POST', url: string, body?: unknown, auth = true): Promise<unknown> {
+    const res = await fetch(url, {
+      method,
+      headers: {
+        ...(auth ? { authorization: `Bearer ${this.env.token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = (text ? JSON.parse(text) : null) as { error?: string; message?: string } | null;
+    if (res.status === 409 && json?.error === 'stale_round') throw new StaleRound(json.message ?? 'stale round');
+    if (!res.ok) throw new RoverError(`${method} ${url}: HTTP ${res.status}: ${json?.message ?? text}`);
+    return json;
+  }
+
+  private jobUrl(rest: string): string {
+    return `${this.env.apiUrl}/v1/jobs/${encodeURIComponent(this.env.job)}/${rest}`;
+  }
+
+  async lease(count = 1): Promise<{ shards: LeasedShard[]; finished: boolean }> {
+    const res = leaseResponse.parse(await this.call('POST', this.jobUrl('shards/lease'), { ...this.ref(), count }));
+    return { shards: res.shards, finished: res.finished };
+  }
+
+  async done(step: number, shards: Pick<LeasedShard, 'epoch' | 'shardIndex'>[]): Promise<number> {
+    if (shards.length === 0) return 0;
+    const keys = shards.map((s) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
+    const res = (await this.call('POST', this.jobUrl('shards/done'), { ...this.ref(), step, shards: keys })) as { counted: number };
+    return res.counted;
+  }
+
+  async giveBack(shards: Pick<LeasedShard, 'epoch' | 'shardIndex'>[]): Promise<number> {
+    if (shards.length === 0) return 0;
+    const keys = shards.map((s) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
+    return ((await this.call('POST', this.jobUrl('shards/giveback'), { ...this.ref(), shards: keys })) as { returned: number }).returned;
+  }
+
+  /** Leased shards until the dataset is finished; report each one done yourself. */
+  async *shards(batch = 1, pollMs = 500): AsyncGenerator<LeasedShard> {
+    for (;;) {
+      const { shards, finished } = await this.lease(batch);
+      if (shards.length > 0) yield* shards;
+      else if (finished) return;
+      else await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  async reportStep(step: number, metrics: Record<string, number> = {}): Promise<void> {
+    await this.call('POST', this.jobUrl('trainers/step'), { ...this.ref(), step, metrics });
+  }
+
+  async latestCheckpoint(): Promise<LatestCheckpoint> {
+    if (!this.latest) {
+      const { round, node, incarnation, rank } = this.env;
+      const q = `round=${round}&node=${node}&incarnation=${incarnation}&rank=${rank}`;
+      this.latest = latestCheckpoint.parse(await this.call('GET', this.jobUrl(`checkpoints/latest?${q}`)));
+    }
+    return this.latest;
+  }
+
+  checkpointPath(step: number, rank = this.env.rank): string {
+    return path.join(path.resolve(this.env.checkpointDir), `ckpt-${step}-rank${rank}.bin`);
+  }
+
+  shmPath(step: number, rank = this.env.rank): string {
+    return path.join(SHM_ROOT, this.env.job || 'local', String(this.env.node), `${rank}-${step}`);
+  }
+
+  /**
+   * Saves this rank's state of `step`. With a flash agent it returns once the bytes are in shared
+   * memory (the agent persists and reports them); else after write + fsync + report.
+   */
+  async saveCheckpoint(step: number, data: Uint8Array): Promise<string> {
+    const file = this.checkpointPath(step);
+    if (this.env.agentUrl) {
+      const shm = this.shmPath(step);
+      await mkdir(path.dirname(shm), { recursive: true });
+      const fs = await statfs(path.dirname(shm));
+      const free = fs.bavail * fs.bsize;
+      if (data.byteLength > free) {
+        throw new RoverError(`/dev/shm has ${free} bytes free, the checkpoint needs ${data.byteLength}; enlarge /dev/shm or set spec.checkpoint.flash: false`);
+      }
+      await writeFile(`${shm}.tmp`, data);
+      await rename(`${shm}.tmp`, shm);
+      // No hashing here: the saver hashes while it copies, off the training path.
+      await this.call('POST', `${this.env.agentUrl}/save`, { ...this.ref(), step, shmPath: shm, path: file, bytes: data.byteLength }, false);
+      return file;
+    }
+    const checksum = sha256Hex(data);
+    await writeDurably(file, data);
+    checkpointReportResponse.parse(
+      await this.call('POST', this.jobUrl('checkpoints'), { ...this.ref(), step, path: file, bytes: data.byteLength, checksum }),
+    );
+    return file;
+  }
+
+  /** The committed checkpoint of `rank` (default this rank, else rank 0): shared memory first, then storage. */
+  async loadCheckpoint(rank?: number): Promise<{ step: number; data: Buffer | null }> {
+    const latest = await this.latestCheckpoint();
+    if (latest.step === 0) return { step: 0, data: null };
+    const want = rank ?? this.env.rank;
+    const entry = latest.ranks.find((r) => r.rank === want) ?? latest.ranks.find((r) => r.rank === 0) ?? latest.ranks[0];
+    if (!entry) throw new RoverError(`committed step ${latest.step} lists no rank files`);
+    for (const source of [this.shmPath(latest.step, entry.rank), entry.path]) {
+      const data = await readFile(source).catch(() => null);
+      if (data && sha256Hex(data) === entry.checksum) return { step: latest.step, data };
+    }
+    throw new RoverError(`checkpoint of step ${latest.step} rank ${entry.rank} is missing or corrupt (shared memory and ${entry.path})`);
+  }
+}

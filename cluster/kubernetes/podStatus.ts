@@ -1,0 +1,40 @@
+// Reads why a node's pod ended from its status: phase, the agent container's termination
+// (exit code, OOMKilled, Error), eviction, preemption and node loss. Pure: unit-tested.
+import type { V1Pod } from '@kubernetes/client-node';
+import { AGENT_CONTAINER } from './manifests.ts';
+
+export interface PodEnd {
+  reason: string;
+  /** The agent container's exit code, when the pod got that far. */
+  exitCode?: number | null;
+  oomKilled?: boolean;
+}
+
+/** Why a pod of a live node has ended, or undefined while it is pending or running. */
+export function podEnd(pod: V1Pod): PodEnd | undefined {
+  const status = pod.status ?? {};
+  const container =
+    status.containerStatuses?.find((c) => c.name === AGENT_CONTAINER) ?? status.containerStatuses?.[0];
+  const terminated = container?.state?.terminated ?? container?.lastState?.terminated;
+  const preempted = status.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+  if (status.phase === 'Failed' || (terminated && terminated.exitCode !== 0)) {
+    if (terminated) {
+      const oomKilled = terminated.reason === 'OOMKilled';
+      const why = [terminated.reason, terminated.message].filter(Boolean).join(': ');
+      return {
+        reason: `pod ${pod.metadata?.name} container exited with code ${terminated.exitCode}${why ? ` (${why})` : ''}`,
+        exitCode: terminated.exitCode,
+        ...(oomKilled && { oomKilled: true }),
+      };
+    }
+    // Failed without a container exit: evicted, preempted, or rejected by the kubelet.
+    const why = status.reason === 'Evicted' ? 'evicted' : preempted ? `preempted (${preempted.reason})` : (status.reason ?? 'failed');
+    return { reason: `pod ${pod.metadata?.name} ${why}${status.message ? `: ${status.message}` : ''}` };
+  }
+  if (status.phase === 'Unknown') return { reason: `pod ${pod.metadata?.name} lost its node${status.reason ? ` (${status.reason})` : ''}` };
+  if (pod.metadata?.deletionTimestamp) {
+    const why = preempted ? `preempted (${preempted.reason})` : 'is being deleted';
+    return { reason: `pod ${pod.metadata.name} ${why}` };
+  }
+  return undefined;
+}

@@ -1,0 +1,126 @@
+// The failure rule table, and what the job master does with each class.
+import { describe, expect, it } from 'vitest';
+import type { JobEvent } from './events.ts';
+import { classifyFailure, tracebackLastLine, type FailureFacts, type FailureRule } from './failureRules.ts';
+import { initialJobState, JobState } from './jobState.ts';
+import { parseJobSpec } from './spec/index.ts';
+
+const facts = (o: Partial<FailureFacts> = {}): FailureFacts => ({ exitCode: 1, signal: null, oomKilled: false, stderrTail: '', ...o });
+
+const TRACEBACK = [
+  'loading batch 7',
+  'Traceback (most recent call last):',
+  '  File "train.py", line 10, in <module>',
+  '    main()',
+  '  File "train.py", line 8, in main',
+  '    raise ValueError("bad shape (3, 4)")',
+  'ValueError: bad shape (3, 4)',
+].join('\n');
+
+describe('classifyFailure', () => {
+  const table: [string, FailureFacts, string, string][] = [
+    ['OOM kill', facts({ exitCode: null, signal: 'SIGKILL', oomKilled: true }), 'nodeFault', 'oom-killed'],
+    ['uncorrectable ECC', facts({ stderrTail: 'RuntimeError: CUDA error: uncorrectable ECC error encountered' }), 'nodeFault', 'gpu-hardware'],
+    ['SIGBUS', facts({ exitCode: null, signal: 'SIGBUS' }), 'nodeFault', 'bus-error'],
+    ['NCCL remote error', facts({ stderrTail: 'torch.distributed.DistBackendError: NCCL error: ncclRemoteError' }), 'transient', 'nccl-communication'],
+    ['SIGKILL', facts({ exitCode: null, signal: 'SIGKILL' }), 'transient', 'killed'],
+    ['exit 137', facts({ exitCode: 137 }), 'transient', 'killed-exit-code'],
+    ['CUDA OOM', facts({ stderrTail: 'torch.cuda.OutOfMemoryError: CUDA out of memory.' }), 'userError', 'cuda-out-of-memory'],
+    ['Python traceback', facts({ stderrTail: TRACEBACK }), 'userError', 'python-traceback'],
+    ['plain exit 1', facts({ stderrTail: 'lost rank 0' }), 'transient', 'default'],
+  ];
+  it.each(table)('%s → %s', (_name, f, cls, rule) => {
+    const c = classifyFailure(f);
+    expect([c.class, c.rule]).toEqual([cls, rule]);
+  });
+
+  it('tries the spec rules first, and every field of a rule must match', () => {
+    const rules: FailureRule[] = [
+      { name: 'flaky-reader', stderr: 'DataLoader worker \\(pid \\d+\\) is killed', class: 'transient' },
+      { exitCodes: [3], signals: ['SIGTERM'], class: 'nodeFault' },
+    ];
+    const flaky = facts({ stderrTail: `${TRACEBACK}\nRuntimeError: DataLoader worker (pid 42) is killed` });
+    expect(classifyFailure(flaky, rules)).toMatchObject({ class: 'transient', rule: 'flaky-reader' });
+    expect(classifyFailure(facts({ exitCode: 3 }), rules).rule).toBe('default');
+    expect(classifyFailure(facts({ exitCode: 3, signal: 'SIGTERM' }), rules)).toMatchObject({ class: 'nodeFault', rule: 'spec rule 2' });
+  });
+});
+
+describe('tracebackLastLine', () => {
+  it('reads the exception line of the last traceback', () => {
+    expect(tracebackLastLine(TRACEBACK)).toBe('ValueError: bad shape (3, 4)');
+    const chained = `${TRACEBACK}\n\nDuring handling of the above exception, another exception occurred:\n\n${TRACEBACK.replaceAll('ValueError: bad shape (3, 4)', 'KeyError: 7')}`;
+    expect(tracebackLastLine(chained)).toBe('KeyError: 7');
+    expect(tracebackLastLine('exit 1 without a traceback')).toBeNull();
+  });
+});
+
+describe('JobState applies the classification', () => {
+  let id = 0;
+  const failed = (node: number, data: Record<string, unknown>): JobEvent => ({ id: ++id, kind: 'process_failed', nodeId: node, incarnation: 0, data, at: 0 });
+  const training = () => {
+    const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 2, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 2 });
+    state.markLaunched([0, 1].map((n) => ({ id: n, incarnation: 0, pid: 10 + n })));
+    state.applyEvents([{ id: ++id, kind: 'round_closed', nodeId: null, incarnation: null, at: 0, data: { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) } }]);
+    return state;
+  };
+
+  it('fails fast when the same traceback repeats at the same step, naming its last line', () => {
+    const state = training();
+    expect(state.applyEvents([failed(0, { exitCode: 1, stderrTail: TRACEBACK, step: 7, restarts: 0 })])).toEqual([]);
+    expect(state.data.phase).toBe('RUNNING');
+    state.applyEvents([failed(0, { exitCode: 1, stderrTail: TRACEBACK, step: 9, restarts: 1 })]);
+    expect(state.data.phase, 'another step is progress, not a repeat').toBe('RUNNING');
+    state.applyEvents([failed(1, { exitCode: 1, stderrTail: TRACEBACK, step: 7, restarts: 0 })]);
+    expect(state.data.phase).toBe('FAILED');
+    expect(state.data.reason).toMatch(/^node 1 incarnation 0 failed with exit code 1: the same user error twice at step 7 \(rule python-traceback\), failing fast: ValueError: bad shape \(3, 4\)$/);
+  });
+
+  it('restarts a SIGKILLed process in place however often it happens', () => {
+    const state = training();
+    for (let i = 0; i < 3; i++) expect(state.applyEvents([failed(0, { exitCode: null, signal: 'SIGKILL', step: 7, restarts: i })])).toEqual([]);
+    expect(state.data.phase).toBe('RUNNING');
+    expect(state.data.processRestarts).toBe(3);
+  });
+
+  it('fails the job on a hang when spec.faultTolerance.hangAction is fail, and only warns otherwise', () => {
+    const hang = (action: string): JobEvent => ({ id: ++id, kind: 'hang_suspected', nodeId: null, incarnation: null, at: 0, data: { idleMs: 31_000, step: 12, action } });
+    const logged = training();
+    logged.applyEvents([hang('restart')]);
+    expect(logged.data.phase).toBe('RUNNING');
+    expect(logged.data.warnings.at(-1)).toMatch(/no training progress for 31 s at step 12; action restart/);
+    const failed = training();
+    failed.applyEvents([hang('fail')]);
+    expect(failed.data.phase).toBe('FAILED');
+    expect(failed.data.reason).toMatch(/^hang: no training progress for 31 s at step 12/);
+  });
+
+  it('relaunches the node on a node fault', () => {
+    const state = training();
+    const actions = state.applyEvents([failed(1, { exitCode: 1, stderrTail: 'CUDA error: uncorrectable ECC error encountered', restarts: 0 })]);
+    expect(actions.map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
+    expect(state.node(1)?.incarnation).toBe(1);
+    expect(state.data.nodeRelaunches).toBe(1);
+  });
+});
+
+describe('spec.faultTolerance.failureRules', () => {
+  const parse = (failureRules: unknown) =>
+    parseJobSpec({ metadata: { name: 'rules' }, spec: { entrypoint: { command: 'python3' }, faultTolerance: { failureRules } } });
+
+  it('accepts rules and keeps their order', () => {
+    const parsed = parse([{ name: 'a', stderr: 'boom', class: 'userError' }, { exitCodes: [3], class: 'nodeFault' }]);
+    expect(parsed.ok && parsed.spec.spec.faultTolerance.failureRules.map((r) => r.class)).toEqual(['userError', 'nodeFault']);
+  });
+
+  it.each([
+    ['a bad regular expression', [{ stderr: '(', class: 'transient' }], 'spec.faultTolerance.failureRules[0].stderr', 'valid regular expression'],
+    ['an unknown class', [{ exitCodes: [1], class: 'retry' }], 'spec.faultTolerance.failureRules[0].class', 'transient'],
+    ['a rule that matches nothing', [{ class: 'transient' }], 'spec.faultTolerance.failureRules[0]', 'at least one of'],
+  ])('rejects %s, naming the field', (_name, rules, path, message) => {
+    const parsed = parse(rules);
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.errors).toContainEqual(expect.objectContaining({ path, message: expect.stringContaining(message) }));
+  });
+});

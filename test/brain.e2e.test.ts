@@ -1,0 +1,108 @@
+// Brain configuration sync on the real Temporal dev server: a YAML directory edited on disk is
+// served by the Brain API within 2 sync intervals; a broken edit keeps the last good snapshot
+// and the error shows in the workflow's status; the workflow continues-as-new carrying its state.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBrainApi } from '../api/brainServer.ts';
+import { YamlDirSource } from '../brain/sources/yamlDir.ts';
+import { loadConfig } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
+import { createBrainWorker, ensureSyncWorkflows } from '../workers/brainWorker.ts';
+import { bundleWorkflows } from '../workers/jobWorker.ts';
+import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+
+const INTERVAL_MS = 1000;
+
+describe('brainConfigSync with a YAML directory', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-brain-'));
+  const source = `yaml-${randomUUID().slice(0, 8)}`;
+  const logger = createLogger('test', 'silent');
+  let store: Store;
+  let worker: Worker;
+  let running: Promise<void>;
+  let api: Awaited<ReturnType<typeof buildBrainApi>>;
+  let temporal: Awaited<ReturnType<typeof temporalClient>>;
+  let closeConnection: () => Promise<void>;
+
+  const writeConfig = (file: string, text: string) => writeFileSync(path.join(dir, file), text);
+  const served = async () => (await api.inject({ url: '/brain/v1/config?name=resnet&user=ada&label=team=cv' })).json() as { configure: Record<string, unknown> };
+  const status = () => temporal.client.workflow.getHandle(brainSyncWorkflowId(source)).query(brainSyncStatusQuery);
+
+  beforeAll(async () => {
+    writeConfig('team.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {queue: v1}\n');
+    store = await openStore(`sqlite:${path.join(dir, 'brain.db')}`);
+    api = await buildBrainApi({ config: loadConfig({}), store, logger });
+    const connection = await workerConnection();
+    closeConnection = () => connection.close();
+    const taskQueue = taskQueueFor('brain config sync');
+    worker = await createBrainWorker({
+      connection, namespace: 'default', taskQueue, store, logger, sources: [new YamlDirSource(source, dir)], workflowBundle: await bundleWorkflows(),
+    });
+    running = worker.run();
+    temporal = await temporalClient();
+    await ensureSyncWorkflows(temporal.client, { sources: [{ name: source }], taskQueue, intervalMs: INTERVAL_MS, continueAsNewAfterSyncs: 4 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await temporal?.client.workflow.getHandle(brainSyncWorkflowId(source)).terminate('test over').catch(() => undefined);
+    worker?.shutdown();
+    await running;
+    await closeConnection?.();
+    await temporal?.close();
+    await api?.close();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the directory, then an edit within 2 sync intervals', async () => {
+    await waitUntil(async () => (await served()).configure.queue === 'v1', 'the first snapshot to be served', 60_000);
+    const before = await status();
+    writeConfig('team.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {queue: v2}\n');
+    await waitUntil(async () => (await served()).configure.queue === 'v2', 'the edit to be served', 60_000);
+    const after = await status();
+    // Counted in syncs, not wall-clock: the read that published v2 is at most the second one after the edit.
+    expect(after.syncs - before.syncs).toBeLessThanOrEqual(2);
+    expect(after.version).toBe((before.version ?? 0) + 1);
+    expect(after.lastError).toBeNull();
+  });
+
+  it('keeps the last good snapshot on a broken edit and reports the error until fixed', async () => {
+    const good = await status();
+    writeConfig('broken.yaml', 'name: broken\ninclude: {usr: ada}\nconfigure: {queue: bad}\n');
+    const broken = await waitUntil(async () => {
+      const s = await status();
+      return s.lastError ? s : undefined;
+    }, 'the broken edit to be reported', 60_000);
+    expect(broken.lastError).toContain('broken.yaml.include');
+    expect(broken.version).toBe(good.version);
+    expect((await served()).configure.queue).toBe('v2');
+    writeConfig('broken.yaml', 'name: fixed\ninclude: {user: ada}\npriority: 1\nconfigure: {queue: v3}\n');
+    const fixed = await waitUntil(async () => {
+      const s = await status();
+      return s.lastError === null && s.version !== good.version ? s : undefined;
+    }, 'the fixed edit to be published', 60_000);
+    expect(fixed.failures).toBeGreaterThanOrEqual(1);
+    expect((await served()).configure.queue).toBe('v3');
+  });
+
+  it('continues-as-new carrying its state', async () => {
+    const s: BrainSyncStatus = await waitUntil(async () => {
+      const st = await status();
+      return st.runs >= 2 ? st : undefined;
+    }, 'a continue-as-new', 60_000);
+    expect(s.syncs).toBeGreaterThanOrEqual(4);
+    expect(s.failures).toBeGreaterThanOrEqual(1);
+    expect(s.version).toBeGreaterThanOrEqual(3);
+  });
+
+  it('takes a new interval when the worker starts again with another one', async () => {
+    await ensureSyncWorkflows(temporal.client, { sources: [{ name: source }], taskQueue: 'unused-already-running', intervalMs: 700 });
+    await waitUntil(async () => (await status()).intervalMs === 700, 'the new interval', 30_000);
+  });
+});

@@ -1,0 +1,238 @@
+// A throwaway Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1 with a
+// token file, and kwok playing the kubelet of one fake node. kwok does not schedule, so a binder
+// loop binds pending pods to the fake node. Binaries come from deploy/k8s-test/build.sh's cache.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import https from 'node:https';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { freePort } from '../../deploy/local/devServer.ts';
+
+/** Polls until truthy (no vitest import: the benchmarks use this harness too). */
+async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs: number, everyMs: number): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const k8sTestDir = fileURLToPath(new URL('../../deploy/k8s-test/', import.meta.url));
+export const FAKE_NODE = 'kwok-node-0';
+/** The identity the deploy/ RoleBinding grants to: the worker's service account. */
+export const WORKER_SA = { namespace: 'rover', name: 'rover-worker' };
+
+function versions(): Record<string, string> {
+  const text = readFileSync(path.join(k8sTestDir, 'versions.env'), 'utf8');
+  return Object.fromEntries(text.split('\n').filter((l) => /^\w+=/.test(l)).map((l) => l.split('=') as [string, string]));
+}
+
+export interface KubeBinaries { etcd: string; apiserver: string; kwok: string }
+
+/** The cached binaries, or the list of the missing ones. */
+export function findKubeBinaries(): { binaries?: KubeBinaries; missing: string[] } {
+  const v = versions();
+  const cache = process.env.ROVER_K8S_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'rover', 'k8s');
+  const binaries = {
+    etcd: path.join(cache, `etcd-${v.ETCD_VERSION}`, 'etcd'),
+    apiserver: path.join(cache, `kube-apiserver-${v.KUBE_VERSION}`, 'kube-apiserver'),
+    kwok: path.join(cache, `kwok-${v.KWOK_VERSION}`, 'kwok'),
+  };
+  const missing = Object.values(binaries).filter((p) => !existsSync(p));
+  return missing.length === 0 ? { binaries, missing } : { missing };
+}
+
+/**
+ * Whether the Kubernetes tests can run. In CI a missing binary is an error (.ci/run builds
+ * them); locally the tests skip with a loud message.
+ */
+export function kubeAvailable(): boolean {
+  const { missing } = findKubeBinaries();
+  if (missing.length === 0) return true;
+  const msg = `Kubernetes test binaries missing (${missing.join(', ')}); run bash deploy/k8s-test/build.sh`;
+  if (process.env.CI === 'true') throw new Error(msg);
+  console.warn(`\n!!! SKIPPING Kubernetes tests: ${msg}\n`);
+  return false;
+}
+
+export interface KubeCluster {
+  dir: string;
+  server: string;
+  /** Admin (system:masters) kubeconfig. */
+  kubeconfig: string;
+  /** Kubeconfig of the worker's service account identity (RBAC from deploy/ applies). */
+  workerKubeconfig: string;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  restartApiserver(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Proc { child: ChildProcess; log: string }
+
+function startProc(bin: string, args: string[], log: string): Proc {
+  const child = spawn(bin, args, { stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')], detached: true });
+  child.on('error', () => {});
+  return { child, log };
+}
+
+async function stopProc(p: Proc | undefined): Promise<void> {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  try { process.kill(-p.child.pid!, 'SIGTERM'); } catch { return; }
+  const done = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+  if (!done) try { process.kill(-p.child.pid!, 'SIGKILL'); } catch { /* gone */ }
+  await exited;
+}
+
+/** GET over TLS with the apiserver's self-signed certificate; the status, or 0 when unreachable. */
+function httpsStatus(url: string, token: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { rejectUnauthorized: false, headers: { authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+const tail = (p: Proc) => readFileSync(p.log, 'utf8').slice(-3000);
+
+function kubeconfigFor(server: string, token: string, user: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'rover-test', cluster: { server, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'rover-test', context: { cluster: 'rover-test', user, namespace: 'default' } }],
+    'current-context': 'rover-test',
+  });
+}
+
+export async function startKubeCluster(): Promise<KubeCluster> {
+  const { binaries: bin, missing } = findKubeBinaries();
+  if (!bin) throw new Error(`missing ${missing.join(', ')}`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-kube-'));
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const server = `https://127.0.0.1:${apiPort}`;
+
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(path.join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  const adminToken = randomBytes(16).toString('hex');
+  const workerToken = randomBytes(16).toString('hex');
+  const sa = `system:serviceaccount:${WORKER_SA.namespace}:${WORKER_SA.name}`;
+  writeFileSync(
+    path.join(dir, 'tokens.csv'),
+    `${adminToken},admin,admin,"system:masters"\n${workerToken},${sa},worker,"system:serviceaccounts,system:serviceaccounts:${WORKER_SA.namespace}"\n`,
+  );
+  const kubeconfig = path.join(dir, 'admin.kubeconfig');
+  const workerKubeconfig = path.join(dir, 'worker.kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigFor(server, adminToken, 'admin'));
+  writeFileSync(workerKubeconfig, kubeconfigFor(server, workerToken, 'rover-worker'));
+  mkdirSync(path.join(dir, 'certs'));
+
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const etcd = startProc(bin.etcd, [
+    '--name=rover', `--data-dir=${path.join(dir, 'etcd')}`,
+    `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=rover=${peerUrl}`,
+    '--log-level=warn',
+  ], path.join(dir, 'etcd.log'));
+
+  const apiserverArgs = [
+    `--etcd-servers=${etcdUrl}`,
+    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+    // The loopback address may not be published as the kubernetes Service's endpoint.
+    '--endpoint-reconciler-type=none',
+    `--cert-dir=${path.join(dir, 'certs')}`,
+    '--service-account-issuer=https://kubernetes.default.svc',
+    `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.96.0.0/16',
+    '--authorization-mode=RBAC',
+    `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
+    '--disable-admission-plugins=ServiceAccount',
+    '--profiling=false',
+  ];
+  let apiserver: Proc | undefined;
+  let kwok: Proc | undefined;
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+
+  const startApiserver = async () => {
+    apiserver = startProc(bin.apiserver, apiserverArgs, path.join(dir, 'apiserver.log'));
+    const a = apiserver;
+    await waitUntil(async () => {
+      if (a.child.exitCode !== null) throw new Error(`kube-apiserver exited:\n${tail(a)}`);
+      return (await httpsStatus(`${server}/readyz`, adminToken)) === 200;
+    }, 'kube-apiserver ready', 180_000, 250);
+  };
+
+  let binding = true;
+  let binder: Promise<void> | undefined;
+  const stop = async () => {
+    binding = false;
+    await binder;
+    await stopProc(kwok);
+    await stopProc(apiserver);
+    await stopProc(etcd);
+    if (!process.env.ROVER_KEEP_KUBE) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    await startApiserver();
+    await waitUntil(() => core.readNamespace({ name: 'default' }).then(() => true, () => false), 'namespace default', 60_000, 250);
+    await core.createNode({ body: { metadata: { name: FAKE_NODE, annotations: { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok' } } } });
+    kwok = startProc(bin.kwok, [
+      `--kubeconfig=${kubeconfig}`, `--config=${path.join(k8sTestDir, 'kwok.yaml')}`,
+      '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--cidr=10.244.0.0/16', '--node-ip=10.240.0.1',
+    ], path.join(dir, 'kwok.log'));
+    const k = kwok;
+    await waitUntil(async () => {
+      if (k.child.exitCode !== null) throw new Error(`kwok exited:\n${tail(k)}`);
+      const node = await core.readNode({ name: FAKE_NODE });
+      return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    }, 'kwok node ready', 60_000, 250);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  // The scheduler's job, minus the scheduling: bind every pending pod to the fake node.
+  binder = (async () => {
+    while (binding) {
+      try {
+        const pending = await core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=' });
+        for (const pod of pending.items) {
+          const { name, namespace } = pod.metadata!;
+          if (pod.metadata?.deletionTimestamp) continue;
+          await core
+            .createNamespacedPodBinding({ name: name!, namespace: namespace!, body: { metadata: { name }, target: { kind: 'Node', name: FAKE_NODE } } })
+            .catch(() => {});
+        }
+      } catch {
+        // apiserver restarting: try again
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+
+  return {
+    dir, server, kubeconfig, workerKubeconfig, kc, core,
+    async restartApiserver() {
+      await stopProc(apiserver);
+      await startApiserver();
+    },
+    stop,
+  };
+}

@@ -1,0 +1,109 @@
+// Jobs on the kubernetes backend end to end: the real job workflow in the real worker process,
+// against a real kube-apiserver with kwok as the kubelet. Agents never run under kwok, so no
+// round closes: this is about the control plane — pods, service, failures, relaunch, scale, stop.
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { submitJob } from '../cli/jobs.ts';
+import { scaleUpdate, statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
+import { waitUntil } from './helpers.ts';
+import { kubeAvailable, startKubeCluster, type KubeCluster } from './infra/kube.ts';
+import { failPod, kubeJobSpec } from './infra/kubeJobs.ts';
+import { startTestStack, type TestStack } from './stack.ts';
+
+describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () => {
+  let cluster: KubeCluster;
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    cluster = await startKubeCluster();
+    stack = await startTestStack('kubernetes jobs', { ROVER_KUBECONFIG: cluster.kubeconfig, ROVER_SHUTDOWN_GRACE_MS: '1000' });
+    // The API is the Brain the workflow asks for the OOM plan.
+    await Promise.all([stack.startWorker(), stack.startApi()]);
+  }, 240_000);
+  afterAll(async () => {
+    await stack?.close();
+    await cluster?.stop();
+  });
+
+  const pods = async (job: string): Promise<V1Pod[]> =>
+    (await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: `rover.dev/job=${job}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  const podNames = async (job: string) => (await pods(job)).map((p) => p.metadata!.name!).sort();
+  const waitPods = (job: string, names: string[], phase = 'Running') =>
+    waitUntil(async () => {
+      const now = await pods(job);
+      const ok = JSON.stringify(now.map((p) => p.metadata!.name!).sort()) === JSON.stringify([...names].sort()) && now.every((p) => p.status?.phase === phase);
+      return ok ? now : undefined;
+    }, `pods of ${job} to be exactly ${names.join(', ')} (${phase})`, 90_000, 200);
+  const failedEvent = (job: string, nodeId: number, incarnation: number) =>
+    waitUntil(async () => {
+      const events = await stack.store.nodeEvents.listAfter(job, 0, 1000);
+      return events.find((e) => e.kind === 'node_failed' && e.nodeId === nodeId && e.incarnation === incarnation);
+    }, `node_failed of ${job} node ${nodeId}#${incarnation}`, 60_000, 200);
+
+  it('runs a 3-node job as pods, relaunches failed pods, scales 3→5→3 and stops clean', async () => {
+    const job = 'kube';
+    const handle = await submitJob(stack.client, kubeJobSpec(job, { nodes: 3, max: 5 }), { taskQueue: stack.config.temporal.taskQueue });
+
+    // Launch: 3 pods with labels, env and resources, and the headless service.
+    const launched = await waitPods(job, ['rover-kube-0-0', 'rover-kube-1-0', 'rover-kube-2-0']);
+    for (const pod of launched) {
+      const node = pod.metadata!.labels!['rover.dev/node']!;
+      expect(pod.metadata?.labels).toMatchObject({ 'rover.dev/job': job, 'rover.dev/incarnation': '0', team: 'rover-tests' });
+      const env = Object.fromEntries(pod.spec!.containers[0]!.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+      expect(env).toMatchObject({ ROVER_JOB: job, ROVER_NODE: node, ROVER_INCARNATION: '0', ROVER_API_URL: stack.config.api.url });
+      expect(env.ROVER_TOKEN).toMatch(/.+/);
+      expect(pod.spec!.containers[0]!.resources).toEqual({
+        requests: { cpu: '500m', memory: String(256 * 2 ** 20), 'nvidia.com/gpu': '1' },
+        limits: { cpu: '500m', memory: String(256 * 2 ** 20), 'nvidia.com/gpu': '1' },
+      });
+      expect(pod.spec?.tolerations).toEqual(expect.arrayContaining([expect.objectContaining({ key: 'rover.dev/dedicated', operator: 'Exists' })]));
+    }
+    const svc = await cluster.core.readNamespacedService({ name: 'rover-kube', namespace: 'default' });
+    expect(svc.spec).toMatchObject({ clusterIP: 'None', selector: { 'rover.dev/job': job } });
+
+    // Exit 137 → node_failed → relaunched as incarnation 1, the old pod deleted.
+    await failPod(cluster.core, 'default', 'rover-kube-1-0', 137, 'Error');
+    const failed = await failedEvent(job, 1, 0);
+    expect(failed.data).toMatchObject({ exitCode: 137 });
+    await waitPods(job, ['rover-kube-0-0', 'rover-kube-1-1', 'rover-kube-2-0']);
+
+    // OOMKilled → the event carries oomKilled, and the node is relaunched with more memory.
+    await failPod(cluster.core, 'default', 'rover-kube-2-0', 137, 'OOMKilled');
+    const oom = await failedEvent(job, 2, 0);
+    expect(oom.data).toMatchObject({ exitCode: 137, oomKilled: true });
+    await waitPods(job, ['rover-kube-0-0', 'rover-kube-1-1', 'rover-kube-2-1']);
+    const status: JobStatus = await handle.query(statusQuery);
+    expect(status.nodeRelaunches).toBe(2);
+    const relaunched = (await pods(job)).find((p) => p.metadata?.name === 'rover-kube-2-1');
+    // The OOM path: the Brain's OOM plan doubles the memory of the new incarnation's pod.
+    expect(relaunched?.spec?.containers[0]?.resources?.limits?.memory).toBe(String(2 * 256 * 2 ** 20));
+    expect(status.plans?.some((p) => p.stage === 'oom')).toBe(true);
+
+    // Scale 3 → 5 → 3.
+    expect((await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 5 }] })).targetNodes).toBe(5);
+    await waitPods(job, ['rover-kube-0-0', 'rover-kube-1-1', 'rover-kube-2-1', 'rover-kube-3-0', 'rover-kube-4-0']);
+    expect((await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 3 }] })).targetNodes).toBe(3);
+    await waitPods(job, ['rover-kube-0-0', 'rover-kube-1-1', 'rover-kube-2-1']);
+
+    // Stop → every pod, the service and the owner ConfigMap deleted.
+    await handle.signal(stopSignal, { reason: 'test over' });
+    expect((await handle.result()).phase).toBe('STOPPED');
+    await waitUntil(async () => (await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: `rover.dev/job=${job}` })).items.length === 0, 'all pods gone', 60_000);
+    await expect(cluster.core.readNamespacedService({ name: 'rover-kube', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
+    await expect(cluster.core.readNamespacedConfigMap({ name: 'rover-kube', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
+    expect(await podNames(job)).toEqual([]);
+  });
+
+  it('misses no pod failure across an apiserver restart', async () => {
+    const job = 'kube-restart';
+    const handle = await submitJob(stack.client, kubeJobSpec(job, { nodes: 2 }), { taskQueue: stack.config.temporal.taskQueue });
+    await waitPods(job, ['rover-kube-restart-0-0', 'rover-kube-restart-1-0']);
+    await cluster.restartApiserver();
+    await waitUntil(() => failPod(cluster.core, 'default', 'rover-kube-restart-0-0', 3, 'Error').then(() => true, () => false), 'chaos label', 60_000);
+    expect((await failedEvent(job, 0, 0)).data).toMatchObject({ exitCode: 3 });
+    await waitPods(job, ['rover-kube-restart-0-1', 'rover-kube-restart-1-0']);
+    await handle.signal(stopSignal, { reason: 'test over' });
+    expect((await handle.result()).phase).toBe('STOPPED');
+    await waitUntil(async () => (await podNames(job)).length === 0, 'all pods gone', 60_000);
+  });
+});
