@@ -69,6 +69,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           incarnation: n.incarnation,
           spec: job.spec,
           resources,
+          ...(n.avoidHostOfIncarnation !== undefined && { avoidHostOfIncarnation: n.avoidHostOfIncarnation }),
           agentEnv: agentEnv(config, job, n),
         });
         if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });

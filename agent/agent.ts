@@ -12,6 +12,8 @@ import {
   type MasterClient,
 } from './masterClient.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
+import { checkHook, runCheckRound, startExchangeServer } from './nodeCheck.ts';
+import type { NodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
 import type { AgentSettings } from './settings.ts';
 import { trainerEnv } from './torchrunEnv.ts';
@@ -51,6 +53,8 @@ const FAILURE_SETTLE_MS = 1500;
 /** Round status polling starts this often and slows down to the second value. */
 const POLL_FIRST_MS = 200;
 const POLL_MAX_MS = 1000;
+const NODE_CHECK_POLL_MS = 300;
+const NODE_CHECK_EXCHANGE_TIMEOUT_MS = 10_000;
 
 export class Agent {
   private readonly settings: AgentSettings;
@@ -95,6 +99,7 @@ export class Agent {
       await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
       this.log.info({ host }, 'registered');
       heartbeats = this.heartbeatLoop();
+      await this.nodeCheck();
       exit = await this.loop();
     } catch (err) {
       exit = err instanceof AgentExit ? err : new AgentExit(1, `agent error: ${(err as Error).stack ?? String(err)}`);
@@ -104,6 +109,38 @@ export class Agent {
     await heartbeats;
     this.log[exit.code === 1 ? 'error' : 'info']({ exitCode: exit.code }, exit.message);
     return exit.code;
+  }
+
+  /** Pre-flight node check before the first rendezvous (agent/nodeCheck.ts); a held node waits to be removed. */
+  private async nodeCheck(): Promise<void> {
+    const poll = this.master.nodeCheck?.bind(this.master);
+    if (!poll) return;
+    const { node, incarnation, host } = this.settings;
+    const { server, port } = await startExchangeServer();
+    this.abort.signal.addEventListener('abort', () => server.close());
+    const hook = checkHook(process.env, node, incarnation);
+    let result: NodeCheckRequest['result'];
+    for (;;) {
+      const answer = await this.call('node check', (signal) => poll({ node, incarnation, host, port, result }, signal));
+      result = undefined;
+      if (answer.action === 'skip') {
+        server.close();
+        return;
+      }
+      if (answer.action === 'done') {
+        this.log[answer.verdict === 'ok' ? 'info' : 'warn']({ verdict: answer.verdict, hold: answer.hold }, 'node check done');
+        if (!answer.hold) return;
+        // Faulty or an excluded straggler: the job workflow removes this incarnation.
+        for (;;) await abortableSleep(60_000, this.abort.signal);
+      }
+      if (answer.action === 'wait') {
+        await abortableSleep(NODE_CHECK_POLL_MS, this.abort.signal);
+        continue;
+      }
+      const r = await runCheckRound(answer.peers, answer.probeBytes, NODE_CHECK_EXCHANGE_TIMEOUT_MS, hook);
+      this.log.info({ round: answer.round, peers: answer.peers.map((p) => p.node), ...r }, 'node check round');
+      result = { round: answer.round, ...r };
+    }
   }
 
   private async loop(): Promise<AgentExit> {
@@ -251,7 +288,16 @@ export class Agent {
     });
     const { node, incarnation } = this.settings;
     const checkpointing = this.group?.checkpointing() ?? false;
-    return { node, incarnation, round: this.round, step: this.group?.latestStep() ?? null, processes, ...(checkpointing && { checkpointing }) };
+    const computeSeconds = this.group?.latestComputeSeconds() ?? null;
+    return {
+      node,
+      incarnation,
+      round: this.round,
+      step: this.group?.latestStep() ?? null,
+      processes,
+      ...(checkpointing && { checkpointing }),
+      ...(computeSeconds !== null && { computeSeconds }),
+    };
   }
 
   /** The master suspects a hang: post each process's stacks, the process tree and log tails, once per hang. */

@@ -15,6 +15,7 @@ import {
   type RegisterRequest,
   type RoundStatus,
 } from '../common/protocol.ts';
+import { nodeCheckResponse, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 
 export interface NodeRef {
   node: number;
@@ -29,6 +30,8 @@ export interface MasterClient {
   report(req: NodeReport, signal?: AbortSignal): Promise<void>;
   /** Evidence (stack dumps) into the job's event bus; optional for test doubles. */
   postEvent?(req: AgentEvent, signal?: AbortSignal): Promise<void>;
+  /** Pre-flight node check poll; optional for test doubles (no check then). */
+  nodeCheck?(req: NodeCheckRequest, signal?: AbortSignal): Promise<NodeCheckResponse>;
 }
 
 /** The master answered with a non-2xx status. */
@@ -91,6 +94,10 @@ export class HttpMasterClient implements MasterClient {
 
   async report(req: NodeReport, signal?: AbortSignal): Promise<void> {
     await this.send('POST', '/nodes/report', req, signal);
+  }
+
+  nodeCheck(req: NodeCheckRequest, signal?: AbortSignal): Promise<NodeCheckResponse> {
+    return this.receive('POST', '/nodes/check', req, nodeCheckResponse, signal);
   }
 
   async postEvent(req: AgentEvent, signal?: AbortSignal): Promise<void> {

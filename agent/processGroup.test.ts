@@ -42,6 +42,17 @@ describe('ProcessGroup', () => {
     expect(group.latestStep()).toBe(7);
   });
 
+  it('keeps the slowest process\'s latest compute= seconds from its ROVER_STEP lines', async () => {
+    const script = 'for (const l of process.env.LINES.split(",")) console.log(l)';
+    const { group } = startNode(script, [
+      { LINES: 'ROVER_STEP 1 loss=0.5 compute=0.9,ROVER_STEP 2 loss=0.4 compute=0.1' },
+      { LINES: 'ROVER_STEP 1 loss=0.5 compute=0.25,ROVER_STEP 2 loss=0.4' },
+    ]);
+    expect(group.latestComputeSeconds()).toBeNull();
+    await group.outcome;
+    expect(group.latestComputeSeconds()).toBe(0.25);
+  });
+
   it('reports the first failure with its exit code and the tail of its stderr', async () => {
     const script = `
       if (process.env.CRASH) {

@@ -44,6 +44,8 @@ export type GroupOutcome =
   | { kind: 'stopped' };
 
 const STEP_LINE = /^ROVER_STEP\s+(\d+)(?:\s|$)/;
+/** The trainer's own compute time of that step, without waiting on peers: straggler detection. */
+const COMPUTE_FIELD = /\scompute=(\d+(?:\.\d+)?(?:e-?\d+)?)(?:\s|$)/;
 /** A trainer resuming from a checkpoint is at that step before it prints its first ROVER_STEP. */
 const RESUME_LINE = /^ROVER_RESUME\s+step=(\d+)(?:\s|$)/;
 /** A save under way: hang detection holds off until ROVER_CHECKPOINT (or the next step). */
@@ -56,6 +58,8 @@ const PIPE_DRAIN_MS = 500;
 class Trainer {
   readonly child: ChildProcess;
   step: number | null = null;
+  /** Seconds of `compute=` on the latest ROVER_STEP line that had one. */
+  computeSeconds: number | null = null;
   /** Set once the process exited and its output was read. */
   exit: TrainerExit | null = null;
   /** Between ROVER_CHECKPOINT_BEGIN and ROVER_CHECKPOINT. */
@@ -84,7 +88,11 @@ class Trainer {
     createInterface({ input: this.child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
       out.write(prefix + line + '\n');
       const step = STEP_LINE.exec(line);
-      if (step) this.step = Number(step[1]);
+      if (step) {
+        this.step = Number(step[1]);
+        const compute = COMPUTE_FIELD.exec(line);
+        if (compute) this.computeSeconds = Number(compute[1]);
+      }
       const resumed = this.step === null ? RESUME_LINE.exec(line) : null;
       if (resumed) this.step = Number(resumed[1]);
       if (SAVE_BEGIN_LINE.test(line)) this.saving = true;
@@ -161,6 +169,12 @@ export class ProcessGroup {
   latestStep(): number | null {
     const steps = this.trainers.map((t) => t.step).filter((s): s is number => s !== null);
     return steps.length ? Math.max(...steps) : null;
+  }
+
+  /** Slowest process's latest per-step compute seconds (`compute=` on ROVER_STEP), or null. */
+  latestComputeSeconds(): number | null {
+    const secs = this.trainers.map((t) => t.computeSeconds).filter((s): s is number => s !== null);
+    return secs.length ? Math.max(...secs) : null;
   }
 
   /**

@@ -1,4 +1,5 @@
 // Test helpers for the agent: a minimal real master over HTTP, a condition waiter, an output sink.
+import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -139,6 +140,8 @@ export class FakeMaster {
       this.reports.push(report);
       return [200, {}];
     }
+    // No pre-flight node check in these tests.
+    if (path === '/nodes/check') return parse(nodeCheckRequest) ? [200, { action: 'skip' }] : [400, {}];
     return [404, { error: `no route ${path}` }];
   }
 }

@@ -9,6 +9,9 @@ import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, t
 import { classifyFailure } from '../common/failureRules.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
+import { StragglerWatch } from './stragglerWatch.ts';
+import { NodeCheckCoordinator } from './nodeCheck.ts';
+import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import type { MasterHooks } from './metrics.ts';
 
 export class MasterService {
@@ -19,9 +22,19 @@ export class MasterService {
     private readonly hooks: MasterHooks = {},
   ) {
     this.hangs = new HangWatch(store, now);
+    this.stragglers = new StragglerWatch(store, now);
+    this.checks = new NodeCheckCoordinator(store, now);
+  }
+
+  private readonly checks: NodeCheckCoordinator;
+
+  /** Pre-flight node check poll; see api/nodeCheck.ts. */
+  nodeCheck(job: Job, req: NodeCheckRequest): Promise<NodeCheckResponse> {
+    return this.checks.poll(job, req);
   }
 
   private readonly hangs: HangWatch;
+  private readonly stragglers: StragglerWatch;
 
   /** Loads the job and checks the agent's token: 404 for an unknown job, 403 for a wrong token. */
   async authorize(jobId: string, token: string | undefined): Promise<Job> {
@@ -135,7 +148,10 @@ export class MasterService {
   }
 
   async heartbeat(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    if (isTerminalPhase(job.phase as JobPhase)) return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
+    if (isTerminalPhase(job.phase as JobPhase)) {
+      this.stragglers.forget(job.id);
+      return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
+    }
     const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
     const node = await this.store.nodes.get(key);
     if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
@@ -150,6 +166,7 @@ export class MasterService {
     });
     await this.store.metrics.record([...usageSamples(key, req), ...(await this.throughputSample(job, node, req))]);
     this.hooks.heartbeat?.(job.id, req.step, this.now());
+    if (req.computeSeconds !== undefined) await this.stragglers.check(job, req.node, req.incarnation, req.step, req.computeSeconds);
     const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0);
     const reply = await this.roundReply(job, req);
     return hang === undefined || reply.action === 'stop' ? reply : { ...reply, captureStacks: hang };

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
+import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { parseInput } from './errors.ts';
 import type { MasterService } from './master.ts';
 
@@ -50,6 +51,11 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
     const j = await job(request);
     await master.recordAgentEvent(j, parseInput(agentEvent, request.body, 'body'));
     return { ok: true };
+  });
+
+  app.post('/v1/jobs/:job/nodes/check', async (request) => {
+    const j = await job(request);
+    return master.nodeCheck(j, parseInput(nodeCheckRequest, request.body, 'body'));
   });
 
   app.post('/v1/jobs/:job/nodes/report', async (request) => {

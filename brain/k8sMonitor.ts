@@ -45,7 +45,7 @@ export class K8sMonitor {
   /** Samples written so far; tests and logs read it. */
   recorded = 0;
 
-  constructor(private readonly o: { kubeConfig: KubeConfig; store: Store; logger: Logger; namespace?: string }) {
+  constructor(o: { kubeConfig: KubeConfig; store: Store; logger: Logger; namespace?: string }) {
     this.watch = new PodWatch({
       kubeConfig: o.kubeConfig,
       core: o.kubeConfig.makeApiClient(CoreV1Api),

@@ -62,14 +62,16 @@ export function formatJobStatus(status: JobStatus, shards?: Parameters<typeof fo
     ['checkpoint', status.checkpointStep ? `step ${status.checkpointStep}` : null],
     ['epochs done', status.epochsDone ?? 0],
   ]);
+  const checked = status.nodes.some((n) => n.check);
   const nodes =
     status.nodes.length === 0
       ? 'no nodes yet'
       : formatTable(
-          ['NODE', 'RANK', 'INCARNATION', 'STATUS', 'RESTARTS', 'PID', 'EXIT', 'REASON'],
+          // CHECK (the pre-flight node check verdict) only for jobs that ran it.
+          ['NODE', 'RANK', 'INCARNATION', 'STATUS', 'RESTARTS', 'PID', 'EXIT', ...(checked ? ['CHECK'] : []), 'REASON'],
           [...status.nodes]
             .sort((a, b) => a.id - b.id)
-            .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, n.reason]),
+            .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, ...(checked ? [n.check ?? null] : []), n.reason]),
         );
   const warnings = status.warnings.map((w) => `warning: ${w}`);
   const data = shards ? formatShardProgress(shards) : '';

@@ -9,6 +9,11 @@ export interface NodeLaunch {
   spec: JobSpec;
   /** Resources of this incarnation: the spec's, or a plan's (e.g. more memory after an OOM). */
   resources: ResourcesSpec;
+  /**
+   * Keep this node off the host that incarnation ran on (it failed the node check). Backends
+   * that place nodes on hosts honour it (Kubernetes); the local backend has one host.
+   */
+  avoidHostOfIncarnation?: number;
   /** Environment the agent needs: API URL, job, node, incarnation, token, settings. */
   agentEnv: Record<string, string>;
 }

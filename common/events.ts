@@ -20,6 +20,8 @@ export const NODE_EVENT_KINDS = [
   'ledger_rewound', // the first trainer of a round rewound the shard ledger to the committed step {round, step, requeued}
   'hang_suspected', // no step progress for hangTimeout while processes live {since, idleMs, step, round, action}
   'stack_dump', // evidence of a hang from one training process {hang, method: py-spy|faulthandler, pid, localRank, stack, processTree, logTail}
+  'straggler_detected', // while training: a node's windowed step compute time above 2× the job median {seconds, medianSeconds, relaunch}
+  'node_check', // pre-flight node check: a round's result {round, ok, seconds, peers} or the verdict {verdict: ok|faulty|straggler, bestSeconds, medianSeconds, exclude}
 ] as const;
 export type NodeEventKind = (typeof NODE_EVENT_KINDS)[number];
 

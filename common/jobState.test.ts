@@ -140,6 +140,14 @@ describe('JobState', () => {
     });
   });
 
+  it('takes an initial node count from a plan only before anything launched', () => {
+    const fresh = new JobState(initialJobState(2), limits());
+    expect(fresh.setInitialNodes(3)).toBe(true);
+    expect(fresh.data.targetNodes).toBe(3);
+    expect(fresh.activeNodes().map((n) => [n.id, n.incarnation, n.status])).toEqual([[0, 0, 'pending'], [1, 0, 'pending'], [2, 0, 'pending']]);
+    expect(training(2).setInitialNodes(3)).toBe(false);
+  });
+
   it('keeps every field through a JSON round trip (continue-as-new)', () => {
     const state = training(2);
     state.applyEvents([event('process_failed', 0, 0, { restarts: 1 }), event('node_lost', 1, 0, { reason: 'gone' })]);

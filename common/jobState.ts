@@ -17,6 +17,8 @@ export interface NodeRecord {
   reason: string | null;
   /** Set by a Brain plan (OOM: more memory); absent or null: the spec's resources. */
   resources?: NodeResources | null;
+  /** Pre-flight node check verdict of this incarnation, e.g. "ok 0.05 s" (absent: not checked). */
+  check?: string;
 }
 
 export interface JobLimits {
@@ -62,7 +64,7 @@ export interface JobStateData {
 
 /** Side effects the workflow performs for the state. */
 export type JobAction =
-  | { type: 'launch'; nodes: { id: number; incarnation: number }[] }
+  | { type: 'launch'; nodes: { id: number; incarnation: number; avoidHostOfIncarnation?: number }[] }
   | { type: 'remove'; nodes: { id: number; incarnation: number }[] }
   | { type: 'openRound'; cause: string }
   /** Ask the Brain for an OOM plan for the node's new incarnation before launching it. */
@@ -170,6 +172,15 @@ export class JobState {
     return [...remove, openRound];
   }
 
+  /** Before any launch (the initial plan): start with `nodes` nodes; false once launching began. */
+  setInitialNodes(nodes: number): boolean {
+    if (this.data.phase !== 'PENDING' && this.data.phase !== 'LAUNCHING') return false;
+    if (this.data.nodes.some((n) => n.status !== 'pending')) return false;
+    this.data.targetNodes = nodes;
+    this.data.nodes = Array.from({ length: nodes }, (_, id) => newNode(id, 0));
+    return true;
+  }
+
   markLaunched(launched: { id: number; incarnation: number; pid: number | null }[]): void {
     for (const l of launched) {
       const node = this.node(l.id);
@@ -234,6 +245,10 @@ export class JobState {
       case 'node_failed':
       case 'node_lost':
         return this.nodeDown(event);
+      case 'node_check':
+        return this.nodeChecked(event);
+      case 'straggler_detected':
+        return this.stragglerDetected(event);
       case 'checkpoint_committed':
         this.data.checkpointStep = Math.max(this.data.checkpointStep ?? 0, Number(event.data.step ?? 0));
         return [];
@@ -300,6 +315,79 @@ export class JobState {
       return this.nodeDown(event, `${describeFailure(event, exitCode)}: node fault (rule ${c.rule})`);
     }
     return [];
+  }
+
+  /** A node check verdict: faulty → relaunch outside the budget; an excluded straggler → shrink. */
+  private nodeChecked(event: JobEvent): JobAction[] {
+    const node = this.current(event);
+    const verdict = event.data.verdict;
+    if (typeof verdict !== 'string' || !node || !LIVE.includes(node.status)) return [];
+    const secs = (v: unknown) => (typeof v === 'number' ? `${v.toFixed(2)} s` : 'none');
+    node.check = verdict === 'straggler' ? `straggler ${secs(event.data.bestSeconds)} (median ${secs(event.data.medianSeconds)})` : `${verdict} ${secs(event.data.bestSeconds)}`;
+    const where = `node ${node.id} incarnation ${node.incarnation}`;
+    const old = { id: node.id, incarnation: node.incarnation };
+    const rescale = () => {
+      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    };
+    if (verdict === 'faulty') {
+      rescale();
+      node.status = 'failed';
+      node.reason = `${where} failed the node check in both rounds`;
+      const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
+      this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
+      this.warn(`${node.reason}: relaunched as incarnation ${next.incarnation} (not counted against maxNodeRelaunches)`);
+      return [
+        { type: 'remove', nodes: [old] },
+        { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation} after its node check failed` },
+        // Keep the new incarnation off the host that failed the check, where the backend knows hosts.
+        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation, avoidHostOfIncarnation: old.incarnation }] },
+      ];
+    }
+    if (verdict !== 'straggler') return [];
+    const remaining = this.activeNodes().length - 1;
+    if (event.data.exclude === true && remaining >= this.limits.minNodes) {
+      rescale();
+      node.status = 'stopped';
+      node.reason = `${where} is a straggler in the node check: excluded (spec.diagnosis.excludeStragglers)`;
+      this.data.targetNodes = remaining;
+      this.warn(`${node.reason}; continuing with ${remaining} nodes`);
+      return [
+        { type: 'remove', nodes: [old] },
+        { type: 'openRound', cause: `exclude straggler node ${node.id}` },
+      ];
+    }
+    this.warn(`${where} is a straggler in the node check: ${node.check}`);
+    return [];
+  }
+
+  /** A straggler while training: always a warning; relaunched (within the node budget) when the event asks. */
+  private stragglerDetected(event: JobEvent): JobAction[] {
+    const node = this.current(event);
+    if (!node || !LIVE.includes(node.status)) return [];
+    const secs = (v: unknown) => (typeof v === 'number' ? `${v.toFixed(2)} s` : '?');
+    const what = `node ${node.id} incarnation ${node.incarnation} is a straggler: step compute ${secs(event.data.seconds)} (job median ${secs(event.data.medianSeconds)})`;
+    if (event.data.relaunch !== true) {
+      this.warn(what);
+      return [];
+    }
+    if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
+      this.warn(`${what}; not relaunched: node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`);
+      return [];
+    }
+    // Counted like a node fault: a host that stays slow must not relaunch forever.
+    this.data.nodeRelaunches += 1;
+    node.status = 'failed';
+    node.reason = what;
+    const old = { id: node.id, incarnation: node.incarnation };
+    const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
+    this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
+    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    this.warn(`${what}: relaunched as incarnation ${next.incarnation} (spec.diagnosis.relaunchStragglers)`);
+    return [
+      { type: 'remove', nodes: [old] },
+      { type: 'openRound', cause: `relaunch straggler node ${node.id} as incarnation ${next.incarnation}` },
+      { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation, avoidHostOfIncarnation: old.incarnation }] },
+    ];
   }
 
   /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */

@@ -61,6 +61,8 @@ export const heartbeatRequest = z.strictObject({
   processes: z.array(processSample).max(1024),
   /** A trainer is saving a checkpoint (between ROVER_CHECKPOINT_BEGIN and ROVER_CHECKPOINT): not a hang. */
   checkpointing: z.boolean().optional(),
+  /** Slowest local process's compute time of its latest step (no all-reduce wait): straggler detection. */
+  computeSeconds: z.number().min(0).finite().optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
 

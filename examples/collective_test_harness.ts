@@ -114,7 +114,7 @@ export function killAll(runs: TrainerProcess[]): void {
   }
 }
 
-/** Step numbers of the `ROVER_STEP <n> loss=<x>` lines a process printed, in order. */
+/** Step numbers of the `ROVER_STEP <n> loss=<x> compute=<s>` lines a process printed, in order. */
 export function stepsOf(run: TrainerProcess): number[] {
-  return [...run.stdout.matchAll(/^ROVER_STEP (\d+) loss=\S+$/gm)].map((m) => Number(m[1]));
+  return [...run.stdout.matchAll(/^ROVER_STEP (\d+) loss=\S+ compute=\S+$/gm)].map((m) => Number(m[1]));
 }

@@ -60,23 +60,30 @@ def train_steps(args, env, group, client, start, data, hooks):
     first_step = step + 1
     if not start["sharded"]:
         xs, ys = data.slice(env.rank, env.world)
+        slept = 0.0  # compute of a step: the previous step's sleep + this step's gradient, not the all-reduce wait
         for step in range(first_step, args.steps + 1):
             hooks.fault(step, first_step)
-            gw, gb, loss, n = group.all_reduce_sum(step, hooks.sums(w, b, xs, ys))
+            t0 = time.monotonic()
+            sums = hooks.sums(w, b, xs, ys)
+            compute = slept + time.monotonic() - t0
+            gw, gb, loss, n = group.all_reduce_sum(step, sums)
             w, b = w - args.lr * gw / n, b - args.lr * gb / n
-            print(f"ROVER_STEP {step} loss={loss / n:.6g}", flush=True)
+            print(f"ROVER_STEP {step} loss={loss / n:.6g} compute={compute:.6g}", flush=True)
             if step % args.checkpoint_every == 0 or step == args.steps:
                 save(client, step, w, b, env.rank, hooks)
-            time.sleep(args.step_time)
+            slept = hooks.sleep()
         return step, w, b
     xs, ys = data.slice(0, 1)
     recorder = Recorder(args.record_dir, env.rank, client.env.round)
+    slept = 0.0
     while True:
         step += 1
         hooks.fault(step, first_step)
         shards, finished = client.lease(1)
         idx = [i % len(xs) for s in shards for i in s.indices()]
+        t0 = time.monotonic()
         gw, gb, loss, n = hooks.sums(w, b, [xs[i] for i in idx], [ys[i] for i in idx])
+        compute = slept + time.monotonic() - t0
         gw, gb, loss, n, ended = group.all_reduce_sum(step, [gw, gb, loss, n, 1 if finished else 0])
         if n == 0:
             step -= 1
@@ -87,7 +94,7 @@ def train_steps(args, env, group, client, start, data, hooks):
         w, b = w - args.lr * gw / n, b - args.lr * gb / n
         recorder.write(step, shards)
         client.done(step, shards)
-        print(f"ROVER_STEP {step} loss={loss / n:.6g}", flush=True)
+        print(f"ROVER_STEP {step} loss={loss / n:.6g} compute={compute:.6g}", flush=True)
         if step % args.checkpoint_every == 0:
             save(client, step, w, b, env.rank, hooks)
-        time.sleep(args.step_time)
+        slept = hooks.sleep()

@@ -7,7 +7,8 @@ rank 0, which adds them up and sends the totals back, so all ranks apply the sam
 Lines on stdout for the Rover agent:
   ROVER_START rank=<r> world_size=<w> local_rank=<lr> restart=<n>
   ROVER_RESUME step=<n>                      (when a checkpoint was loaded)
-  ROVER_STEP <step> loss=<loss>
+  ROVER_STEP <step> loss=<loss> compute=<s>   (compute: this rank's own time of the step, without
+                                             waiting on peers: Rover's straggler detection)
   ROVER_CHECKPOINT_BEGIN step=<step>         (rank 0, before a save: no hang is suspected during it)
   ROVER_CHECKPOINT step=<step> path=<file>   (rank 0)
   ROVER_DONE rank=<r> steps=<n> w=<w> b=<b>
@@ -352,6 +353,8 @@ def parse_args(argv):
     p.add_argument("--fail-always", action="store_true", help="crash at the first step of every attempt")
     p.add_argument("--slow-checkpoint-at-step", type=int, help="make rank 0's checkpoint save at this step slow")
     p.add_argument("--slow-checkpoint-time", type=float, default=10, help="seconds the slow save takes (default 10)")
+    p.add_argument("--slow-rank", type=int, help="rank whose per-step sleep is --slow-factor times longer (straggler tests)")
+    p.add_argument("--slow-factor", type=float, default=1, help="multiplier of --slow-rank's --step-time (default 1)")
     p.add_argument("--alloc-mb", type=int, default=0, help="allocate and hold this many MiB (memory/OOM tests)")
     p.add_argument("--alloc-at-step", type=int, default=1, help="step at which --alloc-mb allocates (default 1)")
     p.add_argument("--record-dir", help="Rover mode with a dataset: each rank appends the shards it trained on here")
@@ -359,6 +362,13 @@ def parse_args(argv):
     if args.steps < 0 or args.checkpoint_every < 1 or args.samples < 1:
         p.error("--steps must be >= 0, --checkpoint-every >= 1 and --samples >= 1")
     return args
+
+
+def step_sleep(args, rank):
+    """The per-step sleep (--step-time; × --slow-factor on --slow-rank); returns the seconds slept."""
+    seconds = args.step_time * (args.slow_factor if rank == args.slow_rank else 1)
+    time.sleep(seconds)
+    return seconds
 
 
 class RoverHooks:
@@ -369,6 +379,9 @@ class RoverHooks:
 
     def slice(self, rank, world):
         return make_slice(self.args.seed, self.args.samples, rank, world)
+
+    def sleep(self):
+        return step_sleep(self.args, self.env.rank)
 
     def fault(self, step, first_step):
         inject_fault(self.args, self.env.rank, step, first_step)
@@ -404,11 +417,15 @@ def train(args, env, group, rover=None, client=None):
             xs, ys = make_slice(args.seed, args.samples, 0, 1)
             xs, ys = xs[env.rank::env.world], ys[env.rank::env.world]
         first_step = args.steps + 1  # the loop below has nothing left to do
+    slept = 0.0  # compute of a step: the previous step's sleep + this step's gradient, not the all-reduce wait
     for step in range(first_step, args.steps + 1):
         inject_fault(args, env.rank, step, first_step)
-        gw, gb, loss, n = group.all_reduce_sum(step, local_sums(w, b, xs, ys))
+        t0 = time.monotonic()
+        sums = local_sums(w, b, xs, ys)
+        compute = slept + time.monotonic() - t0
+        gw, gb, loss, n = group.all_reduce_sum(step, sums)
         w, b = w - args.lr * gw / n, b - args.lr * gb / n
-        print(f"ROVER_STEP {step} loss={loss / n:.6g}", flush=True)
+        print(f"ROVER_STEP {step} loss={loss / n:.6g} compute={compute:.6g}", flush=True)
         if env.rank == 0 and (step % args.checkpoint_every == 0 or step == args.steps):
             print(f"ROVER_CHECKPOINT_BEGIN step={step}", flush=True)  # a slow save is not a hang
             if step == args.slow_checkpoint_at_step:
@@ -417,7 +434,7 @@ def train(args, env, group, rover=None, client=None):
                 time.sleep(args.slow_checkpoint_time)
             write_atomically(ckpt_path, json.dumps({"step": step, "w": w, "b": b}) + "\n")
             print(f"ROVER_CHECKPOINT step={step} path={ckpt_path}", flush=True)
-        time.sleep(args.step_time)
+        slept = step_sleep(args, env.rank)
     # Final check: loss of the trained model over all data, and every rank holds rank 0's weights.
     _, _, loss, n = local_sums(w, b, xs, ys)
     parts = group.gather("final", {"w": w, "b": b, "loss": loss, "n": n})

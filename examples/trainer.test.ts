@@ -67,7 +67,7 @@ describe('examples/trainer.py', () => {
     expect(done.every((d) => d.steps === 30)).toBe(true);
     expect(new Set(done.map((d) => `${d.w} ${d.b}`)).size).toBe(1);
     // The all-reduced loss is the same number on every rank, and it went down.
-    const losses = runs.map((r) => [...r.stdout.matchAll(/^ROVER_STEP \d+ loss=(\S+)$/gm)].map((m) => Number(m[1])));
+    const losses = runs.map((r) => [...r.stdout.matchAll(/^ROVER_STEP \d+ loss=(\S+) compute=\S+$/gm)].map((m) => Number(m[1])));
     expect(new Set(losses.map((l) => l.join(','))).size).toBe(1);
     expect(losses[0]!.at(-1)!).toBeLessThan(losses[0]![0]! / 100);
     expect(runs[0]!.stdout).toMatch(/^ROVER_CHECKPOINT step=30 path=.*checkpoint\.json$/m);

@@ -79,6 +79,21 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
     expect(await backend.findDeadNodes([await nodeRow('launch', 0)])).toEqual([]);
   });
 
+  it('keeps a node relaunched after a failed node check off the Kubernetes node its predecessor ran on', async () => {
+    const launch = await launchFor('avoid', 0);
+    await backend.ensureNode(launch);
+    await running('default', 'rover-avoid-0-0');
+    const host = (await cluster.core.readNamespacedPod({ name: 'rover-avoid-0-0', namespace: 'default' })).spec?.nodeName;
+    expect(host).toBeTruthy();
+    // As the workflow does it: the faulty pod is removed first, then its successor launched.
+    await backend.deleteNode(await nodeRow('avoid', 0), 1000);
+    await backend.ensureNode({ ...launch, incarnation: 1, avoidHostOfIncarnation: 0 });
+    const pod = await cluster.core.readNamespacedPod({ name: 'rover-avoid-0-1', namespace: 'default' });
+    expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      { matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [host] }] },
+    ]);
+  });
+
   it('reads a chaos failure with exit 137 / OOMKilled from the pod cache, and the monitor records it', async () => {
     const launch = await launchFor('oom', 1);
     await backend.ensureNode(launch);

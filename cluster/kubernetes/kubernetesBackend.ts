@@ -49,9 +49,11 @@ export class KubernetesBackend implements ClusterBackend {
     this.watchFor(namespace);
     await this.o.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching', resources: launch.resources });
     const owner = await this.ensureJobObjects(launch.jobId, namespace);
+    const avoid = launch.avoidHostOfIncarnation === undefined ? undefined : await this.hostOf(namespace, podName(launch.jobId, launch.nodeId, launch.avoidHostOfIncarnation));
     const body = nodePod(launch, opts, owner, {
       agentCommand: this.o.agentCommand,
       terminationGraceSeconds: Math.ceil(this.o.terminationGraceMs / 1000),
+      ...(avoid && { avoidNodes: [avoid] }),
     });
     const pod = body.metadata!.name!;
     const created = await createOrExisting(() => this.core.createNamespacedPod({ namespace, body }));
@@ -60,6 +62,13 @@ export class KubernetesBackend implements ClusterBackend {
       this.o.logger.info({ ...key, pod, namespace }, 'pod created');
     }
     return { pid: null, logPath: null, created: created !== undefined };
+  }
+
+  /** The Kubernetes node a pod ran on, from the watch cache (pods deleted since are tombstones). */
+  private async hostOf(namespace: string, name: string): Promise<string | undefined> {
+    const watch = this.watchFor(namespace);
+    const pod = watch.get(namespace, name) ?? watch.tombstone(namespace, name);
+    return pod?.spec?.nodeName ?? undefined;
   }
 
   async deleteNode(node: Node, graceMs: number): Promise<void> {

@@ -37,4 +37,15 @@ describe('kubernetes manifests', () => {
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'ROVER_HOST', value: 'rover-mnist-1.rover-mnist.ml.svc' });
     expect(headlessService('mnist', 'ml', owner).spec).toMatchObject({ clusterIP: 'None', selector: { 'rover.dev/job': 'mnist' } });
   });
+
+  it('keeps a relaunched pod off the Kubernetes node its predecessor failed the node check on', () => {
+    const s = spec({ image: 'r:1' });
+    const launch = { jobId: 'mnist', nodeId: 1, incarnation: 1, spec: s, resources: s.spec.resources, agentEnv: {} };
+    const settings = { agentCommand: ['agent'], terminationGraceSeconds: 10 };
+    expect(nodePod(launch, kubernetesOptions(s), owner, settings).spec?.affinity).toBeUndefined();
+    const avoiding = nodePod(launch, kubernetesOptions(s), owner, { ...settings, avoidNodes: ['kwok-node-0'] });
+    expect(avoiding.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      { matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['kwok-node-0'] }] },
+    ]);
+  });
 });

@@ -1,6 +1,6 @@
 // Pure builders of the Kubernetes objects of a job: the per-job ConfigMap that owns everything,
 // the headless Service (stable DNS for rank 0), and one Pod per node incarnation.
-import type { V1ConfigMap, V1EnvVar, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Affinity, V1ConfigMap, V1EnvVar, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { JobSpec, KubernetesOptions as SpecOptions, ResourcesSpec } from '../../common/spec/index.ts';
 import type { NodeLaunch } from '../types.ts';
 
@@ -74,6 +74,20 @@ export interface PodSettings {
   agentCommand: string[];
   /** Seconds the kubelet waits between SIGTERM and SIGKILL. */
   terminationGraceSeconds: number;
+  /** Kubernetes nodes this pod must not be scheduled on (a predecessor failed its node check there). */
+  avoidNodes?: string[];
+}
+
+/** Required node anti-affinity by node name, or undefined when there is nothing to avoid. */
+function avoidNodesAffinity(nodes: string[] | undefined): V1Affinity | undefined {
+  if (!nodes?.length) return undefined;
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: nodes }] }],
+      },
+    },
+  };
 }
 
 export function nodePod(launch: NodeLaunch, opts: KubernetesOptions, owner: V1OwnerReference, settings: PodSettings): V1Pod {
@@ -113,6 +127,7 @@ export function nodePod(launch: NodeLaunch, opts: KubernetesOptions, owner: V1Ow
       nodeSelector: Object.keys(opts.nodeSelector).length > 0 ? opts.nodeSelector : undefined,
       tolerations: opts.tolerations.length > 0 ? opts.tolerations : undefined,
       priorityClassName: opts.priorityClass,
+      affinity: avoidNodesAffinity(settings.avoidNodes),
       containers: [
         {
           name: AGENT_CONTAINER,

@@ -145,8 +145,19 @@ const faultTolerance = z
     }
   });
 
+const diagnosis = z.strictObject({
+  nodeCheck: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe('Pre-flight node check (compute probe + TCP exchange between paired agents) before the first rendezvous and after each relaunch; auto: on from 4 nodes (spec.nodes.max).'),
+  probeBytes: int(1).default(1_048_576).describe('Bytes each agent sends its paired peer in the network exchange.'),
+  timeout: duration().prefault('30s').describe('A check round not finished this long after it started counts as failed for the nodes that did not report.'),
+  excludeStragglers: z.boolean().default(false).describe('Remove a node the check finds slower than 2× the median (if spec.nodes.min still holds); otherwise it is only reported.'),
+  relaunchStragglers: z.boolean().default(false).describe('While training, relaunch a node whose step compute time stays above 2× the job median (a straggler_detected event; counts against faultTolerance.maxNodeRelaunches); otherwise it is only reported.'),
+});
+
 const autoScaling = z.strictObject({
-  enabled: z.boolean().default(false).describe("Let the Brain's running plan change the node count within spec.nodes [min, max] (like `rover scale`)."),
+  enabled: z.boolean().default(false).describe("Let the Brain size the job: the initial plan picks the starting node count, the running plan changes it within spec.nodes [min, max] (like `rover scale`)."),
   interval: duration().prefault('5m').describe('How often the job asks the Brain for a running plan.'),
 });
 
@@ -203,6 +214,7 @@ const spec = z
     rendezvous: rendezvous.prefault({}).describe('How a round of nodes is formed.'),
     autoScaling: autoScaling.prefault({}).describe("Auto-scaling by the Brain's running plan (throughput per node)."),
     checkpoint: checkpoint.prefault({}).describe('Where and how checkpoints are kept.'),
+    diagnosis: diagnosis.prefault({}).describe('Pre-flight node check and straggler handling.'),
   })
   .superRefine(
     (s, ctx) => {

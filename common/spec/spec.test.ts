@@ -59,6 +59,7 @@ describe('defaults', () => {
           rendezvous: { lastCallTimeout: 10_000, joinTimeout: 300_000 },
           autoScaling: { enabled: false, interval: 300_000 },
           checkpoint: { dir: '/home/ada/project/.rover/checkpoints/job', keep: 3, flash: false },
+          diagnosis: { nodeCheck: 'auto', probeBytes: 1_048_576, timeout: 30_000, excludeStragglers: false, relaunchStragglers: false },
         },
       },
     });

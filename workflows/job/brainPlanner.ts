@@ -33,15 +33,28 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
   const specMemory = spec.spec.resources.memory;
 
   return {
-    /** Before launch: a plan's resources are applied when they raise the spec's (never lowered). */
-    async initial(): Promise<void> {
+    /**
+     * Before launch: a plan's resources are applied when they raise the spec's (never lowered);
+     * its node count only when the spec lets the Brain size the job (autoScaling.enabled).
+     * Returns true when the node count changed.
+     */
+    async initial(): Promise<boolean> {
       const plan = await ask({ job: jobId, stage: 'initial' });
-      if (!plan) return;
+      if (!plan) return false;
+      const before = state.data.targetNodes;
+      const resized =
+        autoScaling?.enabled === true &&
+        plan.nodes !== undefined &&
+        plan.nodes !== before &&
+        state.scaleRefusal(plan.nodes) === undefined &&
+        state.setInitialNodes(plan.nodes);
+      if (resized) record(plan, `start with ${plan.nodes} nodes instead of ${before}`);
       const r = plan.resources;
       if (r && r.memoryBytes > specMemory) {
         for (const n of state.activeNodes()) state.setNodeResources(n.id, n.incarnation, { memoryBytes: r.memoryBytes, cpu: Math.max(r.cpu, spec.spec.resources.cpu) });
         record(plan, `memory ${specMemory} → ${r.memoryBytes} bytes per node`);
-      } else record(plan, 'nothing (spec kept)');
+      } else if (!resized) record(plan, 'nothing (spec kept)');
+      return resized;
     },
 
     /** After an OOM: the new incarnation gets the plan's memory if it is more. */
@@ -83,7 +96,7 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
     },
 
     /** Launch entries with the resources plans gave the nodes. */
-    withResources(nodes: { id: number; incarnation: number }[]) {
+    withResources<N extends { id: number; incarnation: number }>(nodes: N[]) {
       return nodes.map((n) => {
         const r = state.node(n.id)?.resources;
         return r ? { ...n, resources: r } : n;

@@ -81,6 +81,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       pid: n.pid,
       exitCode: n.exitCode,
       reason: n.reason,
+      ...(n.check && { check: n.check }),
     })),
     nodeRelaunches: state.data.nodeRelaunches,
     processRestarts: state.data.processRestarts,
@@ -152,7 +153,9 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       state.data.phase = 'LAUNCHING';
       publish();
       // Histories recorded before the Brain existed replay without this step.
-      if (patched('brain-initial-plan')) await planner.initial();
+      if (patched('brain-initial-plan') && (await planner.initial())) {
+        await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
+      }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
       state.markLaunched(await acts.launchNodes({ jobId, nodes: planner.withResources(first) }));
       publish();

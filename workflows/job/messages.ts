@@ -24,6 +24,8 @@ export interface NodeView {
   pid: number | null;
   exitCode: number | null;
   reason: string | null;
+  /** Pre-flight node check verdict of this incarnation (spec.diagnosis); absent: not checked. */
+  check?: string;
 }
 
 export interface JobStatus {
