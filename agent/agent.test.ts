@@ -94,7 +94,7 @@ describe('Agent', () => {
     expect(master.reports).toEqual([
       {
         node: 0, incarnation: 0, kind: 'process_failed', round: 1, restarts: 0,
-        localRank: 1, exitCode: 7, signal: null, stderrTail: 'CUDA error: boom',
+        localRank: 1, exitCode: 7, signal: null, stderrTail: 'CUDA error: boom', allProcessesAlike: false,
       },
       { node: 0, incarnation: 0, kind: 'node_succeeded', round: 2, restarts: 1 },
     ]);
@@ -111,6 +111,32 @@ describe('Agent', () => {
     expect(master.reports[2]?.reason).toBe(
       'local rank 0 (rank 0) exited with code 5; no process restarts left (2 failures, max restarts 1)',
     );
+  });
+
+  it('spends no restart budget on failures the master judged consequences of another node\'s', async () => {
+    // Three failures, two of them victims of a peer node: within maxProcessRestarts 1.
+    master.charge = (report) => report.round !== 2 && report.round !== 3;
+    const { exit } = startAgent(`if (${RESTART} < 3) process.exit(5); else process.exit(0);`, { nprocPerNode: 1, maxProcessRestarts: 1 });
+    expect(await exit).toBe(0);
+    expect(master.reports.map((r) => [r.kind, r.round])).toEqual([
+      ['process_failed', 1], ['process_failed', 2], ['process_failed', 3], ['node_succeeded', 4],
+    ]);
+  });
+
+  it('reports a process killed by a signal, not the peer that exited with a traceback after it', async () => {
+    const script = `if (${RESTART} === 0) {
+        if (process.env.LOCAL_RANK === '0') { setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200); ${FOREVER} }
+        else setTimeout(() => { console.error('Traceback (most recent call last):\\n  File "t.py"\\nConnectionResetError: [Errno 104] Connection reset by peer'); process.exit(1); }, 250);
+      } else process.exit(0);`;
+    const { exit } = startAgent(script);
+    expect(await exit).toBe(0);
+    expect(master.reports[0]).toMatchObject({ kind: 'process_failed', localRank: 0, signal: 'SIGKILL', exitCode: null, allProcessesAlike: false });
+  });
+
+  it('says when every process of the node failed alike', async () => {
+    const { exit } = startAgent(`console.error("can't open file 'train.py'"); process.exit(2);`, { maxProcessRestarts: 0 });
+    expect(await exit).toBe(1);
+    expect(master.reports[0]).toMatchObject({ kind: 'process_failed', exitCode: 2, allProcessesAlike: true, stderrTail: "can't open file 'train.py'" });
   });
 
   it('restarts the group into the new round the master announces', async () => {

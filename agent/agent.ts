@@ -3,7 +3,8 @@
 import { createServer } from 'node:net';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import type { HeartbeatRequest, HeartbeatResponse, NodeReport, RoundStatus } from '../common/protocol.ts';
+import { killedFromOutside } from '../common/failureCulprit.ts';
+import type { HeartbeatRequest, HeartbeatResponse, NodeReport, NodeReportResponse, RoundStatus } from '../common/protocol.ts';
 import {
   abortableSleep,
   MasterHttpError,
@@ -69,7 +70,7 @@ export class Agent {
   private round = 0;
   /** Group restarts so far, for any reason (TORCHELASTIC_RESTART_COUNT). */
   private restarts = 0;
-  /** Process failures so far; only these count against maxProcessRestarts. */
+  /** Process failures charged to this node (the master's count); only these count against maxProcessRestarts. */
   private failures = 0;
   private requestRestart: (() => void) | null = null;
   /** Hangs (event ids) whose evidence this agent already posted. */
@@ -191,7 +192,7 @@ export class Agent {
     const trainers = Array.from({ length: nprocPerNode }, (_, localRank) => ({
       localRank,
       rank: closed.groupRank * nprocPerNode + localRank,
-      env: { ...trainerEnv(this.settings, closed, localRank, this.restarts, this.opts.baseEnv ?? process.env), ...extraEnv },
+      env: { ...trainerEnv(this.settings, closed, localRank, this.opts.baseEnv ?? process.env), ...extraEnv },
     }));
     const restartRequested = new Promise<'restart'>((resolve) => (this.requestRestart = () => resolve('restart')));
     this.group = ProcessGroup.start({
@@ -200,6 +201,7 @@ export class Agent {
       cwd: entrypoint.workdir,
       trainers,
       memoryLimitBytes: this.settings.memoryLimitBytes ? this.settings.memoryLimitBytes / nprocPerNode : undefined,
+      shutdownGraceMs: this.settings.shutdownGraceMs,
       ...this.opts.output,
     });
     this.groupRound = closed.round;
@@ -221,21 +223,28 @@ export class Agent {
       return new AgentExit(0, 'all training processes succeeded');
     }
     if (outcome.kind === 'stopped') throw new Error('process group stopped by someone else');
-    return this.onProcessFailure(await this.rootCause(outcome.failure));
+    const { failure, allProcessesAlike } = await this.rootCause(outcome.failure);
+    return this.onProcessFailure(failure, allProcessesAlike);
   }
 
   /**
-   * The failure to report: a process that died with a Python traceback explains the others
-   * (peers exit on a lost connection first, often before the culprit finished printing).
+   * The failure to report, with whether every process failed alike. A process killed from outside
+   * (SIGKILL by the OOM killer, a preemption) is the culprit over peers that exited with a
+   * traceback after it, and is reported at once; otherwise a process that died with a traceback
+   * explains the others (peers exit on a lost connection first, often before the culprit
+   * finished printing), so the others get FAILURE_SETTLE_MS to end first.
    */
-  private async rootCause(first: TrainerExit): Promise<TrainerExit> {
-    if (!this.group) return first;
-    const failures = await this.group.failuresWithin(FAILURE_SETTLE_MS);
-    return failures.find((f) => f.stderrTail.includes('Traceback (most recent call last):')) ?? first;
+  private async rootCause(first: TrainerExit): Promise<{ failure: TrainerExit; allProcessesAlike: boolean }> {
+    if (!this.group) return { failure: first, allProcessesAlike: false };
+    const failures = killedFromOutside(first) ? [first] : await this.group.failuresWithin(FAILURE_SETTLE_MS);
+    const failure =
+      failures.find(killedFromOutside) ?? failures.find((f) => f.stderrTail.includes('Traceback (most recent call last):')) ?? first;
+    const signature = (f: TrainerExit) => `${f.exitCode} ${f.signal} ${f.stderrTail.trimEnd().split('\n').at(-1) ?? ''}`;
+    const allProcessesAlike = failures.length === this.settings.nprocPerNode && failures.every((f) => signature(f) === signature(failure));
+    return { failure, allProcessesAlike };
   }
 
-  private async onProcessFailure(failure: TrainerExit): Promise<AgentExit | undefined> {
-    this.failures++;
+  private async onProcessFailure(failure: TrainerExit, allProcessesAlike: boolean): Promise<AgentExit | undefined> {
     const what = describeExit(failure);
     this.log.error(
       { localRank: failure.localRank, rank: failure.rank, exitCode: failure.exitCode, signal: failure.signal },
@@ -245,7 +254,13 @@ export class Agent {
     const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
     // The step lets the master tell a bug that repeats at the same step from one that moves on.
     const step = this.group?.latestStep() ?? null;
-    await Promise.all([this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, ...(step === null ? {} : { step }) }), this.stopGroup()]);
+    const [judged] = await Promise.all([
+      this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, allProcessesAlike, ...(step === null ? {} : { step }) }),
+      this.stopGroup(),
+    ]);
+    // The master charges only a round's culprit to its node's budget, not the victims of another node's failure.
+    this.failures = judged.failures ?? this.failures + 1;
+    if (judged.charged === false) this.log.info({ failures: this.failures }, 'the failure was a consequence of another node\'s failure: not counted');
     const max = this.settings.maxProcessRestarts;
     if (this.failures > max) {
       const reason = `${what}; no process restarts left (${this.failures} failures, max restarts ${max})`;
@@ -327,11 +342,12 @@ export class Agent {
     }
   }
 
-  private async report(body: ReportBody): Promise<void> {
+  private async report(body: ReportBody): Promise<NodeReportResponse> {
     const { node, incarnation } = this.settings;
     const full: NodeReport = { node, incarnation, round: this.groupRound, restarts: this.restarts, ...body };
-    await this.call(`report ${body.kind}`, (signal) => this.master.report(full, signal));
+    const answer = await this.call(`report ${body.kind}`, (signal) => this.master.report(full, signal));
     this.log.info({ kind: body.kind, round: this.groupRound }, 'reported');
+    return answer;
   }
 
   /** One master call, retried while the master is unreachable or failing; a refusal ends the agent. */

@@ -11,7 +11,9 @@ import {
   type HeartbeatResponse,
   type JoinRequest,
   type JoinResponse,
+  nodeReportResponse,
   type NodeReport,
+  type NodeReportResponse,
   type RegisterRequest,
   type RoundStatus,
 } from '../common/protocol.ts';
@@ -27,7 +29,7 @@ export interface MasterClient {
   join(req: JoinRequest, signal?: AbortSignal): Promise<JoinResponse>;
   roundStatus(round: number, ref: NodeRef, signal?: AbortSignal): Promise<RoundStatus>;
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse>;
-  report(req: NodeReport, signal?: AbortSignal): Promise<void>;
+  report(req: NodeReport, signal?: AbortSignal): Promise<NodeReportResponse>;
   /** Evidence (stack dumps) into the job's event bus; optional for test doubles. */
   postEvent?(req: AgentEvent, signal?: AbortSignal): Promise<void>;
   /** Pre-flight node check poll; optional for test doubles (no check then). */
@@ -92,8 +94,8 @@ export class HttpMasterClient implements MasterClient {
     return this.receive('POST', '/nodes/heartbeat', req, heartbeatResponse, signal);
   }
 
-  async report(req: NodeReport, signal?: AbortSignal): Promise<void> {
-    await this.send('POST', '/nodes/report', req, signal);
+  report(req: NodeReport, signal?: AbortSignal): Promise<NodeReportResponse> {
+    return this.receive('POST', '/nodes/report', req, nodeReportResponse, signal);
   }
 
   nodeCheck(req: NodeCheckRequest, signal?: AbortSignal): Promise<NodeCheckResponse> {

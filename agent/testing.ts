@@ -59,6 +59,9 @@ export class FakeMaster {
   readonly joins: JoinRequest[] = [];
   readonly heartbeats: HeartbeatRequest[] = [];
   readonly reports: NodeReport[] = [];
+  /** Whether the master charges a process failure to the node (false: a consequence of another node's). */
+  charge: (report: NodeReport) => boolean = () => true;
+  private charged = 0;
   /** Answer to each heartbeat. */
   heartbeatReply: (hb: HeartbeatRequest) => HeartbeatResponse = () => ({ action: 'none' });
   /** While true, every request is answered 404, as if the job had been deleted. */
@@ -138,7 +141,10 @@ export class FakeMaster {
       const report = parse(nodeReport);
       if (!report) return [400, {}];
       this.reports.push(report);
-      return [200, {}];
+      if (report.kind !== 'process_failed') return [200, {}];
+      const charged = this.charge(report);
+      if (charged) this.charged++;
+      return [200, { charged, failures: this.charged }];
     }
     // No pre-flight node check in these tests.
     if (path === '/nodes/check') return parse(nodeCheckRequest) ? [200, { action: 'skip' }] : [400, {}];

@@ -20,7 +20,7 @@ const placement = { round: 5, groupRank: 2, nodes: 3, masterAddr: 'node-1', mast
 
 describe('trainerEnv', () => {
   it('numbers ranks across nodes like torchrun', () => {
-    const env = trainerEnv(settings, placement, 3, 2, { HOME: '/root' });
+    const env = trainerEnv(settings, placement, 3, { HOME: '/root' });
     expect(env).toMatchObject({
       RANK: '11',
       LOCAL_RANK: '3',
@@ -32,7 +32,8 @@ describe('trainerEnv', () => {
       ROLE_WORLD_SIZE: '12',
       MASTER_ADDR: 'node-1',
       MASTER_PORT: '29500',
-      TORCHELASTIC_RESTART_COUNT: '2',
+      // Round 5: four rounds before it, the same on every rank whatever this node's own history.
+      TORCHELASTIC_RESTART_COUNT: '4',
       TORCHELASTIC_MAX_RESTARTS: '3',
       TORCHELASTIC_RUN_ID: 'job-llm',
       ROVER_NODE: '7',
@@ -42,7 +43,7 @@ describe('trainerEnv', () => {
   });
 
   it('layers the agent env, then the entrypoint env, then the rank variables', () => {
-    const env = trainerEnv(settings, placement, 0, 0, { HOME: '/root', NCCL_DEBUG: 'WARN' });
+    const env = trainerEnv(settings, placement, 0, { HOME: '/root', NCCL_DEBUG: 'WARN' });
     expect(env).toMatchObject({ HOME: '/root', NCCL_DEBUG: 'INFO', PYTHONUNBUFFERED: '0', RANK: '8' });
   });
 });

@@ -13,12 +13,15 @@ export interface Placement {
 /**
  * Layers, later wins: the agent's own environment, PYTHONUNBUFFERED=1, the entrypoint's env, then
  * the rank variables (a job spec cannot override RANK or MASTER_ADDR by accident).
+ *
+ * TORCHELASTIC_RESTART_COUNT is torchrun's "worker group restarts so far": here the rounds the job
+ * closed before this one (round − 1), so every rank of a round sees the same value, including
+ * those of a node relaunched mid-job, whatever made the group restart (failure, relaunch, scale).
  */
 export function trainerEnv(
   settings: AgentSettings,
   placement: Placement,
   localRank: number,
-  restarts: number,
   baseEnv: NodeJS.ProcessEnv,
 ): NodeJS.ProcessEnv {
   const nproc = settings.nprocPerNode;
@@ -40,7 +43,7 @@ export function trainerEnv(
     ROLE_WORLD_SIZE: String(worldSize),
     MASTER_ADDR: placement.masterAddr,
     MASTER_PORT: String(placement.masterPort),
-    TORCHELASTIC_RESTART_COUNT: String(restarts),
+    TORCHELASTIC_RESTART_COUNT: String(placement.round - 1),
     TORCHELASTIC_MAX_RESTARTS: String(settings.maxProcessRestarts),
     TORCHELASTIC_RUN_ID: settings.job,
     ROVER_API_URL: settings.apiUrl,

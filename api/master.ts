@@ -1,12 +1,13 @@
 // The master service behind the agent endpoints: registration, rendezvous, heartbeats and
 // reports, over the store. Decisions are the pure functions in common/; this file persists them.
 import { looksOutOfMemory } from '../common/oom.ts';
-import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, RegisterRequest, RoundStatus } from '../common/protocol.ts';
+import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { decideRound } from '../common/rendezvous.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type NewMetric, type Store } from '../store/index.ts';
 import { classifyFailure } from '../common/failureRules.ts';
+import { failureWeight, judgeFailure } from '../common/failureCulprit.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
 import { StragglerWatch } from './stragglerWatch.ts';
@@ -199,40 +200,59 @@ export class MasterService {
     return this.hangs.recordAgentEvent(job, event);
   }
 
-  async report(job: Job, req: NodeReport): Promise<void> {
+  /**
+   * Records what an agent observed. A process failure is judged against its round's culprit
+   * (common/failureCulprit.ts): the culprit is charged to its node's restart budget and opens the
+   * next round; a consequence of another node's failure costs its node nothing.
+   */
+  async report(job: Job, req: NodeReport): Promise<NodeReportResponse> {
     const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
-    await this.store.transaction(async (tx) => {
+    return this.store.transaction(async (tx) => {
       const node = await tx.nodes.get(key);
       if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
       const exit = { exitCode: req.exitCode ?? null, exitSignal: req.signal ?? null, exitReason: req.reason ?? req.stderrTail ?? null };
       const now = this.now();
-      if (req.kind === 'process_failed') await tx.nodes.update(key, { processRestarts: req.restarts, ...exit });
-      else if (req.kind === 'node_failed') {
-        await tx.nodes.update(key, { status: 'failed', endedAt: now, ...exit });
-        await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(req.node, req.incarnation));
-      }
-      else await tx.nodes.update(key, { status: 'succeeded', endedAt: now, exitCode: 0 });
       const { node: _n, incarnation: _i, kind, ...rest } = req;
       // Past its memory limit (local: prlimit) a process dies with MemoryError: the OOM path.
       const oomKilled = kind !== 'node_succeeded' && looksOutOfMemory(req.stderrTail);
       const data = { ...rest, ...(oomKilled && { oomKilled: true }) };
+      if (kind === 'node_succeeded') await tx.nodes.update(key, { status: 'succeeded', endedAt: now, exitCode: 0 });
+      if (kind === 'node_failed') {
+        await tx.nodes.update(key, { status: 'failed', endedAt: now, ...exit });
+        await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(req.node, req.incarnation));
+      }
       if (kind !== 'process_failed') {
         await tx.nodeEvents.append({ ...eventKey(key), kind, data });
-        return;
+        return {};
       }
-      // Classified here for the event log and metrics; the job master classifies the same way.
+      await tx.nodes.update(key, exit);
+      // Classified once, here where the exit is seen; the job master reads the class from the event.
       const spec = job.spec as JobSpec;
-      const failure = classifyFailure(
-        { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' },
-        spec.spec.faultTolerance.failureRules ?? [],
-      );
+      const facts = { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' };
+      const failure = classifyFailure(facts, spec.spec.faultTolerance.failureRules ?? []);
+      const roundKey = { jobId: job.id, round: req.round };
+      const roundRow = await tx.rendezvous.getRound(roundKey);
+      const reported = { node: req.node, incarnation: req.incarnation, weight: failureWeight(facts, failure), at: now };
+      const judged = judgeFailure(roundRow ? tx.rendezvous.culprit(roundRow) : null, reported);
+      let failures = node.processRestarts;
+      if (judged.role === 'culprit') {
+        if (roundRow) await tx.rendezvous.setCulprit(roundKey, reported);
+        failures = (await tx.nodes.chargeProcessRestart(key, 1)) ?? failures + 1;
+        // The earlier culprit was a victim of this one after all: give its node its restart back.
+        if (judged.supersedes) {
+          const { node: nodeId, incarnation } = judged.supersedes;
+          await tx.nodes.chargeProcessRestart({ jobId: job.id, nodeId, incarnation }, -1);
+        }
+        this.hooks.processFailed?.(job.id, failure.class);
+      }
+      const role = judged.role === 'culprit'
+        ? { role: 'culprit' as const, ...(judged.supersedes && { supersedes: { node: judged.supersedes.node, incarnation: judged.supersedes.incarnation } }) }
+        : { role: 'consequence' as const, consequenceOf: { node: judged.of.node, incarnation: judged.of.incarnation } };
       const rank = node.rank === null || req.localRank === undefined ? null : node.rank * spec.spec.nprocPerNode + req.localRank;
-      await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure }, rank });
-      this.hooks.processFailed?.(job.id, failure.class);
+      await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure, failures, ...role }, rank });
       // Peers restart with this node: open the next round if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
       if (latest && latest.status === ROUND_CLOSED) {
-        const spec = job.spec as JobSpec;
         await openRoundWithEvent(tx, {
           jobId: job.id,
           round: latest.round + 1,
@@ -241,6 +261,7 @@ export class MasterService {
           cause: `process failed on node ${req.node} (local rank ${req.localRank ?? '?'}, exit code ${req.exitCode ?? 'none'})`,
         });
       }
+      return { charged: judged.role === 'culprit', failures };
     });
   }
 }

@@ -60,7 +60,6 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
 
   app.post('/v1/jobs/:job/nodes/report', async (request) => {
     const j = await job(request);
-    await master.report(j, parseInput(nodeReport, request.body, 'body'));
-    return { ok: true };
+    return master.report(j, parseInput(nodeReport, request.body, 'body'));
   });
 }

@@ -73,11 +73,12 @@ export function formatJobStatus(status: JobStatus, shards?: Parameters<typeof fo
             .sort((a, b) => a.id - b.id)
             .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, ...(checked ? [n.check ?? null] : []), n.reason]),
         );
+  const lastErrors = [...status.nodes].sort((a, b) => a.id - b.id).flatMap((n) => (n.lastError ? [`node ${n.id} last failure: ${n.lastError}`] : []));
   const warnings = status.warnings.map((w) => `warning: ${w}`);
   const data = shards ? formatShardProgress(shards) : '';
   // Brain plans the job applied (or received), each with its rule and reason.
   const plans = (status.plans ?? []).map((p) => `plan ${p.stage} (${p.rule}): ${p.applied} — ${p.reason}`);
-  return [header, '', nodes, ...(data ? ['', data] : []), ...(plans.length > 0 ? ['', ...plans] : []), ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
+  return [header, '', nodes, ...lastErrors, ...(data ? ['', data] : []), ...(plans.length > 0 ? ['', ...plans] : []), ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
 }
 
 /** One row of `rover list`. */

@@ -20,6 +20,12 @@ export interface FailureRule {
   oomKilled?: boolean | undefined;
   /** A regular expression searched in the stderr tail. */
   stderr?: string | undefined;
+  /**
+   * A regular expression searched in the exception line of the last Python traceback, or in the
+   * whole stderr tail when there is none (a C++ abort). Narrower than `stderr`: a log line about
+   * a retried connection above a real `ValueError` must not make the failure transient.
+   */
+  exception?: string | undefined;
   class: FailureClass;
 }
 
@@ -38,6 +44,14 @@ export interface Classification {
   traceback: string | null;
 }
 
+const COMMUNICATION_ERRORS = [
+  String.raw`ConnectionResetError|ConnectionRefusedError|ConnectionAbortedError|BrokenPipeError`,
+  String.raw`Connection (reset|refused|closed|aborted)( by peer)?|Broken pipe|Socket Timeout`,
+  String.raw`ncclSystemError|ncclRemoteError|ncclInternalError|NCCL (error|WARN).*(unhandled system error|remote process exited|network error)`,
+  String.raw`Watchdog caught collective operation timeout|DistNetworkError|DistStoreError|RendezvousConnectionError|RendezvousTimeoutError`,
+  String.raw`gloo::IoException|Timed out waiting .* for (recv|send)|\bTimeoutError\b`,
+].join('|');
+
 /** Rover's rules, after the spec's. Order matters: the first match wins. */
 export const DEFAULT_FAILURE_RULES: FailureRule[] = [
   { name: 'oom-killed', oomKilled: true, class: 'nodeFault' },
@@ -47,13 +61,15 @@ export const DEFAULT_FAILURE_RULES: FailureRule[] = [
     class: 'nodeFault',
   },
   { name: 'bus-error', signals: ['SIGBUS'], class: 'nodeFault' },
-  {
-    name: 'nccl-communication',
-    stderr: String.raw`ncclSystemError|ncclRemoteError|ncclInternalError|NCCL (error|WARN).*(unhandled system error|remote process exited|Connection (reset|closed|refused))|Watchdog caught collective operation timeout`,
-    class: 'transient',
-  },
   { name: 'killed', signals: ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'], class: 'transient' },
   { name: 'killed-exit-code', exitCodes: [137, 143], class: 'transient' },
+  // A peer went away: the failure of another process shows up here as a lost connection, a
+  // transport error or a timeout. Never the process's own bug (torch gloo/NCCL, c10d store, sockets).
+  { name: 'communication', exception: COMMUNICATION_ERRORS, class: 'transient' },
+  // The shell's "command not found" / "not executable" (POSIX exit statuses 127 / 126).
+  { name: 'command-not-found', exitCodes: [126, 127], class: 'userError' },
+  // python3 missing.py: "can't open file '…': [Errno 2] No such file or directory", exit 2.
+  { name: 'script-not-found', exitCodes: [2], stderr: String.raw`can't open file|No such file or directory`, class: 'userError' },
   { name: 'cuda-out-of-memory', stderr: String.raw`CUDA out of memory|OutOfMemoryError`, class: 'userError' },
   { name: 'python-traceback', stderr: String.raw`Traceback \(most recent call last\):`, class: 'userError' },
 ];
@@ -77,7 +93,8 @@ function matches(rule: FailureRule, f: FailureFacts): boolean {
   if (rule.signals && (f.signal === null || !rule.signals.includes(f.signal))) return false;
   if (rule.oomKilled !== undefined && rule.oomKilled !== f.oomKilled) return false;
   if (rule.stderr !== undefined && !safeRegExp(rule.stderr)?.test(f.stderrTail)) return false;
-  return rule.exitCodes !== undefined || rule.signals !== undefined || rule.oomKilled !== undefined || rule.stderr !== undefined;
+  if (rule.exception !== undefined && !safeRegExp(rule.exception)?.test(tracebackLastLine(f.stderrTail) ?? f.stderrTail)) return false;
+  return [rule.exitCodes, rule.signals, rule.oomKilled, rule.stderr, rule.exception].some((field) => field !== undefined);
 }
 
 function safeRegExp(pattern: string): RegExp | undefined {

@@ -73,7 +73,7 @@ describe('JobState', () => {
       { name: 'lost is relaunched too', relaunchesUsed: 1, nodes: 2, min: 2, kind: 'node_lost', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound', 'launch'] },
       { name: 'shrinks the job when the budget is spent and min allows', relaunchesUsed: 2, nodes: 3, min: 2, kind: 'node_failed', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound'] },
       { name: 'shrinks to a multiple of unit', relaunchesUsed: 2, nodes: 3, min: 1, unit: 1, kind: 'node_lost', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound'] },
-      { name: 'fails the job when the budget is spent and too few nodes remain', relaunchesUsed: 2, nodes: 2, min: 2, kind: 'node_failed', expectPhase: 'FAILED', expectActions: [], reason: /node 1 incarnation 0 failed with exit code 137.*budget exhausted \(2\/2\).*below spec.nodes.min 2/ },
+      { name: 'fails the job when the budget is spent and too few nodes remain', relaunchesUsed: 2, nodes: 2, min: 2, kind: 'node_failed', expectPhase: 'FAILED', expectActions: ['remove'], reason: /node 1 incarnation 0 failed with exit code 137.*budget exhausted \(2\/2\).*below spec.nodes.min 2/ },
     ];
     for (const c of cases) {
       it(c.name, () => {
@@ -83,6 +83,7 @@ describe('JobState', () => {
         expect(actions.map((a) => a.type).sort()).toEqual([...c.expectActions].sort());
         expect(state.data.phase).toBe(c.expectPhase);
         if (c.reason) expect(state.data.reason).toMatch(c.reason);
+        if (c.expectPhase === 'FAILED') expect(state.data.nodes.filter((n) => ['pending', 'launching', 'running'].includes(n.status)), 'no node listed live after the end').toEqual([]);
       });
     }
 

@@ -2,7 +2,7 @@
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
 import type { JobEvent, RoundMember } from './events.ts';
-import { classifyFailure, type FailureRule } from './failureRules.ts';
+import { readProcessFailure, type ProcessFailure } from './processFailure.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -19,6 +19,8 @@ export interface NodeRecord {
   resources?: NodeResources | null;
   /** Pre-flight node check verdict of this incarnation, e.g. "ok 0.05 s" (absent: not checked). */
   check?: string;
+  /** The last process failure of this incarnation: its exception or last stderr line (absent: none). */
+  lastError?: string;
 }
 
 export interface JobLimits {
@@ -27,14 +29,15 @@ export interface JobLimits {
   unit: number;
   nprocPerNode: number;
   maxNodeRelaunches: number;
-  /** spec.faultTolerance.failureRules (absent in specs stored before the field existed). */
-  failureRules?: FailureRule[] | undefined;
 }
 
 /** A user error seen once: the same one at the same step again fails the job fast. */
 export interface UserErrorSeen {
   step: number | null;
   signature: string;
+  /** Where it was seen, so a stronger culprit reported later in the same round can take it back. */
+  node?: number;
+  round?: number;
 }
 
 export interface JobStateData {
@@ -60,6 +63,11 @@ export interface JobStateData {
   checkpointStep?: number;
   /** Dataset epochs finished (epoch_done events seen). */
   epochsDone?: number;
+  /**
+   * Signature of the latest culprit failure when every process of its node failed alike before
+   * any step; the same again next time is a crash loop (absent: the latest was not one).
+   */
+  crashLoop?: string;
 }
 
 /** Side effects the workflow performs for the state. */
@@ -118,10 +126,16 @@ export class JobState {
     return this.data.roundNodes * this.limits.nprocPerNode;
   }
 
+  /** Ends the job; the workflow then tears every live node down, so none is listed running after. */
   finish(phase: 'SUCCEEDED' | 'FAILED' | 'STOPPED', reason: string | null): void {
     if (this.terminal) return;
     this.data.phase = phase;
     this.data.reason = reason;
+    for (const node of this.data.nodes) {
+      if (!LIVE.includes(node.status)) continue;
+      node.status = 'stopped';
+      node.rank = null;
+    }
   }
 
   /** A plan's resources for one node incarnation (kept by its later incarnations). */
@@ -288,33 +302,61 @@ export class JobState {
   }
 
   /**
-   * A training process failed and its node restarts it in place. The failure's class decides
-   * more: a user error seen before at the same step fails the job; a node fault relaunches the node.
+   * A training process failed and its node restarts it in place. The API judged the failure where
+   * it was seen (its class, and whether it is its round's culprit or a consequence of another
+   * node's failure); a consequence changes nothing but the node's last error. For a culprit: a
+   * user error seen before at the same step fails the job, and so does the same crash of every
+   * process of a node before any step twice in a row; a node fault relaunches the node.
    */
   private processFailed(event: JobEvent): JobAction[] {
+    const f = readProcessFailure(event);
     const node = this.current(event);
-    if (node) node.restarts = Math.max(node.restarts + 1, Number(event.data.restarts ?? 0));
-    this.data.processRestarts += 1;
-    const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
-    const signal = typeof event.data.signal === 'string' && event.data.signal ? event.data.signal : null;
-    const stderrTail = typeof event.data.stderrTail === 'string' ? event.data.stderrTail : '';
-    const c = classifyFailure({ exitCode, signal, oomKilled: event.data.oomKilled === true, stderrTail }, this.limits.failureRules ?? []);
-    if (c.class === 'userError') {
-      const step = typeof event.data.step === 'number' ? event.data.step : null;
-      const signature = c.traceback ?? `${c.rule}: exit code ${exitCode ?? 'none'}${signal ? `, signal ${signal}` : ''}`;
-      const seen = this.data.userErrors ?? [];
-      if (seen.some((e) => e.signature === signature && e.step === step)) {
-        const at = step === null ? 'before any step' : `at step ${step}`;
-        this.finish('FAILED', `${describeFailure(event, exitCode)}: the same user error twice ${at} (rule ${c.rule}), failing fast: ${signature}`);
-        return [];
-      }
-      this.data.userErrors = [...seen, { step, signature }].slice(-USER_ERRORS_KEPT);
+    if (node) node.lastError = f.role === 'consequence' ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
+    if (f.role === 'consequence') return [];
+    if (node) node.restarts = f.failures ?? node.restarts + 1;
+    if (f.supersedes) this.takeBack(f.supersedes, f.round);
+    // A superseded culprit already counted this round's restart.
+    else this.data.processRestarts += 1;
+    const failing = this.crashLoop(event, f) ?? this.repeatedUserError(event, f);
+    if (failing) {
+      this.finish('FAILED', failing);
       return [];
     }
-    if (c.class === 'nodeFault' && node && LIVE.includes(node.status)) {
-      return this.nodeDown(event, `${describeFailure(event, exitCode)}: node fault (rule ${c.rule})`);
+    if (f.failure.class === 'nodeFault' && node && LIVE.includes(node.status)) {
+      return this.nodeDown(event, `${describeFailure(event, f.exitCode)}: node fault (rule ${f.failure.rule})`);
     }
     return [];
+  }
+
+  /** An earlier culprit of the round turned out a consequence: its node gets its restart back, its user error is forgotten. */
+  private takeBack(superseded: { node: number; incarnation: number }, round: number | null): void {
+    const node = this.node(superseded.node);
+    if (node && node.incarnation === superseded.incarnation) node.restarts = Math.max(0, node.restarts - 1);
+    this.data.userErrors = (this.data.userErrors ?? []).filter((e) => !(e.node === superseded.node && e.round === round));
+  }
+
+  /** The failure reason when this is the second crash in a row of a whole node before any step. */
+  private crashLoop(event: JobEvent, f: ProcessFailure): string | undefined {
+    const signature = `${f.failure.class}: ${f.errorLine}`;
+    const loop = f.allProcessesAlike && f.step === null;
+    const repeated = loop && this.data.crashLoop === signature;
+    if (loop) this.data.crashLoop = signature;
+    else delete this.data.crashLoop;
+    if (!repeated) return undefined;
+    return `${describeFailure(event, f.exitCode)}: every process of the node failed the same way before any step, twice in a row (rule ${f.failure.rule}), failing fast: ${f.errorLine}`;
+  }
+
+  /** The failure reason when a user error repeats at the same step; else remembers it. */
+  private repeatedUserError(event: JobEvent, f: ProcessFailure): string | undefined {
+    if (f.failure.class !== 'userError') return undefined;
+    const seen = this.data.userErrors ?? [];
+    if (seen.some((e) => e.signature === f.errorLine && e.step === f.step)) {
+      const at = f.step === null ? 'before any step' : `at step ${f.step}`;
+      return `${describeFailure(event, f.exitCode)}: the same user error twice ${at} (rule ${f.failure.rule}), failing fast: ${f.errorLine}`;
+    }
+    const where = { ...(event.nodeId !== null && { node: event.nodeId }), ...(f.round !== null && { round: f.round }) };
+    this.data.userErrors = [...seen, { step: f.step, signature: f.errorLine, ...where }].slice(-USER_ERRORS_KEPT);
+    return undefined;
   }
 
   /** A node check verdict: faulty → relaunch outside the budget; an excluded straggler → shrink. */
@@ -431,7 +473,8 @@ export class JobState {
       ];
     }
     this.finish('FAILED', `${why}; ${budget} and ${survivors.length} nodes left, below spec.nodes.min ${this.limits.minNodes}`);
-    return [];
+    // The incarnation that ended the job is torn down (and its logs kept) like every other.
+    return [{ type: 'remove', nodes: [old] }];
   }
 }
 

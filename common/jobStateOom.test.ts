@@ -23,7 +23,8 @@ describe('JobState OOM path', () => {
   const cases: [string, NodeEventKind, Record<string, unknown>][] = [
     ['node_failed with oomKilled', 'node_failed', { exitCode: 1, oomKilled: true }],
     ['node_lost with oomKilled (platform OOM kill)', 'node_lost', { reason: 'OOMKilled', oomKilled: true }],
-    ['process_failed with oomKilled (the oom-killed rule makes it a node fault)', 'process_failed', { exitCode: 1, oomKilled: true, stderrTail: 'MemoryError' }],
+    // As the API writes it: classified where the exit was seen.
+    ['process_failed with oomKilled (the oom-killed rule makes it a node fault)', 'process_failed', { exitCode: 1, oomKilled: true, stderrTail: 'MemoryError', failure: { class: 'nodeFault', rule: 'oom-killed', traceback: null } }],
   ];
   it.each(cases)('%s: asks for an OOM plan before relaunching', (_t, kind, data) => {
     const state = training();

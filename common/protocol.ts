@@ -94,11 +94,28 @@ export const nodeReport = z.strictObject({
   stderrTail: z.string().max(16 * 1024).optional(),
   /** Latest training step the node's processes reported before the failure. */
   step: z.number().int().min(0).nullable().optional(),
-  /** Group restarts done so far by this agent (TORCHELASTIC_RESTART_COUNT). */
+  /** Group restarts done so far by this agent, for any reason. */
   restarts: z.number().int().min(0),
   reason: z.string().max(4096).optional(),
+  /**
+   * process_failed: every process of the node failed the same way (exit code, signal and last
+   * stderr line) — with no step, a crash loop that a second time fails the job.
+   */
+  allProcessesAlike: z.boolean().optional(),
 });
 export type NodeReport = z.infer<typeof nodeReport>;
+
+/** The answer to a report. */
+export const nodeReportResponse = z.object({
+  /**
+   * process_failed: true when this failure is its round's culprit and was charged to the node's
+   * spec.faultTolerance.maxProcessRestarts; false when it is a consequence of another node's failure.
+   */
+  charged: z.boolean().optional(),
+  /** process_failed: failures charged to this node incarnation so far. */
+  failures: z.number().int().min(0).optional(),
+});
+export type NodeReportResponse = z.infer<typeof nodeReportResponse>;
 
 export const AGENT_EVENT_KINDS = ['stack_dump'] as const;
 

@@ -117,9 +117,12 @@ describeEachStore('nodes', (h) => {
     await store.nodes.update(key, { resources: null });
     expect((await store.nodes.get(key))?.resources).toBeNull();
     expect(await store.nodes.update({ ...key, incarnation: 9 }, { status: 'lost' })).toBe(false);
-    expect(await store.nodes.recordProcessRestart(key)).toBe(1);
-    expect(await store.nodes.recordProcessRestart(key)).toBe(2);
-    expect(await store.nodes.recordProcessRestart({ ...key, incarnation: 9 })).toBeUndefined();
+    expect(await store.nodes.chargeProcessRestart(key, 1)).toBe(1);
+    expect(await store.nodes.chargeProcessRestart(key, 1)).toBe(2);
+    expect(await store.nodes.chargeProcessRestart(key, -1)).toBe(1);
+    expect(await store.nodes.chargeProcessRestart(key, -1)).toBe(0);
+    expect(await store.nodes.chargeProcessRestart(key, -1), 'a refund never goes below 0').toBe(0);
+    expect(await store.nodes.chargeProcessRestart({ ...key, incarnation: 9 }, 1)).toBeUndefined();
     expect((await store.nodes.latest('j', 1))?.incarnation).toBe(1);
     expect(await store.nodes.latest('j', 7)).toBeUndefined();
     const all = await store.nodes.listByJob('j');

@@ -266,6 +266,17 @@ function eventSourceRank(): Migration {
   };
 }
 
+/** The culprit of each round's failures (api/master.ts report), so victims spend no restart budget. */
+function roundCulprit(): Migration {
+  return {
+    async up(db) {
+      for (const column of ['culprit_node', 'culprit_incarnation', 'culprit_weight', 'culprit_at'] as const) {
+        await db.schema.alterTable('rendezvous_rounds').addColumn(column, column === 'culprit_at' ? 'bigint' : 'integer').execute();
+      }
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -275,6 +286,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_11_25_0401_shard_ledger': shardLedger(dialect),
         '2026_11_25_0500_brain_history': brainHistory(dialect),
         '2026_11_25_0700_event_source_rank': eventSourceRank(),
+        '2026_11_30_0100_round_culprit': roundCulprit(),
       };
     },
   };

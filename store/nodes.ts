@@ -127,12 +127,16 @@ export class NodesRepository extends Repository {
     return result.numUpdatedRows > 0n;
   }
 
-  /** Counts one in-place restart of the node's processes; returns the new count, or undefined. */
-  async recordProcessRestart(key: NodeKey, trx?: Trx): Promise<number | undefined> {
+  /**
+   * Charges (+1) or refunds (-1) one process failure to the node's restart budget; returns the
+   * new count, or undefined when the node does not exist. Never below 0.
+   */
+  async chargeProcessRestart(key: NodeKey, delta: 1 | -1, trx?: Trx): Promise<number | undefined> {
     return this.inTransaction(trx, async (t) => {
       await t
         .updateTable('nodes')
-        .set((eb) => ({ processRestarts: eb('processRestarts', '+', 1) }))
+        .set((eb) => ({ processRestarts: delta > 0 ? eb('processRestarts', '+', 1) : eb('processRestarts', '-', 1) }))
+        .$if(delta < 0, (qb) => qb.where('processRestarts', '>', 0))
         .where('jobId', '=', key.jobId)
         .where('nodeId', '=', key.nodeId)
         .where('incarnation', '=', key.incarnation)

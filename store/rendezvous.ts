@@ -1,6 +1,7 @@
 // Rendezvous: numbered rounds per job, and the nodes that joined each. A round is open while
 // nodes join, then closed with ranks assigned (or failed).
 import { isDuplicateKey, Repository, type Trx } from './repository.ts';
+import type { RoundFailure } from '../common/failureCulprit.ts';
 import type { RendezvousMemberRow, RendezvousRoundRow } from './schema.ts';
 
 export type RendezvousRound = RendezvousRoundRow;
@@ -192,6 +193,22 @@ export class RendezvousRepository extends Repository {
       .where('status', '=', ROUND_OPEN)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  /** The round's culprit so far (null: no failure judged yet). */
+  culprit(round: RendezvousRound): RoundFailure | null {
+    const { culpritNode: node, culpritIncarnation: incarnation, culpritWeight: weight, culpritAt: at } = round;
+    return node === null || incarnation === null || weight === null || at === null ? null : { node, incarnation, weight, at };
+  }
+
+  /** Records the failure that explains the round's others (common/failureCulprit.ts judgeFailure). */
+  async setCulprit(key: RoundKey, culprit: RoundFailure, trx?: Trx): Promise<void> {
+    await this.q(trx)
+      .updateTable('rendezvousRounds')
+      .set({ culpritNode: culprit.node, culpritIncarnation: culprit.incarnation, culpritWeight: culprit.weight, culpritAt: culprit.at })
+      .where('jobId', '=', key.jobId)
+      .where('round', '=', key.round)
+      .execute();
   }
 
   /** Forgets every round and member of the job (a new run under the same name). */

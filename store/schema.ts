@@ -39,6 +39,7 @@ export interface NodesTable {
   exitCode: number | null;
   exitSignal: string | null;
   exitReason: string | null;
+  /** Process failures charged to this incarnation's spec.faultTolerance.maxProcessRestarts (culprits only). */
   processRestarts: Generated<number>;
   step: number | null;
   /** When the node's step last advanced (hang detection). */
@@ -79,6 +80,13 @@ export interface RendezvousRoundsTable {
   masterAddr: string | null;
   masterPort: number | null;
   nodeCount: number | null;
+  /** The failure that explains the round's other failures (common/failureCulprit.ts); null: none yet. */
+  culpritNode: number | null;
+  culpritIncarnation: number | null;
+  /** failureWeight of the culprit. */
+  culpritWeight: number | null;
+  /** When the API received the culprit's report. */
+  culpritAt: Millis | null;
 }
 
 export interface RendezvousMembersTable {

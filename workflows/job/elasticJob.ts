@@ -58,7 +58,6 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     unit: spec.spec.nodes.unit,
     nprocPerNode: spec.spec.nprocPerNode,
     maxNodeRelaunches: spec.spec.faultTolerance.maxNodeRelaunches,
-    failureRules: spec.spec.faultTolerance.failureRules,
   });
   const token = carried?.token ?? uuid4();
   const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
@@ -82,6 +81,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       exitCode: n.exitCode,
       reason: n.reason,
       ...(n.check && { check: n.check }),
+      ...(n.lastError && { lastError: n.lastError }),
     })),
     nodeRelaunches: state.data.nodeRelaunches,
     processRestarts: state.data.processRestarts,

@@ -26,6 +26,8 @@ export interface NodeView {
   reason: string | null;
   /** Pre-flight node check verdict of this incarnation (spec.diagnosis); absent: not checked. */
   check?: string;
+  /** The exception or last stderr line of this incarnation's latest process failure; absent: none. */
+  lastError?: string;
 }
 
 export interface JobStatus {

@@ -1,0 +1,62 @@
+// The culprit, not the victims: when one training process of a job dies, its peers in the same
+// round die soon after of a lost connection, a broken collective or a timeout. Only the failure
+// that explains the others is the job's failure; the rest are its consequences. Pure, so the API
+// (which judges each report as it arrives) and its table test share it.
+import type { Classification, FailureFacts } from './failureRules.ts';
+
+/**
+ * How long after a round's culprit other failures in that round are taken as its consequences
+ * (ms). Peers notice a killed process within a collective's round trip, and agents report within
+ * their settle wait (agent.ts), so seconds suffice; beyond this a failure stands on its own.
+ */
+export const CONSEQUENCE_WINDOW_MS = 10_000;
+
+/** Signals that kill a process from outside (the OOM killer, a preemption, an operator). */
+const KILL_SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'];
+/** What a shell wrapper exits with when its child died of SIGKILL / SIGTERM (128 + n). */
+const KILL_EXIT_CODES = [137, 143];
+
+/** Whether the process (or the child its shell wrapper waited for) was killed by a signal from outside. */
+export function killedFromOutside(exit: { exitCode: number | null; signal: string | null }): boolean {
+  return (exit.signal !== null && KILL_SIGNALS.includes(exit.signal)) || (exit.exitCode !== null && KILL_EXIT_CODES.includes(exit.exitCode));
+}
+
+/**
+ * How much a failure explains the others of its round, highest first:
+ * 3 — killed from outside or a node fault (it did not die of its peers);
+ * 2 — a user error (its own exception);
+ * 1 — anything else: communication errors, aborts, unexplained exits (typically a victim).
+ */
+export function failureWeight(facts: FailureFacts, classification: Classification): 1 | 2 | 3 {
+  if (killedFromOutside(facts) || facts.oomKilled || classification.class === 'nodeFault') return 3;
+  if (classification.class === 'userError') return 2;
+  return 1;
+}
+
+/** A reported process failure, as far as judging needs it. `at` is when the API received it (ms). */
+export interface RoundFailure {
+  node: number;
+  incarnation: number;
+  weight: number;
+  at: number;
+}
+
+export type FailureRole =
+  /** The job's failure: charged to its node's maxProcessRestarts; may unseat an earlier, weaker culprit. */
+  | { role: 'culprit'; supersedes: RoundFailure | null }
+  /** A consequence of the round's culprit: no budget spent, never a user error of its own. */
+  | { role: 'consequence'; of: RoundFailure };
+
+/**
+ * Judges a failure reported for a round against that round's culprit so far (null: none yet).
+ * Within the window a stronger failure (higher weight) becomes the culprit and unseats the
+ * earlier one — reports race, and a SIGKILLed rank's agent may report after its victims'; an
+ * equal or weaker one is a consequence. Past the window, or from the culprit's own node, a
+ * failure stands on its own.
+ */
+export function judgeFailure(culprit: RoundFailure | null, failure: RoundFailure, windowMs = CONSEQUENCE_WINDOW_MS): FailureRole {
+  if (!culprit || failure.at - culprit.at > windowMs) return { role: 'culprit', supersedes: null };
+  if (culprit.node === failure.node && culprit.incarnation === failure.incarnation) return { role: 'culprit', supersedes: null };
+  if (failure.weight > culprit.weight) return { role: 'culprit', supersedes: culprit };
+  return { role: 'consequence', of: culprit };
+}

@@ -1,0 +1,79 @@
+// One killed trainer must not fail the job: its peers die of it with look-alike tracebacks, and
+// only the killed process is the job's failure. Also: a job whose script is missing fails fast
+// with python's own words instead of burning its budgets.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { submitJob } from '../cli/jobs.ts';
+import { nodeLogPath } from '../cluster/local/localBackend.ts';
+import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
+import { startTestStack, type TestStack } from './stack.ts';
+import { repoRoot } from './jobFixtures.ts';
+
+function spec(name: string, entrypoint: { command: string; args: string[] }): JobSpec {
+  const parsed = parseJobSpec({
+    metadata: { name, user: 'tester' },
+    spec: {
+      nodes: { min: 2, max: 2, initial: 2 },
+      nprocPerNode: 2,
+      entrypoint: { ...entrypoint, workdir: repoRoot },
+      faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: '200ms', heartbeatTimeout: '10s' },
+      rendezvous: { lastCallTimeout: '2s', joinTimeout: '60s' },
+    },
+  });
+  if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
+  return parsed.spec;
+}
+
+describe('the culprit, not the victims', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack('culprit');
+    await Promise.all([stack.startWorker(), stack.startApi()]);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+  const submit = (s: JobSpec) => submitJob(stack.client, s, { taskQueue: stack.config.temporal.taskQueue });
+  const failures = async (job: string) =>
+    (await stack.store.nodeEvents.listAfter(job, 0, 10_000))
+      .filter((e) => e.kind === 'process_failed')
+      .map((e) => ({ node: e.nodeId, ...(e.data as { role: string; signal: string | null; exitCode: number | null; stderrTail?: string }) }));
+
+  it.each([
+    ['python directly', 'peer-kill', (args: string[]) => ({ command: 'python3', args })],
+    ['behind an sh -c wrapper', 'peer-kill-wrapped', (args: string[]) => ({ command: 'sh', args: ['-c', `python3 ${args.join(' ')}; exit $?`] })],
+  ])('SIGKILL of rank 0 (%s) while its peers all-reduce through it: SUCCEEDED, only node 0 charged', async (_how, name, entrypoint) => {
+    const markers = mkdtempSync(path.join(stack.home, 'markers-'));
+    const handle = await submit(spec(name, entrypoint(['test/trainers/peer_reset.py', '30', markers, '--kill-rank0-at', '8'])));
+    const result = await handle.result();
+    expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
+    const seen = await failures(name);
+    const culprits = seen.filter((f) => f.role === 'culprit');
+    // Reports race; a victim charged first is taken back when the kill arrives (supersedes).
+    const final = culprits.filter((c) => !seen.some((f) => (f as { supersedes?: { node: number } }).supersedes?.node === c.node && f !== c));
+    expect(final.map((c) => [c.node, c.signal ?? c.exitCode])).toEqual([[0, name === 'peer-kill' ? 'SIGKILL' : 137]]);
+    expect(seen.some((f) => f.stderrTail?.includes('ConnectionResetError')), 'the peers did die with tracebacks').toBe(true);
+    expect(result.nodes.map((n) => [n.id, n.restarts, n.status])).toEqual([[0, 1, 'succeeded'], [1, 0, 'succeeded']]);
+    expect(result.nodeRelaunches).toBe(0);
+    // TORCHELASTIC_RESTART_COUNT is one value per round on every rank.
+    const starts = [0, 1].flatMap((n) => readFileSync(nodeLogPath(stack.home, name, n), 'utf8').match(/PEER_START rank=\d round=\d+ restart_count=\d+/g) ?? []);
+    const byRound = new Map<string, Set<string>>();
+    for (const line of starts) {
+      const [, round, count] = /round=(\d+) restart_count=(\d+)/.exec(line)!;
+      byRound.set(round!, new Set([...(byRound.get(round!) ?? []), count!]));
+    }
+    expect([...byRound.values()].every((counts) => counts.size === 1), JSON.stringify([...byRound])).toBe(true);
+  });
+
+  it('a script that does not exist fails the job after two tries, with python\'s line in the reason', async () => {
+    const handle = await submit(spec('no-script', { command: 'python3', args: ['missing_train.py'] }));
+    const result = await handle.result();
+    expect(result.phase).toBe('FAILED');
+    expect(result.reason).toMatch(/can't open file .*missing_train\.py/);
+    expect(result.processRestarts).toBeLessThanOrEqual(2);
+    expect(result.nodeRelaunches).toBe(0);
+    expect(result.nodes.some((n) => n.lastError?.includes("can't open file")), 'rover status shows the stderr line').toBe(true);
+    expect(result.nodes.filter((n) => n.status === 'running'), 'no node listed running after the end').toEqual([]);
+  });
+});
