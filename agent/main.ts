@@ -28,7 +28,11 @@ const flash =
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
 const agent = new Agent({ settings, master, log, baseEnv, groupEnv: (round) => resumeEnv(settings, round) });
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+// The training processes lead their own sessions, so a signal meant for the node reaches only
+// this process (the local backend signals the agent alone; a terminal's Ctrl-C or hang-up reaches
+// only its session): the agent stops them, one SIGTERM per process group, then SIGKILL after the
+// grace. SIGHUP is handled too: its default would end the agent at once and orphan the trainers.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => {
     log.info({ signal }, 'signal received: stopping training processes');
     agent.terminate(signal);

@@ -1,10 +1,26 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProcessGroup, type ProcessGroupOptions } from './processGroup.ts';
 import { lineSink, pidAlive, waitUntil } from './testing.ts';
 
+const TRAINERS = fileURLToPath(new URL('../test/trainers/', import.meta.url));
+/** bash → sh → python3: test/trainers/sigterm_recording_trainer.py behind two wrappers. */
+const WRAPPED_TWICE = path.join(TRAINERS, 'wrapped_twice.sh');
+/** sh that leaves `sleep 300` behind in its process group and exits. */
+const WRAPPED_BACKGROUND = path.join(TRAINERS, 'wrapped_background.sh');
+
 const groups: ProcessGroup[] = [];
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'rover-process-group-'));
+});
 afterEach(async () => {
   await Promise.all(groups.splice(0).map((g) => g.stop(0)));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Starts `script` under node once per entry of `envs`, with local rank = index and rank = 10 + index. */
@@ -120,4 +136,122 @@ describe('ProcessGroup', () => {
     expect(pidAlive(pid)).toBe(false);
     expect(group.livePids()).toEqual([]);
   });
+
+  describe('process trees', () => {
+    /** Starts `nproc` trainers as `command args` with RANK set, output kept. */
+    function startTree(command: string, args: string[], nproc: number, extra: Partial<ProcessGroupOptions> = {}) {
+      const out = lineSink();
+      const group = ProcessGroup.start({
+        command,
+        args,
+        trainers: Array.from({ length: nproc }, (_, i) => ({ localRank: i, rank: i, env: { PATH: process.env.PATH, RANK: String(i) } })),
+        stdout: out.stream,
+        stderr: lineSink().stream,
+        ...extra,
+      });
+      groups.push(group);
+      return { group, out };
+    }
+
+    it('stops every process of a trainer behind two wrappers: by pid and by process group', async () => {
+      const record = path.join(dir, 'started.jsonl');
+      const { group } = startTree('bash', [WRAPPED_TWICE, '--record', record, '--step-time', '0.05'], 2);
+      const leaders = group.livePids().map((p) => p.pid).sort();
+      const pythons = await waitUntil(() => {
+        const started = readRecords(record);
+        return started.length === 2 ? started : undefined;
+      }, 10_000, 'both trainers to start');
+      // Each leader (bash) leads its own group and session, and the python behind sh is in it.
+      for (const leader of leaders) expect(processTable().find((p) => p.pid === leader)).toMatchObject({ pgid: leader, sid: leader });
+      expect(pythons.map((p) => p.pgid).sort()).toEqual(leaders);
+      const tree = processTable().filter((p) => leaders.includes(p.pgid));
+      // bash, sh and python3 per trainer.
+      expect(tree.map((p) => p.command).sort()).toEqual(['bash', 'bash', 'python3', 'python3', 'sh', 'sh']);
+
+      await group.stop(10_000);
+      for (const { pid } of tree) expect(running(pid), `pid ${pid}`).toBe(false);
+      expect(processTable().filter((p) => leaders.includes(p.pgid) && !p.stat.startsWith('Z'))).toEqual([]);
+      expect(await group.outcome).toEqual({ kind: 'stopped' });
+    });
+
+    it('delivers SIGTERM exactly once to a trainer that takes a moment to save, and needs no SIGKILL', async () => {
+      const log = path.join(dir, 'sigterm.log');
+      const { group, out } = startTree('bash', [WRAPPED_TWICE, '--sigterm-log', log, '--save-time', '0.5'], 2);
+      await waitUntil(() => ['[rank 0] ROVER_STEP 1', '[rank 1] ROVER_STEP 1'].every((l) => out.lines().includes(l)), 10_000, 'both trainers stepping');
+      const started = Date.now();
+      await group.stop(20_000);
+      // Well inside the grace: the trainers' own exits ended the stop, not a SIGKILL.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      const pids = [...new Set(lines.map((l) => l.split(' ')[1]))];
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) expect(lines.filter((l) => l.endsWith(` ${pid}`)), `pid ${pid}`).toEqual([`term ${pid}`, `saved ${pid}`]);
+    });
+
+    it('stops what a successful process left in its group before reporting success', async () => {
+      const { group, out } = startTree('sh', [WRAPPED_BACKGROUND, '0'], 1, { shutdownGraceMs: 20_000 });
+      const started = Date.now();
+      expect(await group.outcome).toEqual({ kind: 'succeeded' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const helper = helperPid(out.lines());
+      expect(running(helper)).toBe(false);
+    });
+
+    it('SIGKILLs a leftover that ignores SIGTERM once the grace is over', async () => {
+      const { group, out } = startTree('sh', [WRAPPED_BACKGROUND, '0', 'ignore-sigterm'], 1, { shutdownGraceMs: 300 });
+      expect(await group.outcome).toEqual({ kind: 'succeeded' });
+      expect(running(helperPid(out.lines()))).toBe(false);
+    });
+
+    it('stops what a failed process left in its group when the round is stopped', async () => {
+      const { group, out } = startTree('sh', [WRAPPED_BACKGROUND, '3'], 1);
+      expect(await group.outcome).toMatchObject({ kind: 'failed', failure: { exitCode: 3 } });
+      const helper = helperPid(out.lines());
+      expect(running(helper)).toBe(true);
+      const leader = processTable().find((p) => p.pid === helper)!.pgid;
+      await group.stop(10_000);
+      expect(running(helper)).toBe(false);
+      expect(processTable().filter((p) => p.pgid === leader && !p.stat.startsWith('Z'))).toEqual([]);
+    });
+  });
 });
+
+interface ProcessRow {
+  pid: number;
+  pgid: number;
+  sid: number;
+  stat: string;
+  command: string;
+}
+
+/** Every process on the host, from ps. */
+function processTable(): ProcessRow[] {
+  const stdout = execFileSync('ps', ['-e', '-o', 'pid=,pgid=,sid=,stat=,comm='], { encoding: 'utf8' });
+  return stdout.split('\n').filter((l) => l.trim()).map((line) => {
+    const [pid, pgid, sid, stat, command] = line.trim().split(/\s+/);
+    return { pid: Number(pid), pgid: Number(pgid), sid: Number(sid), stat: stat!, command: command! };
+  });
+}
+
+/** True while the process exists and is not a zombie waiting for its parent (or init) to reap it. */
+function running(pid: number): boolean {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return false;
+  try {
+    const text = readFileSync(stat, 'utf8');
+    return !text.slice(text.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+function readRecords(file: string): { rank: number; pid: number; ppid: number; pgid: number; sid: number }[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { rank: number; pid: number; ppid: number; pgid: number; sid: number });
+}
+
+function helperPid(lines: string[]): number {
+  const line = lines.find((l) => / helper \d+$/.test(l));
+  if (!line) throw new Error(`no helper pid in ${JSON.stringify(lines)}`);
+  return Number(line.split(' ').at(-1));
+}

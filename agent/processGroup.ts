@@ -1,7 +1,14 @@
 // Supervises the training processes of one node for one rendezvous round, like torchrun's
 // process context: start them all, forward their output, notice the first failure, stop them all.
+//
+// Each training process leads its own process group (and session), so whatever it starts (a
+// wrapper's python, a data-loader worker, a background helper) shares the group and goes down with
+// it. Every signal is sent to the whole group, once: SIGTERM, the grace period, SIGKILL to what is
+// left. A group outlives its leader when a wrapper leaves a background child behind; the round's
+// end (success, failure, stop, restart) stops such leftovers too.
 import { withMemoryLimit } from './memoryLimit.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
 export interface TrainerSpec {
@@ -24,6 +31,11 @@ export interface ProcessGroupOptions {
   tailLines?: number;
   /** Data-memory limit per process (bytes), enforced with prlimit; unset: none. */
   memoryLimitBytes?: number | undefined;
+  /**
+   * SIGTERM → SIGKILL grace for what a process leaves behind in its group when every process
+   * succeeded (stop() takes its own). Default 10 s, the agent's default shutdown grace.
+   */
+  shutdownGraceMs?: number;
 }
 
 export interface TrainerExit {
@@ -54,6 +66,11 @@ const SAVE_END_LINE = /^(ROVER_CHECKPOINT|ROVER_STEP)(?:\s|$)/;
 const MAX_TAIL_LINE_CHARS = 4096;
 /** How long to wait for a dead process's pipes to drain; a grandchild may hold them open. */
 const PIPE_DRAIN_MS = 500;
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** How often a stop checks whether the process groups are empty yet. */
+const GROUP_POLL_MS = 50;
+/** After SIGKILL, how long the kernel gets to take the processes away before stop() gives up waiting. */
+const AFTER_KILL_WAIT_MS = 5000;
 
 class Trainer {
   readonly child: ChildProcess;
@@ -78,7 +95,11 @@ class Trainer {
     this.child = spawn(cmd.command, cmd.args, {
       cwd: opts.cwd,
       env: spec.env,
-      // Same process group as the agent: killing the agent's group kills the trainers too.
+      // setsid(): the process leads a new session and process group (id = its pid), which holds
+      // everything it starts, so one kill(-pid) reaches a wrapper and the trainer behind it. Its
+      // own session also keeps signals meant for the agent (a terminal's Ctrl-C, a kill of the
+      // agent's group) away from it: the agent forwards them, once.
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const prefix = `[rank ${spec.rank}] `;
@@ -131,8 +152,9 @@ class Trainer {
     return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  kill(signal: NodeJS.Signals): void {
-    if (this.alive) this.child.kill(signal);
+  /** Id of the process group this process leads; undefined when it never started. */
+  get processGroupId(): number | undefined {
+    return this.child.pid;
   }
 
   private remember(line: string, tailLines: number): void {
@@ -145,18 +167,28 @@ export class ProcessGroup {
   /** Settles once: all succeeded, the first failure, or stopped. */
   readonly outcome: Promise<GroupOutcome>;
   private readonly trainers: Trainer[];
-  private stopping = false;
+  /** Set once the outcome is known (it may still wait for leftovers to be stopped). */
+  private decided = false;
+  /** The one teardown of every process group; shared by stop() and a success's clean-up. */
+  private teardown: Promise<void> | null = null;
   private settle!: (outcome: GroupOutcome) => void;
 
   private constructor(opts: ProcessGroupOptions) {
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     this.trainers = opts.trainers.map((spec) => new Trainer(spec, opts));
+    const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
     let succeeded = 0;
     for (const trainer of this.trainers) {
       void trainer.finished.then((exit) => {
-        if (this.stopping) return;
-        if (exit.exitCode !== 0) this.settle({ kind: 'failed', failure: exit });
-        else if (++succeeded === this.trainers.length) this.settle({ kind: 'succeeded' });
+        if (this.decided) return;
+        if (exit.exitCode !== 0) {
+          this.decided = true;
+          this.settle({ kind: 'failed', failure: exit });
+        } else if (++succeeded === this.trainers.length) {
+          this.decided = true;
+          // The round is over: what the processes left running in their groups goes with it.
+          void this.tearDown(graceMs).then(() => this.settle({ kind: 'succeeded' }));
+        }
       });
     }
   }
@@ -229,17 +261,94 @@ export class ProcessGroup {
     return this.trainers.filter((t) => t.alive).map((t) => ({ localRank: t.spec.localRank, pid: t.child.pid! }));
   }
 
-  /** SIGTERM every live process, SIGKILL those still alive after `graceMs`, and wait for all to exit. */
+  /**
+   * SIGTERM every process group that still has a running process, SIGKILL what is left of them
+   * after `graceMs`, and wait until every process of every group is gone. Each group gets each
+   * signal at most once, however often stop() is called.
+   */
   async stop(graceMs: number): Promise<void> {
-    this.stopping = true;
-    this.settle({ kind: 'stopped' });
-    for (const t of this.trainers) t.kill('SIGTERM');
-    const allFinished = Promise.all(this.trainers.map((t) => t.finished));
-    let graceTimer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<boolean>((resolve) => (graceTimer = setTimeout(() => resolve(true), graceMs)));
-    const timedOut = await Promise.race([allFinished.then(() => false), graceOver]);
-    clearTimeout(graceTimer);
-    if (timedOut) for (const t of this.trainers) t.kill('SIGKILL');
-    await allFinished;
+    if (!this.decided) {
+      this.decided = true;
+      this.settle({ kind: 'stopped' });
+    }
+    await this.tearDown(graceMs);
   }
+
+  private tearDown(graceMs: number): Promise<void> {
+    this.teardown ??= this.signalAndWait(graceMs);
+    return this.teardown;
+  }
+
+  private async signalAndWait(graceMs: number): Promise<void> {
+    const groupIds = this.trainers.flatMap((t) => (t.processGroupId === undefined ? [] : [t.processGroupId]));
+    for (const id of await occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGTERM');
+    if (!(await this.allGone(groupIds, graceMs))) {
+      for (const id of await occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGKILL');
+      await this.allGone(groupIds, AFTER_KILL_WAIT_MS);
+    }
+    // The exit statuses and the last output lines are read before anyone looks at them.
+    await Promise.all(this.trainers.map((t) => t.finished));
+  }
+
+  /** Polls until every leader's exit was seen and no group has a running process; false at the deadline. */
+  private async allGone(groupIds: number[], withinMs: number): Promise<boolean> {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const leadersDone = this.trainers.every((t) => t.exit !== null);
+      if (leadersDone && (await occupiedProcessGroups(groupIds)).length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, GROUP_POLL_MS));
+    }
+  }
+}
+
+/** Sends a signal to every process of a group; a group that emptied meanwhile is no error. */
+function signalProcessGroup(groupId: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-groupId, signal);
+  } catch {
+    // ESRCH: nothing left in it
+  }
+}
+
+/**
+ * Of these process groups, the ones with a process that is not a zombie. kill(-id, 0) alone
+ * cannot tell: an exited process its parent has not reaped yet (a wrapper's orphan waiting for
+ * an init that is slow to reap, or does not reap at all in a container) still counts as a
+ * member, and a stop would wait its whole grace period for nothing. Reads /proc (Linux); where
+ * there is none, falls back to kill(-id, 0).
+ */
+async function occupiedProcessGroups(groupIds: number[]): Promise<number[]> {
+  if (groupIds.length === 0) return [];
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return groupIds.filter((id) => {
+      try {
+        process.kill(-id, 0);
+        return true;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    });
+  }
+  const wanted = new Set(groupIds);
+  const occupied = new Set<number>();
+  await Promise.all(
+    entries.map(async (entry) => {
+      if (!/^\d+$/.test(entry)) return;
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null);
+      const fields = stat === null ? null : parseProcStat(stat);
+      if (fields && fields.state !== 'Z' && wanted.has(fields.processGroupId)) occupied.add(fields.processGroupId);
+    }),
+  );
+  return groupIds.filter((id) => occupied.has(id));
+}
+
+/** State and process group id from /proc/<pid>/stat: "pid (comm) state ppid pgrp session …". */
+function parseProcStat(stat: string): { state: string; processGroupId: number } | null {
+  // comm may hold spaces and parentheses: the fields after it start behind the last ')'.
+  const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return state && pgrp ? { state, processGroupId: Number(pgrp) } : null;
 }

@@ -1,9 +1,11 @@
 // Local backend: a node is an agent process on this machine, detached in its own process group
-// so it outlives a crash of the Rover worker. Pid and log path are recorded in the store.
+// so it outlives a crash of the Rover worker. Pid and log path are recorded in the store. The
+// agent's trainers lead process groups of their own (agent/processGroup.ts), so stopping a node
+// is more than stopping the agent's group: see stopLocalNode.
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
-import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from './processes.ts';
+import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
 
 export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
   return path.join(home, 'logs', jobId, `node-${nodeId}.log`);
@@ -25,7 +27,13 @@ export class LocalBackend implements ClusterBackend {
     const agent = roverEntrypoint('agent/main.ts');
     const { pid } = spawnDetached(agent.command, agent.args, {
       // The agent runs the trainers under this memory limit (prlimit; agent/memoryLimit.ts).
-      env: { ...process.env, ...launch.agentEnv, ROVER_MEMORY_LIMIT_BYTES: String(launch.resources.memory) },
+      env: {
+        ...process.env,
+        ...launch.agentEnv,
+        ROVER_MEMORY_LIMIT_BYTES: String(launch.resources.memory),
+        // Marks the node's processes as this stack's when deleteNode looks for them by environment.
+        [LOCAL_BACKEND_HOME_VAR]: this.home,
+      },
       cwd: launch.spec.spec.entrypoint.workdir,
       logFile: logPath,
     });
@@ -36,8 +44,14 @@ export class LocalBackend implements ClusterBackend {
     return { pid, logPath, created: true };
   }
 
+  /**
+   * `graceMs` is the agent's own SIGTERM → SIGKILL grace for its trainers (both come from
+   * ROVER_SHUTDOWN_GRACE_MS); the agent gets AGENT_STOP_MARGIN_MS more, so its orderly stop ends
+   * before this SIGKILLs the agent and every process of the node still running, orphans too.
+   */
   async deleteNode(node: Node, graceMs: number): Promise<void> {
-    if (node.pid !== null) await stopProcessGroup(node.pid, graceMs);
+    const identity = { jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, home: this.home };
+    await stopLocalNode(identity, node.pid, graceMs);
   }
 
   async findDeadNodes(nodes: Node[]): Promise<DeadNode[]> {

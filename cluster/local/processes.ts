@@ -1,7 +1,10 @@
 // Process-group helpers: Rover starts long-lived processes detached in their own group so a
 // crash of the starter does not take them down, and stops them by group so nothing is left.
+// A local node's processes are also found by their environment (findNodeProcesses): its
+// trainers lead sessions of their own and outlive an agent that was SIGKILLed.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,12 +46,36 @@ export function isAlive(pid: number): boolean {
 }
 
 function isZombie(pid: number): boolean {
+  return readProcStat(pid)?.state === 'Z';
+}
+
+/** What /proc/<pid>/stat says about a process that matters for stopping it. */
+export interface ProcStat {
+  pid: number;
+  state: string;
+  processGroupId: number;
+  sessionId: number;
+}
+
+/** /proc/<pid>/stat: "pid (comm) state ppid pgrp session …"; null once the process is gone. */
+function readProcStat(pid: number): ProcStat | null {
+  let stat: string;
   try {
-    // /proc/<pid>/stat: "pid (comm) state ..."; state Z is a zombie.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return false;
+    return null;
+  }
+  // comm may hold spaces and parentheses: the fields after it start behind the last ')'.
+  const [state, , pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (!state || !pgrp || !session) return null;
+  return { pid, state, processGroupId: Number(pgrp), sessionId: Number(session) };
+}
+
+function procPids(): number[] | null {
+  try {
+    return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+  } catch {
+    return null;
   }
 }
 
@@ -64,14 +91,29 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Whether the group led by pid still has a process that is not a zombie. kill(-pid, 0) alone
+ * also finds exited processes nobody reaped yet, and a stop would wait for them in vain.
+ */
 function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return isAlive(pid);
+  const pids = procPids();
+  if (pids === null) {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return isAlive(pid);
+    }
   }
+  return pids.some((p) => {
+    const stat = readProcStat(p);
+    return stat !== null && stat.processGroupId === pid && stat.state !== 'Z';
+  });
 }
+
+const POLL_MS = 50;
+/** After SIGKILL, how long the kernel gets to take the processes away before a stop gives up waiting. */
+const AFTER_KILL_WAIT_MS = 5000;
 
 /** SIGTERM the process group led by pid, SIGKILL it after the grace period; resolves when gone. */
 export async function stopProcessGroup(pid: number, graceMs: number): Promise<void> {
@@ -80,11 +122,134 @@ export async function stopProcessGroup(pid: number, graceMs: number): Promise<vo
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!groupAlive(pid)) return;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
   signalGroup(pid, 'SIGKILL');
-  const killDeadline = Date.now() + 5000;
-  while (groupAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
+  const killDeadline = Date.now() + AFTER_KILL_WAIT_MS;
+  while (groupAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, POLL_MS));
+}
+
+/** Which node a process belongs to, read from the ROVER_* variables of its environment. */
+export interface LocalNodeIdentity {
+  jobId: string;
+  nodeId: number;
+  incarnation: number;
+  /** The launching backend's home (ROVER_LOCAL_BACKEND_HOME): tells apart stacks that share a host. */
+  home: string;
+}
+
+/** Variable the local backend puts in each agent's environment; trainers inherit it. */
+export const LOCAL_BACKEND_HOME_VAR = 'ROVER_LOCAL_BACKEND_HOME';
+
+/**
+ * The running processes of this user that belong to the node: the agent, every training process
+ * and whatever they started, orphans included. Each carries ROVER_JOB, ROVER_NODE and
+ * ROVER_INCARNATION (agentEnv, trainerEnv) and the launching stack's ROVER_LOCAL_BACKEND_HOME
+ * (the agent's environment, which the trainers inherit): the home tells apart two stacks on one
+ * host that run a job of the same name, so one never kills the other's. /proc/<pid>/environ is
+ * the environment a process was started with; changing its own later does not hide it. Null
+ * where there is no /proc to read.
+ */
+export async function findNodeProcesses(node: LocalNodeIdentity): Promise<ProcStat[] | null> {
+  const wanted = [
+    `ROVER_JOB=${node.jobId}`,
+    `ROVER_NODE=${node.nodeId}`,
+    `ROVER_INCARNATION=${node.incarnation}`,
+    `${LOCAL_BACKEND_HOME_VAR}=${node.home}`,
+  ];
+  const pids = procPids();
+  if (pids === null) return null;
+  const uid = process.getuid?.();
+  const matches = await Promise.all(
+    pids.map(async (pid) => {
+      if (pid === process.pid) return null;
+      try {
+        if (uid !== undefined && (await stat(`/proc/${pid}`)).uid !== uid) return null;
+        const vars = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+        if (!wanted.every((v) => vars.includes(v))) return null;
+      } catch {
+        return null; // gone, or not ours to read
+      }
+      const procStat = readProcStat(pid);
+      return procStat && procStat.state !== 'Z' ? procStat : null;
+    }),
+  );
+  return matches.filter((p): p is ProcStat => p !== null);
+}
+
+/**
+ * Sends `signal` once to each of these processes, by process group where the process's group
+ * is the one its session was made with (Rover starts the agent and each trainer with setsid, so
+ * those groups hold only the node's processes); a process in someone else's group gets the
+ * signal alone. `sent` keeps the targets already signalled, so a rescan never signals twice.
+ */
+function signalNodeProcesses(processes: ProcStat[], signal: NodeJS.Signals, sent: Set<string>): void {
+  for (const p of processes) {
+    const ownSession = p.processGroupId === p.sessionId;
+    const target = ownSession ? -p.processGroupId : p.pid;
+    if (sent.has(String(target))) continue;
+    sent.add(String(target));
+    try {
+      process.kill(target, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * Margin the local backend gives a SIGTERMed agent beyond its own SIGTERM → SIGKILL grace for
+ * its trainers, so its orderly stop (trainers, flash checkpoint, exit) ends before the backend's
+ * SIGKILL. Same margin as Ray's stop wait (cluster/ray/submission.ts).
+ */
+export const AGENT_STOP_MARGIN_MS = 5000;
+
+/**
+ * Stops everything a local node runs, whatever state it is in. `agentGraceMs` is the agent's own
+ * grace for its trainers (ROVER_SHUTDOWN_GRACE_MS); the agent gets that plus AGENT_STOP_MARGIN_MS.
+ * - Agent alive: SIGTERM to the agent alone; it forwards one SIGTERM to each trainer's process
+ *   group, SIGKILLs them after its grace and exits.
+ * - Agent already gone (SIGKILLed, crashed, node lost): nobody forwards anything, so each of the
+ *   node's process groups gets its one SIGTERM here, and the grace.
+ * Then SIGKILL to whatever of the node is left — the agent, trainers it orphaned, processes that
+ * left their group — found by their environment, and wait until they are gone.
+ */
+export async function stopLocalNode(node: LocalNodeIdentity, agentPid: number | null, agentGraceMs: number): Promise<void> {
+  const processes = await findNodeProcesses(node);
+  if (processes === null) {
+    // No /proc (not Linux): the agent's group is all there is to go by; the agent stops its trainers.
+    if (agentPid !== null) await stopProcessGroup(agentPid, agentGraceMs + AGENT_STOP_MARGIN_MS);
+    return;
+  }
+  if (processes.length === 0) return;
+  // The store's pid counts only while it is still the node's agent, not a reused pid.
+  const agent = agentPid === null ? undefined : processes.find((p) => p.pid === agentPid);
+  if (agent) {
+    try {
+      process.kill(agent.pid, 'SIGTERM');
+    } catch {
+      // exited meanwhile
+    }
+    await waitUntilGone([agent.pid], agentGraceMs + AGENT_STOP_MARGIN_MS);
+  } else {
+    signalNodeProcesses(processes, 'SIGTERM', new Set());
+    await waitUntilGone(processes.map((p) => p.pid), agentGraceMs);
+  }
+  // What is left now gets SIGKILL; rescans catch what forked meanwhile.
+  const killed = new Set<string>();
+  const deadline = Date.now() + AFTER_KILL_WAIT_MS;
+  for (;;) {
+    const left = (await findNodeProcesses(node)) ?? [];
+    if (left.length === 0 || Date.now() >= deadline) return;
+    signalNodeProcesses(left, 'SIGKILL', killed);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** Waits (cheaply, by pid) until none of these processes runs, or the time is up. */
+async function waitUntilGone(pids: number[], withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, POLL_MS));
 }
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
