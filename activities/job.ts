@@ -3,11 +3,12 @@ import { recordJobOutcome, recordJobStart } from './jobHistory.ts';
 import { Context } from '@temporalio/activity';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
+import { judgementData, NODE_DOWN_WEIGHT } from '../common/failureCulprit.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { Logger } from '../common/logger.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { nodeLeasePrefix, openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+import { judgeRoundFailure, nodeLeasePrefix, openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
 /** Node statuses the watcher checks for liveness. */
 const LIVE_STATUSES = ['launching', 'running'];
@@ -172,10 +173,17 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         if (!fresh || !LIVE_STATUSES.includes(fresh.status)) return;
         await tx.nodes.update(key, { status: failed ? 'failed' : 'lost', endedAt: now(), exitReason: reason, ...(failed && { exitCode }) });
         await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(node.nodeId, node.incarnation));
+        // Its peers lost their connections to it, maybe before this loss was noticed: it is the
+        // culprit of the last round it ran in (the latest, or the one before a round its peers opened).
+        const latest = await tx.rendezvous.latestRound(job.id);
+        const round = latest ? latest.round - (latest.status === ROUND_OPEN ? 1 : 0) : 0;
+        const judged = await judgeRoundFailure(tx, job.id, round, {
+          node: node.nodeId, incarnation: node.incarnation, weight: NODE_DOWN_WEIGHT, at: fresh.lastHeartbeatAt ?? now(),
+        });
         await tx.nodeEvents.append({
           ...key,
           kind: failed ? 'node_failed' : 'node_lost',
-          data: { reason, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }) },
+          data: { reason, round, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }), ...judgementData(judged) },
         });
       });
       logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');

@@ -5,9 +5,9 @@ import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, Node
 import { decideRound } from '../common/rendezvous.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type NewMetric, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type NewMetric, type Store } from '../store/index.ts';
 import { classifyFailure } from '../common/failureRules.ts';
-import { failureWeight, judgeFailure } from '../common/failureCulprit.ts';
+import { failureWeight, judgementData } from '../common/failureCulprit.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
 import { StragglerWatch } from './stragglerWatch.ts';
@@ -230,26 +230,15 @@ export class MasterService {
       const spec = job.spec as JobSpec;
       const facts = { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' };
       const failure = classifyFailure(facts, spec.spec.faultTolerance.failureRules ?? []);
-      const roundKey = { jobId: job.id, round: req.round };
-      const roundRow = await tx.rendezvous.getRound(roundKey);
       const reported = { node: req.node, incarnation: req.incarnation, weight: failureWeight(facts, failure), at: now };
-      const judged = judgeFailure(roundRow ? tx.rendezvous.culprit(roundRow) : null, reported);
+      const judged = await judgeRoundFailure(tx, job.id, req.round, reported);
       let failures = node.processRestarts;
       if (judged.role === 'culprit') {
-        if (roundRow) await tx.rendezvous.setCulprit(roundKey, reported);
         failures = (await tx.nodes.chargeProcessRestart(key, 1)) ?? failures + 1;
-        // The earlier culprit was a victim of this one after all: give its node its restart back.
-        if (judged.supersedes) {
-          const { node: nodeId, incarnation } = judged.supersedes;
-          await tx.nodes.chargeProcessRestart({ jobId: job.id, nodeId, incarnation }, -1);
-        }
         this.hooks.processFailed?.(job.id, failure.class);
       }
-      const role = judged.role === 'culprit'
-        ? { role: 'culprit' as const, ...(judged.supersedes && { supersedes: { node: judged.supersedes.node, incarnation: judged.supersedes.incarnation } }) }
-        : { role: 'consequence' as const, consequenceOf: { node: judged.of.node, incarnation: judged.of.incarnation } };
       const rank = node.rank === null || req.localRank === undefined ? null : node.rank * spec.spec.nprocPerNode + req.localRank;
-      await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure, failures, ...role }, rank });
+      await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure, failures, ...judgementData(judged) }, rank });
       // Peers restart with this node: open the next round if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
       if (latest && latest.status === ROUND_CLOSED) {

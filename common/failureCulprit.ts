@@ -33,6 +33,9 @@ export function failureWeight(facts: FailureFacts, classification: Classificatio
   return 1;
 }
 
+/** A lost or failed node (its agent gone): it explains every failure of its peers, like a kill. */
+export const NODE_DOWN_WEIGHT = 3;
+
 /** A reported process failure, as far as judging needs it. `at` is when the API received it (ms). */
 export interface RoundFailure {
   node: number;
@@ -59,4 +62,11 @@ export function judgeFailure(culprit: RoundFailure | null, failure: RoundFailure
   if (culprit.node === failure.node && culprit.incarnation === failure.incarnation) return { role: 'culprit', supersedes: null };
   if (failure.weight > culprit.weight) return { role: 'culprit', supersedes: culprit };
   return { role: 'consequence', of: culprit };
+}
+
+/** The judgement as event data (process_failed, node_lost): the role and who it points at. */
+export function judgementData(judged: FailureRole): Record<string, unknown> {
+  const ref = (f: RoundFailure) => ({ node: f.node, incarnation: f.incarnation });
+  if (judged.role === 'consequence') return { role: 'consequence', consequenceOf: ref(judged.of) };
+  return { role: 'culprit', ...(judged.supersedes && { supersedes: ref(judged.supersedes) }) };
 }

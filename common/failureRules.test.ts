@@ -131,6 +131,15 @@ describe('JobState applies the classification', () => {
     expect(state.data.phase, 'the taken-back traceback does not count as a first sighting').toBe('RUNNING');
   });
 
+  it('gives a survivor its restart back when the peer it lost turns out lost itself', () => {
+    const state = training();
+    state.applyEvents([failed(0, { exitCode: 1, stderrTail: 'ConnectionResetError: [Errno 104] Connection reset by peer', step: 5, round: 1, failures: 1 })]);
+    expect(state.node(0)?.restarts).toBe(1);
+    const lost: JobEvent = { id: ++id, kind: 'node_lost', nodeId: 1, incarnation: 0, at: 0, data: { reason: 'agent process 42 is gone', round: 1, role: 'culprit', supersedes: { node: 0, incarnation: 0 } } };
+    expect(state.applyEvents([lost]).map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
+    expect(state.node(0)?.restarts).toBe(0);
+  });
+
   it('fails a crash loop: every process of a node failing alike before any step, twice in a row', () => {
     const state = training();
     const missing = { exitCode: 2, stderrTail: "python3: can't open file '/jobs/train.py': [Errno 2] No such file or directory", step: null, allProcessesAlike: true };

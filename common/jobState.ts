@@ -2,7 +2,7 @@
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
 import type { JobEvent, RoundMember } from './events.ts';
-import { readProcessFailure, type ProcessFailure } from './processFailure.ts';
+import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -309,7 +309,7 @@ export class JobState {
    * process of a node before any step twice in a row; a node fault relaunches the node.
    */
   private processFailed(event: JobEvent): JobAction[] {
-    const f = readProcessFailure(event);
+    const f = readFailureEvent(event);
     const node = this.current(event);
     if (node) node.lastError = f.role === 'consequence' ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
     if (f.role === 'consequence') return [];
@@ -336,7 +336,7 @@ export class JobState {
   }
 
   /** The failure reason when this is the second crash in a row of a whole node before any step. */
-  private crashLoop(event: JobEvent, f: ProcessFailure): string | undefined {
+  private crashLoop(event: JobEvent, f: FailureEvent): string | undefined {
     const signature = `${f.failure.class}: ${f.errorLine}`;
     const loop = f.allProcessesAlike && f.step === null;
     const repeated = loop && this.data.crashLoop === signature;
@@ -347,7 +347,7 @@ export class JobState {
   }
 
   /** The failure reason when a user error repeats at the same step; else remembers it. */
-  private repeatedUserError(event: JobEvent, f: ProcessFailure): string | undefined {
+  private repeatedUserError(event: JobEvent, f: FailureEvent): string | undefined {
     if (f.failure.class !== 'userError') return undefined;
     const seen = this.data.userErrors ?? [];
     if (seen.some((e) => e.signature === f.errorLine && e.step === f.step)) {
@@ -436,6 +436,9 @@ export class JobState {
   private nodeDown(event: JobEvent, reason?: string): JobAction[] {
     const node = this.current(event);
     if (!node || !LIVE.includes(node.status)) return [];
+    // Its peers' failure charged before the loss was noticed was a consequence of it.
+    const { supersedes, round } = readFailureEvent(event);
+    if (event.kind !== 'process_failed' && supersedes) this.takeBack(supersedes, round);
     const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
     const why = reason ?? describeFailure(event, exitCode);
     node.status = event.kind === 'node_lost' ? 'lost' : 'failed';

@@ -2,6 +2,7 @@
 // repositories. Every repository method takes an optional transaction; `store.transaction`
 // runs one function over repositories bound to a single transaction.
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
+import { judgeFailure, type FailureRole, type RoundFailure } from '../common/failureCulprit.ts';
 import { BrainConfigEntriesRepository } from './brainConfigEntries.ts';
 import { BrainConfigsRepository } from './brainConfigs.ts';
 import { CheckpointsRepository } from './checkpoints.ts';
@@ -99,6 +100,25 @@ export async function openRoundWithEvent(
   const { created } = await tx.rendezvous.openRound(key);
   if (created) await tx.nodeEvents.append({ jobId: round.jobId, kind: 'round_opened', data: { round: round.round, cause } });
   return created;
+}
+
+/**
+ * Judges a failure of `round` against the round's culprit so far (common/failureCulprit.ts) and
+ * records the outcome: a new culprit is stored, and an earlier culprit it unseats gets its
+ * charged process restart back. Charging the new culprit is the caller's (a process failure is
+ * charged, a lost node is not). A round that does not exist judges every failure a culprit.
+ */
+export async function judgeRoundFailure(tx: TransactionScope, jobId: string, round: number, failure: RoundFailure): Promise<FailureRole> {
+  const key = { jobId, round };
+  const row = await tx.rendezvous.getRound(key);
+  const judged = judgeFailure(row ? tx.rendezvous.culprit(row) : null, failure);
+  if (judged.role === 'consequence') return judged;
+  if (row) await tx.rendezvous.setCulprit(key, failure);
+  if (judged.supersedes) {
+    const { node: nodeId, incarnation } = judged.supersedes;
+    await tx.nodes.chargeProcessRestart({ jobId, nodeId, incarnation }, -1);
+  }
+  return judged;
 }
 
 /**

@@ -7,17 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
+import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
+import { waitUntil } from './helpers.ts';
 import { startTestStack, type TestStack } from './stack.ts';
-import { repoRoot } from './jobFixtures.ts';
+import { childPids, repoRoot } from './jobFixtures.ts';
 
-function spec(name: string, entrypoint: { command: string; args: string[] }): JobSpec {
+function spec(name: string, entrypoint: { command: string; args: string[] }, faultTolerance: Record<string, number> = {}): JobSpec {
   const parsed = parseJobSpec({
     metadata: { name, user: 'tester' },
     spec: {
       nodes: { min: 2, max: 2, initial: 2 },
       nprocPerNode: 2,
       entrypoint: { ...entrypoint, workdir: repoRoot },
-      faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: '200ms', heartbeatTimeout: '10s' },
+      faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: '200ms', heartbeatTimeout: '10s', ...faultTolerance },
       rendezvous: { lastCallTimeout: '2s', joinTimeout: '60s' },
     },
   });
@@ -64,6 +66,34 @@ describe('the culprit, not the victims', () => {
       byRound.set(round!, new Set([...(byRound.get(round!) ?? []), count!]));
     }
     expect([...byRound.values()].every((counts) => counts.size === 1), JSON.stringify([...byRound])).toBe(true);
+  });
+
+  it('a survivor pays nothing for a peer node lost four times (maxProcessRestarts 3)', async () => {
+    const name = 'peer-lost';
+    const handle = await submit(spec(name, { command: 'python3', args: ['test/trainers/peer_reset.py', '100000', stack.home] }, { maxNodeRelaunches: 6 }));
+    const status = () => handle.query(statusQuery);
+    for (let loss = 0; loss < 4; loss++) {
+      // Training in a round that both nodes joined, node 1 at its `loss`-th incarnation.
+      const node1 = await waitUntil(async () => {
+        const s = await status();
+        const nodes = await stack.store.nodes.listByJob(name, { statuses: ['running'] });
+        const n1 = nodes.find((n) => n.nodeId === 1 && n.incarnation === loss);
+        return s.phase === 'RUNNING' && nodes.length === 2 && nodes.every((n) => (n.step ?? 0) >= 3) ? n1 : undefined;
+      }, `node 1 incarnation ${loss} training`, 90_000, 200);
+      // The whole node goes, as a machine would: its agent and every trainer.
+      const trainers = await childPids(node1.pid!);
+      for (const pid of [node1.pid!, ...trainers]) {
+        try { process.kill(-pid, 'SIGKILL'); } catch { process.kill(pid, 'SIGKILL'); }
+      }
+    }
+    await waitUntil(async () => (await stack.store.nodes.listByJob(name, { statuses: ['running'] })).some((n) => n.nodeId === 1 && n.incarnation === 4), 'the fifth incarnation of node 1', 90_000, 200);
+    await handle.signal(stopSignal, { reason: 'enough' });
+    const result = await handle.result();
+    expect(result.phase).toBe('STOPPED');
+    expect(result.nodeRelaunches).toBe(4);
+    const node0 = result.nodes.find((n) => n.id === 0)!;
+    expect([node0.incarnation, node0.restarts], 'node 0 was never relaunched nor charged').toEqual([0, 0]);
+    expect((await stack.store.nodes.get({ jobId: name, nodeId: 0, incarnation: 0 }))?.processRestarts).toBe(0);
   });
 
   it('a script that does not exist fails the job after two tries, with python\'s line in the reason', async () => {

@@ -1,5 +1,5 @@
-// The process_failed event as the job master reads it: written by the API (api/master.ts report),
-// which classified the failure and judged it culprit or consequence where the exit was seen.
+// A failure event (process_failed, node_failed, node_lost) as the job master reads it: written by
+// the API or the worker, which classified it and judged it culprit or consequence where it was seen.
 import type { JobEvent } from './events.ts';
 import { FAILURE_CLASSES, tracebackLastLine, type Classification } from './failureRules.ts';
 
@@ -8,7 +8,7 @@ export interface NodeIncarnation {
   incarnation: number;
 }
 
-export interface ProcessFailure {
+export interface FailureEvent {
   exitCode: number | null;
   signal: string | null;
   /** The node's latest step before the failure; null: before any step. */
@@ -45,7 +45,7 @@ function classification(v: unknown): Classification {
 }
 
 /** Reads a process_failed event's data; fields missing from older events get neutral values. */
-export function readProcessFailure(event: JobEvent): ProcessFailure {
+export function readFailureEvent(event: JobEvent): FailureEvent {
   const d = event.data;
   const exitCode = num(d.exitCode);
   const signal = str(d.signal);
