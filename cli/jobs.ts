@@ -20,7 +20,7 @@ import type { Command } from 'commander';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { JOB_PHASES, type JobPhase } from '../common/phases.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../common/searchAttributes.ts';
-import { formatSpecErrors, loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
+import { formatSpecErrors, formatSpecWarnings, loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
 import { type ElasticJobInput, type JobStatus, scaleSignal, scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
@@ -222,6 +222,8 @@ async function submitCommand(file: string, opts: { wait?: boolean; json?: boolea
     process.exitCode = EXIT_INVALID_SPEC;
     return;
   }
+  // Same resolution as `rover validate` (relative paths against the spec file's folder).
+  if (loaded.warnings.length > 0) process.stderr.write(`${formatSpecWarnings(loaded.warnings, file)}\n`);
   await withTemporal(async (client, config) => {
     const handle = await submitJob(client, loaded.spec, { taskQueue: config.temporal.taskQueue, specFile: path.resolve(file), continueAsNewAfterEvents: config.continueAsNewAfterEvents });
     const submitted = {

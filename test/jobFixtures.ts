@@ -19,8 +19,15 @@ export interface JobOptions {
 
 /** A job running examples/trainer.py with test-sized timings. */
 export function jobSpec(home: string, name: string, o: JobOptions = {}): JobSpec {
+  const parsed = parseJobSpec(jobSpecInput(home, name, o));
+  if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
+  return parsed.spec;
+}
+
+/** The spec as a user writes it (durations with units), e.g. for a file `rover submit` reads. */
+export function jobSpecInput(home: string, name: string, o: JobOptions = {}) {
   const nodes = o.nodes ?? 2;
-  const parsed = parseJobSpec({
+  return {
     metadata: { name, user: 'tester' },
     spec: {
       nodes: { min: 1, max: o.max ?? nodes, initial: nodes },
@@ -39,9 +46,7 @@ export function jobSpec(home: string, name: string, o: JobOptions = {}): JobSpec
       rendezvous: { lastCallTimeout: '2s', joinTimeout: '60s' },
       checkpoint: { dir: path.join(home, 'checkpoints', name) },
     },
-  });
-  if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
-  return parsed.spec;
+  };
 }
 
 /** Pids of the direct children of a process. */

@@ -15,7 +15,7 @@ import type { JobStatus } from '../workflows/job/messages.ts';
 import { scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { waitUntil } from './helpers.ts';
-import { childPids, jobSpec, repoRoot } from './jobFixtures.ts';
+import { childPids, jobSpec, jobSpecInput, repoRoot } from './jobFixtures.ts';
 
 const run = promisify(execFile);
 
@@ -168,7 +168,7 @@ describe('elastic jobs on the local backend', () => {
     const rover = (...args: string[]) =>
       run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env: { ...process.env, ...stack.env } });
     const file = path.join(stack.home, 'cli-job.json');
-    writeFileSync(file, JSON.stringify(jobSpec(stack.home, 'cli-job', { steps: 20 })));
+    writeFileSync(file, JSON.stringify(jobSpecInput(stack.home, 'cli-job', { steps: 20 })));
     const submitted = JSON.parse((await rover('submit', file, '--wait', '--json')).stdout) as { status: JobStatus };
     expect(submitted.status.phase).toBe('SUCCEEDED');
 
@@ -182,7 +182,7 @@ describe('elastic jobs on the local backend', () => {
     expect(logs).toMatch(/ROVER_DONE rank=3/);
 
     const long = path.join(stack.home, 'cli-long.json');
-    writeFileSync(long, JSON.stringify(jobSpec(stack.home, 'cli-long', { steps: 100000 })));
+    writeFileSync(long, JSON.stringify(jobSpecInput(stack.home, 'cli-long', { steps: 100000 })));
     await rover('submit', long);
     await running('cli-long');
     const refused = await rover('scale', 'cli-long', '9').catch((err: { code: number; stderr: string }) => err);

@@ -1,6 +1,7 @@
 // Turns zod issues into SpecErrors: one per problem, with a dotted field path and a message
 // that says what is wrong and how to fix it.
 import { z } from 'zod';
+import { unknownKeyMessage } from './suggest.ts';
 
 /**
  * One problem in a job spec. `path` is dotted, array items in brackets and keys that are not
@@ -36,6 +37,7 @@ export function formatPath(segments: readonly PropertyKey[]): string {
 /** A short rendering of a bad value for "(got …)". */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
@@ -53,6 +55,9 @@ export const specErrorMap: z.core.$ZodErrorMap = (iss) => {
     case 'invalid_type':
     {
       if (iss.input === undefined) return 'is required';
+      // `nodes:` with nothing under it is null in YAML: say so rather than "got null".
+      if (iss.input === null && (iss.expected === 'object' || iss.expected === 'record')) return 'is empty: give it fields or remove the line';
+      if (iss.input === null && iss.expected === 'array') return 'is empty: give it items (e.g. [a, b]) or remove the line';
       // z.int() reports expected "number"; say "whole number" like its other messages.
       const expected = iss.inst instanceof z.ZodNumberFormat ? 'int' : iss.expected;
       return `must be ${TYPE_NAMES[expected] ?? expected} (got ${describeValue(iss.input)})`;
@@ -72,6 +77,7 @@ export const specErrorMap: z.core.$ZodErrorMap = (iss) => {
     case 'invalid_value': {
       const options = iss.values.map((v) => JSON.stringify(v));
       const expected = options.length === 1 ? options[0] : `one of ${options.join(', ')}`;
+      if (iss.input === undefined) return `is required: ${expected}`;
       return `must be ${expected} (got ${describeValue(iss.input)})`;
     }
     default:
@@ -79,16 +85,16 @@ export const specErrorMap: z.core.$ZodErrorMap = (iss) => {
   }
 };
 
-/** Converts zod issues; `schema` lists the allowed keys when a key is unknown. */
+/** Converts zod issues; `schema` lists the allowed keys (and a likely meaning) when a key is unknown. */
 export function toSpecIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType): SpecIssue[] {
   const out: SpecIssue[] = [];
   for (const issue of issues) {
+    if (isSafeIntegerBound(issue) && issues.some((other) => other !== issue && other.code === issue.code && samePath(other.path, issue.path))) {
+      continue;
+    }
     if (issue.code === 'unrecognized_keys') {
-      const allowed = fieldsAt(schema, issue.path);
       for (const key of issue.keys) {
-        const guess = closest(key, allowed);
-        const hint = guess ? `did you mean "${guess}"? ` : '';
-        out.push({ segments: [...issue.path, key], message: `unknown field; ${hint}allowed here: ${allowed.join(', ')}` });
+        out.push({ segments: [...issue.path, key], message: unknownKeyMessage(schema, issue.path, formatPath(issue.path), key) });
       }
     } else if (issue.code === 'invalid_key') {
       out.push({ segments: issue.path, message: issue.issues[0]?.message ?? issue.message });
@@ -97,6 +103,22 @@ export function toSpecIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodT
     }
   }
   return out;
+}
+
+/** z.int()'s own ±2^53 bound; a field with a tighter bound reports that one alone. */
+function isSafeIntegerBound(issue: z.core.$ZodIssue): boolean {
+  if (issue.code === 'too_big') return Number(issue.maximum) === Number.MAX_SAFE_INTEGER;
+  if (issue.code === 'too_small') return Number(issue.minimum) === Number.MIN_SAFE_INTEGER;
+  return false;
+}
+
+function samePath(a: readonly PropertyKey[], b: readonly PropertyKey[]): boolean {
+  return a.length === b.length && a.every((seg, i) => seg === b[i]);
+}
+
+/** Lines like `job.yaml: warning: spec.entrypoint: …`; warnings do not stop anything. */
+export function formatSpecWarnings(warnings: readonly SpecError[], source?: string): string {
+  return warnings.map((w) => [source, 'warning', w.path, w.message].filter(Boolean).join(': ')).join('\n');
 }
 
 /** Lines like `job.yaml:7:5: spec.nodes.min: must be ≤ spec.nodes.max (got 4 > 2)`. */
@@ -108,54 +130,4 @@ export function formatSpecErrors(errors: readonly SpecError[], source?: string):
       return [where, e.path, e.message].filter(Boolean).join(': ');
     })
     .join('\n');
-}
-
-/** Field names of the object schema found by following `path` through wrappers. */
-function fieldsAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
-  let node: z.ZodType | undefined = unwrap(schema);
-  for (const seg of path) {
-    if (node instanceof z.ZodObject) node = node.shape[String(seg)] as z.ZodType | undefined;
-    else if (node instanceof z.ZodArray) node = node.element as z.ZodType;
-    else if (node instanceof z.ZodRecord) node = node.valueType as z.ZodType;
-    else return [];
-    if (!node) return [];
-    node = unwrap(node);
-  }
-  return node instanceof z.ZodObject ? Object.keys(node.shape) : [];
-}
-
-function unwrap(schema: z.ZodType): z.ZodType {
-  let node = schema;
-  for (;;) {
-    if (node instanceof z.ZodOptional || node instanceof z.ZodDefault || node instanceof z.ZodPrefault) {
-      node = node.unwrap() as z.ZodType;
-    } else if (node instanceof z.ZodPipe) {
-      node = node.in as z.ZodType;
-    } else {
-      return node;
-    }
-  }
-}
-
-/** The allowed key a typo most likely meant: same letters ignoring case, or ≤ 2 edits away. */
-function closest(key: string, allowed: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of allowed) {
-    const d = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length]!;
 }

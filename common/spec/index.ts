@@ -4,6 +4,8 @@ export type {
   Backend, CheckpointSpec, DatasetSpec, EntrypointSpec, FaultToleranceSpec, JobSpec, KubernetesOptions,
   NodesSpec, RayOptions, RendezvousSpec, ResourcesSpec,
 } from './types.ts';
-export { loadJobSpecFile, parseJobSpec, parseJobSpecText, type JobSpecResult, type ResolveOptions } from './load.ts';
-export { formatSpecErrors, type SpecError } from './errors.ts';
+export { loadJobSpecFile, parseJobSpec, parseJobSpecText, type JobSpecFileResult, type JobSpecResult } from './load.ts';
+export type { ResolveOptions } from './resolve.ts';
+export { formatSpecErrors, formatSpecWarnings, type SpecError } from './errors.ts';
+export { LIMITS } from './fields.ts';
 export { formatDuration, parseDuration, parseMemory } from './units.ts';

@@ -1,20 +1,20 @@
-// Parsing a job spec from a value, YAML/JSON text or a file, and filling in the defaults that
-// depend on where it is submitted from (user, checkpoint folder, working directory).
-import { readFile } from 'node:fs/promises';
+// Parsing a job spec from a value, YAML/JSON text or a file, then resolving it (resolve.ts).
+// `loadJobSpecFile` is the one way the CLI reads a spec: `rover validate` and `rover submit`
+// resolve paths and warn the same way.
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { formatPath, specErrorMap, toSpecIssues, type SpecError, type SpecIssue } from './errors.ts';
-import { jobSpecSchema, rayOptionsSchema, type ParsedJobSpec } from './schema.ts';
+import { localFileWarnings, resolveJobSpec, type ResolveOptions } from './resolve.ts';
+import { jobSpecSchema, type ParsedJobSpec } from './schema.ts';
 import type { JobSpec } from './types.ts';
 
 export type JobSpecResult = { ok: true; spec: JobSpec } | { ok: false; errors: SpecError[] };
+/** A file's spec also carries warnings: problems worth saying that do not stop a submit. */
+export type JobSpecFileResult = { ok: true; spec: JobSpec; warnings: SpecError[] } | { ok: false; errors: SpecError[] };
 
-export interface ResolveOptions {
-  /** Source of the default user ($USER). Default: process.env. */
-  env?: NodeJS.ProcessEnv;
-  /** Directory relative local paths are resolved against. Default: process.cwd(). */
-  cwd?: string;
-}
+/** A spec is a page of YAML; anything past this is not one. */
+const MAX_SPEC_BYTES = 1024 * 1024;
 
 /** Validates a parsed YAML/JSON value and resolves it into a JobSpec. */
 export function parseJobSpec(input: unknown, opts: ResolveOptions = {}): JobSpecResult {
@@ -25,6 +25,9 @@ export function parseJobSpec(input: unknown, opts: ResolveOptions = {}): JobSpec
 
 /** Parses YAML or JSON text; errors carry the line and column they point at. */
 export function parseJobSpecText(text: string, opts: ResolveOptions = {}): JobSpecResult {
+  if (text.length > MAX_SPEC_BYTES) {
+    return { ok: false, errors: [{ path: '', message: `the spec is larger than 1 MiB (${text.length} characters); a job spec is a page of YAML` }] };
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => {
@@ -53,40 +56,35 @@ export function parseJobSpecText(text: string, opts: ResolveOptions = {}): JobSp
   return { ok: true, spec: resolveJobSpec(checked.parsed, opts) };
 }
 
-/** Reads a YAML or JSON job spec file; an unreadable file is an error, not a throw. */
-export async function loadJobSpecFile(file: string, opts: ResolveOptions = {}): Promise<JobSpecResult> {
-  let text: string;
-  try {
-    text = await readFile(path.resolve(opts.cwd ?? process.cwd(), file), 'utf8');
-  } catch (err) {
-    return { ok: false, errors: [{ path: '', message: `cannot read the file: ${(err as Error).message}` }] };
-  }
-  return parseJobSpecText(text, opts);
+/**
+ * Reads a YAML or JSON job spec file and resolves it. Relative local paths in it (workdir,
+ * checkpoint.dir) mean relative to the file's folder, which is also the default workdir; the
+ * warnings say when the entrypoint's script is not there. An unreadable file is an error, not
+ * a throw.
+ */
+export async function loadJobSpecFile(file: string, opts: ResolveOptions = {}): Promise<JobSpecFileResult> {
+  const absolute = path.resolve(opts.cwd ?? process.cwd(), file);
+  const text = await readSpecText(absolute);
+  if (!text.ok) return { ok: false, errors: [{ path: '', message: text.message }] };
+  const result = parseJobSpecText(text.value, { ...opts, baseDir: opts.baseDir ?? path.dirname(absolute) });
+  if (!result.ok) return result;
+  return { ok: true, spec: result.spec, warnings: await localFileWarnings(result.spec) };
 }
 
-/** Fills the environment-dependent defaults; relative local paths become absolute. */
-export function resolveJobSpec(parsed: ParsedJobSpec, opts: ResolveOptions = {}): JobSpec {
-  const env = opts.env ?? process.env;
-  const cwd = opts.cwd ?? process.cwd();
-  const { metadata, spec } = parsed;
-  const { name, user, ...otherMetadata } = metadata;
-  const { dir, ...otherCheckpoint } = spec.checkpoint;
-  // Local processes run on this machine, possibly from another directory: pin paths to the
-  // submitter's. Kubernetes and Ray paths live inside the container or the Ray runtime.
-  const local = spec.backend === 'local';
-  const pin = (p: string) => (local ? path.resolve(cwd, p) : p);
-  const workdir = spec.entrypoint.workdir ?? (local ? cwd : undefined);
-  return {
-    apiVersion: parsed.apiVersion,
-    kind: parsed.kind,
-    metadata: { name, user: user ?? (env.USER || 'anonymous'), ...otherMetadata },
-    spec: {
-      ...spec,
-      entrypoint: { ...spec.entrypoint, ...(workdir !== undefined && { workdir: pin(workdir) }) },
-      ...(spec.backend === 'ray' && { ray: spec.ray ?? rayOptionsSchema.parse({}) }),
-      checkpoint: { dir: pin(dir ?? path.join('.rover', 'checkpoints', name)), ...otherCheckpoint },
-    },
-  };
+/** The file's text, refusing anything too big to be a spec before reading it all. */
+async function readSpecText(file: string): Promise<{ ok: true; value: string } | { ok: false; message: string }> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > MAX_SPEC_BYTES) return { ok: false, message: `the file is larger than 1 MiB (${size} bytes); a job spec is a page of YAML` };
+      return { ok: true, value: await handle.readFile('utf8') };
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    return { ok: false, message: `cannot read the file: ${(err as Error).message}` };
+  }
 }
 
 type Checked = { ok: true; parsed: ParsedJobSpec } | { ok: false; issues: SpecIssue[] };

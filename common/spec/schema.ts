@@ -1,9 +1,11 @@
 // The ElasticJob spec (zod). Pure: values that depend on the caller's environment (user,
-// checkpoint folder, working directory) are filled in by resolveJobSpec in load.ts.
+// checkpoint folder, working directory) are filled in by resolveJobSpec in resolve.ts.
 // Every object is strict, so a misspelt key is an error naming it. Defaults are listed in
 // examples/README.md; keep that table in step (a test checks every field appears there).
 import { z } from 'zod';
-import { cpu, duration, int, jobName, labels, memory, text } from './fields.ts';
+import { entrypoint } from './entrypoint.ts';
+import { LIMITS, cpu, duration, filePath, int, jobName, labels, list, map, memory, requiredSection, str } from './fields.ts';
+import { describeValue } from './errors.ts';
 import { formatDuration } from './units.ts';
 import { HANG_ACTIONS } from '../diagnosis.ts';
 import { FAILURE_CLASSES } from '../failureRules.ts';
@@ -13,26 +15,24 @@ export const KIND = 'ElasticJob';
 /** Cluster backends, in the order they are documented. */
 export const BACKENDS = ['local', 'kubernetes', 'ray'] as const;
 export const DEFAULT_RAY_ADDRESS = 'http://127.0.0.1:8265';
-/** Variables the agent sets for every training process (torchrun's contract). */
-const RESERVED_ENV = [
-  'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE',
-  'ROLE_RANK', 'ROLE_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT',
-  'TORCHELASTIC_MAX_RESTARTS', 'TORCHELASTIC_RUN_ID',
-];
+const metadata = requiredSection(
+  {
+    name: jobName.describe('Job name, unique among running jobs; a DNS-1123 label of at most 53 characters.'),
+    user: str(253).min(1).optional().describe('Owner of the job. Default: $USER, else "anonymous".'),
+    group: str(253).min(1).optional().describe('Team or project; the Brain matches configurations on it.'),
+    labels: labels.describe('Free-form string labels, Kubernetes syntax; copied onto pods.'),
+  },
+  'it needs at least the job name, e.g. metadata: {name: my-job}',
+);
 
-const metadata = z.strictObject({
-  name: jobName.describe('Job name, unique among running jobs; a DNS-1123 label of at most 53 characters.'),
-  user: z.string().min(1).optional().describe('Owner of the job. Default: $USER, else "anonymous".'),
-  group: z.string().min(1).max(253).optional().describe('Team or project; the Brain matches configurations on it.'),
-  labels: labels.describe('Free-form string labels, Kubernetes syntax; copied onto pods.'),
-});
+const nodeCount = int(1, LIMITS.nodes);
 
 const nodes = z
   .strictObject({
-    min: int(1).default(1).describe('Fewest nodes the job runs with; below this it waits, then fails.'),
-    max: int(1).optional().describe('Most nodes the job may scale to. Default: min.'),
-    initial: int(1).optional().describe('Nodes launched at start, within [min, max]. Default: min.'),
-    unit: int(1).default(1).describe('World size moves in steps of this many nodes; min, max, initial are multiples of it.'),
+    min: nodeCount.default(1).describe('Fewest nodes the job runs with; below this it waits, then fails.'),
+    max: nodeCount.optional().describe('Most nodes the job may scale to. Default: min.'),
+    initial: nodeCount.optional().describe('Nodes launched at start, within [min, max]. Default: min.'),
+    unit: nodeCount.default(1).describe('World size moves in steps of this many nodes; min, max, initial are multiples of it.'),
   })
   .superRefine((n, ctx) => {
     const max = n.max ?? n.min;
@@ -49,57 +49,48 @@ const nodes = z
   })
   .transform((n) => ({ min: n.min, max: n.max ?? n.min, initial: n.initial ?? n.min, unit: n.unit }));
 
-const entrypoint = z.strictObject({
-  command: z
-    .string()
-    .min(1, { abort: true })
-    .regex(/^\S+$/, 'must be one program, run without a shell; put its arguments in spec.entrypoint.args (e.g. command: python3, args: [train.py])')
-    .describe('Program each training process runs (looked up on PATH), without a shell.'),
-  args: z.array(text).prefault([]).describe('Arguments for the command; numbers and booleans become strings.'),
-  env: z
-    .record(
-      z
-        .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and "_", not starting with a digit')
-        .refine((name) => !RESERVED_ENV.includes(name), 'is set by Rover for every process (torchrun contract); remove it'),
-      text,
-    )
-    .prefault({})
-    .describe('Extra environment variables for the training processes.'),
-  workdir: z.string().min(1).optional().describe('Working directory of the processes. Local backend default: the directory you submitted from.'),
-});
-
 const resources = z.strictObject({
   cpu: cpu.prefault(1).describe('CPU cores per node: a number or millicores like "500m".'),
   memory: memory.prefault('2Gi').describe('Memory per node: bytes or a quantity like "512Mi", "2Gi".'),
-  gpu: int(0).default(0).describe('GPUs per node.'),
+  gpu: int(0, 1024).default(0).describe('GPUs per node.'),
 });
+
+/** A trillion samples; and at most a million shards per epoch. */
+const MAX_SAMPLES = 1e12;
+const MAX_SHARDS = 1_000_000;
 
 const dataset = z
   .strictObject({
-    size: int(1).describe('Number of samples in the dataset.'),
-    shardSize: int(1).describe('Samples per shard, the unit a trainer leases; at most size.'),
-    epochs: int(1).default(1).describe('Passes over the dataset.'),
+    size: int(1, MAX_SAMPLES).describe('Number of samples in the dataset.'),
+    shardSize: int(1, MAX_SAMPLES).describe('Samples per shard, the unit a trainer leases; at most size.'),
+    epochs: int(1, 10_000).default(1).describe('Passes over the dataset.'),
     shuffle: z.boolean().default(false).describe('Shuffle the shard order every epoch.'),
-    seed: z.int().default(0).describe('Seed for the shuffle.'),
+    seed: int(0, 2 ** 32 - 1).default(0).describe('Seed for the shuffle (a 32-bit unsigned integer).'),
     leaseTimeout: duration().prefault('5m').describe('A leased shard not reported done in this time goes back to the queue.'),
-    maxRetries: int(0).default(3).describe('Times a shard is leased again after its first lease before it counts as poison.'),
+    maxRetries: int(0, 1000).default(3).describe('Times a shard is leased again after its first lease before it counts as poison.'),
     onPoison: z.enum(['fail', 'skip']).default('fail').describe('What a poisoned shard does: fail the job, or skip the shard and go on.'),
   })
   .superRefine((d, ctx) => {
     if (d.shardSize > d.size) {
       ctx.addIssue({ code: 'custom', path: ['shardSize'], message: `must be ≤ spec.dataset.size (got ${d.shardSize} > ${d.size})` });
+    } else if (Math.ceil(d.size / d.shardSize) > MAX_SHARDS) {
+      // Every epoch's shards are planned and stored up front, one row each.
+      const least = Math.ceil(d.size / MAX_SHARDS);
+      ctx.addIssue({
+        code: 'custom',
+        path: ['shardSize'],
+        message: `is too small: ${d.size} samples make ${Math.ceil(d.size / d.shardSize)} shards per epoch, at most ${MAX_SHARDS} are allowed (use shardSize ≥ ${least})`,
+      });
     }
   });
 
 const failureRule = z
   .strictObject({
-    name: z.string().min(1).max(100).optional().describe('Shown in events and failure reasons.'),
-    exitCodes: z.array(z.int()).min(1).optional().describe('Matches these exit codes.'),
-    signals: z.array(z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name like SIGKILL')).min(1).optional().describe('Matches a process killed by one of these signals.'),
+    name: str(100).min(1).optional().describe('Shown in events and failure reasons.'),
+    exitCodes: z.array(int(0, 255)).min(1).max(256).optional().describe('Matches these exit codes (0-255).'),
+    signals: z.array(str(32).regex(/^SIG[A-Z0-9]+$/, 'must be a signal name like SIGKILL')).min(1).max(64).optional().describe('Matches a process killed by one of these signals.'),
     oomKilled: z.boolean().optional().describe('Matches (true) or excludes (false) processes killed for memory.'),
-    stderr: z
-      .string()
+    stderr: str()
       .min(1)
       .refine((p) => compiles(p), 'must be a valid regular expression')
       .optional()
@@ -121,8 +112,8 @@ function compiles(pattern: string): boolean {
 
 const faultTolerance = z
   .strictObject({
-    maxProcessRestarts: int(0).default(3).describe('Times a node restarts its failed processes in place before the node counts as failed.'),
-    maxNodeRelaunches: int(0).default(3).describe('Times a failed node is relaunched (new incarnation) before the job fails.'),
+    maxProcessRestarts: int(0, 10_000).default(3).describe('Times a node restarts its failed processes in place before the node counts as failed.'),
+    maxNodeRelaunches: int(0, 10_000).default(3).describe('Times a failed node is relaunched (new incarnation) before the job fails.'),
     heartbeatInterval: duration().prefault('5s').describe('How often agents report.'),
     heartbeatTimeout: duration().prefault('30s').describe('A node silent this long is lost; greater than heartbeatInterval.'),
     hangTimeout: duration().prefault('30m').describe('A job whose step does not advance this long is suspected hung.'),
@@ -132,6 +123,7 @@ const faultTolerance = z
       .describe('What a detected hang does after its evidence (stacks, process tree, log tail) is recorded: log, restart the processes, or fail the job.'),
     failureRules: z
       .array(failureRule)
+      .max(100)
       .prefault([])
       .describe("Rules tried before Rover's own to classify a failed process: transient, nodeFault or userError."),
   })
@@ -150,7 +142,7 @@ const diagnosis = z.strictObject({
     .enum(['auto', 'on', 'off'])
     .default('auto')
     .describe('Pre-flight node check (compute probe + TCP exchange between paired agents) before the first rendezvous and after each relaunch; auto: on from 4 nodes (spec.nodes.max).'),
-  probeBytes: int(1).default(1_048_576).describe('Bytes each agent sends its paired peer in the network exchange.'),
+  probeBytes: int(1, 2 ** 30).default(1_048_576).describe('Bytes each agent sends its paired peer in the network exchange.'),
   timeout: duration().prefault('30s').describe('A check round not finished this long after it started counts as failed for the nodes that did not report.'),
   excludeStragglers: z.boolean().default(false).describe('Remove a node the check finds slower than 2× the median (if spec.nodes.min still holds); otherwise it is only reported.'),
   relaunchStragglers: z.boolean().default(false).describe('While training, relaunch a node whose step compute time stays above 2× the job median (a straggler_detected event; counts against faultTolerance.maxNodeRelaunches); otherwise it is only reported.'),
@@ -167,46 +159,62 @@ const rendezvous = z.strictObject({
 });
 
 const checkpoint = z.strictObject({
-  dir: z.string().min(1).optional().describe('Checkpoint folder. Default: .rover/checkpoints/<name>.'),
-  keep: int(1).default(3).describe('Newest checkpoints kept; older ones are deleted.'),
+  dir: filePath.optional().describe("Checkpoint folder. Default: .rover/checkpoints/<name>; local backend: relative to the spec file's folder."),
+  keep: int(1, 1000).default(3).describe('Newest checkpoints kept; older ones are deleted.'),
   flash: z.boolean().default(false).describe('Save to shared memory first and persist asynchronously.'),
 });
 
 const toleration = z.strictObject({
-  key: z.string().min(1).optional(),
+  key: str().min(1).optional(),
   operator: z.enum(['Exists', 'Equal']).default('Equal'),
-  value: z.string().optional(),
+  value: str().optional(),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-  tolerationSeconds: int(0).optional(),
+  tolerationSeconds: int(0, LIMITS.durationMs / 1000).optional(),
 });
 
 const kubernetes = z.strictObject({
-  image: z.string().min(1).optional().describe('Container image of the agent and trainer; required for the kubernetes backend.'),
-  namespace: z.string().regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label').default('default').describe('Namespace for pods and services.'),
-  serviceAccount: z.string().min(1).optional().describe('Service account of the pods.'),
-  imagePullSecrets: z.array(z.string().min(1)).prefault([]).describe('Names of secrets for pulling the image.'),
-  nodeSelector: z.record(z.string(), z.string()).prefault({}).describe('Pod node selector.'),
-  tolerations: z.array(toleration).prefault([]).describe('Pod tolerations (Kubernetes syntax).'),
-  priorityClass: z.string().min(1).optional().describe('Pod priority class name.'),
+  image: str().min(1).optional().describe('Container image of the agent and trainer; required for the kubernetes backend.'),
+  namespace: str(63).regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label').default('default').describe('Namespace for pods and services.'),
+  serviceAccount: str(253).min(1).optional().describe('Service account of the pods.'),
+  imagePullSecrets: list(str(253).min(1)).prefault([]).describe('Names of secrets for pulling the image.'),
+  nodeSelector: map(str(), str()).prefault({}).describe('Pod node selector.'),
+  tolerations: z.array(toleration).max(100).prefault([]).describe('Pod tolerations (Kubernetes syntax).'),
+  priorityClass: str(253).min(1).optional().describe('Pod priority class name.'),
 });
 
+const MAX_RUNTIME_ENV_BYTES = 64 * 1024;
+
+/** Length of the value as JSON, or undefined when it cannot be written as JSON (a cycle). */
+function jsonSize(value: unknown): number | undefined {
+  try {
+    return JSON.stringify(value).length;
+  } catch {
+    return undefined;
+  }
+}
+
 export const rayOptionsSchema = z.strictObject({
-  address: z
-    .string()
+  address: str()
     .regex(/^https?:\/\/\S+$/, 'must be the Ray dashboard URL, e.g. http://127.0.0.1:8265')
     .default(DEFAULT_RAY_ADDRESS)
     .describe('Ray dashboard (Jobs API) URL.'),
-  runtimeEnv: z.record(z.string(), z.unknown()).prefault({}).describe('Ray runtime_env for the node jobs.'),
-  resources: z.record(z.string(), z.number().min(0)).prefault({}).describe('Custom Ray resources per node.'),
+  runtimeEnv: map(str(), z.unknown())
+    .superRefine((env, ctx) => {
+      const size = jsonSize(env);
+      if (size === undefined) ctx.addIssue({ code: 'custom', message: 'must be plain data (JSON): no self-references', input: env });
+      else if (size > MAX_RUNTIME_ENV_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most 64 KiB as JSON (got ${size} bytes)`, input: env });
+    })
+    .prefault({}).describe('Ray runtime_env for the node jobs.'),
+  resources: map(str(), z.number().min(0).max(1e15)).prefault({}).describe('Custom Ray resources per node.'),
 });
 
-const spec = z
-  .strictObject({
+const spec = requiredSection(
+  {
     backend: z.enum(BACKENDS).default('local').describe('Where nodes run: local processes, Kubernetes pods or Ray jobs.'),
     kubernetes: kubernetes.optional().describe('Options of the kubernetes backend.'),
     ray: rayOptionsSchema.optional().describe('Options of the ray backend.'),
     nodes: nodes.prefault({}).describe('Node counts; a node is one agent with nprocPerNode processes.'),
-    nprocPerNode: int(1).default(1).describe('Training processes per node (like torchrun --nproc-per-node).'),
+    nprocPerNode: int(1, LIMITS.nprocPerNode).default(1).describe('Training processes per node (like torchrun --nproc-per-node).'),
     entrypoint: entrypoint.describe('What each training process runs.'),
     resources: resources.prefault({}).describe('Resources of one node.'),
     dataset: dataset.optional().describe('Dataset sharded by Rover; omit if the trainer reads data itself.'),
@@ -215,29 +223,41 @@ const spec = z
     autoScaling: autoScaling.prefault({}).describe("Auto-scaling by the Brain's running plan (throughput per node)."),
     checkpoint: checkpoint.prefault({}).describe('Where and how checkpoints are kept.'),
     diagnosis: diagnosis.prefault({}).describe('Pre-flight node check and straggler handling.'),
-  })
-  .superRefine(
-    (s, ctx) => {
-      if (s.backend === 'kubernetes' && !s.kubernetes?.image) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['kubernetes', 'image'],
-          message: 'the kubernetes backend needs a container image: set spec.kubernetes.image (e.g. "python:3.12")',
-        });
-      }
-    },
-    // Run even when unrelated fields are wrong, so one pass reports every error.
-    { when: (payload) => !payload.issues.some((i) => i.path?.[0] === 'backend' || i.path?.[0] === 'kubernetes') },
-  );
+  },
+  'the job itself, at least spec.entrypoint.command (see examples/demo.yaml)',
+).superRefine(
+  (s, ctx) => {
+    if (s.backend === 'kubernetes' && !s.kubernetes?.image) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kubernetes', 'image'],
+        message: 'the kubernetes backend needs a container image: set spec.kubernetes.image (e.g. "python:3.12")',
+      });
+    }
+  },
+  // Run even when unrelated fields are wrong, so one pass reports every error; but only on a
+  // mapping (a missing or non-mapping spec is already its own error).
+  {
+    when: (payload) =>
+      isMapping(payload.value) && !payload.issues.some((i) => i.path?.[0] === 'backend' || i.path?.[0] === 'kubernetes'),
+  },
+);
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 export const jobSpecSchema = z
-  .strictObject({
-    $schema: z.string().optional().describe('JSON Schema reference for editors; ignored.'),
-    apiVersion: z.literal(API_VERSION).default(API_VERSION),
-    kind: z.literal(KIND).default(KIND),
-    metadata,
-    spec,
-  })
+  .strictObject(
+    {
+      $schema: str().optional().describe('JSON Schema reference for editors; ignored.'),
+      apiVersion: z.literal(API_VERSION).default(API_VERSION),
+      kind: z.literal(KIND).default(KIND),
+      metadata,
+      spec,
+    },
+    { error: (iss) => (iss.code === 'invalid_type' ? `the spec must be a mapping with metadata and spec (got ${describeValue(iss.input)})` : undefined) },
+  )
   .meta({ title: 'Rover ElasticJob', description: 'An elastic, fault-tolerant distributed training job.' });
 
 /** The schema's output; resolveJobSpec turns it into a JobSpec. */

@@ -29,14 +29,15 @@ describe('example specs', () => {
     }
   });
 
-  it('demo.yaml resolves to 2 local nodes × 2 processes of the example trainer', async () => {
+  it('demo.yaml resolves to 2 local nodes × 2 processes of the example trainer, run in examples/', async () => {
     const result = await loadJobSpecFile(path.join(EXAMPLES, 'demo.yaml'), opts);
     if (!result.ok) throw new Error(formatSpecErrors(result.errors));
     const { spec } = result.spec;
     expect(spec.backend).toBe('local');
     expect(spec.nodes).toEqual({ min: 2, max: 2, initial: 2, unit: 1 });
     expect(spec.nprocPerNode).toBe(2);
-    expect(spec.entrypoint).toMatchObject({ command: 'python3', args: ['examples/trainer.py', '--steps', '30', '--step-time', '0.1'] });
+    expect(spec.entrypoint).toEqual({ command: 'python3', args: ['trainer.py', '--steps', '30', '--step-time', '0.1'], env: {}, workdir: path.resolve(EXAMPLES) });
+    expect(result.warnings).toEqual([]);
   });
 });
 
@@ -124,8 +125,8 @@ const BAD_SPECS: [string, string, string, Change][] = [
   ['bad memory quantity', 'spec.resources.memory', 'write G (10^9) or Gi (2^30)', (s) => (s.spec.resources = { memory: '2GB' })],
   ['memory as a bare small number', 'spec.resources.memory', 'a bare number means bytes', (s) => (s.spec.resources = { memory: 2 })],
   ['negative gpu', 'spec.resources.gpu', '≥ 0', (s) => (s.spec.resources = { gpu: -1 })],
-  ['bad duration string', 'spec.faultTolerance.hangTimeout', '500ms, 30s, 5m, 1h, 1h30m', (s) => (s.spec.faultTolerance = { hangTimeout: '5 minutes' })],
-  ['negative duration number', 'spec.rendezvous.joinTimeout', 'whole number ≥ 0', (s) => (s.spec.rendezvous = { joinTimeout: -5 })],
+  ['bad duration string', 'spec.faultTolerance.hangTimeout', 'not a duration (got "5 minutes"); write 500ms, 30s, 5m, 1h or 1h30m', (s) => (s.spec.faultTolerance = { hangTimeout: '5 minutes' })],
+  ['negative duration number', 'spec.rendezvous.joinTimeout', 'give a unit: 500ms, 30s, 5m', (s) => (s.spec.rendezvous = { joinTimeout: -5 })],
   ['zero duration', 'spec.rendezvous.lastCallTimeout', 'at least 1ms', (s) => (s.spec.rendezvous = { lastCallTimeout: '0s' })],
   ['duration of the wrong type', 'spec.faultTolerance.heartbeatInterval', '(got true)', (s) => (s.spec.faultTolerance = { heartbeatInterval: true })],
   ['heartbeatTimeout ≤ heartbeatInterval', 'spec.faultTolerance.heartbeatTimeout', 'got 10s ≤ 10s', (s) => (s.spec.faultTolerance = { heartbeatInterval: '10s', heartbeatTimeout: '10s' })],
@@ -192,7 +193,7 @@ describe('YAML and files', () => {
     if (r.ok) return;
     expect(formatSpecErrors(r.errors, 'job.yaml').split('\n')).toEqual([
       'job.yaml:4:11: spec.nodes.min: must be ≤ spec.nodes.max (got 4 > 2)',
-      'job.yaml:6:5: spec.entrypoint.command: must not be empty',
+      'job.yaml:6:5: spec.entrypoint.command: must not be empty: it is the program each process runs, e.g. python3',
       expect.stringMatching(/^job\.yaml:7:3: spec\.bogus: unknown field; allowed here: backend, /),
     ]);
   });

@@ -11,8 +11,7 @@ describe('parseDuration', () => {
     ['1m30s250ms', 90_250],
     ['1.5s', 1500],
     [' 10s ', 10_000],
-    [0, 0],
-    [2500, 2500],
+    ['0s', 0],
   ])('reads %j as %d ms', (input, ms) => {
     expect(parseDuration(input)).toEqual({ ok: true, value: ms });
   });
@@ -23,8 +22,19 @@ describe('parseDuration', () => {
     if (!result.ok) expect(result.message).toContain('1h30m');
   });
 
-  it.each([-1, 1.5, Number.NaN, Infinity])('rejects the number %d', (input) => {
-    expect(parseDuration(input).ok).toBe(false);
+  it.each([10, 0, -1, 1.5, Number.NaN, Infinity])('rejects the bare number %d and asks for a unit', (input) => {
+    const result = parseDuration(input);
+    expect(!result.ok && result.message).toMatch(/^give a unit: /);
+  });
+
+  it('shows the number with units, since a bare number once meant milliseconds', () => {
+    expect(parseDuration(10)).toEqual({ ok: false, message: 'give a unit: 10s, 10ms, 5m, 1h30m (got the bare number 10; a duration needs one of ms, s, m, h)' });
+    expect(parseDuration('10')).toEqual(parseDuration(10));
+  });
+
+  it('refuses a long string without running the pattern over it', () => {
+    const result = parseDuration('1'.repeat(100_000) + 'x');
+    expect(!result.ok && result.message).toMatch(/^not a duration/);
   });
 
   it('rounds to whole milliseconds', () => {

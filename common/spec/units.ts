@@ -3,29 +3,36 @@
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
-export const DURATION_FORMS = "500ms, 30s, 5m, 1h, 1h30m, or a whole number of milliseconds";
+export const DURATION_FORMS = '500ms, 30s, 5m, 1h or 1h30m';
 /** One or more <number><unit> groups, e.g. 1h30m or 1.5s. Units: ms, s, m, h. */
 export const DURATION_PATTERN = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
 const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Longer than any sensible duration; checked before the pattern runs. */
+const MAX_DURATION_TEXT = 64;
 
-/** A duration string or a number of milliseconds → whole milliseconds (rounded to the nearest). */
+/**
+ * A duration string → whole milliseconds (rounded to the nearest). A bare number is refused:
+ * `10` could mean seconds or milliseconds, and guessing wrong is a silent 1000× mistake.
+ */
 export function parseDuration(input: string | number): Parsed<number> {
-  if (typeof input === 'number') {
-    if (!Number.isSafeInteger(input) || input < 0) {
-      return { ok: false, message: `a number means milliseconds and must be a whole number ≥ 0 (got ${input}); or write ${DURATION_FORMS}` };
-    }
-    return { ok: true, value: input };
-  }
+  if (typeof input === 'number') return { ok: false, message: bareNumberDuration(input) };
   const text = input.trim();
-  if (!DURATION_PATTERN.test(text)) {
-    return { ok: false, message: `not a duration (got ${JSON.stringify(input)}); write ${DURATION_FORMS}` };
+  if (/^\d+(?:\.\d+)?$/.test(text)) return { ok: false, message: bareNumberDuration(Number(text)) };
+  if (text.length > MAX_DURATION_TEXT || !DURATION_PATTERN.test(text)) {
+    return { ok: false, message: `not a duration (got ${JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input)}); write ${DURATION_FORMS}` };
   }
   let ms = 0;
   for (const [, amount, unit] of text.matchAll(DURATION_PART)) ms += Number(amount) * MS_PER_UNIT[unit!]!;
   ms = Math.round(ms);
   if (!Number.isSafeInteger(ms)) return { ok: false, message: `duration ${JSON.stringify(input)} is too long` };
   return { ok: true, value: ms };
+}
+
+/** The message for `timeout: 10`: show the number with units, so the fix is a copy away. */
+function bareNumberDuration(n: number): string {
+  const examples = Number.isFinite(n) && n > 0 ? `${n}s, ${n}ms, 5m, 1h30m` : DURATION_FORMS;
+  return `give a unit: ${examples} (got the bare number ${n}; a duration needs one of ms, s, m, h)`;
 }
 
 /** Renders milliseconds the way a user would write them: 90000 → '1m30s', 500 → '500ms'. */
