@@ -25,15 +25,19 @@ export class HangWatch {
   async check(job: Job, node: Node, processesAlive: boolean): Promise<number | undefined> {
     const spec = (job.spec as JobSpec).spec;
     const timeout = spec.faultTolerance.hangTimeout;
+    // Specs stored before startupTimeout/checkpointTimeout existed keep their old behaviour: no limit.
+    const startupTimeout = spec.faultTolerance.startupTimeout ?? Infinity;
     const now = this.now();
     const latest = await this.store.rendezvous.latestRound(job.id);
     const roundClosedAt = latest?.closedAt ?? null;
-    // Cheap path: this node moved recently, so the job is not hung.
-    if (Math.max(node.stepAt ?? 0, roundClosedAt ?? 0) > now - timeout) return undefined;
+    // Cheap path: this node moved (or its groups started) recently, so the job is not hung.
+    if (Math.max(node.stepAt ?? 0, roundClosedAt ?? 0) > now - Math.min(timeout, startupTimeout)) return undefined;
     const running = await this.store.nodes.listByJob(job.id, { statuses: ['running'] });
     const decision = decideHang({
       now,
       hangTimeoutMs: timeout,
+      startupTimeoutMs: startupTimeout,
+      checkpointTimeoutMs: spec.faultTolerance.checkpointTimeout ?? Infinity,
       roundOpen: latest?.status === ROUND_OPEN,
       roundClosedAt,
       nodes: running.map((n) => ({
@@ -52,7 +56,7 @@ export class HangWatch {
         jobId: job.id,
         kind: 'hang_suspected',
         source: 'api',
-        data: { since: decision.since, idleMs: decision.idleMs, step, round: latest.round, action, hangTimeout: timeout },
+        data: { since: decision.since, idleMs: decision.idleMs, step, round: latest.round, action, hangTimeout: timeout, startup: decision.startup },
       });
     });
     if (action === 'restart') await this.restartWhenEvidenceIn(job, hang.id, hang.createdAt, latest.round, running);

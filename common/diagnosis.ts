@@ -9,7 +9,12 @@ export type HangAction = (typeof HANG_ACTIONS)[number];
 
 export interface HangInput {
   now: number;
+  /** No step for this long while training is a hang (spec.faultTolerance.hangTimeout). */
   hangTimeoutMs: number;
+  /** No first step for this long after the groups started is a hang (spec.faultTolerance.startupTimeout). */
+  startupTimeoutMs: number;
+  /** A checkpoint save under way extends hangTimeout by at most this (spec.faultTolerance.checkpointTimeout). */
+  checkpointTimeoutMs: number;
   /** Whether a rendezvous round is open (nodes are between groups, not training). */
   roundOpen: boolean;
   /** When the latest round closed (the groups started), or null. */
@@ -20,25 +25,31 @@ export interface HangInput {
 
 export type HangDecision =
   | { hung: false; why: string }
-  /** `since`: the last sign of progress; the same value identifies the same hang. */
-  | { hung: true; since: number; idleMs: number };
+  /**
+   * `since`: the last sign of progress (the last step, or the groups' start); the same value
+   * identifies the same hang. `startup`: no step since the groups started.
+   */
+  | { hung: true; since: number; idleMs: number; startup: boolean };
 
 /**
- * A job hangs when its training processes are alive but no node's step advanced for
- * hangTimeout since the later of the last step and the start of the current groups — and
- * neither a checkpoint save nor a rendezvous explains the silence. Jobs whose trainers never
- * reported a step are not judged (a hang before the first step goes unnoticed).
+ * A job hangs when its training processes are alive but no node's step advanced: for
+ * startupTimeout after the groups started when none made a step since (a trainer stuck in its
+ * imports, a data loader or the process group's init), else for hangTimeout after the last step
+ * — plus at most checkpointTimeout while a checkpoint is being saved. Never while a rendezvous
+ * round is open.
  */
 export function decideHang(input: HangInput): HangDecision {
   if (input.roundOpen) return { hung: false, why: 'a rendezvous round is open' };
   if (input.nodes.length === 0) return { hung: false, why: 'no running nodes' };
   if (!input.nodes.some((n) => n.processesAlive)) return { hung: false, why: 'no training process alive' };
-  if (input.nodes.some((n) => n.checkpointing)) return { hung: false, why: 'a checkpoint is being saved' };
-  // A trainer that never printed ROVER_STEP tells nothing about progress: never call it hung.
-  if (input.nodes.every((n) => n.stepAt === null)) return { hung: false, why: 'no step reported yet' };
-  const marks = [input.roundClosedAt, ...input.nodes.map((n) => n.stepAt)].filter((t): t is number => t !== null);
-  if (marks.length === 0) return { hung: false, why: 'not started' };
-  const since = Math.max(...marks);
+  const steps = input.nodes.map((n) => n.stepAt).filter((t): t is number => t !== null);
+  const lastStep = steps.length ? Math.max(...steps) : null;
+  const started = input.roundClosedAt;
+  const startup = started !== null && (lastStep === null || lastStep < started);
+  const since = startup ? started : lastStep;
+  if (since === null) return { hung: false, why: 'not started' };
+  const saving = input.nodes.some((n) => n.checkpointing);
+  const timeout = startup ? input.startupTimeoutMs : input.hangTimeoutMs + (saving ? input.checkpointTimeoutMs : 0);
   const idleMs = input.now - since;
-  return idleMs >= input.hangTimeoutMs ? { hung: true, since, idleMs } : { hung: false, why: `progress ${idleMs} ms ago` };
+  return idleMs >= timeout ? { hung: true, since, idleMs, startup } : { hung: false, why: `progress ${idleMs} ms ago` };
 }

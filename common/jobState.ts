@@ -245,7 +245,10 @@ export class JobState {
       case 'process_failed':
         return this.processFailed(event);
       case 'hang_suspected': {
-        const what = `hang: no training progress for ${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s at step ${String(event.data.step ?? 'unknown')}`;
+        const idle = `${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s`;
+        const what = event.data.startup === true
+          ? `hang: no first step ${idle} after the training processes started (spec.faultTolerance.startupTimeout)`
+          : `hang: no training progress for ${idle} at step ${String(event.data.step ?? 'unknown')}`;
         if (event.data.action === 'fail') this.finish('FAILED', `${what} (spec.faultTolerance.hangAction fail; stacks in \`rover events\`)`);
         else this.warn(`${what}; action ${String(event.data.action)}`);
         return [];

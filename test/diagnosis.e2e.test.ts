@@ -135,4 +135,15 @@ describe('diagnosis on the local backend', () => {
     const completed = worker.samples.filter((s) => s.name.startsWith('temporal_activity_execution_latency') && s.name.endsWith('_count'));
     expect(completed.reduce((sum, s) => sum + s.value, 0)).toBeGreaterThan(0);
   });
+  it('calls a trainer that hangs before its first step a hang after startupTimeout, and fails the job on hangAction fail', async () => {
+    const spec = jobSpec(stack.home, 'stuck-start', { nodes: 1 });
+    spec.spec.entrypoint = { ...spec.spec.entrypoint, command: 'sh', args: ['-c', 'echo init; exec sleep 600'] };
+    spec.spec.faultTolerance = { ...spec.spec.faultTolerance, hangTimeout: 3000, startupTimeout: 3000, hangAction: 'fail' };
+    const result = await (await submit(spec)).result();
+    expect(result.phase).toBe('FAILED');
+    expect(result.reason).toMatch(/^hang: no first step \d+ s after the training processes started \(spec.faultTolerance.startupTimeout\)/);
+    const [hang] = await events('stuck-start', 'hang_suspected');
+    expect(hang?.data).toMatchObject({ startup: true, action: 'fail' });
+    expect(result.nodes.filter((n) => n.status === 'running')).toEqual([]);
+  });
 });

@@ -117,6 +117,12 @@ const faultTolerance = z
     heartbeatInterval: duration().prefault('5s').describe('How often agents report.'),
     heartbeatTimeout: duration().prefault('30s').describe('A node silent this long is lost; greater than heartbeatInterval.'),
     hangTimeout: duration().prefault('30m').describe('A job whose step does not advance this long is suspected hung.'),
+    startupTimeout: duration()
+      .prefault('30m')
+      .describe('A job whose training processes print no first step (ROVER_STEP) this long after their round started is suspected hung: imports, data loading and the process group init must fit in it.'),
+    checkpointTimeout: duration()
+      .prefault('30m')
+      .describe('A checkpoint save under way (ROVER_CHECKPOINT_BEGIN … ROVER_CHECKPOINT) extends hangTimeout by at most this.'),
     hangAction: z
       .enum(HANG_ACTIONS)
       .default('restart')
