@@ -67,6 +67,15 @@ describe('JobState', () => {
     expect(state.node(1)?.incarnation).toBe(1);
   });
 
+  it('relaunches a node lost to the platform without spending the budget, even when it is spent', () => {
+    const state = training(2);
+    state.data.nodeRelaunches = 2;
+    const lost = event('node_lost', 1, 0, { reason: 'agent process 7 is gone', platformCause: 'the stack was stopped (rover down)' });
+    expect(state.applyEvents([lost]).map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
+    expect([state.data.nodeRelaunches, state.node(1)?.incarnation, state.data.phase]).toEqual([2, 1, 'RESCALING']);
+    expect(state.data.warnings.at(-1)).toMatch(/relaunched as incarnation 1 \(the stack was stopped \(rover down\); not counted against maxNodeRelaunches\)/);
+  });
+
   describe('a failed or lost node', () => {
     const cases: { name: string; relaunchesUsed: number; nodes: number; min: number; unit?: number; kind: NodeEventKind; expectPhase: string; expectActions: string[]; reason?: RegExp }[] = [
       { name: 'is relaunched as the next incarnation within budget', relaunchesUsed: 0, nodes: 2, min: 2, kind: 'node_failed', expectPhase: 'RESCALING', expectActions: ['remove', 'openRound', 'launch'] },

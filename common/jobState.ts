@@ -371,16 +371,11 @@ export class JobState {
     node.check = verdict === 'straggler' ? `straggler ${secs(event.data.bestSeconds)} (median ${secs(event.data.medianSeconds)})` : `${verdict} ${secs(event.data.bestSeconds)}`;
     const where = `node ${node.id} incarnation ${node.incarnation}`;
     const old = { id: node.id, incarnation: node.incarnation };
-    const rescale = () => {
-      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
-    };
     if (verdict === 'faulty') {
-      rescale();
       node.status = 'failed';
       node.reason = `${where} failed the node check in both rounds`;
-      const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
-      this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
-      this.warn(`${node.reason}: relaunched as incarnation ${next.incarnation} (not counted against maxNodeRelaunches)`);
+      const next = this.relaunch(node, { counted: false });
+      this.warn(`${node.reason}: relaunched as incarnation ${next.incarnation} (the pre-flight check; not counted against maxNodeRelaunches)`);
       return [
         { type: 'remove', nodes: [old] },
         { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation} after its node check failed` },
@@ -391,7 +386,7 @@ export class JobState {
     if (verdict !== 'straggler') return [];
     const remaining = this.activeNodes().length - 1;
     if (event.data.exclude === true && remaining >= this.limits.minNodes) {
-      rescale();
+      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
       node.status = 'stopped';
       node.reason = `${where} is a straggler in the node check: excluded (spec.diagnosis.excludeStragglers)`;
       this.data.targetNodes = remaining;
@@ -419,20 +414,29 @@ export class JobState {
       this.warn(`${what}; not relaunched: node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`);
       return [];
     }
-    // Counted like a node fault: a host that stays slow must not relaunch forever.
-    this.data.nodeRelaunches += 1;
     node.status = 'failed';
     node.reason = what;
     const old = { id: node.id, incarnation: node.incarnation };
-    const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
-    this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
-    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    // Counted like a node fault: a host that stays slow must not relaunch forever.
+    const next = this.relaunch(node, { counted: true });
     this.warn(`${what}: relaunched as incarnation ${next.incarnation} (spec.diagnosis.relaunchStragglers)`);
     return [
       { type: 'remove', nodes: [old] },
       { type: 'openRound', cause: `relaunch straggler node ${node.id} as incarnation ${next.incarnation}` },
       { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation, avoidHostOfIncarnation: old.incarnation }] },
     ];
+  }
+
+  /**
+   * Replaces a node by its next incarnation (keeping a plan's resources); `counted` spends one of
+   * spec.faultTolerance.maxNodeRelaunches. The caller opens the round and launches it.
+   */
+  private relaunch(node: NodeRecord, { counted }: { counted: boolean }): NodeRecord {
+    if (counted) this.data.nodeRelaunches += 1;
+    const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
+    this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
+    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    return next;
   }
 
   /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */
@@ -448,11 +452,11 @@ export class JobState {
     node.exitCode = exitCode;
     node.reason = why;
     const old = { id: node.id, incarnation: node.incarnation };
-    if (this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
-      this.data.nodeRelaunches += 1;
-      const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
-      this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
-      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    // Lost to the platform (the stack stopped, a pod evicted or preempted): not the job's fault.
+    const platformCause = typeof event.data.platformCause === 'string' ? event.data.platformCause : null;
+    if (platformCause !== null || this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
+      const next = this.relaunch(node, { counted: platformCause === null });
+      if (platformCause !== null) this.warn(`${why}: relaunched as incarnation ${next.incarnation} (${platformCause}; not counted against maxNodeRelaunches)`);
       // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
       const oom: JobAction[] = event.data.oomKilled === true
         ? [{ type: 'oomPlan', node: { id: next.id, incarnation: next.incarnation }, failedIncarnation: old.incarnation, exitCode, reason: why }]
