@@ -25,6 +25,8 @@ export interface JobActivityDeps {
 export function createJobActivities(deps: JobActivityDeps): JobActivities {
   const { store, config, logger } = deps;
   const now = deps.clock ?? Date.now;
+  /** When this worker started: heartbeats missed while the control plane was down are not silence. */
+  const startedAt = now();
 
   const loadJob = async (jobId: string): Promise<Job & { spec: JobSpec }> => {
     const job = await store.jobs.get(jobId);
@@ -157,14 +159,17 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
   async function reportDeadNodes(job: Job & { spec: JobSpec }, backend: ClusterBackend): Promise<void> {
     const live = await store.nodes.listByJob(job.id, { statuses: LIVE_STATUSES });
     const dead = await backend.findDeadNodes(live);
-    const silent = await store.nodes.listSilentSince(job.id, now() - job.spec.spec.faultTolerance.heartbeatTimeout, ['running']);
+    // Agents keep training through a control-plane outage (`rover down --keep-jobs`, a crash) and
+    // heartbeat again once the API is back: judge silence only after a whole heartbeatTimeout up.
+    const cutoff = now() - job.spec.spec.faultTolerance.heartbeatTimeout;
+    const silent = cutoff >= startedAt ? await store.nodes.listSilentSince(job.id, cutoff, ['running']) : [];
     const lost = new Map<string, DeadNode>();
     for (const d of dead) lost.set(`${d.node.nodeId}/${d.node.incarnation}`, d);
     for (const node of silent) {
       const id = `${node.nodeId}/${node.incarnation}`;
       if (!lost.has(id)) lost.set(id, { node, reason: `no heartbeat for ${job.spec.spec.faultTolerance.heartbeatTimeout} ms` });
     }
-    for (const { node, reason, exitCode, oomKilled } of lost.values()) {
+    for (const { node, reason, exitCode, oomKilled, platformCause } of lost.values()) {
       const key = { jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation };
       // A known exit code is a failure of the node; otherwise it vanished.
       const failed = exitCode !== undefined && exitCode !== null;
@@ -183,7 +188,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         await tx.nodeEvents.append({
           ...key,
           kind: failed ? 'node_failed' : 'node_lost',
-          data: { reason, round, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }), ...judgementData(judged) },
+          data: { reason, round, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }), ...(platformCause && { platformCause }), ...judgementData(judged) },
         });
       });
       logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');

@@ -33,6 +33,8 @@ export interface DeadNode {
   exitCode?: number | null;
   /** The platform killed it for memory (Kubernetes OOMKilled): the OOM path raises its memory. */
   oomKilled?: boolean;
+  /** The platform took the node away (eviction, preemption, a lost machine): relaunched without spending maxNodeRelaunches. */
+  platformCause?: string;
 }
 
 export interface ClusterBackend {

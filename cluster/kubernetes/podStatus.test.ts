@@ -31,10 +31,11 @@ describe('podEnd', () => {
   });
 
   it('reports eviction, preemption, node loss and deletion without an exit code', () => {
-    expect(podEnd(pod({ phase: 'Failed', reason: 'Evicted', message: 'low memory' }))?.reason).toBe('pod rover-j-0-0 evicted: low memory');
+    expect(podEnd(pod({ phase: 'Failed', reason: 'Evicted', message: 'low memory' }))).toEqual({ reason: 'pod rover-j-0-0 evicted: low memory', platformCause: 'the cluster evicted the pod' });
     const preempted = { type: 'DisruptionTarget', status: 'True', reason: 'PreemptionByScheduler' };
     expect(podEnd(pod({ phase: 'Failed', conditions: [preempted] }))?.reason).toContain('preempted (PreemptionByScheduler)');
-    expect(podEnd(pod({ phase: 'Unknown', reason: 'NodeLost' }))).toEqual({ reason: 'pod rover-j-0-0 lost its node (NodeLost)' });
+    expect(podEnd(pod({ phase: 'Failed', conditions: [preempted] }))?.platformCause).toBe('the cluster preempted the pod');
+    expect(podEnd(pod({ phase: 'Unknown', reason: 'NodeLost' }))).toEqual({ reason: 'pod rover-j-0-0 lost its node (NodeLost)', platformCause: 'the pod lost its Kubernetes node' });
     expect(podEnd(pod({ phase: 'Running' }, true))?.exitCode).toBeUndefined();
   });
 });

@@ -8,6 +8,8 @@ export interface PodEnd {
   /** The agent container's exit code, when the pod got that far. */
   exitCode?: number | null;
   oomKilled?: boolean;
+  /** The cluster took the pod away (evicted, preempted, its node lost): not the job's failure. */
+  platformCause?: string;
 }
 
 /** Why a pod of a live node has ended, or undefined while it is pending or running. */
@@ -28,13 +30,17 @@ export function podEnd(pod: V1Pod): PodEnd | undefined {
       };
     }
     // Failed without a container exit: evicted, preempted, or rejected by the kubelet.
-    const why = status.reason === 'Evicted' ? 'evicted' : preempted ? `preempted (${preempted.reason})` : (status.reason ?? 'failed');
-    return { reason: `pod ${pod.metadata?.name} ${why}${status.message ? `: ${status.message}` : ''}` };
+    const evicted = status.reason === 'Evicted';
+    const why = evicted ? 'evicted' : preempted ? `preempted (${preempted.reason})` : (status.reason ?? 'failed');
+    const reason = `pod ${pod.metadata?.name} ${why}${status.message ? `: ${status.message}` : ''}`;
+    return { reason, ...((evicted || preempted) && { platformCause: `the cluster ${evicted ? 'evicted' : 'preempted'} the pod` }) };
   }
-  if (status.phase === 'Unknown') return { reason: `pod ${pod.metadata?.name} lost its node${status.reason ? ` (${status.reason})` : ''}` };
+  if (status.phase === 'Unknown') {
+    return { reason: `pod ${pod.metadata?.name} lost its node${status.reason ? ` (${status.reason})` : ''}`, platformCause: 'the pod lost its Kubernetes node' };
+  }
   if (pod.metadata?.deletionTimestamp) {
     const why = preempted ? `preempted (${preempted.reason})` : 'is being deleted';
-    return { reason: `pod ${pod.metadata.name} ${why}` };
+    return { reason: `pod ${pod.metadata.name} ${why}`, ...(preempted && { platformCause: 'the cluster preempted the pod' }) };
   }
   return undefined;
 }
