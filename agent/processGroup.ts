@@ -6,10 +6,10 @@
 // it. Every signal is sent to the whole group, once: SIGTERM, the grace period, SIGKILL to what is
 // left. A group outlives its leader when a wrapper leaves a background child behind; the round's
 // end (success, failure, stop, restart) stops such leftovers too.
-import { withMemoryLimit } from './memoryLimit.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { occupiedProcessGroups, waitUntilGroupsEmpty } from '../common/procfs.ts';
+import { withMemoryLimit } from './memoryLimit.ts';
 
 export interface TrainerSpec {
   localRank: number;
@@ -67,8 +67,6 @@ const MAX_TAIL_LINE_CHARS = 4096;
 /** How long to wait for a dead process's pipes to drain; a grandchild may hold them open. */
 const PIPE_DRAIN_MS = 500;
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
-/** How often a stop checks whether the process groups are empty yet. */
-const GROUP_POLL_MS = 50;
 /** After SIGKILL, how long the kernel gets to take the processes away before stop() gives up waiting. */
 const AFTER_KILL_WAIT_MS = 5000;
 
@@ -226,7 +224,7 @@ export class ProcessGroup {
     return this.trainers.some((t) => t.alive && t.saving);
   }
 
-  /** The live processes with their last stderr lines. */
+  /** The live leaders (pid = process group id) with their last stderr lines. */
   liveTrainers(): { localRank: number; rank: number; pid: number; stderrTail: string[] }[] {
     return this.trainers
       .filter((t) => t.alive)
@@ -256,7 +254,7 @@ export class ProcessGroup {
     return lines;
   }
 
-  /** Processes still running, for usage sampling. */
+  /** Leaders still running; each pid is also its process group's id (usage sums over the group). */
   livePids(): { localRank: number; pid: number }[] {
     return this.trainers.filter((t) => t.alive).map((t) => ({ localRank: t.spec.localRank, pid: t.child.pid! }));
   }
@@ -281,24 +279,15 @@ export class ProcessGroup {
 
   private async signalAndWait(graceMs: number): Promise<void> {
     const groupIds = this.trainers.flatMap((t) => (t.processGroupId === undefined ? [] : [t.processGroupId]));
-    for (const id of await occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGTERM');
-    if (!(await this.allGone(groupIds, graceMs))) {
-      for (const id of await occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGKILL');
-      await this.allGone(groupIds, AFTER_KILL_WAIT_MS);
+    // A group can empty before its leader's exit event arrives: wait for both.
+    const leadersDone = () => this.trainers.every((t) => t.exit !== null);
+    for (const id of occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGTERM');
+    if (!(await waitUntilGroupsEmpty(groupIds, graceMs, leadersDone))) {
+      for (const id of occupiedProcessGroups(groupIds)) signalProcessGroup(id, 'SIGKILL');
+      await waitUntilGroupsEmpty(groupIds, AFTER_KILL_WAIT_MS, leadersDone);
     }
     // The exit statuses and the last output lines are read before anyone looks at them.
     await Promise.all(this.trainers.map((t) => t.finished));
-  }
-
-  /** Polls until every leader's exit was seen and no group has a running process; false at the deadline. */
-  private async allGone(groupIds: number[], withinMs: number): Promise<boolean> {
-    const deadline = Date.now() + withinMs;
-    for (;;) {
-      const leadersDone = this.trainers.every((t) => t.exit !== null);
-      if (leadersDone && (await occupiedProcessGroups(groupIds)).length === 0) return true;
-      if (Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, GROUP_POLL_MS));
-    }
   }
 }
 
@@ -309,46 +298,4 @@ function signalProcessGroup(groupId: number, signal: NodeJS.Signals): void {
   } catch {
     // ESRCH: nothing left in it
   }
-}
-
-/**
- * Of these process groups, the ones with a process that is not a zombie. kill(-id, 0) alone
- * cannot tell: an exited process its parent has not reaped yet (a wrapper's orphan waiting for
- * an init that is slow to reap, or does not reap at all in a container) still counts as a
- * member, and a stop would wait its whole grace period for nothing. Reads /proc (Linux); where
- * there is none, falls back to kill(-id, 0).
- */
-async function occupiedProcessGroups(groupIds: number[]): Promise<number[]> {
-  if (groupIds.length === 0) return [];
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return groupIds.filter((id) => {
-      try {
-        process.kill(-id, 0);
-        return true;
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    });
-  }
-  const wanted = new Set(groupIds);
-  const occupied = new Set<number>();
-  await Promise.all(
-    entries.map(async (entry) => {
-      if (!/^\d+$/.test(entry)) return;
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null);
-      const fields = stat === null ? null : parseProcStat(stat);
-      if (fields && fields.state !== 'Z' && wanted.has(fields.processGroupId)) occupied.add(fields.processGroupId);
-    }),
-  );
-  return groupIds.filter((id) => occupied.has(id));
-}
-
-/** State and process group id from /proc/<pid>/stat: "pid (comm) state ppid pgrp session …". */
-function parseProcStat(stat: string): { state: string; processGroupId: number } | null {
-  // comm may hold spaces and parentheses: the fields after it start behind the last ')'.
-  const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return state && pgrp ? { state, processGroupId: Number(pgrp) } : null;
 }

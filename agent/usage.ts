@@ -1,6 +1,9 @@
-// CPU and memory of training processes, read from /proc (Linux). Elsewhere, or for a process
-// that has already exited, a pid simply yields no sample.
+// CPU and memory of training processes, read from /proc (Linux), per trainer: summed over every
+// process of the trainer's process group, so a wrapper (`sh -c "python3 train.py"`) in front of
+// the trainer does not hide it, and data-loader workers count with their trainer. Elsewhere, or
+// for a group whose processes have all exited, a group simply yields no sample.
 import { readFile } from 'node:fs/promises';
+import { listProcesses } from '../common/procfs.ts';
 
 export interface Usage {
   cpuPercent: number;
@@ -17,34 +20,61 @@ interface CpuReading {
   uptime: number;
 }
 
+/** A group at its previous sample: when, and each member's CPU ticks then. */
+interface GroupReading {
+  uptime: number;
+  /** Keyed by pid and start time, so a reused pid starts from zero. */
+  ticks: Map<string, number>;
+}
+
 export class UsageSampler {
-  private previous = new Map<number, CpuReading>();
+  private previous = new Map<number, GroupReading>();
 
   /**
-   * Usage per pid. CPU% covers the time since this pid's previous sample (100 = one full core);
-   * for the first sample of a pid, its whole lifetime.
+   * Usage per process group, keyed by group id (the leader's pid, as ProcessGroup.livePids gives
+   * them): RSS and CPU summed over the group's running processes. CPU% covers the time since the
+   * group's previous sample (100 = one full core); a process that started since then counts all
+   * its ticks. For a group's first sample, the time since its oldest process started. CPU of
+   * members that exited between two samples is not seen.
    */
-  async sample(pids: number[]): Promise<Map<number, Usage>> {
-    const current = new Map<number, CpuReading>();
+  async sample(groupIds: number[]): Promise<Map<number, Usage>> {
     const result = new Map<number, Usage>();
     const uptime = await readUptime();
-    if (uptime === null) return result;
-    await Promise.all(
-      pids.map(async (pid) => {
-        const [stat, status] = await Promise.all([readText(`/proc/${pid}/stat`), readText(`/proc/${pid}/status`)]);
+    const processes = listProcesses();
+    if (uptime === null || processes === null) return result;
+    const wanted = new Set(groupIds);
+    const members = processes.filter((p) => wanted.has(p.processGroupId) && p.state !== 'Z');
+    const readings = await Promise.all(
+      members.map(async (p) => {
+        const [stat, status] = await Promise.all([readText(`/proc/${p.pid}/stat`), readText(`/proc/${p.pid}/status`)]);
         const cpu = stat === null ? null : parseStat(stat);
         const rssBytes = status === null ? null : parseRssBytes(status);
-        if (cpu === null || rssBytes === null) return;
-        const reading = { ticks: cpu.ticks, uptime };
-        current.set(pid, reading);
-        const before = this.previous.get(pid) ?? { ticks: 0, uptime: cpu.startTicks / CLOCK_TICKS_PER_SECOND };
-        result.set(pid, { cpuPercent: cpuPercent(before, reading), rssBytes });
+        // Exited meanwhile (or a zombie by now): it has neither.
+        return cpu === null || rssBytes === null ? [] : [{ group: p.processGroupId, key: `${p.pid}@${cpu.startTicks}`, ...cpu, rssBytes }];
       }),
     );
-    // Forget pids that were not asked for or have exited, so a reused pid starts fresh.
+    const read = readings.flat();
+    const current = new Map<number, GroupReading>();
+    for (const id of groupIds) {
+      const mine = read.filter((r) => r.group === id);
+      if (mine.length === 0) continue;
+      const ticks = new Map(mine.map((r) => [r.key, r.ticks]));
+      current.set(id, { uptime, ticks });
+      const now = { ticks: sum(mine.map((r) => r.ticks)), uptime };
+      const previous = this.previous.get(id);
+      const before = previous
+        ? { ticks: sum(mine.map((r) => previous.ticks.get(r.key) ?? 0)), uptime: previous.uptime }
+        : { ticks: 0, uptime: Math.min(...mine.map((r) => r.startTicks)) / CLOCK_TICKS_PER_SECOND };
+      result.set(id, { cpuPercent: cpuPercent(before, now), rssBytes: sum(mine.map((r) => r.rssBytes)) });
+    }
+    // Forget groups that were not asked for or have emptied.
     this.previous = current;
     return result;
   }
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }
 
 export function cpuPercent(before: CpuReading, after: CpuReading): number {

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
+import { LocalBackend } from '../cluster/local/localBackend.ts';
 import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cluster/local/processes.ts';
 import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
@@ -147,12 +148,20 @@ export async function stopStack(config: RoverConfig): Promise<StackProcess[]> {
 /**
  * Local nodes outlive the worker by design; the stack going down takes them along so nothing is
  * left running. Their jobs resume (and relaunch them) on the next `rover up`.
+ *
+ * Each node goes the way the backend deletes one (stopLocalNode): SIGTERM to the agent alone,
+ * the agent's own grace for its trainers plus a margin, then SIGKILL to whatever of the node is
+ * left, found by environment. Stopping the agent's process group instead would orphan trainers:
+ * they lead sessions of their own, and the agent would be SIGKILLed the moment its own grace
+ * for them ended, before it could SIGKILL them. Lost nodes count too: their orphans may still
+ * run when the worker went down before it could stop them.
  */
 async function stopLocalNodes(config: RoverConfig): Promise<void> {
   const store = await openStore(config.storeUrl);
   try {
-    const live = await store.nodes.listByBackend('local', ['launching', 'running']);
-    await Promise.all(live.map((n) => (n.pid === null ? undefined : stopProcessGroup(n.pid, config.timing.shutdownGraceMs))));
+    const backend = new LocalBackend(store, config.home);
+    const nodes = await store.nodes.listByBackend('local', ['launching', 'running', 'lost']);
+    await Promise.all(nodes.map((n) => backend.deleteNode(n, config.timing.shutdownGraceMs)));
   } finally {
     await store.close();
   }

@@ -4,7 +4,9 @@ import { readFileSync, existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { LocalBackend } from '../cluster/local/localBackend.ts';
 import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cluster/local/processes.ts';
+import { NODE_STATUSES } from '../common/phases.ts';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore, type Store } from '../store/index.ts';
@@ -87,9 +89,11 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
     },
     async close() {
       for (const p of [stack.worker.pid, stack.api.pid]) if (p) await stopProcessGroup(p, 5000);
-      // Whatever nodes a failed test left behind.
-      const nodes = await store.db.selectFrom('nodes').select('pid').execute();
-      for (const { pid } of nodes) if (pid) await stopProcessGroup(pid, 1000);
+      // Whatever local nodes a failed test left behind, stopped as the backend deletes a node:
+      // the agent first, then every process of the node, trainers it orphaned included.
+      const backend = new LocalBackend(store, home);
+      const nodes = await store.nodes.listByBackend('local', [...NODE_STATUSES]);
+      await Promise.all(nodes.map((n) => backend.deleteNode(n, config.timing.shutdownGraceMs)));
       await store.close();
       await closeClient();
     },

@@ -3,10 +3,10 @@
 // A local node's processes are also found by their environment (findNodeProcesses): its
 // trainers lead sessions of their own and outlive an agent that was SIGKILLed.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listProcesses, occupiedProcessGroups, readProcess, waitUntilGroupsEmpty, type ProcessInfo } from '../../common/procfs.ts';
 
 export interface DetachedProcess {
   pid: number;
@@ -42,41 +42,7 @@ export function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-  return !isZombie(pid);
-}
-
-function isZombie(pid: number): boolean {
-  return readProcStat(pid)?.state === 'Z';
-}
-
-/** What /proc/<pid>/stat says about a process that matters for stopping it. */
-export interface ProcStat {
-  pid: number;
-  state: string;
-  processGroupId: number;
-  sessionId: number;
-}
-
-/** /proc/<pid>/stat: "pid (comm) state ppid pgrp session …"; null once the process is gone. */
-function readProcStat(pid: number): ProcStat | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // comm may hold spaces and parentheses: the fields after it start behind the last ')'.
-  const [state, , pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  if (!state || !pgrp || !session) return null;
-  return { pid, state, processGroupId: Number(pgrp), sessionId: Number(session) };
-}
-
-function procPids(): number[] | null {
-  try {
-    return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
-  } catch {
-    return null;
-  }
+  return readProcess(pid)?.state !== 'Z';
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -91,42 +57,20 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/**
- * Whether the group led by pid still has a process that is not a zombie. kill(-pid, 0) alone
- * also finds exited processes nobody reaped yet, and a stop would wait for them in vain.
- */
-function groupAlive(pid: number): boolean {
-  const pids = procPids();
-  if (pids === null) {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return isAlive(pid);
-    }
-  }
-  return pids.some((p) => {
-    const stat = readProcStat(p);
-    return stat !== null && stat.processGroupId === pid && stat.state !== 'Z';
-  });
-}
-
 const POLL_MS = 50;
 /** After SIGKILL, how long the kernel gets to take the processes away before a stop gives up waiting. */
 const AFTER_KILL_WAIT_MS = 5000;
 
-/** SIGTERM the process group led by pid, SIGKILL it after the grace period; resolves when gone. */
+/**
+ * SIGTERM the process group led by pid, SIGKILL it after the grace period; resolves when gone.
+ * Emptiness ignores zombies (occupiedProcessGroups), which kill(-pid, 0) would count.
+ */
 export async function stopProcessGroup(pid: number, graceMs: number): Promise<void> {
-  if (!groupAlive(pid)) return;
+  if (occupiedProcessGroups([pid]).length === 0) return;
   signalGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    if (!groupAlive(pid)) return;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
+  if (await waitUntilGroupsEmpty([pid], graceMs)) return;
   signalGroup(pid, 'SIGKILL');
-  const killDeadline = Date.now() + AFTER_KILL_WAIT_MS;
-  while (groupAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, POLL_MS));
+  await waitUntilGroupsEmpty([pid], AFTER_KILL_WAIT_MS);
 }
 
 /** Which node a process belongs to, read from the ROVER_* variables of its environment. */
@@ -150,31 +94,28 @@ export const LOCAL_BACKEND_HOME_VAR = 'ROVER_LOCAL_BACKEND_HOME';
  * the environment a process was started with; changing its own later does not hide it. Null
  * where there is no /proc to read.
  */
-export async function findNodeProcesses(node: LocalNodeIdentity): Promise<ProcStat[] | null> {
+export function findNodeProcesses(node: LocalNodeIdentity): ProcessInfo[] | null {
   const wanted = [
     `ROVER_JOB=${node.jobId}`,
     `ROVER_NODE=${node.nodeId}`,
     `ROVER_INCARNATION=${node.incarnation}`,
     `${LOCAL_BACKEND_HOME_VAR}=${node.home}`,
   ];
-  const pids = procPids();
-  if (pids === null) return null;
+  const processes = listProcesses();
+  if (processes === null) return null;
   const uid = process.getuid?.();
-  const matches = await Promise.all(
-    pids.map(async (pid) => {
-      if (pid === process.pid) return null;
-      try {
-        if (uid !== undefined && (await stat(`/proc/${pid}`)).uid !== uid) return null;
-        const vars = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
-        if (!wanted.every((v) => vars.includes(v))) return null;
-      } catch {
-        return null; // gone, or not ours to read
-      }
-      const procStat = readProcStat(pid);
-      return procStat && procStat.state !== 'Z' ? procStat : null;
-    }),
-  );
-  return matches.filter((p): p is ProcStat => p !== null);
+  // Synchronous reads, as listProcesses: several nodes are stopped at once, and an environ read
+  // that failed for want of file descriptors would hide a process that still runs.
+  return processes.filter((p) => {
+    if (p.pid === process.pid || p.state === 'Z') return false;
+    try {
+      if (uid !== undefined && statSync(`/proc/${p.pid}`).uid !== uid) return false;
+      const vars = readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0');
+      return wanted.every((v) => vars.includes(v));
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  });
 }
 
 /**
@@ -183,7 +124,7 @@ export async function findNodeProcesses(node: LocalNodeIdentity): Promise<ProcSt
  * those groups hold only the node's processes); a process in someone else's group gets the
  * signal alone. `sent` keeps the targets already signalled, so a rescan never signals twice.
  */
-function signalNodeProcesses(processes: ProcStat[], signal: NodeJS.Signals, sent: Set<string>): void {
+function signalNodeProcesses(processes: ProcessInfo[], signal: NodeJS.Signals, sent: Set<string>): void {
   for (const p of processes) {
     const ownSession = p.processGroupId === p.sessionId;
     const target = ownSession ? -p.processGroupId : p.pid;
@@ -215,7 +156,7 @@ export const AGENT_STOP_MARGIN_MS = 5000;
  * left their group — found by their environment, and wait until they are gone.
  */
 export async function stopLocalNode(node: LocalNodeIdentity, agentPid: number | null, agentGraceMs: number): Promise<void> {
-  const processes = await findNodeProcesses(node);
+  const processes = findNodeProcesses(node);
   if (processes === null) {
     // No /proc (not Linux): the agent's group is all there is to go by; the agent stops its trainers.
     if (agentPid !== null) await stopProcessGroup(agentPid, agentGraceMs + AGENT_STOP_MARGIN_MS);
@@ -239,7 +180,7 @@ export async function stopLocalNode(node: LocalNodeIdentity, agentPid: number | 
   const killed = new Set<string>();
   const deadline = Date.now() + AFTER_KILL_WAIT_MS;
   for (;;) {
-    const left = (await findNodeProcesses(node)) ?? [];
+    const left = findNodeProcesses(node) ?? [];
     if (left.length === 0 || Date.now() >= deadline) return;
     signalNodeProcesses(left, 'SIGKILL', killed);
     await new Promise((r) => setTimeout(r, POLL_MS));
