@@ -3,15 +3,13 @@ import { recordJobOutcome, recordJobStart } from './jobHistory.ts';
 import { Context } from '@temporalio/activity';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
-import { judgementData, NODE_DOWN_WEIGHT } from '../common/failureCulprit.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { Logger } from '../common/logger.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { judgeRoundFailure, nodeLeasePrefix, openRoundWithEvent, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
 /** Node statuses the watcher checks for liveness. */
-const LIVE_STATUSES = ['launching', 'running'];
 
 export interface JobActivityDeps {
   store: Store;
@@ -129,7 +127,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       // Record the phase first: agents asking for a heartbeat are told to stop.
       await store.jobs.update(jobId, { phase, reason, endedAt: now() });
       await recordJobOutcome(store, job, phase, now());
-      const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_STATUSES] });
+      const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_NODE_STATUSES] });
       await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
       await backendFor(job.spec).releaseJob?.(jobId);
       logger.info({ jobId, phase, reason }, 'job finished');
@@ -157,7 +155,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
 
   /** Appends node_lost for nodes whose process is gone or whose heartbeats stopped, once each. */
   async function reportDeadNodes(job: Job & { spec: JobSpec }, backend: ClusterBackend): Promise<void> {
-    const live = await store.nodes.listByJob(job.id, { statuses: LIVE_STATUSES });
+    const live = await store.nodes.listByJob(job.id, { statuses: LIVE_NODE_STATUSES });
     const dead = await backend.findDeadNodes(live);
     // Agents keep training through a control-plane outage (`rover down --keep-jobs`, a crash) and
     // heartbeat again once the API is back: judge silence only after a whole heartbeatTimeout up.
@@ -171,26 +169,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     }
     for (const { node, reason, exitCode, oomKilled, platformCause } of lost.values()) {
       const key = { jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation };
-      // A known exit code is a failure of the node; otherwise it vanished.
-      const failed = exitCode !== undefined && exitCode !== null;
-      await store.transaction(async (tx) => {
-        const fresh = await tx.nodes.get(key);
-        if (!fresh || !LIVE_STATUSES.includes(fresh.status)) return;
-        await tx.nodes.update(key, { status: failed ? 'failed' : 'lost', endedAt: now(), exitReason: reason, ...(failed && { exitCode }) });
-        await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(node.nodeId, node.incarnation));
-        // Its peers lost their connections to it, maybe before this loss was noticed: it is the
-        // culprit of the last round it ran in (the latest, or the one before a round its peers opened).
-        const latest = await tx.rendezvous.latestRound(job.id);
-        const round = latest ? latest.round - (latest.status === ROUND_OPEN ? 1 : 0) : 0;
-        const judged = await judgeRoundFailure(tx, job.id, round, {
-          node: node.nodeId, incarnation: node.incarnation, weight: NODE_DOWN_WEIGHT, at: fresh.lastHeartbeatAt ?? now(),
-        });
-        await tx.nodeEvents.append({
-          ...key,
-          kind: failed ? 'node_failed' : 'node_lost',
-          data: { reason, round, ...(failed && { exitCode }), ...(oomKilled && { oomKilled: true }), ...(platformCause && { platformCause }), ...judgementData(judged) },
-        });
-      });
+      const recorded = await store.transaction((tx) => recordNodeDown(tx, key, { reason, exitCode, oomKilled, platformCause }, now()));
+      if (!recorded) continue;
       logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');
     }
   }

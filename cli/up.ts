@@ -8,7 +8,7 @@ import { LocalBackend } from '../cluster/local/localBackend.ts';
 import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cluster/local/processes.ts';
 import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
-import { openStore } from '../store/index.ts';
+import { openStore, recordNodeDown } from '../store/index.ts';
 
 interface StackProcess {
   name: string;
@@ -136,18 +136,25 @@ export function readStack(config: RoverConfig): StackFile | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as StackFile;
 }
 
-export async function stopStack(config: RoverConfig): Promise<StackProcess[]> {
+/**
+ * Stops the stack's processes, then (unless `keepJobs`) the local nodes of every job. With
+ * `keepJobs` the nodes train on and reconnect when the stack is back: agents retry the API
+ * through the outage and the worker does not take the silence for a loss.
+ */
+export async function stopStack(config: RoverConfig, { keepJobs = false }: { keepJobs?: boolean } = {}): Promise<StackProcess[]> {
   const stack = readStack(config);
   if (!stack) return [];
   await stopAll(stack.processes, config.timing.shutdownGraceMs);
-  await stopLocalNodes(config);
+  if (!keepJobs) await stopLocalNodes(config);
   rmSync(stackFile(config), { force: true });
   return stack.processes;
 }
 
 /**
  * Local nodes outlive the worker by design; the stack going down takes them along so nothing is
- * left running. Their jobs resume (and relaunch them) on the next `rover up`.
+ * left running. Each live node is first recorded lost with the platform as its cause (the worker
+ * is already down, so nobody else judges it), then stopped: on the next `rover up` its job
+ * relaunches it without spending maxNodeRelaunches.
  *
  * Each node goes the way the backend deletes one (stopLocalNode): SIGTERM to the agent alone,
  * the agent's own grace for its trainers plus a margin, then SIGKILL to whatever of the node is
@@ -161,6 +168,10 @@ async function stopLocalNodes(config: RoverConfig): Promise<void> {
   try {
     const backend = new LocalBackend(store, config.home);
     const nodes = await store.nodes.listByBackend('local', ['launching', 'running', 'lost']);
+    const down = { reason: 'the stack was stopped', platformCause: 'the stack was stopped (rover down)' };
+    for (const n of nodes) {
+      await store.transaction((tx) => recordNodeDown(tx, { jobId: n.jobId, nodeId: n.nodeId, incarnation: n.incarnation }, down, Date.now()));
+    }
     await Promise.all(nodes.map((n) => backend.deleteNode(n, config.timing.shutdownGraceMs)));
   } finally {
     await store.close();
@@ -233,8 +244,9 @@ export function registerUpCommands(
   program
     .command('down')
     .description('stop a stack started with `rover up --detach`')
-    .action(async () => {
-      const stopped = await stopStack(loadConfig());
+    .option('--keep-jobs', "leave the jobs' nodes training; they reconnect when the stack is back up")
+    .action(async (options: { keepJobs?: boolean }) => {
+      const stopped = await stopStack(loadConfig(), { keepJobs: options.keepJobs === true });
       if (stopped.length === 0) say('no stack is running');
       else say(`stopped ${stopped.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
     });

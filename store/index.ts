@@ -2,7 +2,7 @@
 // repositories. Every repository method takes an optional transaction; `store.transaction`
 // runs one function over repositories bound to a single transaction.
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
-import { judgeFailure, type FailureRole, type RoundFailure } from '../common/failureCulprit.ts';
+import { judgeFailure, judgementData, NODE_DOWN_WEIGHT, type FailureRole, type RoundFailure } from '../common/failureCulprit.ts';
 import { BrainConfigEntriesRepository } from './brainConfigEntries.ts';
 import { BrainConfigsRepository } from './brainConfigs.ts';
 import { CheckpointsRepository } from './checkpoints.ts';
@@ -12,12 +12,12 @@ import { JobsRepository } from './jobs.ts';
 import { MetricsRepository } from './metrics.ts';
 import { migrationProvider } from './migrations.ts';
 import { NodeEventsRepository } from './nodeEvents.ts';
-import { NodesRepository } from './nodes.ts';
-import { RendezvousRepository } from './rendezvous.ts';
+import { NodesRepository, type NodeKey } from './nodes.ts';
+import { RendezvousRepository, ROUND_OPEN } from './rendezvous.ts';
 import type { RepositoryContext, Trx } from './repository.ts';
 import type { Database } from './schema.ts';
 import { ShardLedgersRepository } from './shardLedgers.ts';
-import { ShardsRepository } from './shards.ts';
+import { nodeLeasePrefix, ShardsRepository } from './shards.ts';
 
 export interface StoreRepositories {
   jobs: JobsRepository;
@@ -119,6 +119,47 @@ export async function judgeRoundFailure(tx: TransactionScope, jobId: string, rou
     await tx.nodes.chargeProcessRestart({ jobId, nodeId, incarnation }, -1);
   }
   return judged;
+}
+
+/** Statuses of a node whose agent is (or is about to be) alive. */
+export const LIVE_NODE_STATUSES = ['launching', 'running'];
+
+/** Why a live node is down, as the backend (or `rover down`) saw it. */
+export interface NodeDown {
+  reason: string;
+  /** Exit code of the node's main process when known: then it failed, else it was lost. */
+  exitCode?: number | null | undefined;
+  oomKilled?: boolean | undefined;
+  /** The platform took it away (common/jobState.ts relaunches it without spending the budget). */
+  platformCause?: string | undefined;
+}
+
+/**
+ * Marks a live node failed or lost, returns its shard leases to the queue and appends the event
+ * (node_failed with a known exit code, else node_lost). The node is the culprit of the last
+ * round it ran in (the latest, or the one before a round its peers opened after losing it), timed
+ * at its last heartbeat: its peers' failures charged before the loss was noticed are taken back.
+ * False, and nothing written, when the node is gone or no longer live.
+ */
+export async function recordNodeDown(tx: TransactionScope, key: NodeKey, down: NodeDown, now: number): Promise<boolean> {
+  const node = await tx.nodes.get(key);
+  if (!node || !LIVE_NODE_STATUSES.includes(node.status)) return false;
+  const failed = down.exitCode !== undefined && down.exitCode !== null;
+  await tx.nodes.update(key, { status: failed ? 'failed' : 'lost', endedAt: now, exitReason: down.reason, ...(failed && { exitCode: down.exitCode }) });
+  await tx.shards.releaseByPrefix(key.jobId, nodeLeasePrefix(key.nodeId, key.incarnation));
+  const latest = await tx.rendezvous.latestRound(key.jobId);
+  const round = latest ? latest.round - (latest.status === ROUND_OPEN ? 1 : 0) : 0;
+  const judged = await judgeRoundFailure(tx, key.jobId, round, { node: key.nodeId, incarnation: key.incarnation, weight: NODE_DOWN_WEIGHT, at: node.lastHeartbeatAt ?? now });
+  const data = {
+    reason: down.reason,
+    round,
+    ...(failed && { exitCode: down.exitCode }),
+    ...(down.oomKilled && { oomKilled: true }),
+    ...(down.platformCause && { platformCause: down.platformCause }),
+    ...judgementData(judged),
+  };
+  await tx.nodeEvents.append({ ...key, kind: failed ? 'node_failed' : 'node_lost', data });
+  return true;
 }
 
 /**

@@ -1,6 +1,6 @@
 // `rover up` brings the whole embedded stack up with the demo job, and Ctrl-C leaves nothing behind.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -64,6 +64,60 @@ describe('rover up', () => {
       if (existsSync(file)) {
         for (const p of (JSON.parse(readFileSync(file, 'utf8')) as { processes: { pid: number }[] }).processes) await stopProcessGroup(p.pid, 1000);
       }
+    }
+  });
+
+  it('rover down costs a job no relaunch budget and its nodes come back on rover up; down --keep-jobs leaves them training', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'rover-down-'));
+    const env = {
+      ...process.env,
+      ROVER_HOME: home,
+      TEMPORAL_CLI: inject('temporalCli'),
+      ROVER_TEMPORAL_PORT: String(await freePort()),
+      ROVER_UI_PORT: String(await freePort()),
+      ROVER_API_PORT: String(await freePort()),
+      ROVER_BRAIN_PORT: String(await freePort()),
+      ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    };
+    const rover = (...args: string[]) => run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env });
+    const spec = path.join(home, 'steady.yaml');
+    writeFileSync(spec, [
+      'metadata: {name: steady}',
+      'spec:',
+      '  nodes: {min: 2, max: 2, initial: 2}',
+      '  nprocPerNode: 1',
+      `  entrypoint: {command: python3, args: [${path.join(repoRoot, 'examples/trainer.py')}, --steps, '100000', --step-time, '0.05']}`,
+      '  faultTolerance: {maxNodeRelaunches: 0, heartbeatInterval: 200ms, heartbeatTimeout: 5s}',
+      '  rendezvous: {lastCallTimeout: 1s}',
+      '',
+    ].join('\n'));
+    const status = async () => JSON.parse((await rover('status', 'steady', '--json')).stdout) as { phase: string; nodeRelaunches: number; nodes: { id: number; incarnation: number; pid: number | null; status: string }[] };
+    const trainingAt = (incarnation: number) =>
+      waitUntil(async () => {
+        const s = await status();
+        return s.phase === 'RUNNING' && s.nodes.every((n) => n.incarnation === incarnation && n.status === 'running') ? s : undefined;
+      }, `job steady training as incarnation ${incarnation}`, 120_000, 500);
+    try {
+      await rover('up', '--detach', '--no-demo');
+      await rover('submit', spec);
+      await trainingAt(0);
+      await rover('down');
+      await rover('up', '--detach', '--no-demo');
+      // The nodes went with the stack and come back as their next incarnation, for free.
+      const back = await trainingAt(1);
+      expect(back.nodeRelaunches).toBe(0);
+
+      const agents = back.nodes.map((n) => n.pid!);
+      await rover('down', '--keep-jobs');
+      for (const pid of agents) expect(isAlive(pid), `agent ${pid} keeps running through rover down --keep-jobs`).toBe(true);
+      await rover('up', '--detach', '--no-demo');
+      const kept = await trainingAt(1);
+      expect(kept.nodes.map((n) => n.pid)).toEqual(agents);
+      expect(kept.nodeRelaunches).toBe(0);
+      await rover('stop', 'steady');
+      await waitUntil(async () => (await status()).phase === 'STOPPED', 'the job to stop', 60_000, 500);
+    } finally {
+      await rover('down').catch(() => undefined);
     }
   });
 });
