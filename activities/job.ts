@@ -9,8 +9,6 @@ import type { JobSpec } from '../common/spec/index.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
-/** Node statuses the watcher checks for liveness. */
-
 export interface JobActivityDeps {
   store: Store;
   /** Backends by name, in a fixed order. */
