@@ -1,7 +1,9 @@
 // One killed trainer must not fail the job: its peers die of it with look-alike tracebacks, and
 // only the killed process is the job's failure. Also: a job whose script is missing fails fast
 // with python's own words instead of burning its budgets.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
@@ -105,5 +107,35 @@ describe('the culprit, not the victims', () => {
     expect(result.nodeRelaunches).toBe(0);
     expect(result.nodes.some((n) => n.lastError?.includes("can't open file")), 'rover status shows the stderr line').toBe(true);
     expect(result.nodes.filter((n) => n.status === 'running'), 'no node listed running after the end').toEqual([]);
+  });
+
+  it('runs a spec beside its train.py submitted from the parent folder, and rover status names a failure\'s stderr line', async () => {
+    const parent = mkdtempSync(path.join(stack.home, 'user-'));
+    mkdirSync(path.join(parent, 'myjob'));
+    writeFileSync(path.join(parent, 'myjob', 'train.py'), [
+      'import os, sys',
+      'marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "failed-once-" + os.environ["RANK"])',
+      'if not os.path.exists(marker):',
+      '    open(marker, "w").close()',
+      '    sys.exit("train.py: the data folder is not mounted yet")',
+      'for step in range(1, 4):',
+      '    print(f"ROVER_STEP {step}", flush=True)',
+      '',
+    ].join('\n'));
+    writeFileSync(path.join(parent, 'myjob', 'job.yaml'), [
+      'metadata: {name: beside}',
+      'spec:',
+      '  nodes: {min: 1, max: 1, initial: 1}',
+      '  entrypoint: {command: python3, args: [train.py]}',
+      '  faultTolerance: {heartbeatInterval: 200ms, heartbeatTimeout: 10s}',
+      '  rendezvous: {lastCallTimeout: 1s}',
+      '',
+    ].join('\n'));
+    const rover = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { cwd: parent, env: { ...process.env, ...stack.env } });
+    await rover('submit', 'myjob/job.yaml', '--wait');
+    const shown = (await rover('status', 'beside')).stdout;
+    expect(shown).toMatch(/phase:\s+SUCCEEDED/);
+    expect(shown).toContain('node 0 last failure: train.py: the data folder is not mounted yet');
   });
 });

@@ -116,6 +116,7 @@ describe('elastic jobs on the local backend', () => {
     const result: JobStatus = await handle.result();
     expect(result.phase).toBe('STOPPED');
     expect(result.reason).toBe('test over');
+    expect(result.nodes.map((n) => n.status), 'no node is listed running after the stop').toEqual(['stopped', 'stopped']);
     for (const pid of [...agents, ...trainers]) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
