@@ -94,7 +94,7 @@ describe('Agent', () => {
     expect(master.reports).toEqual([
       {
         node: 0, incarnation: 0, kind: 'process_failed', round: 1, restarts: 0,
-        localRank: 1, exitCode: 7, signal: null, stderrTail: 'CUDA error: boom', allProcessesAlike: false,
+        localRank: 1, exitCode: 7, signal: null, stderrTail: 'CUDA error: boom', allProcessesAlike: false, exitedAt: expect.any(Number),
       },
       { node: 0, incarnation: 0, kind: 'node_succeeded', round: 2, restarts: 1 },
     ]);

@@ -86,6 +86,7 @@ describe('ProcessGroup', () => {
         exitCode: 3,
         signal: null,
         stderrTail: ['line 75', 'line 76', 'line 77', 'line 78', 'line 79'].join('\n'),
+        exitedAt: expect.any(Number),
       },
     });
     const [survivor] = group.livePids();

@@ -45,6 +45,8 @@ export interface TrainerExit {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   stderrTail: string;
+  /** When the process exited (epoch ms, this host's clock): which of a round's failures came first. */
+  exitedAt: number;
 }
 
 export type GroupOutcome =
@@ -125,11 +127,13 @@ class Trainer {
     this.finished = new Promise((resolve) => {
       let settled = false;
       let drainTimer: NodeJS.Timeout | undefined;
+      let exitedAt: number | undefined;
       const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
         if (settled) return;
         settled = true;
         clearTimeout(drainTimer);
-        this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: this.tail.join('\n') };
+        const tail = this.tail.join('\n');
+        this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: tail, exitedAt: exitedAt ?? Date.now() };
         resolve(this.exit);
       };
       this.child.on('error', (error) => {
@@ -140,6 +144,7 @@ class Trainer {
         finish(null, null);
       });
       this.child.on('exit', (code, signal) => {
+        exitedAt = Date.now();
         drainTimer = setTimeout(() => finish(code, signal), PIPE_DRAIN_MS);
       });
       this.child.on('close', (code, signal) => finish(code, signal));

@@ -2,11 +2,11 @@
 // reports, over the store. Decisions are the pure functions in common/; this file persists them.
 import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
-import { decideRound } from '../common/rendezvous.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, type Job, type NewMetric, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type Store } from '../store/index.ts';
 import { classifyFailure } from '../common/failureRules.ts';
+import { tokenMatches } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
@@ -37,11 +37,14 @@ export class MasterService {
   private readonly hangs: HangWatch;
   private readonly stragglers: StragglerWatch;
 
-  /** Loads the job and checks the agent's token: 404 for an unknown job, 403 for a wrong token. */
+  /**
+   * Loads the job and checks the agent's token against the stored digest, in constant time:
+   * 404 for an unknown job (agents stop on it), 403 for a wrong token, the digest itself included.
+   */
   async authorize(jobId: string, token: string | undefined): Promise<Job> {
     const job = await this.store.jobs.get(jobId);
     if (!job) throw new HttpError(404, 'job_not_found', `no job ${jobId}`);
-    if (!token || token !== job.token) throw new HttpError(403, 'forbidden', `token does not belong to job ${jobId}`);
+    if (!tokenMatches(token, job.tokenDigest)) throw new HttpError(403, 'forbidden', `token does not belong to job ${jobId}`);
     return job;
   }
 
@@ -110,42 +113,9 @@ export class MasterService {
 
   private async decide(job: Job, round: number): Promise<void> {
     const spec = job.spec as JobSpec;
-    await this.store.transaction(async (tx) => {
-      const key = { jobId: job.id, round };
-      const current = await tx.rendezvous.getRound(key);
-      if (!current || current.status !== ROUND_OPEN) return;
-      const members = await tx.rendezvous.listMembers(key);
-      const decision = decideRound({
-        round,
-        openedAt: current.openedAt,
-        lastJoinAt: current.lastJoinAt,
-        now: this.now(),
-        members: members.map((m) => ({ node: m.nodeId, incarnation: m.incarnation, host: m.host, freePort: m.freePort ?? 0 })),
-        minNodes: current.minNodes,
-        maxNodes: current.maxNodes,
-        unit: spec.spec.nodes.unit,
-        lastCallTimeoutMs: spec.spec.rendezvous.lastCallTimeout,
-        joinTimeoutMs: spec.spec.rendezvous.joinTimeout,
-      });
-      if (decision.action === 'wait') return;
-      if (decision.action === 'fail') {
-        if (await tx.rendezvous.failRound(key)) {
-          await tx.nodeEvents.append({ jobId: job.id, kind: 'rendezvous_failed', data: { round, reason: decision.reason } });
-        }
-        return;
-      }
-      const ranks = decision.ranked.map((m) => ({ nodeId: m.node, rank: m.groupRank }));
-      if (!(await tx.rendezvous.closeRound({ ...key, ranks, masterAddr: decision.masterAddr, masterPort: decision.masterPort }))) return;
-      for (const m of decision.ranked) {
-        await tx.nodes.update({ jobId: job.id, nodeId: m.node, incarnation: m.incarnation }, { rank: m.groupRank });
-      }
-      this.hooks.roundClosed?.(job.id, Math.max(0, this.now() - current.openedAt) / 1000);
-      await tx.nodeEvents.append({
-        jobId: job.id,
-        kind: 'round_closed',
-        data: { round, members: decision.ranked, excluded: decision.excluded, masterAddr: decision.masterAddr, masterPort: decision.masterPort },
-      });
-    });
+    const rules = { unit: spec.spec.nodes.unit, lastCallTimeoutMs: spec.spec.rendezvous.lastCallTimeout, joinTimeoutMs: spec.spec.rendezvous.joinTimeout };
+    const settled = await this.store.transaction((tx) => settleRound(tx, { jobId: job.id, round }, rules, this.now()));
+    if (settled.status === 'closed') this.hooks.roundClosed?.(job.id, Math.max(0, this.now() - settled.openedAt) / 1000);
   }
 
   async heartbeat(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
@@ -230,7 +200,7 @@ export class MasterService {
       const spec = job.spec as JobSpec;
       const facts = { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' };
       const failure = classifyFailure(facts, spec.spec.faultTolerance.failureRules ?? []);
-      const reported = { node: req.node, incarnation: req.incarnation, weight: failureWeight(facts, failure), at: now };
+      const reported = { node: req.node, incarnation: req.incarnation, weight: failureWeight(facts, failure), at: now, exitedAt: req.exitedAt ?? null };
       const judged = await judgeRoundFailure(tx, job.id, req.round, reported);
       let failures = node.processRestarts;
       if (judged.role === 'culprit') {

@@ -42,6 +42,8 @@ export interface RoundFailure {
   incarnation: number;
   weight: number;
   at: number;
+  /** When the failed process exited, by its node's clock (null: unknown, e.g. a lost node). */
+  exitedAt: number | null;
 }
 
 export type FailureRole =
@@ -53,14 +55,17 @@ export type FailureRole =
 /**
  * Judges a failure reported for a round against that round's culprit so far (null: none yet).
  * Within the window a stronger failure (higher weight) becomes the culprit and unseats the
- * earlier one — reports race, and a SIGKILLed rank's agent may report after its victims'; an
- * equal or weaker one is a consequence. Past the window, or from the culprit's own node, a
+ * earlier one — reports race, and a SIGKILLed rank's agent may report after its victims'; so
+ * does one of equal weight whose process exited earlier (a victim's agent can report first; exit
+ * times come from the nodes' clocks, exact on one host, skewed by milliseconds across hosts). A
+ * weaker or later one is a consequence. Past the window, or from the culprit's own node, a
  * failure stands on its own.
  */
 export function judgeFailure(culprit: RoundFailure | null, failure: RoundFailure, windowMs = CONSEQUENCE_WINDOW_MS): FailureRole {
   if (!culprit || failure.at - culprit.at > windowMs) return { role: 'culprit', supersedes: null };
   if (culprit.node === failure.node && culprit.incarnation === failure.incarnation) return { role: 'culprit', supersedes: null };
-  if (failure.weight > culprit.weight) return { role: 'culprit', supersedes: culprit };
+  const exitedFirst = failure.exitedAt !== null && culprit.exitedAt !== null && failure.exitedAt < culprit.exitedAt;
+  if (failure.weight > culprit.weight || (failure.weight === culprit.weight && exitedFirst)) return { role: 'culprit', supersedes: culprit };
   return { role: 'consequence', of: culprit };
 }
 

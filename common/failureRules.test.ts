@@ -170,7 +170,7 @@ describe('JobState applies the classification', () => {
 });
 
 describe('the culprit, not the victims (judgeFailure)', () => {
-  const at = (node: number, weight: number, ms: number): RoundFailure => ({ node, incarnation: 0, weight, at: ms });
+  const at = (node: number, weight: number, ms: number, exitedAt: number | null = null): RoundFailure => ({ node, incarnation: 0, weight, at: ms, exitedAt });
   const weightOf = (f: Partial<FailureFacts>) => failureWeight(facts(f), classifyFailure(facts(f)));
   const killed = weightOf({ exitCode: null, signal: 'SIGKILL' });
   const wrappedKill = weightOf({ exitCode: 137 });
@@ -192,6 +192,9 @@ describe('the culprit, not the victims (judgeFailure)', () => {
     ['second kill in the window', at(0, killed, 0), at(1, killed, 400), 'consequence of 0'],
     ['same traceback on another node', at(0, traceback, 0), at(1, traceback, 100), 'consequence of 0'],
     ['a failure past the window', at(0, killed, 0), at(1, reset, 10_001), 'culprit'],
+    ['equal weight: the earlier exit reported second', at(1, reset, 0, 1_000_050), at(0, reset, 200, 1_000_000), 'culprit over 1'],
+    ['equal weight: the later exit reported second', at(0, reset, 0, 1_000_000), at(1, reset, 200, 1_000_050), 'consequence of 0'],
+    ['equal weight, exit time unknown', at(1, reset, 0, null), at(0, reset, 200, 1_000_000), 'consequence of 1'],
   ];
   it.each(table)('%s → %s', (_name, culprit, failure, expected) => {
     const judged = judgeFailure(culprit, failure);

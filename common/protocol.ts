@@ -92,6 +92,8 @@ export const nodeReport = z.strictObject({
   signal: z.string().nullable().optional(),
   /** Last lines of the failed process's stderr. */
   stderrTail: z.string().max(16 * 1024).optional(),
+  /** process_failed: when the process exited (epoch ms, the node's clock); breaks ties between a round's failures. */
+  exitedAt: z.number().int().min(0).optional(),
   /** Latest training step the node's processes reported before the failure. */
   step: z.number().int().min(0).nullable().optional(),
   /** Group restarts done so far by this agent, for any reason. */

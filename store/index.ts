@@ -149,7 +149,7 @@ export async function recordNodeDown(tx: TransactionScope, key: NodeKey, down: N
   await tx.shards.releaseByPrefix(key.jobId, nodeLeasePrefix(key.nodeId, key.incarnation));
   const latest = await tx.rendezvous.latestRound(key.jobId);
   const round = latest ? latest.round - (latest.status === ROUND_OPEN ? 1 : 0) : 0;
-  const judged = await judgeRoundFailure(tx, key.jobId, round, { node: key.nodeId, incarnation: key.incarnation, weight: NODE_DOWN_WEIGHT, at: node.lastHeartbeatAt ?? now });
+  const judged = await judgeRoundFailure(tx, key.jobId, round, { node: key.nodeId, incarnation: key.incarnation, weight: NODE_DOWN_WEIGHT, at: node.lastHeartbeatAt ?? now, exitedAt: null });
   const data = {
     reason: down.reason,
     round,
@@ -190,6 +190,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
 }
 
 export { STORE_URL_FORMAT, StoreUrlError, redactStoreUrl, type StoreDialect } from './connect.ts';
+export { settleRound, type RoundRules, type RoundSettlement } from './roundSettle.ts';
 export { isLockConflict, type Trx } from './repository.ts';
 export type * from './schema.ts';
 export type { BrainConfig, BrainConfigSnapshot, BrainConfigsRepository, NewBrainConfig } from './brainConfigs.ts';

@@ -2,6 +2,7 @@
 // name order; names are timestamps, so append new ones and never edit an applied one.
 // Migrations take Kysely<any>: they describe the schema as it was, not as schema.ts says now.
 import { sql, type CreateTableBuilder, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { digestHex, isTokenDigest, tokenDigest } from '../common/tokens.ts';
 import type { StoreDialect } from './connect.ts';
 
 /** Column types that differ between the dialects; everything else is written once. */
@@ -270,8 +271,57 @@ function eventSourceRank(): Migration {
 function roundCulprit(): Migration {
   return {
     async up(db) {
-      for (const column of ['culprit_node', 'culprit_incarnation', 'culprit_weight', 'culprit_at'] as const) {
-        await db.schema.alterTable('rendezvous_rounds').addColumn(column, column === 'culprit_at' ? 'bigint' : 'integer').execute();
+      for (const column of ['culprit_node', 'culprit_incarnation', 'culprit_weight'] as const) {
+        await db.schema.alterTable('rendezvous_rounds').addColumn(column, 'integer').execute();
+      }
+      for (const column of ['culprit_at', 'culprit_exited_at'] as const) {
+        await db.schema.alterTable('rendezvous_rounds').addColumn(column, 'bigint').execute();
+      }
+    },
+  };
+}
+
+/** Why a launched node has not started yet (watchNodes asks its backend), for `rover status` and the reasons of deadlines. */
+function nodePendingReason(): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('nodes').addColumn('pending_reason', 'varchar(1024)').execute();
+    },
+  };
+}
+
+/**
+ * Job tokens at rest become digests (common/tokens.ts): jobs.token and shard_ledgers.token are
+ * hashed in place, then renamed token_digest, so a read of the store yields no usable token.
+ * Running agents keep working: they present the token, the API hashes it. The Brain's summary of
+ * each job's current run is keyed by a token prefix (activities/jobHistory.ts runKey), which now
+ * comes from the digest: that key moves along. Every step is idempotent, as MySQL cannot roll
+ * DDL back: a rerun after a crash hashes only what is still plain and renames only what is not.
+ */
+function tokenDigests(): Migration {
+  return {
+    async up(db) {
+      const columns = async (table: string) =>
+        new Set((await db.introspection.getTables()).find((t) => t.name === table)?.columns.map((c) => c.name) ?? []);
+      const jobColumns = await columns('jobs');
+      if (jobColumns.has('token')) {
+        const jobs: { id: string; token: string }[] = await db.selectFrom('jobs').select(['id', 'token']).execute();
+        for (const { id, token } of jobs) {
+          if (isTokenDigest(token)) continue;
+          const digest = tokenDigest(token);
+          await db.updateTable('jobs').set({ token: digest }).where('id', '=', id).execute();
+          const [from, to] = [`${id}@${token.slice(0, 8)}`, `${id}@${digestHex(digest).slice(0, 8)}`];
+          const taken = await db.selectFrom('job_summaries').select('job_id').where('job_id', '=', to).executeTakeFirst();
+          if (!taken) await db.updateTable('job_summaries').set({ job_id: to }).where('job_id', '=', from).execute();
+        }
+        await db.schema.alterTable('jobs').renameColumn('token', 'token_digest').execute();
+      }
+      if ((await columns('shard_ledgers')).has('token')) {
+        const ledgers: { job_id: string; token: string }[] = await db.selectFrom('shard_ledgers').select(['job_id', 'token']).execute();
+        for (const { job_id, token } of ledgers) {
+          if (!isTokenDigest(token)) await db.updateTable('shard_ledgers').set({ token: tokenDigest(token) }).where('job_id', '=', job_id).execute();
+        }
+        await db.schema.alterTable('shard_ledgers').renameColumn('token', 'token_digest').execute();
       }
     },
   };
@@ -287,6 +337,8 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_11_25_0500_brain_history': brainHistory(dialect),
         '2026_11_25_0700_event_source_rank': eventSourceRank(),
         '2026_11_30_0100_round_culprit': roundCulprit(),
+        '2026_12_01_0200_token_digests': tokenDigests(),
+        '2026_12_01_0300_node_pending_reason': nodePendingReason(),
       };
     },
   };

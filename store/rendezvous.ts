@@ -197,15 +197,15 @@ export class RendezvousRepository extends Repository {
 
   /** The round's culprit so far (null: no failure judged yet). */
   culprit(round: RendezvousRound): RoundFailure | null {
-    const { culpritNode: node, culpritIncarnation: incarnation, culpritWeight: weight, culpritAt: at } = round;
-    return node === null || incarnation === null || weight === null || at === null ? null : { node, incarnation, weight, at };
+    const { culpritNode: node, culpritIncarnation: incarnation, culpritWeight: weight, culpritAt: at, culpritExitedAt: exitedAt } = round;
+    return node === null || incarnation === null || weight === null || at === null ? null : { node, incarnation, weight, at, exitedAt };
   }
 
   /** Records the failure that explains the round's others (common/failureCulprit.ts judgeFailure). */
   async setCulprit(key: RoundKey, culprit: RoundFailure, trx?: Trx): Promise<void> {
     await this.q(trx)
       .updateTable('rendezvousRounds')
-      .set({ culpritNode: culprit.node, culpritIncarnation: culprit.incarnation, culpritWeight: culprit.weight, culpritAt: culprit.at })
+      .set({ culpritNode: culprit.node, culpritIncarnation: culprit.incarnation, culpritWeight: culprit.weight, culpritAt: culprit.at, culpritExitedAt: culprit.exitedAt })
       .where('jobId', '=', key.jobId)
       .where('round', '=', key.round)
       .execute();

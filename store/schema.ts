@@ -18,8 +18,11 @@ export interface JobsTable {
   backend: string;
   spec: JsonText;
   phase: string;
-  /** Per-job secret agents present to the API. */
-  token: string;
+  /**
+   * Digest of the per-run secret agents and trainers present to the API (common/tokens.ts):
+   * `sha256:<hex>`. The token itself is never stored.
+   */
+  tokenDigest: string;
   createdAt: Millis;
   updatedAt: Millis;
   endedAt: Millis | null;
@@ -51,6 +54,11 @@ export interface NodesTable {
   startedAt: Millis | null;
   endedAt: Millis | null;
   resources: JsonText | null;
+  /**
+   * While launched and not registered: why the backend has not started it, in its own words
+   * (common/pendingNodes.ts), kept current by watchNodes; null: nothing known.
+   */
+  pendingReason: string | null;
 }
 
 export interface NodeEventsTable {
@@ -87,6 +95,8 @@ export interface RendezvousRoundsTable {
   culpritWeight: number | null;
   /** When the API received the culprit's report. */
   culpritAt: Millis | null;
+  /** When the culprit's process exited, by its node's clock (null: unknown). */
+  culpritExitedAt: Millis | null;
 }
 
 export interface RendezvousMembersTable {
@@ -121,8 +131,8 @@ export interface ShardsTable {
 /** One per job with a dataset: which rendezvous round the ledger was rewound for, and to what step. */
 export interface ShardLedgersTable {
   jobId: string;
-  /** The job run's token: a new run under the same name starts a new ledger. */
-  token: string;
+  /** The job run's token digest (jobs.token_digest): a new run under the same name starts a new ledger. */
+  tokenDigest: string;
   round: number;
   /** Committed step the current round resumes from (0: from the start). */
   resumeStep: number;
