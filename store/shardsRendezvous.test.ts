@@ -130,8 +130,12 @@ describeEachStore('rendezvous', (h) => {
     const opened = await store.rendezvous.openRound({ ...round, minNodes: 2, maxNodes: 3 });
     expect(opened).toEqual({
       created: true,
-      round: { ...round, status: 'open', openedAt: 100, lastJoinAt: null, closedAt: null, minNodes: 2, maxNodes: 3, masterAddr: null, masterPort: null, nodeCount: null },
+      round: {
+        ...round, status: 'open', openedAt: 100, lastJoinAt: null, closedAt: null, minNodes: 2, maxNodes: 3, masterAddr: null, masterPort: null, nodeCount: null,
+        culpritNode: null, culpritIncarnation: null, culpritWeight: null, culpritAt: null, culpritExitedAt: null,
+      },
     });
+    expect(store.rendezvous.culprit(opened.round)).toBeNull();
     expect((await store.rendezvous.openRound({ ...round, minNodes: 9, maxNodes: 9 })).created).toBe(false);
     now = 200;
     expect(await store.rendezvous.join({ ...round, nodeId: 1, incarnation: 0, host: 'h1', freePort: 29501 })).toEqual({
@@ -151,6 +155,10 @@ describeEachStore('rendezvous', (h) => {
     expect((await store.rendezvous.listMembers(round)).map((m) => [m.nodeId, m.rank])).toEqual([[1, 1], [0, 0]]);
     expect(await store.rendezvous.join({ ...round, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     expect(await store.rendezvous.join({ jobId: 'j', round: 5, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
+    // The culprit of the round's failures (api/master.ts report) survives a read back, exit time included.
+    const culprit = { node: 1, incarnation: 0, weight: 3, at: 450, exitedAt: 1_795_000_000_123 };
+    await store.rendezvous.setCulprit(round, culprit);
+    expect(store.rendezvous.culprit((await store.rendezvous.getRound(round))!)).toEqual(culprit);
   });
 
   it('replaces a member that rejoins as a new incarnation, and lets members leave', async () => {
