@@ -139,20 +139,56 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         const key = { jobId: job.id, nodeId: n.id, incarnation: n.incarnation };
         const node = await store.nodes.get(key);
         if (!node) return;
+        // Recorded stopped before it is stopped: the liveness watch must not take the agent's
+        // exit for a loss (node_lost after node_stopped), and its heartbeats are answered 'stop'.
+        if (node.status !== 'stopped') {
+          await store.transaction(async (tx) => {
+            await tx.nodes.update(key, { status: 'stopped', endedAt: node.endedAt ?? now() });
+            await tx.nodeEvents.append({ ...key, kind: 'node_stopped', data: {} });
+            // Its trainers' shard leases go back to the queue now, not when they expire.
+            await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(n.id, n.incarnation));
+          });
+        }
         await backend.deleteNode(node, config.timing.shutdownGraceMs);
-        if (node.status === 'stopped') return;
-        await store.transaction(async (tx) => {
-          await tx.nodes.update(key, { status: 'stopped', endedAt: node.endedAt ?? now() });
-          await tx.nodeEvents.append({ ...key, kind: 'node_stopped', data: {} });
-          // Its trainers' shard leases go back to the queue now, not when they expire.
-          await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(n.id, n.incarnation));
-        });
       }),
     );
   }
 
-  /** Appends node_lost for nodes whose process is gone or whose heartbeats stopped, once each. */
-  async function reportDeadNodes(job: Job & { spec: JobSpec }, backend: ClusterBackend): Promise<void> {
+  /** The job's launched, unregistered nodes with the backend's current reasons. */
+  async function refreshPendingReasons(job: Job & { spec: JobSpec }): Promise<Node[]> {
+    const launching = await store.nodes.listByJob(job.id, { statuses: ['launching'] });
+    return recordPendingReasons(job, backendFor(job.spec), launching);
+  }
+
+  /**
+   * Keeps the pending reason of launched, unregistered nodes current in their rows, for `rover
+   * status` and the reasons of deadlines; writes only what changed (never workflow history).
+   * Returns the nodes with their reasons. A backend that cannot answer now changes nothing.
+   */
+  async function recordPendingReasons(job: Job, backend: ClusterBackend, launching: Node[]): Promise<Node[]> {
+    if (!backend.describePending || launching.length === 0) return launching;
+    const described = await backend.describePending(launching).catch((err: unknown) => {
+      logger.warn({ jobId: job.id, err: String(err) }, 'cannot read why nodes are pending');
+      return undefined;
+    });
+    if (!described) return launching;
+    return Promise.all(
+      launching.map(async (node) => {
+        const said = described.find((d) => d.node.nodeId === node.nodeId && d.node.incarnation === node.incarnation);
+        const pendingReason = said ? clipPendingReason(said.reason) : null;
+        if (pendingReason === node.pendingReason) return node;
+        await store.nodes.update({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation }, { pendingReason });
+        if (pendingReason) logger.info({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, pendingReason }, 'node pending');
+        return { ...node, pendingReason };
+      }),
+    );
+  }
+
+  /**
+   * Appends node_lost for nodes whose process is gone or whose heartbeats stopped, once each;
+   * returns the nodes still live.
+   */
+  async function reportDeadNodes(job: Job & { spec: JobSpec }, backend: ClusterBackend): Promise<Node[]> {
     const live = await store.nodes.listByJob(job.id, { statuses: LIVE_NODE_STATUSES });
     const dead = await backend.findDeadNodes(live);
     // Agents keep training through a control-plane outage (`rover down --keep-jobs`, a crash) and
