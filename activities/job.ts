@@ -1,11 +1,13 @@
 // Activities of the elasticJob workflow: thin wrappers over the store and the cluster backends.
 import { recordJobOutcome, recordJobStart } from './jobHistory.ts';
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { Logger } from '../common/logger.ts';
 import type { JobSpec } from '../common/spec/index.ts';
+import { tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
 
@@ -40,7 +42,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const fields = { workflowId, user: spec.metadata.user, group: spec.metadata.group ?? '', backend: spec.spec.backend, spec, token };
       await store.transaction(async (tx) => {
         const existing = await tx.jobs.get(jobId);
-        if (existing && existing.token !== token) {
+        if (existing && existing.tokenDigest !== tokenDigest(token)) {
           // A new run under a finished job's name: forget the old run's nodes, rounds and events.
           await tx.nodes.deleteByJob(jobId);
           await tx.nodeEvents.deleteByJob(jobId);
@@ -51,11 +53,14 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         }
         await openRoundWithEvent(tx, { jobId, round: 1, minNodes: spec.spec.nodes.min, maxNodes: targetNodes, cause: 'job start' });
       });
-      await recordJobStart(store, jobId, token, spec);
+      await recordJobStart(store, jobId, tokenDigest(token), spec);
       logger.info({ jobId, workflowId, targetNodes }, 'job prepared');
     },
 
-    async launchNodes({ jobId, nodes }) {
+    async launchNodes({ jobId, token, nodes }) {
+      // The store holds only the token's digest: the token comes from the workflow's state. A
+      // launch scheduled by a workflow from before tokens were hashed has none and cannot start agents.
+      if (!token) throw ApplicationFailure.nonRetryable(`launchNodes for job ${jobId} carries no job token (scheduled before tokens were stored hashed)`);
       const job = await loadJob(jobId);
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
@@ -69,7 +74,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           spec: job.spec,
           resources,
           ...(n.avoidHostOfIncarnation !== undefined && { avoidHostOfIncarnation: n.avoidHostOfIncarnation }),
-          agentEnv: agentEnv(config, job, n),
+          agentEnv: agentEnv(config, job, n, token),
         });
         if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
@@ -211,14 +216,14 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
 }
 
 /** The agent's environment: everything it needs to find the master and run its processes. */
-function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity): Record<string, string> {
+function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity, token: string): Record<string, string> {
   const s = job.spec.spec;
   return {
     ROVER_API_URL: config.api.url,
     ROVER_JOB: job.id,
     ROVER_NODE: String(node.id),
     ROVER_INCARNATION: String(node.incarnation),
-    ROVER_TOKEN: job.token,
+    ROVER_TOKEN: token,
     ROVER_NPROC_PER_NODE: String(s.nprocPerNode),
     ROVER_ENTRYPOINT: JSON.stringify(s.entrypoint),
     ROVER_MAX_PROCESS_RESTARTS: String(s.faultTolerance.maxProcessRestarts),

@@ -10,7 +10,8 @@ export function createOptimizerActivities({ config, logger }: { config: RoverCon
       const url = `${config.brain.url}/brain/v1/optimize`;
       const res = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        // The operator token: the activity's input names the job but carries no token of it.
+        headers: { 'content-type': 'application/json', ...(config.operatorToken && { authorization: `Bearer ${config.operatorToken}` }) },
         body: JSON.stringify(input),
         signal: AbortSignal.timeout(10_000),
       });

@@ -1,4 +1,5 @@
 // The environment a training process gets: what torchrun would set, plus ROVER_* for the client.
+import { trainerBaseEnv } from '../common/processEnv.ts';
 import type { AgentSettings } from './settings.ts';
 
 export interface Placement {
@@ -11,8 +12,11 @@ export interface Placement {
 }
 
 /**
- * Layers, later wins: the agent's own environment, PYTHONUNBUFFERED=1, the entrypoint's env, then
- * the rank variables (a job spec cannot override RANK or MASTER_ADDR by accident).
+ * Layers, later wins: the allow-listed part of the agent's environment (common/processEnv.ts:
+ * host entries such as PATH and HOME, the checkpoint directory, the flash saver's URL; never the
+ * agent's own settings or anything else it was started with), PYTHONUNBUFFERED=1, the
+ * entrypoint's env, then the rank variables (a job spec cannot override RANK or MASTER_ADDR by
+ * accident) and the job's identity and token for the client.
  *
  * TORCHELASTIC_RESTART_COUNT is torchrun's "worker group restarts so far": here the rounds the job
  * closed before this one (round − 1), so every rank of a round sees the same value, including
@@ -28,7 +32,7 @@ export function trainerEnv(
   const worldSize = placement.nodes * nproc;
   const rank = placement.groupRank * nproc + localRank;
   return {
-    ...baseEnv,
+    ...trainerBaseEnv(baseEnv),
     // Python block-buffers piped stdout, which would delay ROVER_STEP lines; the entrypoint may override.
     PYTHONUNBUFFERED: '1',
     ...settings.entrypoint.env,

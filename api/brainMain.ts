@@ -1,6 +1,7 @@
 // Entry point of the standalone Brain HTTP process (ROVER_BRAIN_HOST/ROVER_BRAIN_PORT). It also
 // applies the history retention: samples and job summaries older than ROVER_METRICS_RETENTION_MS go.
 import { loadConfig } from '../common/config.ts';
+import { withOperatorToken } from '../common/operatorToken.ts';
 import { createLogger } from '../common/logger.ts';
 import { onShutdown } from '../common/shutdown.ts';
 import { openStore } from '../store/index.ts';
@@ -8,7 +9,8 @@ import { buildBrainApi } from './brainServer.ts';
 
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 
-const config = loadConfig();
+// The operator's requests to the Brain (rover brain …, the worker's plans) carry this token.
+const config = withOperatorToken(loadConfig(), { create: true });
 const logger = createLogger('rover-brain', config.logLevel);
 const store = await openStore(config.storeUrl, { log: (msg) => logger.info(msg) });
 const app = await buildBrainApi({ config, store, logger });

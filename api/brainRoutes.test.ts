@@ -7,6 +7,9 @@ import { METRIC_RSS_BYTES, METRIC_THROUGHPUT, openStore, type Store } from '../s
 import { buildBrainApi } from './brainServer.ts';
 
 const MiB = 1024 * 1024;
+// The operator may ask about any job (api/tokens.test.ts covers who else may ask what).
+const OPERATOR = 'operator-secret-for-brain-tests';
+const asOperator = { authorization: `Bearer ${OPERATOR}` };
 
 function spec(name: string, o: { memory?: string; min?: number; max?: number; initial?: number } = {}): JobSpec {
   const parsed = parseJobSpec({
@@ -28,11 +31,11 @@ describe('Brain API', () => {
   const addJob = async (s: JobSpec, id = s.metadata.name) => {
     await store.jobs.create({ id, workflowId: `job-${id}`, user: 'ada', group: 'vision', backend: 'local', spec: s, phase: 'RUNNING', token: 't' });
   };
-  const optimize = (body: unknown) => app.inject({ method: 'POST', url: '/brain/v1/optimize', payload: body as object });
+  const optimize = (body: unknown) => app.inject({ method: 'POST', url: '/brain/v1/optimize', payload: body as object, headers: asOperator });
 
   beforeAll(async () => {
     store = await openStore('sqlite::memory:');
-    app = await buildBrainApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
+    app = await buildBrainApi({ config: loadConfig({ ROVER_OPERATOR_TOKEN: OPERATOR }), store, logger: createLogger('test', 'silent') });
     await app.ready();
     await store.brainConfigs.publishSnapshot('yaml', 1, [
       { name: 'defaults', priority: 0, include: {}, exclude: {}, configure: { optimizer: { oomFactor: 2 }, queue: 'default' } },
@@ -97,16 +100,16 @@ describe('Brain API', () => {
   });
 
   it('serves the merged configuration by job name, by characteristics, and lists configurations', async () => {
-    const byJob = await app.inject({ url: '/brain/v1/config?job=resnet-3' });
+    const byJob = await app.inject({ headers: asOperator, url: '/brain/v1/config?job=resnet-3' });
     expect(byJob.json()).toMatchObject({ configure: { queue: 'gpu', banner: 'hello', optimizer: { oomFactor: 3 } }, origin: { queue: 'yaml/cv-team' } });
-    const bob = await app.inject({ method: 'POST', url: '/brain/v1/config', payload: { name: 'x', user: 'bob' } });
+    const bob = await app.inject({ headers: asOperator, method: 'POST', url: '/brain/v1/config', payload: { name: 'x', user: 'bob' } });
     expect(bob.json()).toMatchObject({ configure: { queue: 'default' }, applied: ['yaml/defaults'] });
-    const byQuery = await app.inject({ url: '/brain/v1/config?name=x&user=eve&label=team=cv' });
+    const byQuery = await app.inject({ headers: asOperator, url: '/brain/v1/config?name=x&user=eve&label=team=cv' });
     expect(byQuery.json().configure.queue).toBe('gpu');
-    const bad = await app.inject({ method: 'POST', url: '/brain/v1/config', payload: { user: 'bob' } });
+    const bad = await app.inject({ headers: asOperator, method: 'POST', url: '/brain/v1/config', payload: { user: 'bob' } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toContain('body.name');
-    const list = (await app.inject({ url: '/brain/v1/configs' })).json();
+    const list = (await app.inject({ headers: asOperator, url: '/brain/v1/configs' })).json();
     expect(list.configs.map((c: { name: string }) => c.name).sort()).toEqual(['cv-team', 'defaults', 'not-bob']);
   });
 });

@@ -1,4 +1,6 @@
 // The Brain HTTP API (/brain/v1): optimize (resource plans) and config (merged configuration).
+// What names a job takes that job's token or the operator token; the rest (configurations, or
+// matching characteristics) the operator token only. Refusals all look alike (api/auth.ts).
 import type { FastifyInstance } from 'fastify';
 import { BrainConfigError, jobCharacteristicsSchema } from '../brain/config/schema.ts';
 import { STAGES } from '../brain/optimizers/types.ts';
@@ -6,6 +8,7 @@ import { UnknownStageError } from '../brain/optimizers/router.ts';
 import { configQuery, configRequest, optimizeRequest, type ConfigResponse } from '../brain/protocol.ts';
 import { BrainService, characteristicsOf, JobNotFoundError } from '../brain/service.ts';
 import type { Store } from '../store/index.ts';
+import { BrainAccess } from './auth.ts';
 import { HttpError, parseInput } from './errors.ts';
 
 function brainErrors<T>(fn: () => Promise<T>): Promise<T> {
@@ -30,16 +33,21 @@ function labelsOf(label: string | string[] | undefined): Record<string, string> 
   return out;
 }
 
-export function registerBrainRoutes(app: FastifyInstance, store: Store): void {
+/** `operatorToken`: the operator's secret (config.operatorToken); unset, only jobs' own tokens pass. */
+export function registerBrainRoutes(app: FastifyInstance, store: Store, operatorToken: string | undefined): void {
   const brain = new BrainService(store);
+  const access = new BrainAccess(store, operatorToken);
 
   app.post('/brain/v1/optimize', async (request) => {
     const body = parseInput(optimizeRequest, request.body, 'body');
+    // An OOM plan also records the failure in the job's history: only that job or the operator.
+    await access.check(request, body.job);
     return brainErrors(() => brain.optimize(body));
   });
 
   app.get('/brain/v1/config', async (request): Promise<ConfigResponse> => {
     const q = parseInput(configQuery, request.query, 'query');
+    await access.check(request, q.job);
     return brainErrors(async () => {
       const job = q.job
         ? characteristicsOf(await brain.jobSpec(q.job))
@@ -49,10 +57,14 @@ export function registerBrainRoutes(app: FastifyInstance, store: Store): void {
   });
 
   app.post('/brain/v1/config', async (request): Promise<ConfigResponse> => {
+    await access.check(request);
     const job = parseInput(configRequest, request.body, 'body');
     return { job, ...(await brain.configFor(job)) };
   });
 
   /** Every configuration of every source's latest snapshot. */
-  app.get('/brain/v1/configs', async () => ({ configs: await brain.configs() }));
+  app.get('/brain/v1/configs', async (request) => {
+    await access.check(request);
+    return { configs: await brain.configs() };
+  });
 }

@@ -8,6 +8,6 @@ import { registerBrainRoutes } from './brainRoutes.ts';
 
 export async function buildBrainApi(deps: { config: RoverConfig; store: Store; logger: Logger }) {
   const app = createHttpApp(deps, 'Brain');
-  registerBrainRoutes(app, deps.store);
+  registerBrainRoutes(app, deps.store, deps.config.operatorToken);
   return app;
 }

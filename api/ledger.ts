@@ -61,18 +61,18 @@ export class LedgerService {
   /** The job's ledger, created with every epoch's shards on first use. */
   private async ensure(job: Job): Promise<ShardLedger> {
     const existing = await this.store.shardLedgers.get(job.id);
-    if (existing && existing.token === job.token) return existing;
+    if (existing && existing.tokenDigest === job.tokenDigest) return existing;
     const dataset = specOf(job).spec.dataset;
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
-      if (ledger?.token === job.token) return;
+      if (ledger?.tokenDigest === job.tokenDigest) return;
       if (ledger) {
         // A previous run under the same name: its shards and checkpoints are not this run's.
         await tx.shards.deleteByJob(job.id);
         await tx.checkpoints.deleteByJob(job.id);
         await tx.shardLedgers.delete(job.id);
       }
-      if (!(await tx.shardLedgers.create(job.id, job.token))) return;
+      if (!(await tx.shardLedgers.create(job.id, job.tokenDigest))) return;
       for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
         await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));
       }

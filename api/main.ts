@@ -1,11 +1,13 @@
 // Entry point of the Rover API process.
 import { loadConfig } from '../common/config.ts';
+import { withOperatorToken } from '../common/operatorToken.ts';
 import { createLogger } from '../common/logger.ts';
 import { onShutdown } from '../common/shutdown.ts';
 import { openStore } from '../store/index.ts';
 import { buildApi } from './server.ts';
 
-const config = loadConfig();
+// The operator's requests to the Brain (rover brain …, the worker's plans) carry this token.
+const config = withOperatorToken(loadConfig(), { create: true });
 const logger = createLogger('rover-api', config.logLevel);
 const store = await openStore(config.storeUrl, { log: (msg) => logger.info(msg) });
 const app = await buildApi({ config, store, logger });

@@ -28,7 +28,7 @@ export async function buildApi(deps: ApiDeps) {
   const master = new MasterService(deps.store, now, metrics.hooks);
   registerMasterRoutes(app, master);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
-  registerBrainRoutes(app, deps.store);
+  registerBrainRoutes(app, deps.store, deps.config.operatorToken);
   registerTrainerRoutes(app, (jobId, token) => master.authorize(jobId, token), new LedgerService(deps.store, deps.now ?? Date.now));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);

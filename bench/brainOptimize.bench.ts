@@ -62,7 +62,9 @@ async function run(label: string, url: string): Promise<void> {
   const t0 = performance.now();
   await seed(store);
   const seedMs = performance.now() - t0;
-  const app = await buildBrainApi({ config: loadConfig({}), store, logger: createLogger('bench', 'silent') });
+  // As the worker asks: with the operator token (each request also pays the token check).
+  const operator = 'operator-secret-for-the-bench';
+  const app = await buildBrainApi({ config: loadConfig({ ROVER_OPERATOR_TOKEN: operator }), store, logger: createLogger('bench', 'silent') });
   await app.ready();
   console.log(`${label}: seeded ${HISTORY_ROWS} job summaries + ${METRIC_ROWS} metric samples in ${(seedMs / 1000).toFixed(1)} s`);
   for (const stage of ['initial', 'oom', 'running'] as const) {
@@ -70,7 +72,7 @@ async function run(label: string, url: string): Promise<void> {
     for (let i = 0; i < REQUESTS; i++) {
       const body = { job: `live-${i % 10}`, stage, nodeId: i % 4, incarnation: 0, currentNodes: 1 + (i % 3) };
       const start = performance.now();
-      const res = await app.inject({ method: 'POST', url: '/brain/v1/optimize', payload: body });
+      const res = await app.inject({ method: 'POST', url: '/brain/v1/optimize', payload: body, headers: { authorization: `Bearer ${operator}` } });
       times.push(performance.now() - start);
       if (res.statusCode !== 200) throw new Error(`${stage}: HTTP ${res.statusCode} ${res.body}`);
     }

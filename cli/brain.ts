@@ -6,6 +6,7 @@ import { parseSourceList } from '../brain/sources/registry.ts';
 import type { ConfigResponse, ServedConfig } from '../brain/protocol.ts';
 import { characteristicsOf } from '../brain/service.ts';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
+import { withOperatorToken } from '../common/operatorToken.ts';
 import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
 import { formatTable, formatTime } from './format.ts';
@@ -14,11 +15,18 @@ import { EXIT_INVALID_SPEC } from './validate.ts';
 
 async function brainRequest<T>(config: RoverConfig, route: string, body?: unknown): Promise<T> {
   const url = `${config.brain.url}${route}`;
+  // The Brain answers these only to the operator: ROVER_OPERATOR_TOKEN, else the stack's token file.
+  const { operatorToken } = withOperatorToken(config, { create: false });
+  if (!operatorToken) {
+    throw new Error(`the Brain needs the operator token: set ROVER_OPERATOR_TOKEN (or run where the stack's ${config.home}/operator-token is readable)`);
+  }
+  const headers: Record<string, string> = { authorization: `Bearer ${operatorToken}`, ...(body !== undefined && { 'content-type': 'application/json' }) };
   let res: Response;
   try {
     res = await fetch(url, {
       method: body === undefined ? 'GET' : 'POST',
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {

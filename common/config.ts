@@ -22,6 +22,7 @@ const envSchema = z.object({
   ROVER_API_PORT: port.default(8470),
   ROVER_API_URL: z.string().url().optional(),
   ROVER_API_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
+  ROVER_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ROVER_WATCH_POLL_MS: millis.default(500),
   ROVER_WATCH_MAX_WAIT_MS: millis.default(10000),
@@ -86,6 +87,13 @@ export interface RoverConfig {
     /** Largest accepted request body in bytes. Default 1 MiB. */
     bodyLimitBytes: number;
   };
+  /**
+   * Secret of the operator (the `rover brain …` commands, the worker's Brain requests): the Brain
+   * answers about any job to it. ROVER_OPERATOR_TOKEN; unset, Rover's own processes share one
+   * generated into <home>/operator-token (common/operatorToken.ts), so a one-machine stack needs
+   * nothing. Never given to agents or trainers: they hold only their job's token.
+   */
+  operatorToken: string | undefined;
   logLevel: string;
   timing: {
     /** How often watchNodes polls the event log. Default 500 ms. */
@@ -176,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       url: e.ROVER_API_URL ?? `http://${e.ROVER_API_HOST}:${e.ROVER_API_PORT}`,
       bodyLimitBytes: e.ROVER_API_BODY_LIMIT,
     },
+    operatorToken: e.ROVER_OPERATOR_TOKEN,
     logLevel: e.ROVER_LOG_LEVEL,
     timing: {
       watchPollMs: e.ROVER_WATCH_POLL_MS,

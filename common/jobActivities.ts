@@ -17,7 +17,12 @@ export interface JobActivities {
   /** Records the job (idempotent) with its agent token and opens rendezvous round 1. */
   prepareJob(input: { jobId: string; workflowId: string; spec: JobSpec; token: string; targetNodes: number }): Promise<void>;
   /** Creates the nodes on the job's backend; a retried (job, node, incarnation) creates nothing new. */
-  launchNodes(input: { jobId: string; nodes: (NodeIdentity & { resources?: NodeResources; avoidHostOfIncarnation?: number })[] }): Promise<LaunchedNode[]>;
+  launchNodes(input: {
+    jobId: string;
+    /** The job's token from the workflow's state, for the agents' environment (the store keeps only its digest). */
+    token: string;
+    nodes: (NodeIdentity & { resources?: NodeResources; avoidHostOfIncarnation?: number })[];
+  }): Promise<LaunchedNode[]>;
   /** Tears the given nodes down and marks them stopped. */
   removeNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<void>;
   /** Opens the next rendezvous round sized for targetNodes; agents restart into it. Returns its number. */

@@ -123,13 +123,20 @@ class Group:
         """Rank 0: accept exactly WORLD_SIZE-1 valid peers, then send each the welcome."""
         if self.env.world == 1:
             return welcome
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted rank 0 rebinds at once
-        try:  # all interfaces: MASTER_ADDR may be a name of this host that resolves to any of them
-            srv.bind(("0.0.0.0", self.env.port))
+        # MASTER_ADDR only, the address the peers dial (this node's own, or 127.0.0.1 on one
+        # machine): never all interfaces, so the port is not offered on networks it is not meant for.
+        try:
+            family, _, _, _, where = socket.getaddrinfo(self.env.addr, self.env.port, type=socket.SOCK_STREAM)[0]
         except OSError as e:
-            raise RunAborted(f"rank 0 cannot listen on MASTER_PORT={self.env.port} ({e}); "
-                             "is another rank 0 or another program using that port?") from e
+            raise RunAborted(f"rank 0 cannot resolve MASTER_ADDR={self.env.addr} ({e})") from e
+        srv = socket.socket(family, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted rank 0 rebinds at once
+        try:
+            srv.bind(where)
+        except OSError as e:
+            srv.close()
+            raise RunAborted(f"rank 0 cannot listen on MASTER_ADDR={self.env.addr} MASTER_PORT={self.env.port} ({e}); "
+                             "is MASTER_ADDR an address of this host, and is no other rank 0 or program using that port?") from e
         srv.listen(self.env.world)
         deadline, joined = time.monotonic() + connect_timeout, {}
         with srv:

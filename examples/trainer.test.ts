@@ -1,7 +1,7 @@
 // The example trainer is what Rover's tests and demo run, so its collective must really work:
 // four processes started by hand with the torchrun environment, as the agent would start them.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -54,7 +54,28 @@ function doneLine(run: TrainerProcess): { steps: number; w: string; b: string } 
   return { steps: Number(m[2]), w: m[3]!, b: m[4]! };
 }
 
+/** Local IPv4 addresses (hex, as /proc/net/tcp writes them) with a socket listening on `port`. */
+function listeningAddresses(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[3] === '0A' && f[1]?.endsWith(`:${hexPort}`))
+    .map((f) => f[1]!.split(':')[0]!);
+}
+
 describe('examples/trainer.py', () => {
+  it('has rank 0 listen on MASTER_ADDR only, never on every interface', async () => {
+    const port = await freePort();
+    // A world of 2 with only rank 0 started: it listens and waits for its peer.
+    const runs = startTrainers({
+      launches: [{ rank: 0, worldSize: 2 }], port, runId: `test-${randomUUID()}`,
+      args: ['--step-time', '0.01', '--checkpoint-dir', checkpointDir, '--steps', '5', '--connect-timeout', '20'],
+    });
+    started.push(...runs);
+    await waitUntil(() => listeningAddresses(port).length > 0, EXIT_DEADLINE_MS, `rank 0 listening on port ${port}`);
+    expect(listeningAddresses(port)).toEqual(['0100007F']); // 127.0.0.1, the harness's MASTER_ADDR
+  });
+
   it('trains four ranks in lockstep and finishes with identical weights', async () => {
     const runs = await launch(ranks(4), ['--steps', '30']);
     expect(await waitForExit(runs, EXIT_DEADLINE_MS)).toEqual([0, 0, 0, 0]);

@@ -1,4 +1,5 @@
 // Jobs: one row per submitted training job, keyed by job name.
+import { tokenDigest } from '../common/tokens.ts';
 import { fromJson, isDuplicateKey, Repository, toJson, type Trx } from './repository.ts';
 import type { JobRow } from './schema.ts';
 
@@ -14,6 +15,7 @@ export interface NewJob {
   backend: string;
   spec: unknown;
   phase: string;
+  /** The run's token; only its digest is stored (Job.tokenDigest). */
   token: string;
 }
 
@@ -52,7 +54,7 @@ export class JobsRepository extends Repository {
           backend: job.backend,
           spec: toJson(job.spec),
           phase: job.phase,
-          token: job.token,
+          tokenDigest: tokenDigest(job.token),
           createdAt: now,
           updatedAt: now,
         })
@@ -97,7 +99,7 @@ export class JobsRepository extends Repository {
         backend: job.backend,
         spec: toJson(job.spec),
         phase: job.phase,
-        token: job.token,
+        tokenDigest: tokenDigest(job.token),
         reason: null,
         endedAt: null,
         createdAt: now,

@@ -23,12 +23,12 @@ export class ShardLedgersRepository extends Repository {
       .executeTakeFirst();
   }
 
-  /** Creates the ledger at round 0; false when it exists already. */
-  async create(jobId: string, token: string, trx?: Trx): Promise<boolean> {
+  /** Creates the ledger at round 0 for the run with this token digest; false when it exists already. */
+  async create(jobId: string, tokenDigest: string, trx?: Trx): Promise<boolean> {
     try {
       await this.q(trx)
         .insertInto('shardLedgers')
-        .values({ jobId, token, round: 0, resumeStep: 0, epochsDone: 0, createdAt: this.now() })
+        .values({ jobId, tokenDigest, round: 0, resumeStep: 0, epochsDone: 0, createdAt: this.now() })
         .execute();
       return true;
     } catch (err) {

@@ -31,13 +31,18 @@ describe('brainConfigSync with a YAML directory', () => {
   let closeConnection: () => Promise<void>;
 
   const writeConfig = (file: string, text: string) => writeFileSync(path.join(dir, file), text);
-  const served = async () => (await api.inject({ url: '/brain/v1/config?name=resnet&user=ada&label=team=cv' })).json() as { configure: Record<string, unknown> };
+  // Matching by characteristics is the operator's (api/brainRoutes.ts).
+  const operator = 'operator-secret-for-brain-e2e';
+  const served = async () =>
+    (await api.inject({ url: '/brain/v1/config?name=resnet&user=ada&label=team=cv', headers: { authorization: `Bearer ${operator}` } })).json() as {
+      configure: Record<string, unknown>;
+    };
   const status = () => temporal.client.workflow.getHandle(brainSyncWorkflowId(source)).query(brainSyncStatusQuery);
 
   beforeAll(async () => {
     writeConfig('team.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {queue: v1}\n');
     store = await openStore(`sqlite:${path.join(dir, 'brain.db')}`);
-    api = await buildBrainApi({ config: loadConfig({}), store, logger });
+    api = await buildBrainApi({ config: loadConfig({ ROVER_OPERATOR_TOKEN: operator }), store, logger });
     const connection = await workerConnection();
     closeConnection = () => connection.close();
     const taskQueue = taskQueueFor('brain config sync');

@@ -7,12 +7,14 @@ import { createKubernetesBackend } from '../cluster/kubernetes/index.ts';
 import { registerConfigMapSource } from '../brain/sources/configMap.ts';
 import type { ClusterBackend } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
+import { withOperatorToken } from '../common/operatorToken.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore } from '../store/index.ts';
 import { createJobWorker } from './jobWorker.ts';
 import { installWorkerTelemetry } from './telemetry.ts';
 
-const config = loadConfig();
+// The worker asks the Brain for plans of any job: with the operator token, as it holds no job's token.
+const config = withOperatorToken(loadConfig(), { create: true });
 const logger = createLogger('rover-worker', config.logLevel);
 // ROVER_BRAIN_SOURCES may name `configmap:<namespace>/<name>` sources.
 registerConfigMapSource(config.kubernetes);

@@ -4,6 +4,7 @@
 // is more than stopping the agent's group: see stopLocalNode.
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
+import { localAgentBaseEnv } from '../../common/processEnv.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
 import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
 
@@ -28,7 +29,9 @@ export class LocalBackend implements ClusterBackend {
     const { pid } = spawnDetached(agent.command, agent.args, {
       // The agent runs the trainers under this memory limit (prlimit; agent/memoryLimit.ts).
       env: {
-        ...process.env,
+        // An allow-list, never the worker's whole environment: that holds the store URL, the
+        // Temporal address and the operator token, none of which an agent or trainer may see.
+        ...localAgentBaseEnv(process.env),
         ...launch.agentEnv,
         ROVER_MEMORY_LIMIT_BYTES: String(launch.resources.memory),
         // Marks the node's processes as this stack's when deleteNode looks for them by environment.

@@ -136,7 +136,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       else if (action.type === 'openRound') {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
       } else if (action.type === 'oomPlan') await planner.oom(action);
-      else state.markLaunched(await acts.launchNodes({ jobId, nodes: planner.withResources(action.nodes) }));
+      else state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(action.nodes) }));
     }
   };
 
@@ -157,7 +157,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await acts.launchNodes({ jobId, nodes: planner.withResources(first) }));
+      state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(first) }));
       publish();
     }
     let watch: Promise<void> | undefined;
