@@ -6,10 +6,11 @@ import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { Logger } from '../common/logger.ts';
+import { clipPendingReason } from '../common/pendingNodes.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, type Job, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
   store: Store;
@@ -108,7 +109,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const ctx = Context.current();
       const deadline = now() + config.timing.watchMaxWaitMs;
       for (;;) {
-        await reportDeadNodes(job, backend);
+        const live = await reportDeadNodes(job, backend);
+        await recordPendingReasons(job, backend, live.filter((n) => n.status === 'launching'));
         const rows = await store.nodeEvents.listAfter(jobId, cursor, 500);
         if (rows.length > 0 || now() >= deadline) {
           return rows.map((r): JobEvent => ({
@@ -123,6 +125,27 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         ctx.heartbeat({ cursor });
         await ctx.sleep(config.timing.watchPollMs);
       }
+    },
+
+    async expireRound({ jobId, round }) {
+      const job = await loadJob(jobId);
+      // The backend's words for the nodes that never came up, fresh, for the failure reason.
+      await refreshPendingReasons(job);
+      const { nodes, rendezvous } = job.spec.spec;
+      const rules = { unit: nodes.unit, lastCallTimeoutMs: rendezvous.lastCallTimeout, joinTimeoutMs: rendezvous.joinTimeout };
+      const settled = await store.transaction((tx) => settleRound(tx, { jobId, round }, rules, now(), { source: 'worker' }));
+      logger.info({ jobId, round, status: settled.status, ...(settled.status === 'failed' && { reason: settled.reason }) }, 'rendezvous join deadline checked');
+      if (settled.status === 'open' || settled.status === 'failed') return settled;
+      return { status: 'settled' };
+    },
+
+    async describePendingNodes({ jobId, nodes }) {
+      const job = await loadJob(jobId);
+      const pending = await refreshPendingReasons(job);
+      return nodes.flatMap((n) => {
+        const row = pending.find((p) => p.nodeId === n.id && p.incarnation === n.incarnation);
+        return row ? [{ id: n.id, incarnation: n.incarnation, reason: row.pendingReason }] : [];
+      });
     },
 
     async finishJob({ jobId, phase, reason }) {
@@ -212,6 +235,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       if (!recorded) continue;
       logger.warn({ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, reason }, 'node lost');
     }
+    return live.filter((n) => !lost.has(`${n.nodeId}/${n.incarnation}`));
   }
 }
 

@@ -104,6 +104,12 @@ describe('formatJobStatus', () => {
     const text = formatJobStatus(status({ nodes: [node({ id: 3, status: 'failed', exitCode: 137, reason: 'OOM killed' })] }));
     expect(text.split('\n').at(-1)).toBe('3     -     0            failed  0         -    137   OOM killed');
   });
+
+  it('shows why a launching node is pending in its reason column', () => {
+    const pending = 'pod not scheduled (PodScheduled False): Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.';
+    const text = formatJobStatus(status({ phase: 'RENDEZVOUS', nodes: [node({ id: 0, status: 'launching', pending })] }));
+    expect(text.split('\n').at(-1)).toBe(`0     -     0            launching  0         -    -     pending: ${pending}`);
+  });
 });
 
 describe('formatJobList', () => {

@@ -71,7 +71,7 @@ export function formatJobStatus(status: JobStatus, shards?: Parameters<typeof fo
           ['NODE', 'RANK', 'INCARNATION', 'STATUS', 'RESTARTS', 'PID', 'EXIT', ...(checked ? ['CHECK'] : []), 'REASON'],
           [...status.nodes]
             .sort((a, b) => a.id - b.id)
-            .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, ...(checked ? [n.check ?? null] : []), n.reason]),
+            .map((n) => [n.id, n.rank, n.incarnation, n.status, n.restarts, n.pid, n.exitCode, ...(checked ? [n.check ?? null] : []), n.reason ?? (n.pending ? `pending: ${n.pending}` : null)]),
         );
   const lastErrors = [...status.nodes].sort((a, b) => a.id - b.id).flatMap((n) => (n.lastError ? [`node ${n.id} last failure: ${n.lastError}`] : []));
   const warnings = status.warnings.map((w) => `warning: ${w}`);

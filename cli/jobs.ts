@@ -24,7 +24,7 @@ import { formatSpecErrors, formatSpecWarnings, loadJobSpecFile, type JobSpec } f
 import { type ElasticJobInput, type JobStatus, scaleSignal, scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
-import { readShardProgress } from './shardProgress.ts';
+import { readShardProgress, withPendingReasons } from './shardProgress.ts';
 
 export const ELASTIC_JOB_WORKFLOW = 'elasticJob';
 type ElasticJobWorkflow = (input: ElasticJobInput) => Promise<JobStatus>;
@@ -256,11 +256,12 @@ async function submitCommand(file: string, opts: { wait?: boolean; json?: boolea
 async function statusCommand(job: string, opts: { json?: boolean }): Promise<void> {
   await withTemporal(async (client) => {
     const reading = await readJobStatus(client, await resolveJob(client, job));
+    const status = await withPendingReasons(loadConfig(), reading.status);
     if (opts.json) {
-      printJson(reading.status);
+      printJson(status);
       return;
     }
-    print(formatJobStatus(reading.status, await readShardProgress(loadConfig(), reading.status.jobId)));
+    print(formatJobStatus(status, await readShardProgress(loadConfig(), status.jobId)));
     if (reading.source === 'result') print('\n(the workflow has ended and no worker answered the query: this is its final result)');
   });
 }

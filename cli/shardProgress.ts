@@ -1,20 +1,38 @@
-// `rover status` reads the dataset's shard progress from the store (the workflow does not hold
-// it: leases are hot-path data). Best effort: no store, no table.
+// `rover status` reads what the workflow does not hold from the store: the dataset's shard
+// progress (leases are hot-path data) and why launched nodes are still pending (watchNodes keeps
+// it in the node rows; a reason change is no workflow event). Best effort: no store, no extras.
 import { existsSync } from 'node:fs';
 import type { RoverConfig } from '../common/config.ts';
-import { openStore, type ShardProgress } from '../store/index.ts';
+import type { JobStatus } from '../workflows/job/messages.ts';
+import { openStore, type ShardProgress, type Store } from '../store/index.ts';
 
-export async function readShardProgress(config: RoverConfig, jobId: string): Promise<ShardProgress | undefined> {
+async function withStore<T>(config: RoverConfig, read: (store: Store) => Promise<T>): Promise<T | undefined> {
   // Never create an empty SQLite file just to look.
   if (config.storeUrl.startsWith('sqlite:') && !existsSync(config.storeUrl.slice('sqlite:'.length))) return undefined;
   try {
     const store = await openStore(config.storeUrl);
     try {
-      return await store.shards.progress(jobId);
+      return await read(store);
     } finally {
       await store.close();
     }
   } catch {
     return undefined;
   }
+}
+
+export async function readShardProgress(config: RoverConfig, jobId: string): Promise<ShardProgress | undefined> {
+  return withStore(config, (store) => store.shards.progress(jobId));
+}
+
+/** The status with each launching node's pending reason from the store (NodeView.pending). */
+export async function withPendingReasons(config: RoverConfig, status: JobStatus): Promise<JobStatus> {
+  if (!status.nodes.some((n) => n.status === 'launching')) return status;
+  const rows = await withStore(config, (store) => store.nodes.listByJob(status.jobId, { statuses: ['launching'] }));
+  if (!rows) return status;
+  const nodes = status.nodes.map((n) => {
+    const row = n.status === 'launching' ? rows.find((r) => r.nodeId === n.id && r.incarnation === n.incarnation) : undefined;
+    return row?.pendingReason ? { ...n, pending: row.pendingReason } : n;
+  });
+  return { ...status, nodes };
 }

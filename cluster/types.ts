@@ -50,4 +50,16 @@ export interface ClusterBackend {
   findDeadNodes(nodes: Node[]): Promise<DeadNode[]>;
   /** Optional: deletes what the job holds besides its nodes (a Service, an owner object). Idempotent. */
   releaseJob?(jobId: string): Promise<void>;
+  /**
+   * Optional: of these nodes (launched, not registered), why each has not started, in the
+   * platform's own words; nodes it knows nothing about are left out. Called by watchNodes on
+   * every poll, so it answers from a cache or a cheap check.
+   */
+  describePending?(nodes: Node[]): Promise<PendingReason[]>;
+}
+
+/** Why a launched node has not started (Kubernetes: unschedulable, pulling its image; Ray: PENDING). */
+export interface PendingReason {
+  node: Node;
+  reason: string;
 }

@@ -1,6 +1,7 @@
 // The activity contract of the elasticJob workflow; implemented in activities/job.ts.
 import type { NodeResources } from './brainPlans.ts';
 import type { JobEvent } from './events.ts';
+import type { PendingNode } from './pendingNodes.ts';
 import type { JobPhase } from './phases.ts';
 import type { JobSpec } from './spec/index.ts';
 
@@ -12,6 +13,15 @@ export interface NodeIdentity {
 export interface LaunchedNode extends NodeIdentity {
   pid: number | null;
 }
+
+/** The store's answer when the workflow's timer says a round's join deadline has passed. */
+export type RoundDeadlineCheck =
+  /** The store's clock says not yet: look again at recheckAt. */
+  | { status: 'open'; recheckAt: number }
+  /** This check failed the round (rendezvous_failed is logged); the job fails with the reason. */
+  | { status: 'failed'; reason: string }
+  /** The round was no longer open (closed, or failed by the API); its event is on its way. */
+  | { status: 'settled' };
 
 export interface JobActivities {
   /** Records the job (idempotent) with its agent token and opens rendezvous round 1. */
@@ -32,6 +42,13 @@ export interface JobActivities {
    * node_lost events; returns when there are events or after maxWaitMs.
    */
   watchNodes(input: { jobId: string; cursor: number }): Promise<JobEvent[]>;
+  /**
+   * A round's join deadline passed by the workflow's timer: settles it with the same round policy
+   * the API applies (common/rendezvous.ts decideRound), whether or not any agent is alive to ask.
+   */
+  expireRound(input: { jobId: string; round: number }): Promise<RoundDeadlineCheck>;
+  /** Of these nodes, the ones still launched but not registered, each with the backend's reason. */
+  describePendingNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<PendingNode[]>;
   /** Records the final phase (agents are told to stop) and tears every node of the job down. */
   finishJob(input: { jobId: string; phase: JobPhase; reason: string | null }): Promise<void>;
 }

@@ -3,6 +3,9 @@
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
 import type { JobEvent, RoundMember } from './events.ts';
 import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
+import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
+import type { PendingNode } from './pendingNodes.ts';
+import { formatDuration } from './rendezvous.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -21,6 +24,11 @@ export interface NodeRecord {
   check?: string;
   /** The last process failure of this incarnation: its exception or last stderr line (absent: none). */
   lastError?: string;
+  /**
+   * Workflow time this incarnation was launched, while it has not registered: its
+   * spec.faultTolerance.pendingTimeout counts from here (absent: started, or not timed).
+   */
+  pendingSince?: number;
 }
 
 export interface JobLimits {
@@ -29,6 +37,10 @@ export interface JobLimits {
   unit: number;
   nprocPerNode: number;
   maxNodeRelaunches: number;
+  /** spec.rendezvous.joinTimeout: the workflow checks a round this long after it opened (absent: only the API checks). */
+  joinTimeoutMs?: number;
+  /** spec.faultTolerance.pendingTimeout (absent: pending nodes are not timed). */
+  pendingTimeoutMs?: number;
 }
 
 /** A user error seen once: the same one at the same step again fails the job fast. */
@@ -68,6 +80,11 @@ export interface JobStateData {
    * any step; the same again next time is a crash loop (absent: the latest was not one).
    */
   crashLoop?: string;
+  /**
+   * The open rendezvous round and when the workflow checks its join deadline (store clock, ms):
+   * openedAt + joinTimeout, later if the store said not yet. Absent: no round open, or not timed.
+   */
+  openRound?: { round: number; checkAt: number };
 }
 
 /** Side effects the workflow performs for the state. */
@@ -80,6 +97,8 @@ export type JobAction =
 
 const LIVE: NodeStatus[] = ['pending', 'launching', 'running'];
 const APPLIED_IDS_KEPT = 200;
+/** A join deadline the store says is not due yet is looked at again no sooner than this (clock skew). */
+const ROUND_RECHECK_MIN_MS = 1000;
 const USER_ERRORS_KEPT = 20;
 
 export function initialJobState(initialNodes: number): JobStateData {
@@ -195,12 +214,14 @@ export class JobState {
     return true;
   }
 
-  markLaunched(launched: { id: number; incarnation: number; pid: number | null }[]): void {
+  /** `now` (workflow time) starts each node's pending timeout; without it they are not timed. */
+  markLaunched(launched: { id: number; incarnation: number; pid: number | null }[], now?: number): void {
     for (const l of launched) {
       const node = this.node(l.id);
       if (!node || node.incarnation !== l.incarnation || node.status !== 'pending') continue;
       node.status = 'launching';
       node.pid = l.pid;
+      if (now !== undefined && this.limits.pendingTimeoutMs !== undefined) node.pendingSince = now;
     }
     if (this.data.phase === 'PENDING' || this.data.phase === 'LAUNCHING') this.data.phase = 'RENDEZVOUS';
   }
@@ -225,8 +246,13 @@ export class JobState {
   private applyEvent(event: JobEvent): JobAction[] {
     switch (event.kind) {
       case 'round_opened': {
-        this.data.round = Math.max(this.data.round, Number(event.data.round));
+        const round = Number(event.data.round);
+        this.data.round = Math.max(this.data.round, round);
         if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+        // Its join deadline is a workflow timer: it fires with no agent alive to ask the API.
+        if (round === this.data.round && this.limits.joinTimeoutMs !== undefined) {
+          this.data.openRound = { round, checkAt: event.at + this.limits.joinTimeoutMs };
+        }
         return [];
       }
       case 'round_closed':
@@ -239,6 +265,7 @@ export class JobState {
         if (node && LIVE.includes(node.status)) {
           node.status = 'running';
           node.pid = typeof event.data.pid === 'number' ? event.data.pid : node.pid;
+          delete node.pendingSince;
         }
         return [];
       }
@@ -286,6 +313,7 @@ export class JobState {
   private roundClosed(round: number, members: RoundMember[]): JobAction[] {
     if (round < this.data.round) return [];
     this.data.round = round;
+    if (this.data.openRound && this.data.openRound.round <= round) delete this.data.openRound;
     this.data.roundNodes = members.length;
     for (const node of this.data.nodes) node.rank = null;
     for (const m of members) {
@@ -293,6 +321,7 @@ export class JobState {
       if (node && node.incarnation === m.incarnation) {
         node.rank = m.groupRank;
         if (LIVE.includes(node.status)) node.status = 'running';
+        delete node.pendingSince;
       }
     }
     this.data.phase = 'RUNNING';
@@ -429,13 +458,15 @@ export class JobState {
 
   /**
    * Replaces a node by its next incarnation (keeping a plan's resources); `counted` spends one of
-   * spec.faultTolerance.maxNodeRelaunches. The caller opens the round and launches it.
+   * spec.faultTolerance.maxNodeRelaunches. The caller opens the round (unless `rejoin` is false:
+   * the node was in no world, and its new incarnation joins the way a scaled-up node does) and
+   * launches it.
    */
-  private relaunch(node: NodeRecord, { counted }: { counted: boolean }): NodeRecord {
+  private relaunch(node: NodeRecord, { counted, rejoin = true }: { counted: boolean; rejoin?: boolean }): NodeRecord {
     if (counted) this.data.nodeRelaunches += 1;
     const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
     this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
-    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+    if (rejoin && this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
     return next;
   }
 
@@ -469,13 +500,23 @@ export class JobState {
         { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
       ];
     }
-    const survivors = this.activeNodes().filter((n) => LIVE.includes(n.status) || n.status === 'succeeded');
+    return this.shrinkOrFail(node, why, { rejoin: true });
+  }
+
+  /**
+   * The node's relaunch budget is spent: go on without it if spec.nodes.min still holds, else
+   * fail the job. `rejoin`: the node was in the world, so its peers form a smaller one.
+   */
+  private shrinkOrFail(node: NodeRecord, why: string, { rejoin }: { rejoin: boolean }): JobAction[] {
+    const old = { id: node.id, incarnation: node.incarnation };
+    const survivors = this.activeNodes().filter((n) => n !== node && (LIVE.includes(n.status) || n.status === 'succeeded'));
     const shrinkTo = survivors.length - (survivors.length % this.limits.unit);
     const budget = `node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`;
     if (shrinkTo >= this.limits.minNodes && shrinkTo > 0) {
       node.status = 'stopped';
       this.data.targetNodes = shrinkTo;
       this.warn(`${why}; ${budget}: continuing with ${shrinkTo} nodes`);
+      if (!rejoin) return [{ type: 'remove', nodes: [old] }];
       if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
       return [
         { type: 'remove', nodes: [old] },
@@ -485,6 +526,81 @@ export class JobState {
     this.finish('FAILED', `${why}; ${budget} and ${survivors.length} nodes left, below spec.nodes.min ${this.limits.minNodes}`);
     // The incarnation that ended the job is torn down (and its logs kept) like every other.
     return [{ type: 'remove', nodes: [old] }];
+  }
+
+  /** When the workflow must next look at a deadline (ms; store clock for rounds, workflow time for nodes), or undefined. */
+  nextDeadline(): number | undefined {
+    if (this.terminal) return undefined;
+    const timeout = this.limits.pendingTimeoutMs;
+    const pending = timeout === undefined ? [] : this.pendingNodes().map((n) => n.pendingSince! + timeout);
+    const at = [...(this.data.openRound ? [this.data.openRound.checkAt] : []), ...pending];
+    return at.length === 0 ? undefined : Math.min(...at);
+  }
+
+  /** The open round whose join deadline is due at `now`, for the store to settle. */
+  roundDue(now: number): number | undefined {
+    const open = this.data.openRound;
+    return !this.terminal && open && open.checkAt <= now ? open.round : undefined;
+  }
+
+  /**
+   * The store's answer for a round whose join deadline was due: it failed the round (the job
+   * fails with its reason: how many nodes joined and why the others are pending), the round was
+   * settled already (its event is on its way), or the store's clock says not yet.
+   */
+  roundChecked(round: number, check: RoundDeadlineCheck, now: number): void {
+    const open = this.data.openRound;
+    if (check.status === 'failed') this.finish('FAILED', check.reason);
+    if (!open || open.round !== round) return;
+    if (check.status === 'open') open.checkAt = Math.max(check.recheckAt, now + ROUND_RECHECK_MIN_MS);
+    else delete this.data.openRound;
+  }
+
+  /** Launched nodes pending past spec.faultTolerance.pendingTimeout at `now` (workflow time). */
+  pendingDue(now: number): NodeIdentity[] {
+    const timeout = this.limits.pendingTimeoutMs;
+    if (this.terminal || timeout === undefined) return [];
+    return this.pendingNodes()
+      .filter((n) => n.pendingSince! + timeout <= now)
+      .map((n) => ({ id: n.id, incarnation: n.incarnation }));
+  }
+
+  /**
+   * What the backend says about the nodes pendingDue named: one it reports still pending is
+   * relaunched as its next incarnation (counted: a node that never starts must not relaunch
+   * forever), or, with the budget spent, left behind if spec.nodes.min still holds, else the job
+   * fails; its reason says why it is pending in the backend's words. One it does not report has
+   * started meanwhile (its node_registered is on its way) and is no longer timed.
+   */
+  pendingTimedOut(reports: PendingNode[], now: number): JobAction[] {
+    const actions: JobAction[] = [];
+    for (const due of this.pendingDue(now)) {
+      if (this.terminal) break;
+      const node = this.node(due.id)!;
+      const report = reports.find((r) => r.id === node.id && r.incarnation === node.incarnation);
+      if (!report) {
+        delete node.pendingSince;
+        continue;
+      }
+      const timeout = formatDuration(this.limits.pendingTimeoutMs!);
+      const why = `node ${node.id} incarnation ${node.incarnation} still pending after ${timeout} (spec.faultTolerance.pendingTimeout): ${report.reason ?? 'the backend gives no reason'}`;
+      node.status = 'failed';
+      node.reason = why;
+      if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
+        actions.push(...this.shrinkOrFail(node, why, { rejoin: false }));
+        continue;
+      }
+      const old = { id: node.id, incarnation: node.incarnation };
+      const next = this.relaunch(node, { counted: true, rejoin: false });
+      this.warn(`${why}: relaunched as incarnation ${next.incarnation}`);
+      actions.push({ type: 'remove', nodes: [old] }, { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] });
+    }
+    return actions;
+  }
+
+  /** Launched, not registered, and timed. */
+  private pendingNodes(): NodeRecord[] {
+    return this.data.nodes.filter((n) => n.status === 'launching' && n.pendingSince !== undefined);
   }
 }
 

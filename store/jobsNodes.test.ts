@@ -90,6 +90,7 @@ describeEachStore('nodes', (h) => {
       startedAt: null,
       endedAt: null,
       resources: { cpu: 2 },
+      pendingReason: null,
     });
     await store.nodes.update(key, { status: 'running' });
     const retry = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching' });

@@ -35,6 +35,7 @@ export interface NodePatch {
   startedAt?: number | null;
   endedAt?: number | null;
   resources?: unknown;
+  pendingReason?: string | null;
 }
 
 function toNode(row: NodeRow): Node {

@@ -94,6 +94,21 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
     expect(await podNames(job)).toEqual([]);
   });
 
+  it('fails a job whose pod stays Unschedulable past pendingTimeout, in the scheduler\'s words', async () => {
+    const job = 'kube-unschedulable';
+    const spec = kubeJobSpec(job, { nodes: 1, maxNodeRelaunches: 0, nodeSelector: { type: 'gpu-a100' }, pendingTimeout: '5s' });
+    const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
+    // While it waits, the node row carries the scheduler's reason (what `rover status` shows).
+    const row = await waitUntil(async () => (await stack.store.nodes.listByJob(job)).find((n) => n.pendingReason?.includes('Unschedulable')), 'the pending reason of node 0', 30_000, 200);
+    expect(row.pendingReason).toMatch(/^pod not scheduled \(PodScheduled False\): Unschedulable: 0\/1 nodes are available: 1 node\(s\) didn't match Pod's node affinity\/selector/);
+    const result = await handle.result();
+    expect(result.phase).toBe('FAILED');
+    expect(result.reason).toMatch(
+      /^node 0 incarnation 0 still pending after 5s \(spec\.faultTolerance\.pendingTimeout\): pod not scheduled \(PodScheduled False\): Unschedulable: 0\/1 nodes are available: .*; node relaunch budget exhausted \(0\/0\) and 0 nodes left, below spec\.nodes\.min 1$/,
+    );
+    await waitUntil(async () => (await podNames(job)).length === 0, 'the pending pod deleted', 60_000);
+  });
+
   it('misses no pod failure across an apiserver restart', async () => {
     const job = 'kube-restart';
     const handle = await submitJob(stack.client, kubeJobSpec(job, { nodes: 2 }), { taskQueue: stack.config.temporal.taskQueue });

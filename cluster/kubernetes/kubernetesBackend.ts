@@ -5,12 +5,12 @@ import { CoreV1Api, type KubeConfig, type V1OwnerReference } from '@kubernetes/c
 import type { Logger } from '../../common/logger.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
 import type { Node, Store } from '../../store/index.ts';
-import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
+import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
 import { createOrExisting, deleteIfPresent, statusOf } from './kubeClient.ts';
 import {
   headlessService, jobObjectName, jobSelector, kubernetesOptions, nodePod, ownerConfigMap, ownerReference, podName,
 } from './manifests.ts';
-import { podEnd } from './podStatus.ts';
+import { podEnd, podPending } from './podStatus.ts';
 import { PodWatch } from './podWatch.ts';
 
 export interface KubernetesBackendOptions {
@@ -113,6 +113,21 @@ export class KubernetesBackend implements ClusterBackend {
       }
     }
     return dead;
+  }
+
+  /** From the pod cache: why each launched node's pod has not started its agent (unschedulable, pulling its image, …). */
+  async describePending(nodes: Node[]): Promise<PendingReason[]> {
+    const pending: PendingReason[] = [];
+    for (const node of nodes) {
+      const namespace = await this.namespaceOf(node.jobId);
+      if (!namespace) continue;
+      const watch = this.watchFor(namespace);
+      const name = podName(node.jobId, node.nodeId, node.incarnation);
+      const pod = watch.get(namespace, name);
+      const reason = pod ? podPending(pod) : watch.syncedAt !== null && watch.syncedAt > node.createdAt ? 'pod not created yet' : undefined;
+      if (reason) pending.push({ node, reason });
+    }
+    return pending;
   }
 
   /** Deletes whatever the job left in the cluster: pods, the service and the owner ConfigMap. */

@@ -44,3 +44,25 @@ export function podEnd(pod: V1Pod): PodEnd | undefined {
   }
   return undefined;
 }
+
+/**
+ * Why a pod of a launched node has not started its agent yet, in Kubernetes' own words: the
+ * scheduler's PodScheduled=False condition (Unschedulable: "0/3 nodes are available: …"), a
+ * container waiting (ImagePullBackOff, ErrImagePull, CreateContainerConfigError, …), or where
+ * it stands; undefined once it has ended (podEnd says why).
+ */
+export function podPending(pod: V1Pod): string | undefined {
+  const status = pod.status ?? {};
+  if (podEnd(pod)) return undefined;
+  const words = (reason?: string, message?: string) => [reason, message].filter(Boolean).join(': ');
+  const unscheduled = status.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unscheduled) return `pod not scheduled (PodScheduled False): ${words(unscheduled.reason, unscheduled.message) || 'no reason given'}`;
+  const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  const waiting = containers.find((c) => c.state?.waiting?.reason && c.state.waiting.reason !== 'ContainerCreating') ??
+    containers.find((c) => c.state?.waiting);
+  if (waiting?.state?.waiting) return `container ${waiting.name} waiting: ${words(waiting.state.waiting.reason, waiting.state.waiting.message) || 'no reason given'}`;
+  const node = pod.spec?.nodeName;
+  if (status.phase === 'Running') return `pod running on ${node ?? 'its node'}; the agent has not registered with the Rover API yet`;
+  if (node) return `pod scheduled on ${node}, containers not started yet`;
+  return `pod ${status.phase ?? 'Pending'}, not scheduled yet`;
+}

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
 import { localAgentBaseEnv } from '../../common/processEnv.ts';
-import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
+import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
 import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
 
 export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
@@ -55,6 +55,17 @@ export class LocalBackend implements ClusterBackend {
   async deleteNode(node: Node, graceMs: number): Promise<void> {
     const identity = { jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, home: this.home };
     await stopLocalNode(identity, node.pid, graceMs);
+  }
+
+  /** All the local backend knows: the agent runs (its log may say why it cannot reach the API) or has not started. */
+  async describePending(nodes: Node[]): Promise<PendingReason[]> {
+    return nodes.map((node) => ({
+      node,
+      reason:
+        node.pid === null
+          ? 'agent process not started yet'
+          : `agent process ${node.pid} runs but has not registered with the Rover API yet${node.logPath ? ` (its log: ${node.logPath})` : ''}`,
+    }));
   }
 
   async findDeadNodes(nodes: Node[]): Promise<DeadNode[]> {

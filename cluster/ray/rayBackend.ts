@@ -13,7 +13,7 @@ import type { JobSpec, RayOptions } from '../../common/spec/index.ts';
 import { DEFAULT_RAY_ADDRESS } from '../../common/spec/schema.ts';
 import type { Node, Store } from '../../store/index.ts';
 import { nodeLogPath } from '../local/localBackend.ts';
-import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../types.ts';
+import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
 import { AGENT_BUNDLE_FILE, buildAgentBundle, describeAgentBundle, type AgentBundle } from './agentBundle.ts';
 import { RayApiError, RayAuthError, RayJobsClient, RayUnreachableError, TERMINAL_STATUSES, type RayJobInfo } from './jobsApi.ts';
 import { logTail, nodeSubmission, runTag, submissionId, type AgentShipping } from './submission.ts';
@@ -139,6 +139,28 @@ export class RayBackend implements ClusterBackend {
       this.refresh(stale).catch((err: unknown) => this.logger.warn({ err }, 'ray status refresh failed'));
     }
     return dead;
+  }
+
+  /**
+   * From the status cache findDeadNodes keeps: a node whose Ray job is PENDING (waiting for
+   * resources or its runtime_env), in Ray's words, or RUNNING while its agent has not registered.
+   */
+  async describePending(nodes: Node[]): Promise<PendingReason[]> {
+    const pending: PendingReason[] = [];
+    const contexts = new Map<string, JobContext | undefined>();
+    for (const node of nodes) {
+      if (node.logPath === null) {
+        pending.push({ node, reason: 'not submitted to Ray yet' });
+        continue;
+      }
+      if (!contexts.has(node.jobId)) contexts.set(node.jobId, await this.jobContext(node.jobId));
+      const ctx = contexts.get(node.jobId);
+      if (!ctx) continue;
+      const info = this.statuses.get(submissionId(node.jobId, ctx.runTag, node.nodeId, node.incarnation))?.info;
+      if (info?.status === 'PENDING') pending.push({ node, reason: `Ray job PENDING${info.message ? `: ${info.message}` : ''}` });
+      else if (info?.status === 'RUNNING') pending.push({ node, reason: 'Ray job RUNNING; the agent has not registered with the Rover API yet' });
+    }
+    return pending;
   }
 
   private async refresh(stale: { ctx: JobContext; id: string }[]): Promise<void> {

@@ -120,6 +120,11 @@ const faultTolerance = z
     startupTimeout: duration()
       .prefault('30m')
       .describe('A job whose training processes print no first step (ROVER_STEP) this long after their round started is suspected hung: imports, data loading and the process group init must fit in it.'),
+    pendingTimeout: duration()
+      .prefault('15m')
+      .describe(
+        "A node launched but not registered with the API this long (pod unschedulable or pulling its image, Ray job waiting for resources, agent not starting) is relaunched as its next incarnation (counts against maxNodeRelaunches); with that budget spent the job goes on without it if nodes.min still holds, else fails; either way the reason says why the node was pending in the backend's words. 15m, DLRover's default: room for a cluster autoscaler to add a node and for a large image to pull.",
+      ),
     checkpointTimeout: duration()
       .prefault('30m')
       .describe('A checkpoint save under way (ROVER_CHECKPOINT_BEGIN … ROVER_CHECKPOINT) extends hangTimeout by at most this.'),

@@ -56,7 +56,7 @@ describe('defaults', () => {
           nprocPerNode: 1,
           entrypoint: { command: 'python3', args: ['train.py'], env: {}, workdir: '/home/ada/project' },
           resources: { cpu: 1, memory: 2 * 2 ** 30, gpu: 0 },
-          faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: 5000, heartbeatTimeout: 30_000, hangTimeout: 1_800_000, startupTimeout: 1_800_000, checkpointTimeout: 1_800_000, hangAction: 'restart', failureRules: [] },
+          faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: 5000, heartbeatTimeout: 30_000, hangTimeout: 1_800_000, startupTimeout: 1_800_000, pendingTimeout: 900_000, checkpointTimeout: 1_800_000, hangAction: 'restart', failureRules: [] },
           rendezvous: { lastCallTimeout: 10_000, joinTimeout: 300_000 },
           autoScaling: { enabled: false, interval: 300_000 },
           checkpoint: { dir: '/home/ada/project/.rover/checkpoints/job', keep: 3, flash: false },

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../../deploy/local/devServer.ts';
 
 /** Polls until truthy (no vitest import: the benchmarks use this harness too). */
@@ -208,7 +208,10 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     throw err;
   }
 
-  // The scheduler's job, minus the scheduling: bind every pending pod to the fake node.
+  // The scheduler's job, minus the scheduling: bind every pending pod to the fake node, or, when
+  // its nodeSelector does not match that node, mark it unschedulable in the scheduler's words.
+  const nodeLabels = (await core.readNode({ name: FAKE_NODE })).metadata?.labels ?? {};
+  const fits = (pod: V1Pod) => Object.entries(pod.spec?.nodeSelector ?? {}).every(([k, v]) => nodeLabels[k] === v);
   binder = (async () => {
     while (binding) {
       try {
@@ -216,6 +219,10 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         for (const pod of pending.items) {
           const { name, namespace } = pod.metadata!;
           if (pod.metadata?.deletionTimestamp) continue;
+          if (!fits(pod)) {
+            if (!pod.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False')) await markUnschedulable(core, pod);
+            continue;
+          }
           await core
             .createNamespacedPodBinding({ name: name!, namespace: namespace!, body: { metadata: { name }, target: { kind: 'Node', name: FAKE_NODE } } })
             .catch(() => {});
@@ -235,4 +242,21 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     },
     stop,
   };
+}
+
+/** What kube-scheduler writes on a pod no node fits: PodScheduled False, reason Unschedulable. */
+async function markUnschedulable(core: CoreV1Api, pod: V1Pod): Promise<void> {
+  const condition = {
+    type: 'PodScheduled',
+    status: 'False',
+    reason: 'Unschedulable',
+    message: "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+    lastTransitionTime: new Date(),
+  };
+  await core
+    .patchNamespacedPodStatus(
+      { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status: { conditions: [condition] } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    .catch(() => {});
 }

@@ -7,6 +7,9 @@ export interface KubeJobOptions {
   max?: number;
   namespace?: string;
   maxNodeRelaunches?: number;
+  /** Default: the fake node's labels ({type: kwok}); anything else leaves the pods Unschedulable. */
+  nodeSelector?: Record<string, string>;
+  pendingTimeout?: string;
 }
 
 /** A kubernetes-backend job with small resources and a join timeout long enough for a test. */
@@ -20,14 +23,15 @@ export function kubeJobSpec(name: string, o: KubeJobOptions = {}): JobSpec {
       nprocPerNode: 1,
       entrypoint: { command: 'python3', args: ['train.py'] },
       resources: { cpu: '500m', memory: '256Mi', gpu: 1 },
-      faultTolerance: { maxNodeRelaunches: o.maxNodeRelaunches ?? 3, heartbeatInterval: '1s', heartbeatTimeout: '10m' },
+      // Agents never register under kwok: pods stay "pending" to Rover unless a test says otherwise.
+      faultTolerance: { maxNodeRelaunches: o.maxNodeRelaunches ?? 3, heartbeatInterval: '1s', heartbeatTimeout: '10m', pendingTimeout: o.pendingTimeout ?? '30m' },
       // Agents never join under kwok: keep the first round open for the whole test.
       rendezvous: { lastCallTimeout: '1s', joinTimeout: '30m' },
       kubernetes: {
         image: 'rover:test',
         namespace: o.namespace ?? 'default',
         tolerations: [{ key: 'rover.dev/dedicated', operator: 'Exists', effect: 'NoSchedule' }],
-        nodeSelector: { type: 'kwok' },
+        nodeSelector: o.nodeSelector ?? { type: 'kwok' },
       },
     },
   });

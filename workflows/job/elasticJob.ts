@@ -12,6 +12,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -58,6 +59,9 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     unit: spec.spec.nodes.unit,
     nprocPerNode: spec.spec.nprocPerNode,
     maxNodeRelaunches: spec.spec.faultTolerance.maxNodeRelaunches,
+    joinTimeoutMs: spec.spec.rendezvous.joinTimeout,
+    // Absent in specs submitted before the field existed: such a job's pending nodes are not timed.
+    ...(spec.spec.faultTolerance.pendingTimeout !== undefined && { pendingTimeoutMs: spec.spec.faultTolerance.pendingTimeout }),
   });
   const token = carried?.token ?? uuid4();
   const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
@@ -130,13 +134,45 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     ]);
   };
 
+  // Deadlines that decide the job's fate are durable timers here, so they fire with no agent alive
+  // to ask the API and across worker restarts. Histories recorded before them replay without.
+  const deadlines = patched('durable-deadlines');
+  const launchedAt = () => (deadlines ? Date.now() : undefined);
+  /** One timer at the state's next deadline; re-armed only when that deadline moves. */
+  let timer: { at: number; scope: CancellationScope; fired: boolean } | undefined;
+  const armDeadline = () => {
+    const at = state.nextDeadline();
+    if (timer && timer.at === at && !timer.fired) return;
+    timer?.scope.cancel();
+    timer = undefined;
+    if (at === undefined) return;
+    const armed = { at, scope: new CancellationScope(), fired: false };
+    armed.scope
+      .run(() => sleep(Math.max(1, at - Date.now()), { summary: 'next deadline: rendezvous join or pending node' }))
+      .then(
+        () => void (armed.fired = true),
+        () => undefined, // cancelled: the deadline moved
+      );
+    timer = armed;
+  };
+  /** Settles what is due: a round past its join deadline, nodes pending past pendingTimeout. */
+  const checkDeadlines = async () => {
+    const now = Date.now();
+    const round = state.roundDue(now);
+    if (round !== undefined) state.roundChecked(round, await acts.expireRound({ jobId, round }), Date.now());
+    const due = state.pendingDue(now);
+    if (due.length > 0 && !state.terminal) {
+      await perform(state.pendingTimedOut(await acts.describePendingNodes({ jobId, nodes: due }), now));
+    }
+  };
+
   const perform = async (actions: JobAction[]) => {
     for (const action of actions) {
       if (action.type === 'remove') await acts.removeNodes({ jobId, nodes: action.nodes });
       else if (action.type === 'openRound') {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
       } else if (action.type === 'oomPlan') await planner.oom(action);
-      else state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(action.nodes) }));
+      else state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(action.nodes) }), launchedAt());
     }
   };
 
@@ -157,7 +193,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(first) }));
+      state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(first) }), launchedAt());
       publish();
     }
     let watch: Promise<void> | undefined;
@@ -175,7 +211,9 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
           (err: unknown) => void (watchError = err),
         );
       }
-      const woke = () => events !== undefined || watchError !== undefined || pendingScale.length > 0 || stopReason !== null;
+      if (deadlines) armDeadline();
+      const woke = () =>
+        events !== undefined || watchError !== undefined || pendingScale.length > 0 || stopReason !== null || timer?.fired === true;
       const planWait = planner.waitMs();
       if (planWait === undefined) await condition(woke);
       else await condition(woke, planWait);
@@ -185,6 +223,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         watch = undefined;
         await perform(state.applyEvents(batch));
       }
+      if (deadlines && !state.terminal && stopReason === null) await checkDeadlines();
       // Auto-scaling: a due running plan goes the way of a scale signal.
       const planned = state.terminal || stopReason !== null ? undefined : await planner.running(state.data.targetNodes);
       if (planned !== undefined) pendingScale.push({ nodes: planned, requestId: `brain-running-${uuid4()}` });

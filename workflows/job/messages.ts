@@ -28,6 +28,11 @@ export interface NodeView {
   check?: string;
   /** The exception or last stderr line of this incarnation's latest process failure; absent: none. */
   lastError?: string;
+  /**
+   * Launched, not registered: why the backend has not started it, in its words (Unschedulable,
+   * ImagePullBackOff, Ray's PENDING). Not workflow state: `rover status` reads it from the store.
+   */
+  pending?: string;
 }
 
 export interface JobStatus {
