@@ -3,6 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
@@ -10,7 +11,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { isAlive } from '../cluster/local/processes.ts';
 import { RayJobsClient, type RayJobInfo } from '../cluster/ray/index.ts';
 import { startRayHead, type RayHead } from '../deploy/local/ray.ts';
-import type { JobSpec } from '../common/spec/index.ts';
+import { loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { waitUntil } from './helpers.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
@@ -94,6 +95,21 @@ describe('elastic jobs on the ray backend', () => {
     const { stdout } = await rover(['logs', 'ray-basic']);
     expect(stdout).toMatch(/^\[node 0\] .*ROVER_DONE rank=0/m);
     expect(stdout).toMatch(/^\[node 1\] .*ROVER_DONE rank=3/m);
+  });
+
+  it('runs examples/ray.yaml as shipped: its relative script resolves against the spec file\'s folder', async (ctx) => {
+    needRay(ctx);
+    // Submitted from another folder, as `rover submit examples/ray.yaml` from anywhere would.
+    const loaded = await loadJobSpecFile(path.join(repoRoot, 'examples', 'ray.yaml'), { cwd: os.tmpdir() });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(loaded.warnings).toEqual([]);
+    const shipped = loaded.spec;
+    // Only the dashboard address is this test's: the shipped one is Ray's default port.
+    const spec: JobSpec = { ...shipped, metadata: { ...shipped.metadata, name: 'ray-example' }, spec: { ...shipped.spec, ray: { ...shipped.spec.ray!, address: head!.address } } };
+    const result = await (await submit(spec)).result();
+    expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
+    expect(result.processRestarts).toBe(0);
+    expect(result.nodeRelaunches).toBe(0);
   });
 
   it("relaunches a node whose Ray job was stopped from outside as incarnation 1 and finishes", async (ctx) => {

@@ -56,7 +56,7 @@ export const entrypoint = requiredSection(
       .describe('Extra environment variables for the training processes.'),
     workdir: filePath
       .optional()
-      .describe("Working directory of the processes. Local backend: relative to the spec file's folder, which is also the default."),
+      .describe("Working directory of the processes. Local backend, and Ray without runtimeEnv.working_dir: relative to the spec file's folder, which is also the default."),
   },
   'what each training process runs, e.g. entrypoint: {command: [python3, train.py]}',
 ).transform(({ command, args, env, workdir }) => {

@@ -4,6 +4,7 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatSpecWarnings, loadJobSpecFile, type JobSpecFileResult } from './index.ts';
 import { entrypointScript } from './resolve.ts';
@@ -56,6 +57,31 @@ describe('relative paths in a spec file', () => {
     const r = loaded(await loadJobSpecFile(file, { env }));
     expect(r.spec.spec.entrypoint.workdir).toBe('app');
     expect(r.spec.spec.checkpoint.dir).toBe('.rover/checkpoints/job');
+    expect(r.warnings).toEqual([]);
+  });
+});
+
+describe('relative paths on ray', () => {
+  it("resolve against the spec file's folder, which the Ray cluster's processes see (its default workdir too)", async () => {
+    const { jobs, file } = await project('  backend: ray\n  entrypoint: {command: python3, args: [train.py]}\n', ['train.py']);
+    const r = loaded(await loadJobSpecFile(file, { cwd: '/', env }));
+    expect(r.spec.spec.entrypoint.workdir).toBe(jobs);
+    expect(r.spec.spec.checkpoint.dir).toBe(path.join(jobs, '.rover', 'checkpoints', 'job'));
+    expect(r.warnings).toEqual([]);
+  });
+
+  it("stay as written when the job ships its code as Ray's working_dir (then they are inside it)", async () => {
+    const { file } = await project('  backend: ray\n  ray: {runtimeEnv: {working_dir: "s3://bucket/code.zip"}}\n  entrypoint: {command: python3, args: [train.py], workdir: src}\n');
+    const r = loaded(await loadJobSpecFile(file, { env }));
+    expect(r.spec.spec.entrypoint.workdir).toBe('src');
+    expect(r.warnings).toEqual([]);
+  });
+
+  it('examples/ray.yaml runs as shipped: its script is in the folder its processes start in', async () => {
+    const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
+    const r = loaded(await loadJobSpecFile(path.join(examples, 'ray.yaml'), { cwd: '/', env }));
+    expect(r.spec.spec.entrypoint.workdir).toBe(path.resolve(examples));
+    expect(r.spec.spec.entrypoint.args[0]).toBe('trainer.py');
     expect(r.warnings).toEqual([]);
   });
 });

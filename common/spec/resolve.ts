@@ -20,10 +20,20 @@ export interface ResolveOptions {
 }
 
 /**
- * Fills the environment-dependent defaults. For the local backend, relative paths become
- * absolute against `baseDir`: a relative path in a file means relative to that file, wherever
- * `rover submit` runs from. Kubernetes and Ray paths live inside the container or the Ray
- * runtime and are left as written.
+ * Whether the job's processes see this machine's files: on the local backend, and on Ray unless
+ * the job ships its code as Ray's working_dir (Rover's default agent shipping already assumes a
+ * Ray cluster on this machine or a shared filesystem). Kubernetes paths live in the container.
+ */
+function seesLocalFiles(spec: Pick<ParsedJobSpec['spec'], 'backend' | 'ray'>): boolean {
+  if (spec.backend === 'local') return true;
+  return spec.backend === 'ray' && spec.ray?.runtimeEnv?.working_dir === undefined;
+}
+
+/**
+ * Fills the environment-dependent defaults. Where the processes see this machine's files (local;
+ * Ray without a working_dir), relative paths become absolute against `baseDir`: a relative path
+ * in a file means relative to that file, wherever `rover submit` runs from, and that folder is
+ * the default workdir. Kubernetes paths, and Ray paths inside a working_dir, are left as written.
  */
 export function resolveJobSpec(parsed: ParsedJobSpec, opts: ResolveOptions = {}): JobSpec {
   const env = opts.env ?? process.env;
@@ -31,7 +41,7 @@ export function resolveJobSpec(parsed: ParsedJobSpec, opts: ResolveOptions = {})
   const { metadata, spec } = parsed;
   const { name, user, ...otherMetadata } = metadata;
   const { dir, ...otherCheckpoint } = spec.checkpoint;
-  const local = spec.backend === 'local';
+  const local = seesLocalFiles(spec);
   const pin = (p: string) => (local ? path.resolve(base, p) : p);
   const workdir = spec.entrypoint.workdir ?? (local ? base : undefined);
   return {
@@ -65,12 +75,12 @@ export function entrypointScript(entrypoint: { command: string; args: readonly s
 }
 
 /**
- * Local backend only: warns when the working directory or the entrypoint's script is missing
- * on this machine, the usual sign of a relative path meant against another folder.
+ * Where the processes see this machine's files: warns when the working directory or the
+ * entrypoint's script is missing, the usual sign of a relative path meant against another folder.
  */
 export async function localFileWarnings(spec: JobSpec): Promise<SpecError[]> {
   const { workdir } = spec.spec.entrypoint;
-  if (spec.spec.backend !== 'local' || workdir === undefined) return [];
+  if (!seesLocalFiles(spec.spec) || workdir === undefined) return [];
   if (!(await isDirectory(workdir))) {
     return [{ path: 'spec.entrypoint.workdir', message: `${workdir} is not a directory on this machine (relative workdirs resolve against the spec file's folder)` }];
   }
