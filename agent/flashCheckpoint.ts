@@ -14,6 +14,8 @@ import { z } from 'zod';
 import { trainerRef } from '../common/trainerProtocol.ts';
 
 export const SHM_ROOT = '/dev/shm/rover';
+/** A checkpoint report the API has not answered in this long fails: flush() on SIGTERM must end. */
+const REPORT_TIMEOUT_MS = 30_000;
 
 const saveRequest = z.strictObject({
   ...trainerRef,
@@ -137,6 +139,7 @@ export class FlashSaver {
       method: 'POST',
       headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/json' },
       body: JSON.stringify(report),
+      signal: AbortSignal.timeout(REPORT_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`the API refused the report: HTTP ${res.status} ${await res.text()}`);
     await this.dropOlder(req.rank, req.step);

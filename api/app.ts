@@ -6,10 +6,17 @@ import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
 import { HttpError } from './errors.ts';
 
+/**
+ * Longest a client may take to send one request (Fastify's default is no limit). Bodies are small
+ * JSON up to the body limit and nothing here long-polls, so a slow sender only holds a socket.
+ */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export function createHttpApp(deps: { config: RoverConfig; store: Store; logger: Logger }, name: string) {
   const app = fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.config.api.bodyLimitBytes,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     disableRequestLogging: true,
   });
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
