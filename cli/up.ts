@@ -46,9 +46,13 @@ async function waitForHttp(url: string, timeoutMs: number, processAlive: () => b
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
 }
 
+/** The workers go first: a worker still running while the API is gone would take the agents' missing heartbeats for lost nodes. */
+const STOP_FIRST = ['brain-worker', 'worker'];
+
 async function stopAll(processes: StackProcess[], graceMs: number): Promise<void> {
-  // Reverse start order: API and worker before the server they talk to.
-  for (const p of [...processes].reverse()) await stopProcessGroup(p.pid, graceMs);
+  // Then reverse start order: the API and the Brain before the server they talk to.
+  const order = [...processes.filter((p) => STOP_FIRST.includes(p.name)), ...[...processes].reverse().filter((p) => !STOP_FIRST.includes(p.name))];
+  for (const p of order) await stopProcessGroup(p.pid, graceMs);
 }
 
 export interface UpOptions {
