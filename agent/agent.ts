@@ -250,10 +250,9 @@ export class Agent {
       { localRank: failure.localRank, rank: failure.rank, exitCode: failure.exitCode, signal: failure.signal },
       `training process ${what}; stopping the others`,
     );
-    const { localRank, exitCode, signal, exitedAt } = failure;
+    const { localRank, exitCode, signal, exitedAt, step } = failure;
     const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
-    // The step lets the master tell a bug that repeats at the same step from one that moves on.
-    const step = this.group?.latestStep() ?? null;
+    // The failed process's own step lets the master tell a bug that repeats at the same step from one that moves on.
     const [judged] = await Promise.all([
       this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, allProcessesAlike, exitedAt, ...(step === null ? {} : { step }) }),
       this.stopGroup(),

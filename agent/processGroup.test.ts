@@ -87,6 +87,7 @@ describe('ProcessGroup', () => {
         signal: null,
         stderrTail: ['line 75', 'line 76', 'line 77', 'line 78', 'line 79'].join('\n'),
         exitedAt: expect.any(Number),
+        step: null,
       },
     });
     const [survivor] = group.livePids();

@@ -47,6 +47,8 @@ export interface TrainerExit {
   stderrTail: string;
   /** When the process exited (epoch ms, this host's clock): which of a round's failures came first. */
   exitedAt: number;
+  /** The process's last `ROVER_STEP` (or resume step); null before its first. */
+  step: number | null;
 }
 
 export type GroupOutcome =
@@ -133,7 +135,7 @@ class Trainer {
         settled = true;
         clearTimeout(drainTimer);
         const tail = this.tail.join('\n');
-        this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: tail, exitedAt: exitedAt ?? Date.now() };
+        this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: tail, exitedAt: exitedAt ?? Date.now(), step: this.step };
         resolve(this.exit);
       };
       this.child.on('error', (error) => {

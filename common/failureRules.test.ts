@@ -138,6 +138,8 @@ describe('JobState applies the classification', () => {
     const lost: JobEvent = { id: ++id, kind: 'node_lost', nodeId: 1, incarnation: 0, at: 0, data: { reason: 'agent process 42 is gone', round: 1, role: 'culprit', supersedes: { node: 0, incarnation: 0 } } };
     expect(state.applyEvents([lost]).map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
     expect(state.node(0)?.restarts).toBe(0);
+    expect(state.data.processRestarts, 'the relaunch restarted that round, not a process failure').toBe(0);
+    expect(state.node(0)?.lastError).toBe("ConnectionResetError: [Errno 104] Connection reset by peer (after node 1's failure)");
   });
 
   it('fails a crash loop: every process of a node failing alike before any step, twice in a row', () => {

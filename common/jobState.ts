@@ -346,7 +346,7 @@ export class JobState {
     if (node) node.lastError = f.role === 'consequence' ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
     if (f.role === 'consequence') return [];
     if (node) node.restarts = f.failures ?? node.restarts + 1;
-    if (f.supersedes) this.takeBack(f.supersedes, f.round);
+    if (f.supersedes) this.takeBack(f.supersedes, f.round, { node: event.nodeId, lost: false });
     // A superseded culprit already counted this round's restart.
     else this.data.processRestarts += 1;
     const failing = this.crashLoop(event, f) ?? this.repeatedUserError(event, f);
@@ -360,10 +360,18 @@ export class JobState {
     return [];
   }
 
-  /** An earlier culprit of the round turned out a consequence: its node gets its restart back, its user error is forgotten. */
-  private takeBack(superseded: { node: number; incarnation: number }, round: number | null): void {
+  /**
+   * An earlier culprit of the round turned out a consequence of `by`: its node gets its restart
+   * back, its user error is forgotten. A lost node's relaunch, not a process failure, restarted
+   * that round: the job's process restart is taken back too.
+   */
+  private takeBack(superseded: { node: number; incarnation: number }, round: number | null, by: { node: number | null; lost: boolean }): void {
     const node = this.node(superseded.node);
-    if (node && node.incarnation === superseded.incarnation) node.restarts = Math.max(0, node.restarts - 1);
+    if (node && node.incarnation === superseded.incarnation) {
+      node.restarts = Math.max(0, node.restarts - 1);
+      if (node.lastError && !node.lastError.endsWith("'s failure)")) node.lastError += ` (after node ${by.node}'s failure)`;
+    }
+    if (by.lost) this.data.processRestarts = Math.max(0, this.data.processRestarts - 1);
     this.data.userErrors = (this.data.userErrors ?? []).filter((e) => !(e.node === superseded.node && e.round === round));
   }
 
@@ -476,7 +484,7 @@ export class JobState {
     if (!node || !LIVE.includes(node.status)) return [];
     // Its peers' failure charged before the loss was noticed was a consequence of it.
     const { supersedes, round } = readFailureEvent(event);
-    if (event.kind !== 'process_failed' && supersedes) this.takeBack(supersedes, round);
+    if (event.kind !== 'process_failed' && supersedes) this.takeBack(supersedes, round, { node: event.nodeId, lost: true });
     const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
     const why = reason ?? describeFailure(event, exitCode);
     node.status = event.kind === 'node_lost' ? 'lost' : 'failed';
