@@ -1,0 +1,263 @@
+// The agent hot path at scale: N simulated agents against the real API process(es) and store.
+// Each agent does what agent/agent.ts does, over the agent's own HTTP client (fetch, keep-alive):
+// register, start heartbeating, ask for the node check, join, poll the round with the agent's
+// backoff (200 ms × 1.5 up to 1 s), then heartbeat at 1 Hz. Prints one line per case:
+//   agentScale: store=sqlite replicas=1 nodes=1000 rendezvous_p99_ms=… rendezvous_max_ms=…
+//     heartbeat_p50_ms=… heartbeat_p99_ms=… api_cpu_per_s=… timeouts=…
+// rendezvous: from the last join answered to each agent knowing its rank; heartbeats: a steady
+// window after every agent has its rank; api_cpu_per_s: CPU seconds of the API process(es) per
+// second of that window (/proc/<pid>/stat); timeouts: requests that hit the agent's 10 s timeout.
+// The job sits between hangTimeout and startupTimeout with no step yet (trainers still starting):
+// the hang check's expensive case, where it used to read every node on every heartbeat.
+// Knobs: BENCH_NODES (default 1000,4000), BENCH_REPLICAS (default 1), BENCH_STORES (default
+// sqlite,mysql; mysql needs ROVER_TEST_MYSQL_URL), BENCH_WINDOW_S (heartbeat window, default 60),
+// BENCH_RENDEZVOUS_TIMEOUT_S (give up on ranks after this, default 300). Asserts nothing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createConnection } from 'mysql2/promise';
+import { abortableSleep, HttpMasterClient, withRetry } from '../agent/masterClient.ts';
+import type { RoundStatus } from '../common/protocol.ts';
+import { parseJobSpec } from '../common/spec/index.ts';
+import { freePort } from '../deploy/local/devServer.ts';
+import { openStore } from '../store/index.ts';
+
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+const NODES = list(process.env.BENCH_NODES ?? '1000,4000').map(Number);
+const REPLICAS = list(process.env.BENCH_REPLICAS ?? '1').map(Number);
+const STORES = list(process.env.BENCH_STORES ?? 'sqlite,mysql');
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_S ?? 60) * 1000;
+const RENDEZVOUS_TIMEOUT_MS = Number(process.env.BENCH_RENDEZVOUS_TIMEOUT_S ?? 300) * 1000;
+const HEARTBEAT_MS = 1000;
+const JOB = 'scale';
+const TOKEN = randomBytes(16).toString('hex');
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const CLOCK_TICKS = 100; // USER_HZ on Linux: /proc/<pid>/stat counts CPU time in 1/100 s
+
+interface Stats {
+  /** Agents past each step, for BENCH_VERBOSE progress lines. */
+  registered: number;
+  joined: number;
+  timeouts: number;
+  errors: number;
+  /** The first error that was not a timeout, for the log. */
+  firstError?: string;
+  /** performance.now() when the last join was answered. */
+  lastJoinAt: number;
+  /** performance.now() when each agent learned its rank. */
+  rankedAt: number[];
+  heartbeatMs: number[];
+  /** Heartbeats that start inside [from, to) are measured. */
+  window: { from: number; to: number };
+}
+
+/**
+ * CPU seconds a process has used so far (user + system), read from its /proc/<pid>/stat. The file
+ * is opened once, before the agents start: thousands of agents' sockets may use every descriptor.
+ */
+function cpuReader(pid: number): () => number {
+  const fd = openSync(`/proc/${pid}/stat`, 'r');
+  const buffer = Buffer.alloc(4096);
+  return () => {
+    const stat = buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5) (utime, stime); the slice starts at field 3.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** One simulated agent: the requests of agent/agent.ts, without trainers. */
+async function agent(node: number, baseUrl: string, stats: Stats, signal: AbortSignal): Promise<void> {
+  const master = new HttpMasterClient({ baseUrl, job: JOB, token: TOKEN });
+  const incarnation = 0;
+  const host = `10.0.${node >> 8}.${node & 255}`;
+  let round = 0;
+  const call = <T>(fn: (signal: AbortSignal) => Promise<T>) =>
+    withRetry(() => fn(signal), {
+      signal,
+      onRetry: (err) => {
+        if ((err as Error).name === 'TimeoutError') return void stats.timeouts++;
+        stats.errors++;
+        stats.firstError ??= String((err as Error).cause ?? err);
+      },
+    });
+  const heartbeats = async () => {
+    // One trainer process, no step yet; usage as the agent samples it.
+    const processes = [{ localRank: 0, pid: 1000 + node, cpuPercent: 95, rssBytes: 2 ** 31 }];
+    for (;;) {
+      await abortableSleep(HEARTBEAT_MS, signal);
+      await call(async (s) => {
+        const started = performance.now();
+        const reply = await master.heartbeat({ node, incarnation, round, step: null, processes }, s);
+        if (started >= stats.window.from && started < stats.window.to) stats.heartbeatMs.push(performance.now() - started);
+        return reply;
+      });
+    }
+  };
+  await call((s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
+  stats.registered++;
+  const beating = heartbeats().catch(() => {});
+  await call((s) => master.nodeCheck({ node, incarnation, host, port: 1 }, s));
+  ({ round } = await call((s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
+  stats.lastJoinAt = Math.max(stats.lastJoinAt, performance.now());
+  stats.joined++;
+  let delay = 200;
+  let status: RoundStatus;
+  for (;;) {
+    status = await call((s) => master.roundStatus(round, { node, incarnation }, s));
+    if (status.status !== 'open') break;
+    await abortableSleep(delay, signal);
+    delay = Math.min(1000, Math.round(delay * 1.5));
+  }
+  if (status.status !== 'closed') throw new Error(`node ${node}: round ${round} ${status.status}`);
+  stats.rankedAt[node] = performance.now();
+  await beating;
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stderr.write(`agentScale: gave up waiting for ${what} after ${timeoutMs} ms\n`);
+  return false;
+}
+
+function startApi(home: string, storeUrl: string, port: number, index: number): ChildProcess {
+  const log = openSync(path.join(home, `api-${index}.log`), 'a');
+  const env: NodeJS.ProcessEnv = { ...process.env, ROVER_HOME: home, ROVER_STORE_URL: storeUrl, ROVER_API_HOST: '127.0.0.1', ROVER_API_PORT: String(port), ROVER_LOG_LEVEL: 'warn' };
+  delete env.ROVER_API_URL;
+  // BENCH_API_PROFILE=<dir>: a V8 CPU profile of each API process, written when it stops.
+  const profile = process.env.BENCH_API_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_PROFILE}`] : [];
+  return spawn(process.execPath, [...profile, '--import', 'tsx', path.join(repoRoot, 'api/main.ts')], { env, stdio: ['ignore', log, log], cwd: repoRoot });
+}
+
+async function runCase(store: string, storeUrl: string, home: string, replicas: number, nodes: number): Promise<void> {
+  const db = await openStore(storeUrl);
+  const parsed = parseJobSpec({
+    metadata: { name: JOB, user: 'bench' },
+    spec: {
+      nodes: { min: nodes },
+      entrypoint: { command: 'true' },
+      faultTolerance: { heartbeatInterval: '1s', heartbeatTimeout: '1h', hangTimeout: '2s', startupTimeout: '1h', hangAction: 'log' },
+      diagnosis: { nodeCheck: 'off' },
+      rendezvous: { joinTimeout: '1h' },
+    },
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  await db.jobs.create({ id: JOB, workflowId: `job-${JOB}`, user: 'bench', group: '', backend: 'local', spec: parsed.spec, phase: 'RUNNING', token: TOKEN });
+  await db.transaction(async (tx) => {
+    for (let nodeId = 0; nodeId < nodes; nodeId++) await tx.nodes.upsertLaunch({ jobId: JOB, nodeId, incarnation: 0, backend: 'local', status: 'launching' });
+  });
+  await db.close();
+
+  const ports = await Promise.all(Array.from({ length: replicas }, () => freePort()));
+  const apis = ports.map((port, i) => startApi(home, storeUrl, port, i));
+  const abort = new AbortController();
+  // Every agent's requests listen on this one signal.
+  setMaxListeners(0, abort.signal);
+  try {
+    for (const port of ports) {
+      const up = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok ?? false, `API on port ${port}`, 60_000);
+      if (!up) throw new Error(`API did not start; see ${home}/api-*.log`);
+    }
+    const cpuReaders = apis.map((api) => cpuReader(api.pid!));
+    const apiCpu = () => cpuReaders.reduce((sum, read) => sum + read(), 0);
+    const stats: Stats = { registered: 0, joined: 0, timeouts: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
+    const failures: string[] = [];
+    const agents = Array.from({ length: nodes }, (_, node) =>
+      agent(node, `http://127.0.0.1:${ports[node % replicas]}`, stats, abort.signal).catch((err: Error) => {
+        if (!abort.signal.aborted) failures.push(err.message);
+      }),
+    );
+    const ranked = () => Object.keys(stats.rankedAt).length;
+    const progress = process.env.BENCH_VERBOSE
+      ? setInterval(() => process.stderr.write(`agentScale: registered=${stats.registered} joined=${stats.joined} ranked=${ranked()} timeouts=${stats.timeouts} errors=${stats.errors}\n`), 5000)
+      : undefined;
+    await waitFor(() => ranked() + failures.length >= nodes, 'every agent to know its rank', RENDEZVOUS_TIMEOUT_MS);
+    clearInterval(progress);
+    const rendezvous = stats.rankedAt.filter((t) => t !== undefined).map((t) => Math.max(0, t - stats.lastJoinAt));
+    // Steady state: one heartbeat period to settle, then the measured window.
+    stats.window = { from: performance.now() + HEARTBEAT_MS, to: performance.now() + HEARTBEAT_MS + WINDOW_MS };
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
+    const cpuBefore = apiCpu();
+    const measuredFrom = performance.now();
+    await new Promise((r) => setTimeout(r, WINDOW_MS));
+    const cpu = (apiCpu() - cpuBefore) / ((performance.now() - measuredFrom) / 1000);
+    abort.abort();
+    await Promise.all(agents);
+    const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
+    console.log(
+      `agentScale: store=${store} replicas=${replicas} nodes=${nodes} rendezvous_p99_ms=${ms(percentile(rendezvous, 99))} ` +
+        `rendezvous_max_ms=${ms(rendezvous.length ? Math.max(...rendezvous) : NaN)} heartbeat_p50_ms=${ms(percentile(stats.heartbeatMs, 50))} ` +
+        `heartbeat_p99_ms=${ms(percentile(stats.heartbeatMs, 99))} api_cpu_per_s=${cpu.toFixed(2)} timeouts=${stats.timeouts} ` +
+        `ranked=${ranked()}/${nodes} heartbeats=${stats.heartbeatMs.length} errors=${stats.errors + failures.length}`,
+    );
+    if (failures.length) process.stderr.write(`agentScale: ${failures.length} agents failed, first: ${failures[0]}\n`);
+    if (stats.firstError) process.stderr.write(`agentScale: first retried error: ${stats.firstError}\n`);
+  } finally {
+    abort.abort();
+    // SIGTERM lets a profiled API write its profile; SIGKILL if it does not stop within 10 s.
+    await Promise.all(
+      apis.map(async (api) => {
+        if (api.exitCode !== null || api.signalCode !== null) return;
+        const exited = new Promise((r) => api.once('exit', r));
+        api.kill('SIGTERM');
+        const kill = setTimeout(() => api.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(kill);
+      }),
+    );
+  }
+}
+
+async function sqliteCase(replicas: number, nodes: number): Promise<void> {
+  const home = mkdtempSync(path.join(tmpdir(), 'rover-bench-'));
+  try {
+    await runCase('sqlite', `sqlite:${path.join(home, 'rover.db')}`, home, replicas, nodes);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function mysqlCase(baseUrl: string, replicas: number, nodes: number): Promise<void> {
+  const home = mkdtempSync(path.join(tmpdir(), 'rover-bench-'));
+  // A throwaway database; its name is generated here, never from input.
+  const name = `rover_bench_${randomBytes(4).toString('hex')}`;
+  const admin = await createConnection(baseUrl);
+  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  try {
+    const url = new URL(baseUrl);
+    url.pathname = `/${name}`;
+    await runCase('mysql', url.toString(), home, replicas, nodes);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await admin.end();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const mysqlUrl = process.env.BENCH_MYSQL_URL ?? process.env.ROVER_TEST_MYSQL_URL;
+for (const store of STORES) {
+  if (store === 'mysql' && !mysqlUrl) {
+    console.log('agentScale: store=mysql skipped: set ROVER_TEST_MYSQL_URL (bash deploy/local/mariadb.sh prints one)');
+    continue;
+  }
+  for (const replicas of REPLICAS) {
+    for (const nodes of NODES) {
+      if (store === 'mysql') await mysqlCase(mysqlUrl!, replicas, nodes);
+      else await sqliteCase(replicas, nodes);
+    }
+  }
+}
