@@ -102,6 +102,8 @@ export class JobsRepository extends Repository {
         tokenDigest: tokenDigest(job.token),
         reason: null,
         endedAt: null,
+        hangCheckedAt: null,
+        hangEventId: null,
         createdAt: now,
         updatedAt: now,
       })
@@ -119,5 +121,25 @@ export class JobsRepository extends Repository {
       .where('id', '=', id)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Claims this interval's hang check of the job (api/hangWatch.ts): true for exactly one caller
+   * per `everyMs`, whichever API replica it runs on (a compare-and-set on hangCheckedAt).
+   * Leaves updatedAt alone: this is bookkeeping, not a change of the job.
+   */
+  async claimHangCheck(id: string, now: number, everyMs: number, trx?: Trx): Promise<boolean> {
+    const result = await this.q(trx)
+      .updateTable('jobs')
+      .set({ hangCheckedAt: now })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('hangCheckedAt', 'is', null), eb('hangCheckedAt', '<=', now - everyMs)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Records the hang the latest check found (its hang_suspected event id), or null for none. */
+  async setHangEvent(id: string, eventId: number | null, trx?: Trx): Promise<void> {
+    await this.q(trx).updateTable('jobs').set({ hangEventId: eventId }).where('id', '=', id).execute();
   }
 }

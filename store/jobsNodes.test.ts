@@ -32,6 +32,8 @@ describeEachStore('jobs', (h) => {
       updatedAt: 1000,
       endedAt: null,
       reason: null,
+      hangCheckedAt: null,
+      hangEventId: null,
     });
     expect(await store.jobs.get('a')).toEqual(created);
     expect(await store.jobs.get('missing')).toBeUndefined();
@@ -39,6 +41,25 @@ describeEachStore('jobs', (h) => {
     expect(await store.jobs.update('a', { phase: 'Failed', reason: 'node 1 OOM', endedAt: 1900 })).toBe(true);
     expect(await store.jobs.get('a')).toMatchObject({ phase: 'Failed', reason: 'node 1 OOM', endedAt: 1900, updatedAt: 2000 });
     expect(await store.jobs.update('missing', { phase: 'Failed' })).toBe(false);
+  });
+
+  it('lets one caller per interval claim the hang check, and keeps the hang it found', async () => {
+    const store = await h.open();
+    await store.jobs.create(job('a'));
+    // Concurrent claims (heartbeats on several API replicas): exactly one wins.
+    const claims = await Promise.all(Array.from({ length: 8 }, () => store.jobs.claimHangCheck('a', 10_000, 5000)));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    expect(await store.jobs.claimHangCheck('a', 14_999, 5000)).toBe(false);
+    expect(await store.jobs.claimHangCheck('a', 15_000, 5000)).toBe(true);
+    expect(await store.jobs.claimHangCheck('missing', 15_000, 5000)).toBe(false);
+    await store.jobs.setHangEvent('a', 42);
+    const row = await store.jobs.get('a');
+    expect(row).toMatchObject({ hangCheckedAt: 15_000, hangEventId: 42 });
+    // Bookkeeping, not a change of the job.
+    expect(row?.updatedAt).toBe(row?.createdAt);
+    // A new run under the same name starts with no hang state.
+    await store.jobs.replace(job('a'));
+    expect(await store.jobs.get('a')).toMatchObject({ hangCheckedAt: null, hangEventId: null });
   });
 
   it('creates nothing new when the same job is created again', async () => {

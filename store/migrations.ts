@@ -327,6 +327,31 @@ function tokenDigests(): Migration {
   };
 }
 
+/**
+ * The agent hot path (issue 14). A round counts its members as they join, so a poll can tell from
+ * the round row alone whether the round policy has anything to decide (common/roundDue.ts). The
+ * job row says when its hang check last scanned the job's nodes, claimed by compare-and-set so one
+ * heartbeat per interval scans (on any API replica), and which hang that scan found, so the other
+ * heartbeats can ask for evidence without a scan. Each step checks first: MySQL cannot roll DDL
+ * back, so a rerun after a crash does only what is left.
+ */
+function agentHotPath(): Migration {
+  return {
+    async up(db) {
+      const columns = async (table: string) =>
+        new Set((await db.introspection.getTables()).find((t) => t.name === table)?.columns.map((c) => c.name) ?? []);
+      if (!(await columns('rendezvous_rounds')).has('member_count')) {
+        await db.schema.alterTable('rendezvous_rounds').addColumn('member_count', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+      }
+      // Rounds opened before this migration (an open one may still be filling) count their members once.
+      await sql`update rendezvous_rounds set member_count = (select count(*) from rendezvous_members m where m.job_id = rendezvous_rounds.job_id and m.round = rendezvous_rounds.round)`.execute(db);
+      const jobColumns = await columns('jobs');
+      if (!jobColumns.has('hang_checked_at')) await db.schema.alterTable('jobs').addColumn('hang_checked_at', 'bigint').execute();
+      if (!jobColumns.has('hang_event_id')) await db.schema.alterTable('jobs').addColumn('hang_event_id', 'bigint').execute();
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -339,6 +364,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_11_30_0100_round_culprit': roundCulprit(),
         '2026_12_01_0200_token_digests': tokenDigests(),
         '2026_12_01_0300_node_pending_reason': nodePendingReason(),
+        '2026_12_02_0100_agent_hot_path': agentHotPath(),
       };
     },
   };

@@ -81,7 +81,8 @@ export class RendezvousRepository extends Repository {
 
   /**
    * Adds the node to an open round (a rejoin replaces its incarnation and host) and stamps the
-   * round's lastJoinAt. Undefined when the round does not exist or is no longer open.
+   * round's lastJoinAt; a new member also counts in the round's memberCount, in the same
+   * transaction. Undefined when the round does not exist or is no longer open.
    */
   async join(req: JoinRequest, trx?: Trx): Promise<RendezvousMember | undefined> {
     return this.inTransaction(trx, async (t) => {
@@ -105,10 +106,12 @@ export class RendezvousRepository extends Repository {
         joinedAt: now,
         rank: null,
       };
+      let added = true;
       try {
         await t.insertInto('rendezvousMembers').values(member).execute();
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
+        added = false;
         await t
           .updateTable('rendezvousMembers')
           .set({ incarnation: req.incarnation, host: req.host, freePort: req.freePort ?? null, joinedAt: now, rank: null })
@@ -119,7 +122,7 @@ export class RendezvousRepository extends Repository {
       }
       await t
         .updateTable('rendezvousRounds')
-        .set({ lastJoinAt: now })
+        .set((eb) => ({ lastJoinAt: now, ...(added && { memberCount: eb('memberCount', '+', 1) }) }))
         .where('jobId', '=', req.jobId)
         .where('round', '=', req.round)
         .execute();
@@ -129,16 +132,36 @@ export class RendezvousRepository extends Repository {
 
   /** Removes a node from the round (it died before the round closed); false if absent. */
   async leave(key: RoundKey, nodeId: number, trx?: Trx): Promise<boolean> {
-    const result = await this.q(trx)
-      .deleteFrom('rendezvousMembers')
+    return this.inTransaction(trx, async (t) => {
+      const result = await t
+        .deleteFrom('rendezvousMembers')
+        .where('jobId', '=', key.jobId)
+        .where('round', '=', key.round)
+        .where('nodeId', '=', nodeId)
+        .executeTakeFirst();
+      if (result.numDeletedRows === 0n) return false;
+      await t
+        .updateTable('rendezvousRounds')
+        .set((eb) => ({ memberCount: eb('memberCount', '-', 1) }))
+        .where('jobId', '=', key.jobId)
+        .where('round', '=', key.round)
+        .execute();
+      return true;
+    });
+  }
+
+  /** One member of a round, by node: what a poll or heartbeat of that node needs, without the others. */
+  async getMember(key: RoundKey, nodeId: number, trx?: Trx): Promise<RendezvousMember | undefined> {
+    return this.q(trx)
+      .selectFrom('rendezvousMembers')
+      .selectAll()
       .where('jobId', '=', key.jobId)
       .where('round', '=', key.round)
       .where('nodeId', '=', nodeId)
       .executeTakeFirst();
-    return result.numDeletedRows > 0n;
   }
 
-  /** Members in join order. */
+  /** Members in join order. O(members): for deciding or reporting a round, never per agent request. */
   async listMembers(key: RoundKey, trx?: Trx): Promise<RendezvousMember[]> {
     return this.q(trx)
       .selectFrom('rendezvousMembers')

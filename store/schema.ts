@@ -27,6 +27,10 @@ export interface JobsTable {
   updatedAt: Millis;
   endedAt: Millis | null;
   reason: string | null;
+  /** When a heartbeat last scanned the job's nodes for a hang (api/hangWatch.ts): one scan per interval. */
+  hangCheckedAt: Millis | null;
+  /** The hang_suspected event that scan found, or null: the other heartbeats ask for its evidence. */
+  hangEventId: number | null;
 }
 
 export interface NodesTable {
@@ -88,6 +92,8 @@ export interface RendezvousRoundsTable {
   masterAddr: string | null;
   masterPort: number | null;
   nodeCount: number | null;
+  /** Members so far, kept by each join (common/roundDue.ts decides from it without reading them). */
+  memberCount: Generated<number>;
   /** The failure that explains the round's other failures (common/failureCulprit.ts); null: none yet. */
   culpritNode: number | null;
   culpritIncarnation: number | null;

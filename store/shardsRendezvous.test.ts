@@ -131,7 +131,7 @@ describeEachStore('rendezvous', (h) => {
     expect(opened).toEqual({
       created: true,
       round: {
-        ...round, status: 'open', openedAt: 100, lastJoinAt: null, closedAt: null, minNodes: 2, maxNodes: 3, masterAddr: null, masterPort: null, nodeCount: null,
+        ...round, status: 'open', openedAt: 100, lastJoinAt: null, closedAt: null, minNodes: 2, maxNodes: 3, masterAddr: null, masterPort: null, nodeCount: null, memberCount: 0,
         culpritNode: null, culpritIncarnation: null, culpritWeight: null, culpritAt: null, culpritExitedAt: null,
       },
     });
@@ -143,7 +143,7 @@ describeEachStore('rendezvous', (h) => {
     });
     now = 300;
     await store.rendezvous.join({ ...round, nodeId: 0, incarnation: 0, host: 'h0' });
-    expect((await store.rendezvous.getRound(round))?.lastJoinAt).toBe(300);
+    expect(await store.rendezvous.getRound(round)).toMatchObject({ lastJoinAt: 300, memberCount: 2 });
     expect((await store.rendezvous.listMembers(round)).map((m) => m.freePort)).toEqual([29501, null]);
     expect((await store.rendezvous.listMembers(round)).map((m) => m.nodeId)).toEqual([1, 0]);
 
@@ -153,6 +153,9 @@ describeEachStore('rendezvous', (h) => {
     expect(await store.rendezvous.closeRound(close)).toBe(false);
     expect(await store.rendezvous.getRound(round)).toMatchObject({ status: 'closed', closedAt: 400, masterAddr: 'h0', masterPort: 29500, nodeCount: 2 });
     expect((await store.rendezvous.listMembers(round)).map((m) => [m.nodeId, m.rank])).toEqual([[1, 1], [0, 0]]);
+    // One member by node: what a poll or a heartbeat reads.
+    expect(await store.rendezvous.getMember(round, 1)).toEqual({ ...round, nodeId: 1, incarnation: 0, host: 'h1', freePort: 29501, joinedAt: 200, rank: 1 });
+    expect(await store.rendezvous.getMember(round, 7)).toBeUndefined();
     expect(await store.rendezvous.join({ ...round, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     expect(await store.rendezvous.join({ jobId: 'j', round: 5, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     // The culprit of the round's failures (api/master.ts report) survives a read back, exit time included.
@@ -171,9 +174,12 @@ describeEachStore('rendezvous', (h) => {
       [1, 1, 'new'],
       [2, 0, 'h2'],
     ]);
+    // A rejoin replaces the member: the round counts nodes, not joins.
+    expect((await store.rendezvous.getRound(round))?.memberCount).toBe(2);
     expect(await store.rendezvous.leave(round, 2)).toBe(true);
     expect(await store.rendezvous.leave(round, 2)).toBe(false);
     expect(await store.rendezvous.listMembers(round)).toHaveLength(1);
+    expect((await store.rendezvous.getRound(round))?.memberCount).toBe(1);
   });
 
   it('admits every concurrent joiner exactly once', async () => {
@@ -185,6 +191,7 @@ describeEachStore('rendezvous', (h) => {
     expect((await store.rendezvous.listMembers(round)).map((m) => m.nodeId).sort((a, b) => a - b)).toEqual(
       Array.from({ length: 12 }, (_, i) => i),
     );
+    expect((await store.rendezvous.getRound(round))?.memberCount).toBe(12);
   });
 
   it('fails an open round and finds the latest round', async () => {
