@@ -3,10 +3,14 @@
 // as stack_dump events; then, per spec.faultTolerance.hangAction, a new round restarts every
 // node's processes (once all running nodes posted evidence, or after a grace period), or the
 // job workflow fails the job on the event.
+// Scanning the job's nodes is O(N), so it runs at most once per job per heartbeat interval: the
+// heartbeat that wins a compare-and-set on the job row (jobs.hang_checked_at) scans, on whichever
+// API replica it lands, and records the hang it found on the job row (jobs.hang_event_id); the
+// other heartbeats answer from that row, which authorizing the request already read.
 import { decideHang, type HangAction } from '../common/diagnosis.ts';
 import type { AgentEvent } from '../common/protocol.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { openRoundWithEvent, ROUND_OPEN, type Job, type Node, type Store } from '../store/index.ts';
+import { openRoundWithEvent, ROUND_OPEN, type Job, type Node, type RendezvousRound, type Store } from '../store/index.ts';
 
 /** Longest wait for evidence before the restart goes ahead without it: heartbeats × this, at least the minimum. */
 const EVIDENCE_GRACE_BEATS = 10;
@@ -19,19 +23,24 @@ export class HangWatch {
   ) {}
 
   /**
-   * Called on each heartbeat after the node row was updated. Returns the id of the job's
-   * current hang event when the job is hung, so the reply can ask for evidence.
+   * Called on each heartbeat after the node row was updated, with the job's latest round. Returns
+   * the id of the job's current hang event when the job is hung, so the reply can ask for evidence.
    */
-  async check(job: Job, node: Node, processesAlive: boolean): Promise<number | undefined> {
+  async check(job: Job, node: Node, processesAlive: boolean, latest: RendezvousRound | undefined): Promise<number | undefined> {
     const spec = (job.spec as JobSpec).spec;
     const timeout = spec.faultTolerance.hangTimeout;
     // Specs stored before startupTimeout/checkpointTimeout existed keep their old behaviour: no limit.
     const startupTimeout = spec.faultTolerance.startupTimeout ?? Infinity;
     const now = this.now();
-    const latest = await this.store.rendezvous.latestRound(job.id);
     const roundClosedAt = latest?.closedAt ?? null;
     // Cheap path: this node moved (or its groups started) recently, so the job is not hung.
     if (Math.max(node.stepAt ?? 0, roundClosedAt ?? 0) > now - Math.min(timeout, startupTimeout)) return undefined;
+    // The job may be idle. The last scan's answer stands for one heartbeat interval; after that,
+    // the heartbeat that claims the next scan runs it.
+    const current = job.hangEventId ?? undefined;
+    const interval = spec.faultTolerance.heartbeatInterval;
+    if (job.hangCheckedAt !== null && now - job.hangCheckedAt < interval) return current;
+    if (!(await this.store.jobs.claimHangCheck(job.id, now, interval))) return current;
     const running = await this.store.nodes.listByJob(job.id, { statuses: ['running'] });
     const decision = decideHang({
       now,
@@ -46,7 +55,10 @@ export class HangWatch {
         processesAlive: n.nodeId === node.nodeId && n.incarnation === node.incarnation ? processesAlive : true,
       })),
     });
-    if (!decision.hung || !latest) return undefined;
+    if (!decision.hung || !latest) {
+      if (current !== undefined) await this.store.jobs.setHangEvent(job.id, null);
+      return undefined;
+    }
     const action: HangAction = spec.faultTolerance.hangAction ?? 'restart';
     const hang = await this.store.transaction(async (tx) => {
       const [last] = await tx.nodeEvents.list(job.id, { kinds: ['hang_suspected'], limit: 1, newestFirst: true });
@@ -59,6 +71,7 @@ export class HangWatch {
         data: { since: decision.since, idleMs: decision.idleMs, step, round: latest.round, action, hangTimeout: timeout, startup: decision.startup },
       });
     });
+    if (hang.id !== current) await this.store.jobs.setHangEvent(job.id, hang.id);
     if (action === 'restart') await this.restartWhenEvidenceIn(job, hang.id, hang.createdAt, latest.round, running);
     return hang.id;
   }

@@ -4,7 +4,8 @@ import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
+import { roundDecisionDue } from '../common/roundDue.ts';
 import { classifyFailure } from '../common/failureRules.ts';
 import { tokenMatches } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
@@ -59,14 +60,20 @@ export class MasterService {
     });
   }
 
-  /** Joins the open round, or opens the next one when the node is not part of the latest. */
+  /**
+   * Joins the open round, or opens the next one when the node is not part of the latest. The join
+   * is the change that may complete the round, so it decides the round (right after its
+   * transaction, which then commits the member count the decision reads): polls only read.
+   * A burst of first joins all try to open the round: on MySQL the losers must see the winner's
+   * round (READ COMMITTED) and may be deadlock victims, so the join is a contended transaction,
+   * rerun until it succeeds (it is idempotent).
+   */
   async join(job: Job, req: JoinRequest): Promise<number> {
-    return this.store.transaction(async (tx) => {
+    const { round, due } = await this.store.contendedTransaction(async (tx) => {
       const latest = await tx.rendezvous.latestRound(job.id);
       if (latest && latest.status === ROUND_CLOSED) {
-        const members = await tx.rendezvous.listMembers({ jobId: job.id, round: latest.round });
-        const same = members.find((m) => m.nodeId === req.node && m.incarnation === req.incarnation);
-        if (same) return latest.round;
+        const same = await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node);
+        if (same?.incarnation === req.incarnation) return { round: latest.round, due: false };
       }
       let round = latest?.status === ROUND_OPEN ? latest.round : undefined;
       if (round === undefined) {
@@ -81,11 +88,22 @@ export class MasterService {
         });
       }
       await tx.rendezvous.join({ jobId: job.id, round, nodeId: req.node, incarnation: req.incarnation, host: req.host, freePort: req.freePort });
-      return round;
+      const joined = await tx.rendezvous.getRound({ jobId: job.id, round });
+      return { round, due: this.decisionDue(job, joined) };
     });
+    if (due) await this.decide(job, round);
+    return round;
   }
 
-  /** Where the round stands for this node; closes or fails it when the rules say so. */
+  /** Whether the round policy has anything to decide about this round now, by its row alone (O(1)). */
+  private decisionDue(job: Job, round: RendezvousRound | undefined): boolean {
+    return round?.status === ROUND_OPEN && roundDecisionDue(round, roundRules(job), this.now());
+  }
+
+  /**
+   * Where the round stands for this node: O(1) reads, outside any transaction. The round policy
+   * runs only when the round row says a deadline passed (last call, join timeout) or it filled.
+   */
   async roundStatus(job: Job, round: number, node: number, incarnation: number): Promise<RoundStatus> {
     if (isTerminalPhase(job.phase as JobPhase)) {
       return { status: 'failed', round, reason: `job ${job.id} is ${job.phase}${job.reason ? `: ${job.reason}` : ''}` };
@@ -93,13 +111,13 @@ export class MasterService {
     const key = { jobId: job.id, round };
     let current = await this.store.rendezvous.getRound(key);
     if (!current) throw new HttpError(404, 'round_not_found', `job ${job.id} has no rendezvous round ${round}`);
-    if (current.status === ROUND_OPEN) {
+    if (this.decisionDue(job, current)) {
       await this.decide(job, round);
       current = (await this.store.rendezvous.getRound(key))!;
     }
     if (current.status === ROUND_OPEN) return { status: 'open', round };
     if (current.status !== ROUND_CLOSED) return { status: 'failed', round, reason: `rendezvous round ${round} failed` };
-    const member = (await this.store.rendezvous.listMembers(key)).find((m) => m.nodeId === node);
+    const member = await this.store.rendezvous.getMember(key, node);
     if (!member || member.incarnation !== incarnation || member.rank === null) return { status: 'excluded', round };
     return {
       status: 'closed',
@@ -111,10 +129,9 @@ export class MasterService {
     };
   }
 
+  /** Applies the round policy (it reads every member): once per change, see decisionDue. */
   private async decide(job: Job, round: number): Promise<void> {
-    const spec = job.spec as JobSpec;
-    const rules = { unit: spec.spec.nodes.unit, lastCallTimeoutMs: spec.spec.rendezvous.lastCallTimeout, joinTimeoutMs: spec.spec.rendezvous.joinTimeout };
-    const settled = await this.store.transaction((tx) => settleRound(tx, { jobId: job.id, round }, rules, this.now()));
+    const settled = await this.store.transaction((tx) => settleRound(tx, { jobId: job.id, round }, roundRules(job), this.now()));
     if (settled.status === 'closed') this.hooks.roundClosed?.(job.id, Math.max(0, this.now() - settled.openedAt) / 1000);
   }
 
@@ -135,11 +152,13 @@ export class MasterService {
       ...(moved ? { stepAt: this.now() } : {}),
       ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
     });
-    await this.store.metrics.record([...usageSamples(key, req), ...(await this.throughputSample(job, node, req))]);
+    // Read once for the throughput sample, the hang check and the round reply.
+    const latest = await this.store.rendezvous.latestRound(job.id);
+    await this.store.metrics.record([...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)]);
     this.hooks.heartbeat?.(job.id, req.step, this.now());
     if (req.computeSeconds !== undefined) await this.stragglers.check(job, req.node, req.incarnation, req.step, req.computeSeconds);
-    const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0);
-    const reply = await this.roundReply(job, req);
+    const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);
+    const reply = await this.roundReply(job, req, latest);
     return hang === undefined || reply.action === 'stop' ? reply : { ...reply, captureStacks: hang };
   }
 
@@ -147,21 +166,20 @@ export class MasterService {
    * Rank 0's heartbeats measure the job's throughput for the Brain's running plan: steps/s since
    * its previous heartbeat × nodes in the round (samples/s up to the per-node batch size).
    */
-  private async throughputSample(job: Job, node: Node, req: HeartbeatRequest): Promise<NewMetric[]> {
+  private throughputSample(job: Job, node: Node, req: HeartbeatRequest, round: RendezvousRound | undefined): NewMetric[] {
     if (node.rank !== 0 || req.step === null || node.step === null || node.lastHeartbeatAt === null || req.step <= node.step) return [];
     const seconds = (this.now() - node.lastHeartbeatAt) / 1000;
-    const round = await this.store.rendezvous.latestRound(job.id);
     if (seconds <= 0 || !round || round.round !== req.round || round.status !== ROUND_CLOSED || !round.nodeCount) return [];
     const value = ((req.step - node.step) / seconds) * round.nodeCount;
     return [{ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
   }
 
-  private async roundReply(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    const latest = await this.store.rendezvous.latestRound(job.id);
+  /** Whether a newer round wants this node: its own member row, never the member list. */
+  private async roundReply(job: Job, req: HeartbeatRequest, latest: RendezvousRound | undefined): Promise<HeartbeatResponse> {
     if (!latest || latest.round <= req.round) return { action: 'none' };
     if (latest.status === ROUND_OPEN) return { action: 'restart', round: latest.round };
-    const members = await this.store.rendezvous.listMembers({ jobId: job.id, round: latest.round });
-    const ranked = members.some((m) => m.nodeId === req.node && m.incarnation === req.incarnation && m.rank !== null);
+    const member = await this.store.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node);
+    const ranked = member?.incarnation === req.incarnation && member.rank !== null;
     return ranked ? { action: 'restart', round: latest.round } : { action: 'none' };
   }
 
@@ -235,6 +253,12 @@ function usageSamples(key: { jobId: string; nodeId: number; incarnation: number 
   }
   if (req.step !== null) samples.push({ ...at, name: METRIC_STEP, value: req.step });
   return samples;
+}
+
+/** The job spec's rendezvous rules (the round row holds its own min and max). */
+function roundRules(job: Job): RoundRules {
+  const spec = (job.spec as JobSpec).spec;
+  return { unit: spec.nodes.unit, lastCallTimeoutMs: spec.rendezvous.lastCallTimeout, joinTimeoutMs: spec.rendezvous.joinTimeout };
 }
 
 function eventKey(key: { jobId: string; nodeId: number; incarnation: number }) {

@@ -14,7 +14,7 @@ import { migrationProvider } from './migrations.ts';
 import { NodeEventsRepository } from './nodeEvents.ts';
 import { NodesRepository, type NodeKey } from './nodes.ts';
 import { RendezvousRepository, ROUND_OPEN } from './rendezvous.ts';
-import type { RepositoryContext, Trx } from './repository.ts';
+import { contendedTransaction, type RepositoryContext, type Trx } from './repository.ts';
 import type { Database } from './schema.ts';
 import { ShardLedgersRepository } from './shardLedgers.ts';
 import { nodeLeasePrefix, ShardsRepository } from './shards.ts';
@@ -43,6 +43,11 @@ export interface Store extends StoreRepositories {
   dialect: StoreDialect;
   /** Runs fn in one transaction: commits if it resolves, rolls back if it throws. */
   transaction<T>(fn: (tx: TransactionScope) => Promise<T>): Promise<T>;
+  /**
+   * Like transaction, for rows that many callers write at once (a rendezvous burst): on MySQL it
+   * runs READ COMMITTED and again when chosen as a deadlock victim, so fn must be safe to rerun.
+   */
+  contendedTransaction<T>(fn: (tx: TransactionScope) => Promise<T>): Promise<T>;
   /** Round-trips a trivial query; rejects when the database is unreachable (health checks). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -184,6 +189,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     ...repositories({ db, dialect: kind, now }),
     transaction: (fn) =>
       db.transaction().execute((trx) => fn({ trx, ...repositories({ db: trx, dialect: kind, now }) })),
+    contendedTransaction: (fn) => contendedTransaction(db, kind, (trx) => fn({ trx, ...repositories({ db: trx, dialect: kind, now }) })),
     ping: async () => {
       await sql`select 1`.execute(db);
     },
