@@ -14,6 +14,7 @@ import {
   type Dialect,
   type DialectAdapter,
   type Driver,
+  type SqliteDatabase,
   type SqliteDialectConfig,
 } from 'kysely';
 
@@ -70,13 +71,38 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** Compiled statements kept per connection, by SQL text. */
+const SQLITE_STATEMENT_CACHE = 500;
+
+/**
+ * kysely prepares every query anew, and compiling SQL was a sixth of the API's CPU on the agent
+ * hot path (bench/agentScale.bench.ts). The same few statements repeat, so compiled ones are kept
+ * by their text (oldest dropped past the cap). Reuse is safe: kysely runs each statement to
+ * completion synchronously (nothing here streams), and SQLite recompiles one after a schema change.
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = database.prepare(sql);
+        if (statements.size >= SQLITE_STATEMENT_CACHE) statements.delete(statements.keys().next().value!);
+        statements.set(sql, statement);
+      }
+      return statement;
+    },
+  };
+}
+
 function sqliteDialect(file: string): Dialect {
   try {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const database = new BetterSqlite3(file);
     database.pragma('journal_mode = WAL');
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return new ImmediateSqliteDialect({ database });
+    return new ImmediateSqliteDialect({ database: withStatementCache(database) });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot open SQLite store ${path.resolve(file)}: ${reason} (check the path in ROVER_STORE_URL)`, {

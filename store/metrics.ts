@@ -46,6 +46,12 @@ export class MetricsRepository extends Repository {
       labels: toJson(s.labels ?? {}),
       createdAt: s.createdAt ?? now,
     }));
+    // One INSERT is atomic on its own: a heartbeat's few samples need no transaction around it
+    // (BEGIN and COMMIT were two more statements per heartbeat, two more round trips on MySQL).
+    if (rows.length <= INSERT_CHUNK) {
+      await this.q(trx).insertInto('metrics').values(rows).execute();
+      return;
+    }
     await this.inTransaction(trx, async (t) => {
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         await t.insertInto('metrics').values(rows.slice(i, i + INSERT_CHUNK)).execute();
