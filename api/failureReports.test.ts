@@ -53,8 +53,10 @@ describeEachStore('process failure reports', (h) => {
   });
 
   it('judges a failure past the window on its own', async () => {
-    const { app, report, charged, advance } = await setup(await h.open());
+    const { app, report, charged, events, advance } = await setup(await h.open());
     await report(0, { exitCode: null, signal: 'SIGKILL' });
+    const [opened] = await events('round_opened');
+    expect((opened?.data as { cause: string }).cause).toBe('process failed on node 0 (local rank 0, killed by SIGKILL)');
     advance(10_001);
     expect(await report(1, { exitCode: 1, stderrTail: RESET })).toEqual({ charged: true, failures: 1 });
     expect(await charged()).toEqual([1, 1, 0]);

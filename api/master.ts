@@ -235,7 +235,7 @@ export class MasterService {
           round: latest.round + 1,
           minNodes: spec.spec.nodes.min,
           maxNodes: latest.maxNodes,
-          cause: `process failed on node ${req.node} (local rank ${req.localRank ?? '?'}, exit code ${req.exitCode ?? 'none'})`,
+          cause: `process failed on node ${req.node} (local rank ${req.localRank ?? '?'}, ${req.signal ? `killed by ${req.signal}` : `exit code ${req.exitCode ?? 'none'}`})`,
         });
       }
       return { charged: judged.role === 'culprit', failures };
