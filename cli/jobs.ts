@@ -16,12 +16,22 @@ import {
   type WorkflowHandle,
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Command } from 'commander';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { JOB_PHASES, type JobPhase } from '../common/phases.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../common/searchAttributes.ts';
 import { formatSpecErrors, formatSpecWarnings, loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
-import { type ElasticJobInput, type JobStatus, scaleSignal, scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
+import {
+  type ElasticJobInput,
+  JOB_FAILED,
+  type JobStatus,
+  SCALE_REFUSED,
+  scaleSignal,
+  scaleUpdate,
+  statusQuery,
+  stopSignal,
+} from '../workflows/job/messages.ts';
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
 import { readShardProgress, withPendingReasons } from './shardProgress.ts';
@@ -144,7 +154,22 @@ export interface JobStatusReading {
   source: 'query' | 'result';
 }
 
-/** Queries `status`; for a closed workflow nobody answers, falls back to its result. */
+/**
+ * Waits for a job workflow to close and returns its final JobStatus: the result of a job that
+ * completed (SUCCEEDED, STOPPED), or `details[0]` of the `JobFailed` failure of a FAILED job.
+ * Throws WorkflowFailedError for any other end (terminated, timed out, a failure without a status).
+ */
+export async function finalJobStatus(handle: JobHandle): Promise<JobStatus> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === JOB_FAILED && cause.details?.[0]) return cause.details[0] as JobStatus;
+    throw err;
+  }
+}
+
+/** Queries `status`; for a closed workflow nobody answers, falls back to its final status. */
 export async function readJobStatus(client: Client, { handle, description }: ResolvedJob): Promise<JobStatusReading> {
   const running = description.status.name === 'RUNNING';
   const deadline = Date.now() + (running ? QUERY_TIMEOUT_RUNNING_MS : QUERY_TIMEOUT_CLOSED_MS);
@@ -158,7 +183,7 @@ export async function readJobStatus(client: Client, { handle, description }: Res
     }
   }
   try {
-    return { status: await handle.result(), source: 'result' };
+    return { status: await finalJobStatus(handle), source: 'result' };
   } catch (err) {
     const why = err instanceof WorkflowFailedError && err.cause ? err.cause.message : errorMessage(err);
     throw new Error(`job workflow ${handle.workflowId} ended as ${description.status.name} without a status: ${why}`);
@@ -242,7 +267,7 @@ async function submitCommand(file: string, opts: { wait?: boolean; json?: boolea
     if (!opts.json) print('waiting for the job to finish (Ctrl-C stops waiting, not the job)');
     let result: JobStatus;
     try {
-      result = await handle.result();
+      result = await finalJobStatus(handle);
     } catch (err) {
       const why = err instanceof WorkflowFailedError && err.cause ? err.cause.message : errorMessage(err);
       throw new Error(`job workflow ${handle.workflowId} ended without a result: ${why}`);
@@ -299,7 +324,9 @@ async function scaleCommand(job: string, n: string, opts: { signal?: boolean }):
     try {
       status = await client.withDeadline(Date.now() + UPDATE_TIMEOUT_MS, () => handle.executeUpdate(scaleUpdate, { args: [request] }));
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new Error(`scale to ${request.nodes} nodes refused: ${err.cause?.message ?? err.message}`);
+      // A refusal's message is the whole reason; anything else failing the update is named as such.
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === SCALE_REFUSED) throw new Error(err.cause.message);
+      if (err instanceof WorkflowUpdateFailedError) throw new Error(`scale to ${request.nodes} nodes failed: ${err.cause?.message ?? err.message}`);
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
         throw new Error(`${handle.workflowId} did not answer the scale update within ${UPDATE_TIMEOUT_MS / 1000} s; is a Rover worker running?`);
       }

@@ -8,7 +8,7 @@ import { freePort } from '../deploy/local/devServer.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { METRIC_THROUGHPUT } from '../store/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -49,7 +49,7 @@ describe('the Brain in jobs', () => {
   it('relaunches a node that ran out of memory with the OOM plan\'s memory and succeeds', async () => {
     // 64 MiB of data memory cannot hold the 80 MiB the trainer allocates at step 1; twice that can.
     const handle = await submit(spec(stack.home, 'oom', { memory: '64Mi', args: ['--steps', '40', '--alloc-mb', '80'], nodes: { min: 1, max: 1, initial: 1 } }));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     const oomPlans = (result.plans ?? []).filter((p) => p.stage === 'oom');
     expect(oomPlans.length).toBeGreaterThanOrEqual(1);
@@ -84,7 +84,7 @@ describe('the Brain in jobs', () => {
     // At max, and without samples at 2 nodes: it stays there.
     expect((await status(name)).targetNodes).toBe(2);
     await handle.signal(stopSignal, { reason: 'test over' });
-    expect((await handle.result()).phase).toBe('STOPPED');
+    expect((await jobOutcome(handle)).phase).toBe('STOPPED');
   }, 300_000);
 });
 
@@ -104,7 +104,7 @@ describe('a job while the Brain is down', () => {
     const handle = await submitJob(stack.client, spec(stack.home, 'no-brain', { memory: '256Mi', args: ['--steps', '30'], nodes: { min: 1, max: 1, initial: 1 } }), {
       taskQueue: stack.config.temporal.taskQueue,
     });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.plans ?? []).toEqual([]);
     expect(result.warnings.some((w) => w.startsWith('Brain unavailable for the initial plan'))).toBe(true);

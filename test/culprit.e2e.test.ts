@@ -10,7 +10,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
 
@@ -50,7 +50,7 @@ describe('the culprit, not the victims', () => {
   ])('SIGKILL of rank 0 (%s) while its peers all-reduce through it: SUCCEEDED, only node 0 charged', async (_how, name, entrypoint) => {
     const markers = mkdtempSync(path.join(stack.home, 'markers-'));
     const handle = await submit(spec(name, entrypoint(['test/trainers/peer_reset.py', '30', markers, '--kill-rank0-at', '8'])));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     const seen = await failures(name);
     const culprits = seen.filter((f) => f.role === 'culprit');
@@ -90,7 +90,7 @@ describe('the culprit, not the victims', () => {
     }
     await waitUntil(async () => (await stack.store.nodes.listByJob(name, { statuses: ['running'] })).some((n) => n.nodeId === 1 && n.incarnation === 4), 'the fifth incarnation of node 1', 90_000, 200);
     await handle.signal(stopSignal, { reason: 'enough' });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');
     expect(result.nodeRelaunches).toBe(4);
     const node0 = result.nodes.find((n) => n.id === 0)!;
@@ -100,7 +100,7 @@ describe('the culprit, not the victims', () => {
 
   it('a script that does not exist fails the job after two tries, with python\'s line in the reason', async () => {
     const handle = await submit(spec('no-script', { command: 'python3', args: ['missing_train.py'] }));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('FAILED');
     expect(result.reason).toMatch(/can't open file .*missing_train\.py/);
     expect(result.processRestarts).toBeLessThanOrEqual(2);

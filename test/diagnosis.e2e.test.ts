@@ -9,7 +9,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { childPids, jobSpec, repoRoot } from './jobFixtures.ts';
 import { parsePrometheusText, sampleSum, type Exposition } from './promText.ts';
 import { startTestStack, type TestStack } from './stack.ts';
@@ -45,7 +45,7 @@ describe('diagnosis on the local backend', () => {
     // Checkpoints every 5 steps: each attempt resumes at step 5 and crashes again at step 8.
     const spec = jobSpec(stack.home, 'same-bug', { steps: 30, extraArgs: ['--crash-at-step', '8'], maxProcessRestarts: 5, maxNodeRelaunches: 3 });
     const handle = await submit(spec);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('FAILED');
     expect(result.reason).toMatch(/^node 0 incarnation 0 failed with exit code 1: the same user error twice at step 7 .*RuntimeError: injected crash at step 8 on rank 0 \(--crash-at-step\)$/);
     expect(result.nodeRelaunches).toBe(0);
@@ -71,7 +71,7 @@ describe('diagnosis on the local backend', () => {
     }, 'sigkill training', 90_000, 200);
     const [trainer] = await childPids(node.pid!);
     process.kill(trainer!, 'SIGKILL');
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.processRestarts).toBeGreaterThanOrEqual(1);
     expect(result.nodes.every((n) => n.incarnation === 0)).toBe(true);
@@ -86,7 +86,7 @@ describe('diagnosis on the local backend', () => {
 
   it('detects a trainer that stops making progress, puts its stacks in rover events, and restarts the group', async () => {
     const handle = await submit(hangSpec('hung', ['--hang-at-step', '8', '--crash-once']));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     const [hang, ...more] = await events('hung', 'hang_suspected');
     expect(more).toEqual([]);
@@ -111,7 +111,7 @@ describe('diagnosis on the local backend', () => {
 
   it('reports no hang while a checkpoint save takes longer than hangTimeout', async () => {
     const handle = await submit(hangSpec('slow-save', ['--slow-checkpoint-at-step', '10', '--slow-checkpoint-time', '6']));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(await events('slow-save', 'hang_suspected')).toEqual([]);
     expect(readFileSync(nodeLogPath(stack.home, 'slow-save', 0), 'utf8')).toContain('slow checkpoint save at step 10 (6 s)');
@@ -139,7 +139,7 @@ describe('diagnosis on the local backend', () => {
     const spec = jobSpec(stack.home, 'stuck-start', { nodes: 1 });
     spec.spec.entrypoint = { ...spec.spec.entrypoint, command: 'sh', args: ['-c', 'echo init; exec sleep 600'] };
     spec.spec.faultTolerance = { ...spec.spec.faultTolerance, hangTimeout: 3000, startupTimeout: 3000, hangAction: 'fail' };
-    const result = await (await submit(spec)).result();
+    const result = await jobOutcome(await submit(spec));
     expect(result.phase).toBe('FAILED');
     expect(result.reason).toMatch(/^hang: no first step \d+ s after the training processes started \(spec.faultTolerance.startupTimeout\)/);
     const [hang] = await events('stuck-start', 'hang_suspected');

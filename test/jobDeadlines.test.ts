@@ -18,7 +18,7 @@ import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { openStore, type Node, type Store } from '../store/index.ts';
 import { bundleWorkflows, createJobWorker } from '../workers/jobWorker.ts';
 import { statusQuery, type JobStatus } from '../workflows/job/messages.ts';
-import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
 
 /** Nodes are created (rows, events) and never start: every one is pending for `reason`. */
 class NeverStartingBackend implements ClusterBackend {
@@ -123,7 +123,7 @@ describe('job deadlines with no agent alive', () => {
 
     const second = await startWorker(taskQueue, backend);
     try {
-      const result: JobStatus = await handle.result();
+      const result: JobStatus = await jobOutcome(handle);
       expect(result.phase).toBe('FAILED');
       expect(result.reason).toBe(`rendezvous round 1: only 0 of min 2 nodes joined within 8s; 2 nodes still pending: nodes 0, 1 (${UNSCHEDULABLE})`);
       expect(result.nodes.map((n) => n.status)).toEqual(['stopped', 'stopped']);
@@ -141,7 +141,7 @@ describe('job deadlines with no agent alive', () => {
     const s = spec('pending-timeout', { nodes: 1, min: 1, joinTimeout: '1h', pendingTimeout: '2s', maxNodeRelaunches: 1 });
     const { worker, stopped } = await startWorker(taskQueue, backend);
     try {
-      const result: JobStatus = await (await start(taskQueue, s)).result();
+      const result: JobStatus = await jobOutcome(await start(taskQueue, s));
       expect(backend.launched).toEqual(['0#0', '0#1']);
       expect(result.phase).toBe('FAILED');
       expect(result.nodeRelaunches).toBe(1);

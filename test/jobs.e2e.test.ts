@@ -14,7 +14,7 @@ import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import type { JobStatus } from '../workflows/job/messages.ts';
 import { scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { startTestStack, type TestStack } from './stack.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { childPids, jobSpec, jobSpecInput, repoRoot } from './jobFixtures.ts';
 
 const run = promisify(execFile);
@@ -51,7 +51,7 @@ describe('elastic jobs on the local backend', () => {
 
   it('trains 2 nodes × 2 processes to completion and is found by RoverJobState', async () => {
     const handle = await submit(jobSpec(stack.home, 'basic'));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.worldSize).toBe(4);
     const log = readFileSync(nodeLogPath(stack.home, 'basic', 1), 'utf8');
@@ -69,7 +69,7 @@ describe('elastic jobs on the local backend', () => {
     const [agent] = await agentPids('proc-kill');
     const [trainer] = await childPids(agent!);
     process.kill(trainer!, 'SIGKILL');
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.processRestarts).toBeGreaterThanOrEqual(1);
     expect(result.nodes.every((n) => n.incarnation === 0)).toBe(true);
@@ -80,7 +80,7 @@ describe('elastic jobs on the local backend', () => {
     await running('agent-kill');
     const node1 = (await stack.store.nodes.listByJob('agent-kill')).find((n) => n.nodeId === 1)!;
     process.kill(-node1.pid!, 'SIGKILL');
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.nodes.find((n) => n.id === 1)?.incarnation).toBe(1);
     expect(result.nodeRelaunches).toBe(1);
@@ -96,7 +96,7 @@ describe('elastic jobs on the local backend', () => {
     expect((await status('scale')).targetNodes).toBe(2);
     const scaled = await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 3 }] });
     expect(scaled.targetNodes).toBe(3);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.worldSize).toBe(6);
     await record('scale');
@@ -113,7 +113,7 @@ describe('elastic jobs on the local backend', () => {
     const trainers = (await Promise.all(agents.map(childPids))).flat();
     expect(trainers.length).toBe(4);
     await handle.signal(stopSignal, { reason: 'test over' });
-    const result: JobStatus = await handle.result();
+    const result: JobStatus = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');
     expect(result.reason).toBe('test over');
     expect(result.nodes.map((n) => n.status), 'no node is listed running after the stop').toEqual(['stopped', 'stopped']);
@@ -126,7 +126,7 @@ describe('elastic jobs on the local backend', () => {
     const agents = await agentPids('cancel-me');
     const trainers = (await Promise.all(agents.map(childPids))).flat();
     await handle.cancel();
-    const result: JobStatus = await handle.result();
+    const result: JobStatus = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');
     expect(result.reason).toBe('workflow cancelled');
     for (const pid of [...agents, ...trainers]) expect(isAlive(pid), `pid ${pid}`).toBe(false);
@@ -138,7 +138,7 @@ describe('elastic jobs on the local backend', () => {
     await stack.kill('worker');
     await stack.kill('api');
     await Promise.all([stack.startWorker(), stack.startApi()]);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     const launches = await stack.store.nodeEvents.listAfter('crash-rover', 0, 1000);
     const launched = launches.filter((e) => e.kind === 'node_launched').map((e) => `${e.nodeId}/${e.incarnation}`);
@@ -150,7 +150,7 @@ describe('elastic jobs on the local backend', () => {
     const handle = await submit(
       jobSpec(stack.home, 'always-crash', { extraArgs: ['--exit-at-step', '2', '--exit-code', '3'], maxProcessRestarts: 1, maxNodeRelaunches: 1 }),
     );
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('FAILED');
     expect(result.reason).toMatch(/node \d+ incarnation \d+ failed with exit code [13]\b/);
     expect(result.reason).toMatch(/budget exhausted/);
@@ -159,7 +159,7 @@ describe('elastic jobs on the local backend', () => {
 
   it('continues as new past the history cap and still succeeds', async () => {
     const handle = await submit(jobSpec(stack.home, 'long-history', { steps: 60 }), 25);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     const first = await stack.client.workflow.getHandle('job-long-history', handle.firstExecutionRunId).describe();
     expect(first.status.name).toBe('CONTINUED_AS_NEW');
@@ -190,7 +190,7 @@ describe('elastic jobs on the local backend', () => {
     expect('code' in refused && refused.code).toBe(1);
     expect(refused.stderr).toMatch(/cannot scale to 9 nodes/);
     await rover('stop', 'cli-long', '--reason', 'cli says stop');
-    const stopped = await stack.client.workflow.getHandle('job-cli-long').result();
+    const stopped = await jobOutcome(stack.client.workflow.getHandle('job-cli-long'));
     expect(stopped).toMatchObject({ phase: 'STOPPED', reason: 'cli says stop' });
   });
 

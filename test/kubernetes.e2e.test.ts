@@ -5,7 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { scaleUpdate, statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { kubeAvailable, startKubeCluster, type KubeCluster } from './infra/kube.ts';
 import { failPod, kubeJobSpec } from './infra/kubeJobs.ts';
 import { startTestStack, type TestStack } from './stack.ts';
@@ -87,7 +87,7 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
 
     // Stop → every pod, the service and the owner ConfigMap deleted.
     await handle.signal(stopSignal, { reason: 'test over' });
-    expect((await handle.result()).phase).toBe('STOPPED');
+    expect((await jobOutcome(handle)).phase).toBe('STOPPED');
     await waitUntil(async () => (await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: `rover.dev/job=${job}` })).items.length === 0, 'all pods gone', 60_000);
     await expect(cluster.core.readNamespacedService({ name: 'rover-kube', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
     await expect(cluster.core.readNamespacedConfigMap({ name: 'rover-kube', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
@@ -101,7 +101,7 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
     // While it waits, the node row carries the scheduler's reason (what `rover status` shows).
     const row = await waitUntil(async () => (await stack.store.nodes.listByJob(job)).find((n) => n.pendingReason?.includes('Unschedulable')), 'the pending reason of node 0', 30_000, 200);
     expect(row.pendingReason).toMatch(/^pod not scheduled \(PodScheduled False\): Unschedulable: 0\/1 nodes are available: 1 node\(s\) didn't match Pod's node affinity\/selector/);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('FAILED');
     expect(result.reason).toMatch(
       /^node 0 incarnation 0 still pending after 5s \(spec\.faultTolerance\.pendingTimeout\): pod not scheduled \(PodScheduled False\): Unschedulable: 0\/1 nodes are available: .*; node relaunch budget exhausted \(0\/0\) and 0 nodes left, below spec\.nodes\.min 1$/,
@@ -118,7 +118,7 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
     expect((await failedEvent(job, 0, 0)).data).toMatchObject({ exitCode: 3 });
     await waitPods(job, ['rover-kube-restart-0-1', 'rover-kube-restart-1-0']);
     await handle.signal(stopSignal, { reason: 'test over' });
-    expect((await handle.result()).phase).toBe('STOPPED');
+    expect((await jobOutcome(handle)).phase).toBe('STOPPED');
     await waitUntil(async () => (await podNames(job)).length === 0, 'all pods gone', 60_000);
   });
 });

@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { jobSpecInput, repoRoot } from './jobFixtures.ts';
 import { startTestStack } from './stack.ts';
 
@@ -47,7 +47,7 @@ describeEachStore('least privilege on the local backend', (h) => {
       };
       const [a, b] = await Promise.all([submit('priv-a'), submit('priv-b')]);
       for (const handle of [a, b]) {
-        const result = await handle.result();
+        const result = await jobOutcome(handle);
         expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
       }
       const seen = await waitUntil(() => (existsSync(dump('priv-a')) ? (JSON.parse(readFileSync(dump('priv-a'), 'utf8')) as Dump) : undefined), 'the trainer\'s dump');

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { formatJobStatus } from '../cli/format.ts';
 import { jobSpec } from './jobFixtures.ts';
+import { jobOutcome } from './helpers.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
 describe('pre-flight node check on the local backend', () => {
@@ -23,7 +24,7 @@ describe('pre-flight node check on the local backend', () => {
     const spec = jobSpec(stack.home, 'check', { nodes: 4, nproc: 1, steps: 20 });
     spec.spec.diagnosis = { nodeCheck: 'auto', probeBytes: 256 * 1024, timeout: 20_000, excludeStragglers: true, relaunchStragglers: false };
     const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.nodeRelaunches).toBe(0);
     const byId = new Map(result.nodes.map((n) => [n.id, n]));

@@ -13,7 +13,7 @@ import { RayJobsClient, type RayJobInfo } from '../cluster/ray/index.ts';
 import { startRayHead, type RayHead } from '../deploy/local/ray.ts';
 import { loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
 import { findOrInstallRay, rayJobSpec, TcpProxy } from './rayFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
@@ -81,7 +81,7 @@ describe('elastic jobs on the ray backend', () => {
   it('trains 2 nodes × 2 processes to completion, each node a Ray job, and `rover logs` shows them', async (ctx) => {
     needRay(ctx);
     const handle = await submit(rayJobSpec(stack.home, 'ray-basic', head!.address));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.worldSize).toBe(4);
     // The agents reported success and exit; Ray marks their jobs SUCCEEDED a moment later.
@@ -106,7 +106,7 @@ describe('elastic jobs on the ray backend', () => {
     const shipped = loaded.spec;
     // Only the dashboard address is this test's: the shipped one is Ray's default port.
     const spec: JobSpec = { ...shipped, metadata: { ...shipped.metadata, name: 'ray-example' }, spec: { ...shipped.spec, ray: { ...shipped.spec.ray!, address: head!.address } } };
-    const result = await (await submit(spec)).result();
+    const result = await jobOutcome(await submit(spec));
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.processRestarts).toBe(0);
     expect(result.nodeRelaunches).toBe(0);
@@ -118,7 +118,7 @@ describe('elastic jobs on the ray backend', () => {
     await running('ray-stopped');
     const victim = (await rayJobsOf('ray-stopped')).find((j) => j.metadata?.rover_node === '1')!;
     expect(await ray.stop(victim.submission_id!)).toBe(true);
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.nodes.find((n) => n.id === 1)?.incarnation).toBe(1);
     expect(result.nodeRelaunches).toBe(1);
@@ -160,7 +160,7 @@ describe('elastic jobs on the ray backend', () => {
       if (follow.exitCode === null && follow.signalCode === null) follow.kill('SIGKILL');
     }
     await handle.signal(stopSignal, { reason: 'test over' });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');
     const left = (await rayJobsOf('ray-stop-me')).filter((j) => j.status === 'RUNNING' || j.status === 'PENDING');
     expect(left.map((j) => `${j.submission_id} ${j.status}`)).toEqual([]);
@@ -196,7 +196,7 @@ describe('elastic jobs on the ray backend', () => {
       250,
     );
     await proxy.restore();
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     await proxy.cut();
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.nodeRelaunches).toBe(0);
@@ -216,7 +216,7 @@ describe('elastic jobs on the ray backend', () => {
     stack.env.ROVER_RAY_AGENT_SHIPPING = 'upload';
     await stack.startWorker();
     const handle = await submit(rayJobSpec(stack.home, 'ray-upload', head!.address, { nodes: 1, nproc: 1, steps: 20 }));
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     const [job] = await rayJobsOf('ray-upload');
     expect(job?.runtime_env?.working_dir).toMatch(/^gcs:\/\/_ray_pkg_[0-9a-f]{32}\.zip$/);

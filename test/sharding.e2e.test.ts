@@ -9,7 +9,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -99,7 +99,7 @@ describe('sharded jobs', () => {
     const later = await stepAtLeast(name, 30);
     process.kill(-later.find((n) => n.nodeId === 2)!.pid!, 'SIGKILL');
 
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.processRestarts).toBeGreaterThanOrEqual(1);
     expect(result.nodeRelaunches).toBe(1);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { jobSpec } from './jobFixtures.ts';
+import { jobOutcome } from './helpers.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
 describe('straggler detection while training on the local backend', () => {
@@ -30,7 +31,7 @@ describe('straggler detection while training on the local backend', () => {
     });
     spec.spec.diagnosis = { ...spec.spec.diagnosis, nodeCheck: 'off', relaunchStragglers: true };
     const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
 
     const events = await stack.store.nodeEvents.list('straggle', { kinds: ['straggler_detected'] });
     const first = events[0];

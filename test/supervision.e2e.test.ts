@@ -11,7 +11,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { findNodeProcesses, isAlive } from '../cluster/local/processes.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
-import { waitUntil } from './helpers.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -92,7 +92,7 @@ describe('trainer supervision on the local backend', () => {
       expect(isAlive(r.ppid), `round ${firstRound} rank ${r.rank} sh wrapper (pid ${r.ppid})`).toBe(false);
     }
 
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
     expect(result.processRestarts).toBeGreaterThanOrEqual(1);
     expect(await nodeProcesses(name, 0)).toEqual([]);
@@ -112,7 +112,7 @@ describe('trainer supervision on the local backend', () => {
     const trainers = records(record).map((r) => r.pid);
 
     await handle.signal(stopSignal, { reason: 'test over' });
-    const result = await handle.result();
+    const result = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');
 
     const lines = sigtermLines(sigterms);
@@ -143,7 +143,7 @@ describe('trainer supervision on the local backend', () => {
     expect(await nodeProcesses(name, 0)).toEqual([]);
 
     await handle.signal(stopSignal, { reason: 'test over' });
-    expect((await handle.result()).phase).toBe('STOPPED');
+    expect((await jobOutcome(handle)).phase).toBe('STOPPED');
     expect(await nodeProcesses(name, 1)).toEqual([]);
   });
 });

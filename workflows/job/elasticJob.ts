@@ -23,7 +23,9 @@ import { type JobAction, JobState, type JobStateData, initialJobState } from '..
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
 import {
   type ElasticJobInput,
+  JOB_FAILED,
   type JobStatus,
+  SCALE_REFUSED,
   type ScaleRequest,
   scaleSignal,
   scaleUpdate,
@@ -115,7 +117,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     {
       validator: (request) => {
         const refusal = state.scaleRefusal(request?.nodes);
-        if (refusal) throw new Error(refusal);
+        if (refusal) throw ApplicationFailure.create({ type: SCALE_REFUSED, message: refusal, nonRetryable: true });
       },
     },
   );
@@ -137,6 +139,17 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   // Deadlines that decide the job's fate are durable timers here, so they fire with no agent alive
   // to ask the API and across worker restarts. Histories recorded before them replay without.
   const deadlines = patched('durable-deadlines');
+  // A FAILED job fails its workflow, so Temporal's status is the job's outcome; histories recorded
+  // while every job completed replay as they ran.
+  const failedJobsFail = patched('failed-job-fails-workflow');
+  /** The job's end as Temporal sees it: FAILED throws JobFailed carrying the final status. */
+  const outcome = (): JobStatus => {
+    const final = status();
+    if (final.phase === 'FAILED' && failedJobsFail) {
+      throw ApplicationFailure.create({ type: JOB_FAILED, message: final.reason ?? 'job failed', details: [final], nonRetryable: true });
+    }
+    return final;
+  };
   const launchedAt = () => (deadlines ? Date.now() : undefined);
   /** One timer at the state's next deadline; re-armed only when that deadline moves. */
   let timer: { at: number; scope: CancellationScope; fired: boolean } | undefined;
@@ -247,11 +260,12 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       state.finish('FAILED', `job master error: ${err instanceof Error ? err.message : String(err)}`);
       await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
       publish();
+      if (failedJobsFail) return outcome();
       throw ApplicationFailure.nonRetryable(state.data.reason ?? 'job master error');
     }
     state.finish('STOPPED', 'workflow cancelled');
   }
   await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
   publish();
-  return status();
+  return outcome();
 }

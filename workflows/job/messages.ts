@@ -66,6 +66,14 @@ export interface ElasticJobInput {
   carried?: unknown;
 }
 
+/**
+ * `ApplicationFailure.type` of a FAILED job's workflow failure (non-retryable): its message is the
+ * job's reason and `details[0]` its final JobStatus. SUCCEEDED and STOPPED jobs complete instead.
+ */
+export const JOB_FAILED = 'JobFailed';
+/** `ApplicationFailure.type` of a refused scale Update (non-retryable); the message is the reason. */
+export const SCALE_REFUSED = 'ScaleRefused';
+
 export const scaleSignal = defineSignal<[ScaleRequest]>('scale');
 export const stopSignal = defineSignal<[StopRequest]>('stop');
 /** Like the scale signal, but the caller learns at once whether the size was accepted. */
