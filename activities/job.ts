@@ -49,6 +49,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           await tx.nodeEvents.deleteByJob(jobId);
           await tx.rendezvous.deleteByJob(jobId);
           await tx.jobs.replace({ id: jobId, phase: 'LAUNCHING', ...fields });
+          // One job key for the Brain: samples under the job's name are the current run's only.
+          await tx.metrics.deleteByJob(jobId);
         } else if (!existing) {
           await tx.jobs.create({ id: jobId, phase: 'LAUNCHING', ...fields });
         }

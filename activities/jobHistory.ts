@@ -1,18 +1,12 @@
 // The job's entry in the Brain's history: features at start, outcome and usage peaks at the end.
-// Keyed per run (`<job>@<token digest prefix>`), so reruns under one name stay separate history.
+// Keyed per run (store historyKey), so reruns under one name stay separate history.
 import type { JobSpec } from '../common/spec/index.ts';
-import { digestHex } from '../common/tokens.ts';
-import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, type Store } from '../store/index.ts';
-
-/** From the run's token digest, never the token: the key is no secret (store/migrations.ts moves old keys). */
-export function runKey(jobId: string, tokenDigest: string): string {
-  return `${jobId}@${digestHex(tokenDigest).slice(0, 8)}`;
-}
+import { historyKey, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, type Store } from '../store/index.ts';
 
 export async function recordJobStart(store: Store, jobId: string, tokenDigest: string, spec: JobSpec): Promise<void> {
   const s = spec.spec;
   await store.jobHistory.recordStart({
-    jobId: runKey(jobId, tokenDigest),
+    jobId: historyKey(jobId, tokenDigest),
     name: spec.metadata.name,
     user: spec.metadata.user,
     group: spec.metadata.group ?? '',
@@ -33,7 +27,7 @@ export async function recordJobOutcome(store: Store, job: { id: string; tokenDig
   const cpu = await store.jobHistory.peak(job.id, METRIC_CPU_PERCENT);
   const nodes = await store.nodes.listByJob(job.id);
   const finalNodes = new Set(nodes.filter((n) => n.status !== 'stopped' || n.exitCode === 0).map((n) => n.nodeId)).size;
-  await store.jobHistory.recordOutcome(runKey(job.id, job.tokenDigest), {
+  await store.jobHistory.recordOutcome(historyKey(job.id, job.tokenDigest), {
     phase, finalNodes: finalNodes || null, peakRssBytes: rss, peakCpu: cpu === null ? null : cpu / 100, endedAt,
   });
 }

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
-import { METRIC_RSS_BYTES, METRIC_THROUGHPUT, openStore, type Store } from '../store/index.ts';
+import { tokenDigest } from '../common/tokens.ts';
+import { historyKey, METRIC_RSS_BYTES, METRIC_THROUGHPUT, openStore, type Store } from '../store/index.ts';
 import { buildBrainApi } from './brainServer.ts';
 
 const MiB = 1024 * 1024;
@@ -88,7 +89,8 @@ describe('Brain API', () => {
     // cv-team (more specific) sets oomFactor 3 over the defaults' 2.
     expect(res.plan).toMatchObject({ stage: 'oom', nodeId: 1, rule: 'oom-factor', resources: { memoryBytes: 360 * MiB } });
     expect(res.configs).toEqual(['yaml/defaults', 'yaml/cv-team', 'yaml/not-bob']);
-    expect(await store.jobHistory.failures('oom-job')).toMatchObject([{ nodeId: 1, oom: true, reason: 'MemoryError' }]);
+    // Under the run's history key, where its summary counts it.
+    expect(await store.jobHistory.failures(historyKey('oom-job', tokenDigest('t')))).toMatchObject([{ nodeId: 1, oom: true, reason: 'MemoryError' }]);
   });
 
   it('recommends more nodes while throughput per node holds, none without data', async () => {

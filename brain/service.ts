@@ -2,7 +2,7 @@
 // jobs, usage peaks, throughput), merges the job's configuration, and asks the router.
 import type { JobSpec } from '../common/spec/index.ts';
 import type { Store } from '../store/index.ts';
-import { METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_THROUGHPUT } from '../store/index.ts';
+import { historyKey, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_THROUGHPUT, type Job } from '../store/index.ts';
 import { matchConfigs, type MergedConfig, type SourcedConfig } from './config/match.ts';
 import { brainConfigSchema, type JobCharacteristics } from './config/schema.ts';
 import { isStage, optimizerSettings, routeOptimize, UnknownStageError, type OptimizeInputs } from './optimizers/router.ts';
@@ -49,28 +49,37 @@ export class BrainService {
   }
 
   async jobSpec(jobId: string): Promise<JobSpec> {
+    return (await this.job(jobId)).spec as JobSpec;
+  }
+
+  private async job(jobId: string): Promise<Job> {
     const job = await this.store.jobs.get(jobId);
     if (!job) throw new JobNotFoundError(`no job named "${jobId}"`);
-    return job.spec as JobSpec;
+    return job;
   }
 
   async optimize(req: OptimizeRequest): Promise<OptimizeResponse> {
     if (!isStage(req.stage)) throw new UnknownStageError(req.stage);
-    const spec = await this.jobSpec(req.job);
+    const row = await this.job(req.job);
+    const spec = row.spec as JobSpec;
+    // The run's history key: its failures count on the summary its activities keep.
+    const key = historyKey(req.job, row.tokenDigest);
     const merged = await this.configFor(characteristicsOf(spec));
     const { settings, warnings } = optimizerSettings(merged.configure);
     const job = shapeOf(spec);
     const inputs: OptimizeInputs = { stage: req.stage, job };
     if (req.stage === 'initial') {
-      const similar = await this.store.jobHistory.similar({ jobId: req.job, name: spec.metadata.name, user: spec.metadata.user, group: spec.metadata.group ?? '' }, settings.historyJobs);
-      inputs.history = similar.map((s) => ({ jobId: s.jobId, peakRssBytes: s.peakRssBytes, peakCpu: s.peakCpu, nodes: s.finalNodes ?? s.initialNodes }));
+      const similar = await this.store.jobHistory.similar({ jobId: key, name: spec.metadata.name, user: spec.metadata.user, group: spec.metadata.group ?? '' }, settings.historyJobs);
+      inputs.history = similar.map((s) => ({
+        jobId: s.jobId, peakRssBytes: s.peakRssBytes, peakCpu: s.peakCpu, nodes: s.finalNodes ?? s.initialNodes, oomFailures: s.oomFailures,
+      }));
     } else if (req.stage === 'oom') {
       const nodeId = req.nodeId ?? 0;
       const memoryBytes = req.memoryBytes ?? (await this.nodeMemory(req.job, nodeId, req.incarnation)) ?? job.memoryBytes;
       const peakRssBytes = await this.store.jobHistory.peak(req.job, METRIC_RSS_BYTES, nodeId);
       inputs.oom = { nodeId, memoryBytes, peakRssBytes, cpu: job.cpu };
       await this.store.jobHistory.recordFailure({
-        jobId: req.job, nodeId, incarnation: req.incarnation ?? 0, exitCode: req.exitCode ?? null, reason: req.reason ?? 'out of memory', oom: true,
+        jobId: key, nodeId, incarnation: req.incarnation ?? 0, exitCode: req.exitCode ?? null, reason: req.reason ?? 'out of memory', oom: true,
       });
     } else {
       inputs.currentNodes = req.currentNodes ?? job.initialNodes;

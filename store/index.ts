@@ -211,6 +211,7 @@ export {
   type JobFailure,
   type JobHistoryRepository,
   type JobOutcome,
+  historyKey,
   type JobSummary,
   type NewJobSummary,
 } from './jobHistory.ts';

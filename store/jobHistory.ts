@@ -1,5 +1,6 @@
 // The Brain's history of jobs: one summary per job (features, usage peaks, outcome), the
 // failures of its nodes with exit reasons, and usage peaks read from the metrics samples.
+import { digestHex } from '../common/tokens.ts';
 import { Repository, toNumber, type Trx } from './repository.ts';
 import type { JobFailureRow, JobSummaryRow } from './schema.ts';
 
@@ -21,6 +22,15 @@ export const METRIC_RSS_BYTES = 'rss_bytes';
 export const METRIC_CPU_PERCENT = 'cpu_percent';
 export const METRIC_THROUGHPUT = 'throughput';
 export const METRIC_STEP = 'step';
+
+/**
+ * The history key of one run of a job: `<job>@<first 8 hex of its token's digest>`. Summaries and
+ * failures are both keyed by it, so reruns under one name stay separate and a run's failures
+ * count on its own summary. From the digest, never the token: the key is no secret.
+ */
+export function historyKey(jobId: string, tokenDigest: string): string {
+  return `${jobId}@${digestHex(tokenDigest).slice(0, 8)}`;
+}
 
 export class JobHistoryRepository extends Repository {
   /** Records the job's features; a repeat (retried activity, same job name rerun) refreshes them. */

@@ -75,6 +75,11 @@ export class MetricsRepository extends Repository {
     return rows.map(toMetric);
   }
 
+  /** A new run under a finished job's name: the old run's samples go (its summary kept its peaks). */
+  async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
+    await this.q(trx).deleteFrom('metrics').where('jobId', '=', jobId).execute();
+  }
+
   /** Retention: deletes every sample taken before `cutoff` (ms since epoch); returns how many. */
   async deleteOlderThan(cutoff: number, trx?: Trx): Promise<number> {
     const result = await this.q(trx).deleteFrom('metrics').where('createdAt', '<', cutoff).executeTakeFirst();

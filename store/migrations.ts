@@ -294,7 +294,7 @@ function nodePendingReason(): Migration {
  * Job tokens at rest become digests (common/tokens.ts): jobs.token and shard_ledgers.token are
  * hashed in place, then renamed token_digest, so a read of the store yields no usable token.
  * Running agents keep working: they present the token, the API hashes it. The Brain's summary of
- * each job's current run is keyed by a token prefix (activities/jobHistory.ts runKey), which now
+ * each job's current run is keyed by a token prefix (store/jobHistory.ts historyKey), which now
  * comes from the digest: that key moves along. Every step is idempotent, as MySQL cannot roll
  * DDL back: a rerun after a crash hashes only what is still plain and renames only what is not.
  */

@@ -2,7 +2,7 @@
 // change has its plaintext tokens hashed by the migration (runs keep their ledger and history).
 import { Kysely, Migrator } from 'kysely';
 import { expect, it } from 'vitest';
-import { runKey } from '../activities/jobHistory.ts';
+import { historyKey } from './jobHistory.ts';
 import { digestHex, tokenDigest, tokenMatches } from '../common/tokens.ts';
 import { dialectForUrl } from './connect.ts';
 import type { NewJob, Store } from './index.ts';
@@ -70,8 +70,8 @@ describeEachStore('job token digests', (h) => {
       // Same run: the ledger still matches the job, so its round and resume step survive.
       expect(await store.shardLedgers.get(id)).toMatchObject({ tokenDigest: row.tokenDigest, round: 2, resumeStep: 40 });
       // The run's history moved to the key the activities now derive from the digest.
-      expect(runKey(id, row.tokenDigest)).toBe(`${id}@${digestHex(row.tokenDigest).slice(0, 8)}`);
-      expect(await store.jobHistory.get(runKey(id, row.tokenDigest))).toMatchObject({ name: id, phase: 'RUNNING' });
+      expect(historyKey(id, row.tokenDigest)).toBe(`${id}@${digestHex(row.tokenDigest).slice(0, 8)}`);
+      expect(await store.jobHistory.get(historyKey(id, row.tokenDigest))).toMatchObject({ name: id, phase: 'RUNNING' });
       expect(await store.jobHistory.get(`${id}@${token.slice(0, 8)}`)).toBeUndefined();
     }
     const everything = await tokenTables(store);

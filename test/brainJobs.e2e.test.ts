@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
-import { METRIC_THROUGHPUT } from '../store/index.ts';
+import { historyKey, METRIC_THROUGHPUT } from '../store/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
@@ -60,7 +60,10 @@ describe('the Brain in jobs', () => {
     // The incarnation that succeeded ran with at least twice the spec's memory.
     const final = await stack.store.nodes.get({ jobId: 'oom', nodeId: 0, incarnation: result.nodes[0]!.incarnation });
     expect((final?.resources as { memory: number }).memory).toBeGreaterThanOrEqual(128 * MiB);
-    const failures = await stack.store.jobHistory.failures('oom');
+    // Counted on the run's own summary, under the one history key.
+    const key = historyKey('oom', (await stack.store.jobs.get('oom'))!.tokenDigest);
+    const failures = await stack.store.jobHistory.failures(key);
+    expect(await stack.store.jobHistory.get(key)).toMatchObject({ oomFailures: failures.length });
     expect(failures[0]).toMatchObject({ nodeId: 0, incarnation: 0, oom: true });
     expect((result.plans ?? []).some((p) => p.stage === 'initial')).toBe(true);
   }, 240_000);

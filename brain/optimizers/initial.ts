@@ -24,7 +24,7 @@ export function initialPlan(job: JobShape, history: JobHistory[], s: OptimizerSe
       resources: { memoryBytes: job.memoryBytes, cpu: job.cpu },
       rule: 'no-history',
       reason: 'no similar past job with usage data: the spec\'s resources and node count',
-      inputs: { similarJobs: history.length },
+      inputs: { similarJobs: history.length, oomFailures: history.reduce((n, h) => n + h.oomFailures, 0) },
     };
   }
   const memP = percentile(mem, s.percentile);
@@ -32,12 +32,14 @@ export function initialPlan(job: JobShape, history: JobHistory[], s: OptimizerSe
   const cpuCores = cpu.length > 0 ? Math.max(0.1, Math.round(percentile(cpu, s.percentile) * (1 + s.margin) * 10) / 10) : job.cpu;
   const nodes = clampNodes(Math.round(percentile(history.map((h) => h.nodes), 0.5)), job);
   const pct = Math.round(s.percentile * 100);
+  const oomFailures = history.reduce((n, h) => n + h.oomFailures, 0);
+  const ooms = oomFailures > 0 ? ` (${oomFailures} out-of-memory failure(s) among them)` : '';
   return {
     stage: 'initial',
     nodes,
     resources: { memoryBytes, cpu: cpuCores },
     rule: 'history-percentile',
-    reason: `p${pct} peak of ${mem.length} similar job(s) + ${Math.round(s.margin * 100)}% margin: memory ${memoryBytes} bytes, cpu ${cpuCores}; median node count ${nodes}`,
-    inputs: { similarJobs: history.length, peakRssP: memP, cpuSamples: cpu.length, percentile: s.percentile, margin: s.margin },
+    reason: `p${pct} peak of ${mem.length} similar job(s)${ooms} + ${Math.round(s.margin * 100)}% margin: memory ${memoryBytes} bytes, cpu ${cpuCores}; median node count ${nodes}`,
+    inputs: { similarJobs: history.length, oomFailures, peakRssP: memP, cpuSamples: cpu.length, percentile: s.percentile, margin: s.margin },
   };
 }

@@ -8,7 +8,7 @@ import { DEFAULT_OPTIMIZER_SETTINGS as S, type JobHistory, type JobShape, type T
 
 const GiB = 1024 ** 3;
 const shape = (o: Partial<JobShape> = {}): JobShape => ({ minNodes: 1, maxNodes: 4, unit: 1, initialNodes: 2, memoryBytes: 2 * GiB, cpu: 1, ...o });
-const hist = (peakRssBytes: number | null, nodes = 2, peakCpu: number | null = 1): JobHistory => ({ jobId: `j${Math.random()}`, peakRssBytes, peakCpu, nodes });
+const hist = (peakRssBytes: number | null, nodes = 2, peakCpu: number | null = 1): JobHistory => ({ jobId: `j${Math.random()}`, peakRssBytes, peakCpu, nodes, oomFailures: 0 });
 const tput = (nodes: number, value: number, count = 3): ThroughputAt => ({ nodes, samples: Array.from({ length: count }, () => value) });
 
 describe('percentile', () => {

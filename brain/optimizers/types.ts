@@ -70,6 +70,8 @@ export interface JobHistory {
   peakRssBytes: number | null;
   peakCpu: number | null;
   nodes: number;
+  /** Its nodes' out-of-memory failures: its peak may be a cut-off one. */
+  oomFailures: number;
 }
 
 /** Throughput samples (samples/s of the whole job) measured at one node count. */
