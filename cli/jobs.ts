@@ -35,6 +35,7 @@ import {
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
 import { readShardProgress, withPendingReasons } from './shardProgress.ts';
+import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 
 export const ELASTIC_JOB_WORKFLOW = 'elasticJob';
 type ElasticJobWorkflow = (input: ElasticJobInput) => Promise<JobStatus>;
@@ -66,13 +67,16 @@ function errorMessage(err: unknown): string {
 
 export async function connectTemporal(config: RoverConfig): Promise<{ client: Client; close: () => Promise<void> }> {
   const { address, namespace } = config.temporal;
+  const options = temporalConnectionOptions(config.temporal);
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address, connectTimeout: 5_000 });
+    connection = await Connection.connect({ ...options, connectTimeout: 5_000 });
   } catch (err) {
-    throw new Error(
-      `cannot reach Temporal at ${address}: ${errorMessage(err)}; start the stack with \`rover up\` or point ROVER_TEMPORAL_ADDRESS at your server`,
-    );
+    const secured = config.temporal.tls !== undefined || config.temporal.apiKey !== undefined || config.temporal.apiKeyFile !== undefined;
+    const fix = secured
+      ? 'check that the server is up and that the CA, client certificate and key (ROVER_TEMPORAL_TLS_*) and the API key (ROVER_TEMPORAL_API_KEY or _FILE) are the ones it expects'
+      : 'start the stack with `rover up` or point ROVER_TEMPORAL_ADDRESS at your server (a secured cluster also needs ROVER_TEMPORAL_TLS_* / ROVER_TEMPORAL_API_KEY)';
+    throw new Error(`cannot reach Temporal at ${address}: ${errorMessage(err)}; ${fix}`);
   }
   return { client: new Client({ connection, namespace }), close: () => connection.close() };
 }

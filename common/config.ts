@@ -14,6 +14,13 @@ const envSchema = z.object({
   ROVER_HOME: z.string().min(1).optional(),
   ROVER_TEMPORAL_ADDRESS: z.string().min(1).optional(),
   ROVER_TEMPORAL_PORT: port.default(7233),
+  ROVER_TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+  ROVER_TEMPORAL_TLS_CA_FILE: z.string().min(1).optional(),
+  ROVER_TEMPORAL_TLS_CERT_FILE: z.string().min(1).optional(),
+  ROVER_TEMPORAL_TLS_KEY_FILE: z.string().min(1).optional(),
+  ROVER_TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  ROVER_TEMPORAL_API_KEY: z.string().min(1).optional(),
+  ROVER_TEMPORAL_API_KEY_FILE: z.string().min(1).optional(),
   ROVER_UI_PORT: port.default(8233),
   ROVER_NAMESPACE: z.string().min(1).default('default'),
   ROVER_TASK_QUEUE: z.string().min(1).default(TASK_QUEUE_JOBS),
@@ -25,7 +32,8 @@ const envSchema = z.object({
   ROVER_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ROVER_WATCH_POLL_MS: millis.default(500),
-  ROVER_WATCH_MAX_WAIT_MS: millis.default(10000),
+  // The job workflow's watchNodes call times out after 2 h (workflows/job/elasticJob.ts): at most 1 h.
+  ROVER_WATCH_MAX_WAIT_MS: millis.max(3_600_000, 'must be at most 3600000 (1 h): the watch activity times out at 2 h').default(3_600_000),
   ROVER_SHUTDOWN_GRACE_MS: millis.default(10000),
   ROVER_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().positive().optional(),
   ROVER_WORKER_METRICS_ADDRESS: z
@@ -76,6 +84,15 @@ export interface RoverConfig {
     namespace: string;
     /** Task queue of the job workflows. Default rover-jobs. */
     taskQueue: string;
+    /**
+     * TLS to a secured cluster: on when ROVER_TEMPORAL_TLS=true or any ROVER_TEMPORAL_TLS_* file is
+     * set. Files are PEM paths; cert and key together give mutual TLS. Absent: plain connection.
+     */
+    tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+    /** API key sent as `authorization: Bearer …` (ROVER_TEMPORAL_API_KEY). */
+    apiKey?: string;
+    /** File holding the API key (ROVER_TEMPORAL_API_KEY_FILE), read at connect time. */
+    apiKeyFile?: string;
   };
   /** `sqlite:<path>` (default `sqlite:<home>/rover.db`) or `mysql://user:pass@host:port/db`. */
   storeUrl: string;
@@ -98,7 +115,10 @@ export interface RoverConfig {
   timing: {
     /** How often watchNodes polls the event log. Default 500 ms. */
     watchPollMs: number;
-    /** Longest one watchNodes call waits before returning an empty batch. Default 10 s. */
+    /**
+     * Longest one watchNodes call waits before returning an empty batch. Default 1 h (at most 1 h):
+     * each return adds ~6 history events, so an idle job adds ~6 events an hour.
+     */
     watchMaxWaitMs: number;
     /** SIGTERM → SIGKILL grace for processes Rover stops. Default 10 s. */
     shutdownGraceMs: number;
@@ -167,6 +187,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(`invalid environment: ${issues}`);
   }
   const e = parsed.data;
+  if (Boolean(e.ROVER_TEMPORAL_TLS_CERT_FILE) !== Boolean(e.ROVER_TEMPORAL_TLS_KEY_FILE)) {
+    throw new ConfigError('invalid environment: ROVER_TEMPORAL_TLS_CERT_FILE and ROVER_TEMPORAL_TLS_KEY_FILE go together (mutual TLS needs both); set both or neither');
+  }
+  if (e.ROVER_TEMPORAL_API_KEY && e.ROVER_TEMPORAL_API_KEY_FILE) {
+    throw new ConfigError('invalid environment: set ROVER_TEMPORAL_API_KEY or ROVER_TEMPORAL_API_KEY_FILE, not both');
+  }
+  const tlsFiles = { caFile: e.ROVER_TEMPORAL_TLS_CA_FILE, certFile: e.ROVER_TEMPORAL_TLS_CERT_FILE, keyFile: e.ROVER_TEMPORAL_TLS_KEY_FILE, serverName: e.ROVER_TEMPORAL_TLS_SERVER_NAME };
+  const tlsOn = e.ROVER_TEMPORAL_TLS === 'true' || Object.values(tlsFiles).some(Boolean);
   const home = path.resolve(cwd, e.ROVER_HOME ?? '.rover');
   return {
     home,
@@ -176,6 +204,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       uiPort: e.ROVER_UI_PORT,
       namespace: e.ROVER_NAMESPACE,
       taskQueue: e.ROVER_TASK_QUEUE,
+      ...(tlsOn && { tls: Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v)) }),
+      ...(e.ROVER_TEMPORAL_API_KEY && { apiKey: e.ROVER_TEMPORAL_API_KEY }),
+      ...(e.ROVER_TEMPORAL_API_KEY_FILE && { apiKeyFile: e.ROVER_TEMPORAL_API_KEY_FILE }),
     },
     storeUrl: e.ROVER_STORE_URL ?? `sqlite:${path.join(home, 'rover.db')}`,
     api: {

@@ -10,6 +10,7 @@ import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
 import { brainSyncWorkflowId, setIntervalSignal, type BrainConfigSyncInput } from '../workflows/brain/messages.ts';
 import { workflowsPath } from './jobWorker.ts';
+import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 
 export function configuredSources(config: RoverConfig, store: Store): ConfigSource[] {
   return parseSourceList(config.brain.sources).map((def) => createSource(def, { store }));
@@ -61,7 +62,7 @@ export async function ensureSyncWorkflows(
 export async function startBrainWorker(config: RoverConfig, store: Store, connection: NativeConnection, logger: Logger): Promise<Worker> {
   const sources = configuredSources(config, store);
   const worker = await createBrainWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.brain.taskQueue, store, sources, logger });
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect(temporalConnectionOptions(config.temporal));
   try {
     const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
     await ensureSyncWorkflows(client, { sources, taskQueue: config.brain.taskQueue, intervalMs: config.brain.syncIntervalMs });

@@ -12,6 +12,7 @@ import { createLogger } from '../common/logger.ts';
 import { openStore } from '../store/index.ts';
 import { createJobWorker } from './jobWorker.ts';
 import { installWorkerTelemetry } from './telemetry.ts';
+import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 
 // The worker asks the Brain for plans of any job: with the operator token, as it holds no job's token.
 const config = withOperatorToken(loadConfig(), { create: true });
@@ -20,7 +21,7 @@ const logger = createLogger('rover-worker', config.logLevel);
 registerConfigMapSource(config.kubernetes);
 installWorkerTelemetry(config, logger);
 const store = await openStore(config.storeUrl, { log: (msg) => logger.info(msg) });
-const connection = await NativeConnection.connect({ address: config.temporal.address });
+const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
 // Backends in a fixed order; a job picks one by spec.backend.
 const kubernetes = createKubernetesBackend(config, store, logger.child({ backend: 'kubernetes' }));
 const backends: ClusterBackend[] = [
