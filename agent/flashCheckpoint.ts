@@ -4,9 +4,13 @@
 // name, fsync, rename, fsync the folder), checks the sha256, reports the checkpoint to the
 // API, and keeps only the newest step per rank in shared memory, so a trainer restarted on
 // this node can load the committed step from memory. flush() waits for pending saves (SIGTERM).
+// A trainer may instead keep one buffer per rank that it overwrites at every save (rover_torch's
+// Checkpointer: no page allocation on the blocking path): the saver persists its first `bytes`
+// bytes and, while it reads them, keeps a `<buffer>.saving` mark so the trainer does not overwrite
+// a buffer being persisted.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -38,14 +42,18 @@ export interface FlashSaverOptions {
   shmRoot?: string;
 }
 
-/** Copies src to dest durably and returns the sha256 of what was copied. */
-async function persist(src: string, dest: string): Promise<string> {
+/** Marks a shared-memory buffer the saver is reading; the trainer skips a save while it exists. */
+export const SAVING_SUFFIX = '.saving';
+
+/** Copies the first `bytes` bytes of src to dest durably and returns the sha256 of what was copied. */
+async function persist(src: string, dest: string, bytes: number): Promise<string> {
   await mkdir(path.dirname(dest), { recursive: true });
   const tmp = `${dest}.tmp.${process.pid}`;
   const hash = createHash('sha256');
   const out = await open(tmp, 'w');
   try {
-    for await (const chunk of createReadStream(src, { highWaterMark: 8 << 20 })) {
+    const chunks = bytes === 0 ? [] : createReadStream(src, { start: 0, end: bytes - 1, highWaterMark: 8 << 20 });
+    for await (const chunk of chunks) {
       hash.update(chunk as Buffer);
       await out.write(chunk as Buffer);
     }
@@ -86,6 +94,8 @@ export class FlashSaver {
 
   async start(): Promise<string> {
     await mkdir(this.nodeDir, { recursive: true });
+    // Marks left by a saver that died (agent SIGKILL) guard nothing any more.
+    for (const name of await readdir(this.nodeDir)) if (name.endsWith(SAVING_SUFFIX)) await rm(path.join(this.nodeDir, name), { force: true });
     this.server = createServer((req, res) => {
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/json' });
@@ -101,8 +111,13 @@ export class FlashSaver {
           if (!path.resolve(parsed.data.shmPath).startsWith(this.nodeDir + path.sep)) {
             return reply(400, { error: 'invalid_request', message: `body.shmPath: must be under ${this.nodeDir}` });
           }
-          this.enqueue(parsed.data);
-          return reply(202, { queued: true });
+          return writeFile(parsed.data.shmPath + SAVING_SUFFIX, '').then(
+            () => {
+              this.enqueue(parsed.data);
+              reply(202, { queued: true });
+            },
+            (err: Error) => reply(507, { error: 'shm_unwritable', message: `cannot mark ${parsed.data.shmPath} as being saved: ${err.message}` }),
+          );
         },
         () => reply(400, { error: 'invalid_request', message: 'body is not JSON' }),
       );
@@ -124,6 +139,7 @@ export class FlashSaver {
         this.failures.push(message);
         this.opts.log.error({ step: req.step, rank: req.rank, err }, message);
       } finally {
+        await rm(req.shmPath + SAVING_SUFFIX, { force: true });
         this.pending -= 1;
       }
     });
@@ -131,7 +147,7 @@ export class FlashSaver {
 
   private async save(req: SaveRequest): Promise<void> {
     const started = Date.now();
-    const checksum = await persist(req.shmPath, req.path);
+    const checksum = await persist(req.shmPath, req.path, req.bytes);
     if (req.checksum && checksum !== req.checksum) throw new Error(`sha256 of ${req.shmPath} is ${checksum}, the trainer said ${req.checksum}`);
     const { shmPath: _s, ...rest } = req;
     const report = { ...rest, checksum };

@@ -1,53 +1,50 @@
 #!/usr/bin/env python3
-"""Minimal PyTorch DDP job for Rover (gloo backend, CPU): the torchrun contract with real torch.
+"""PyTorch DDP (gloo, CPU) with Rover's flash checkpoints and shard-ledger sampler.
 
-Run it under the Rover agent or by hand with torchrun:
-  torchrun --nproc-per-node 2 examples/torch_ddp.py --steps 50
-It reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT through init_process_group("env://"),
-trains a tiny linear model on synthetic data (each rank its own slice), resumes from the
-checkpoint rank 0 wrote, and prints the same ROVER_START / ROVER_STEP / ROVER_CHECKPOINT /
-ROVER_DONE lines as examples/trainer.py, which is what the Rover agent parses.
+Runs unchanged under the Rover agent (examples/torch-ddp.yaml) or under torchrun:
+  torchrun --nproc-per-node 2 examples/torch_ddp.py --samples 4096
+A small MLP (with dropout, so the RNG state matters) learns a synthetic regression. Every step
+each rank trains on the samples rover_torch.ShardSampler gives it (under Rover: shards leased
+from the job's ledger; under torchrun: a static split) and reports them done; every
+--checkpoint-every steps each rank saves model, optimizer, RNG and sampler state with
+rover_torch.Checkpointer (under Rover: into shared memory, persisted by the agent). A restart
+resumes from the committed checkpoint and prints where it read it:
+  ROVER_RESUME step=<n> source=shm|storage
+Lines the agent parses: ROVER_START, ROVER_STEP <n> loss=… compute=…, ROVER_CHECKPOINT_BEGIN,
+ROVER_CHECKPOINT, ROVER_DONE. --final-params makes rank 0 torch.save the final parameters.
 """
 import argparse, datetime, os, signal, sys, time
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python"))
+from rover_torch import Checkpointer, ShardSampler  # noqa: E402
 
 
 def parse_args():
-    default_dir = os.environ.get("ROVER_CHECKPOINT_DIR") or os.path.join(
-        ".rover", "checkpoints", os.environ.get("ROVER_JOB") or "local")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--step-time", type=float, default=0.1, help="seconds to sleep per step")
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--samples", type=int, default=4096, help="data set size (under Rover: spec.dataset.size wins)")
+    p.add_argument("--shard-size", type=int, default=32, help="samples per rank per step (torchrun mode)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the data (torchrun mode)")
+    p.add_argument("--hidden", type=int, default=32, help="width of the MLP's hidden layer")
+    p.add_argument("--step-time", type=float, default=0.05, help="seconds to sleep per step (stands for more compute)")
+    p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--samples", type=int, default=4096)
-    p.add_argument("--checkpoint-dir", default=default_dir)
     p.add_argument("--checkpoint-every", type=int, default=5)
+    p.add_argument("--final-params", default="", help="rank 0 writes the final parameters here (torch.save)")
     p.add_argument("--timeout", type=float, default=1800, help="collective timeout in seconds")
     return p.parse_args()
 
 
-def make_slice(seed, samples, rank, world):
-    """Every rank regenerates the same data set from the seed and keeps its own slice."""
+def make_data(seed, samples, features=8):
+    """Every rank regenerates the same data set from the seed."""
     g = torch.Generator().manual_seed(seed)
-    true_w, true_b = torch.randn(4, 1, generator=g), torch.randn(1, generator=g)
-    xs = torch.randn(samples, 4, generator=g)
-    ys = xs @ true_w + true_b + 0.1 * torch.randn(samples, 1, generator=g)
-    return xs[rank::world], ys[rank::world]
-
-
-def save_checkpoint(path, obj):
-    """Write a temp file, fsync, rename: a crash never leaves half a checkpoint behind."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    true_w = torch.randn(features, 1, generator=g)
+    xs = torch.randn(samples, features, generator=g)
+    ys = torch.sin(xs @ true_w) + 0.1 * torch.randn(samples, 1, generator=g)
+    return xs, ys
 
 
 def main():
@@ -58,43 +55,52 @@ def main():
           f"restart={os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", flush=True)
     dist.init_process_group(backend="gloo", init_method="env://", timeout=datetime.timedelta(seconds=args.timeout))
     rank, world = dist.get_rank(), dist.get_world_size()
-    torch.manual_seed(args.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
-    model = torch.nn.Linear(4, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
 
-    # Rank 0 reads the checkpoint and hands it to everyone, so ranks need no shared disk and agree.
-    ckpt_path = os.path.join(args.checkpoint_dir, "checkpoint.pt")
-    holder = [None]
-    if rank == 0:
-        os.makedirs(args.checkpoint_dir, exist_ok=True)
-        if os.path.exists(ckpt_path):
-            holder[0] = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    dist.broadcast_object_list(holder, src=0)
-    start = 0
-    if holder[0] is not None:
-        model.load_state_dict(holder[0]["model"])
-        optimizer.load_state_dict(holder[0]["optimizer"])
-        start = int(holder[0]["step"])
-        print(f"ROVER_RESUME step={start}", flush=True)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
+    model = torch.nn.Sequential(torch.nn.Linear(8, args.hidden), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                                torch.nn.Linear(args.hidden, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    torch.manual_seed(args.seed + 1 + rank)  # each rank its own dropout masks
+    sampler = ShardSampler(dataset_size=args.samples, shard_size=args.shard_size, epochs=args.epochs)
+    xs, ys = make_data(args.seed, args.samples)
+
+    checkpointer = Checkpointer()
+    step, state = checkpointer.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        sampler.load_state_dict(state["sampler"])
+        print(f"ROVER_RESUME step={step} source={checkpointer.source}", flush=True)
 
     ddp = DDP(model)
-    xs, ys = make_slice(args.seed, args.samples, rank, world)
-    for step in range(start + 1, args.steps + 1):
-        optimizer.zero_grad()
-        loss = F.mse_loss(ddp(xs), ys)
-        loss.backward()  # DDP averages the gradients across all ranks here
+    slept = 0.0
+    for indices in sampler:
+        step += 1
+        t0 = time.monotonic()
+        x, y = xs[indices], ys[indices]
+        # Sum over this rank's samples scaled so that DDP's mean over ranks is the mean over the
+        # step's samples: the same update whichever rank trained which shard.
+        sq = (ddp(x) - y).pow(2).sum()
+        (sq * world / sampler.step_samples).backward()
         optimizer.step()
-        mean_loss = loss.detach().clone()
-        dist.all_reduce(mean_loss)
-        print(f"ROVER_STEP {step} loss={mean_loss.item() / world:.6g}", flush=True)
-        if rank == 0 and (step % args.checkpoint_every == 0 or step == args.steps):
-            save_checkpoint(ckpt_path, {"step": step, "model": model.state_dict(),
-                                        "optimizer": optimizer.state_dict()})
-            print(f"ROVER_CHECKPOINT step={step} path={ckpt_path}", flush=True)
+        optimizer.zero_grad(set_to_none=True)
+        compute = slept + time.monotonic() - t0  # includes the gradient all-reduce inside backward
+        sampler.done(step)
+        total = sq.detach().clone()
+        dist.all_reduce(total)
+        print(f"ROVER_STEP {step} loss={total.item() / sampler.step_samples:.6g} compute={compute:.6g}", flush=True)
+        if step % args.checkpoint_every == 0:
+            print(f"ROVER_CHECKPOINT_BEGIN step={step}", flush=True)
+            saved = checkpointer.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "rng": torch.get_rng_state(), "sampler": sampler.state_dict()})
+            print(f"ROVER_CHECKPOINT step={step} saved={str(saved).lower()}", flush=True)
         time.sleep(args.step_time)
+        slept = args.step_time
 
-    w = [round(v, 6) for v in model.weight.detach().flatten().tolist()]
-    print(f"ROVER_DONE rank={rank} steps={args.steps} w={w} b={model.bias.item():.6f}", flush=True)
+    if rank == 0 and args.final_params:
+        torch.save(model.state_dict(), args.final_params)
+    print(f"ROVER_DONE rank={rank} steps={step}", flush=True)
     dist.destroy_process_group()
 
 
