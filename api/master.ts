@@ -11,7 +11,7 @@ import { tokenMatches } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
-import { StragglerWatch } from './stragglerWatch.ts';
+import { nextComputeWindow, StragglerWatch } from './stragglerWatch.ts';
 import { NodeCheckCoordinator } from './nodeCheck.ts';
 import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import type { MasterHooks } from './metrics.ts';
@@ -136,27 +136,26 @@ export class MasterService {
   }
 
   async heartbeat(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    if (isTerminalPhase(job.phase as JobPhase)) {
-      this.stragglers.forget(job.id);
-      return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
-    }
+    if (isTerminalPhase(job.phase as JobPhase)) return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
     const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
     const node = await this.store.nodes.get(key);
     if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
     if (node.status === 'stopped') return { action: 'stop', reason: `node ${req.node} was removed from job ${job.id}` };
     const moved = req.step !== null && req.step !== node.step;
     const checkpointing = req.checkpointing ? 1 : 0;
+    const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
     await this.store.nodes.update(key, {
       lastHeartbeatAt: this.now(),
       ...(req.step === null ? {} : { step: req.step }),
       ...(moved ? { stepAt: this.now() } : {}),
       ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
+      ...(computeWindow && { computeWindow }),
     });
     // Read once for the throughput sample, the hang check and the round reply.
     const latest = await this.store.rendezvous.latestRound(job.id);
     await this.store.metrics.record([...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)]);
     this.hooks.heartbeat?.(job.id, req.step, this.now());
-    if (req.computeSeconds !== undefined) await this.stragglers.check(job, req.node, req.incarnation, req.step, req.computeSeconds);
+    if (computeWindow) await this.stragglers.check(job);
     const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);
     const reply = await this.roundReply(job, req, latest);
     return hang === undefined || reply.action === 'stop' ? reply : { ...reply, captureStacks: hang };

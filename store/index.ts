@@ -11,6 +11,7 @@ import { JobHistoryRepository } from './jobHistory.ts';
 import { JobsRepository } from './jobs.ts';
 import { MetricsRepository } from './metrics.ts';
 import { migrationProvider } from './migrations.ts';
+import { NodeChecksRepository } from './nodeChecks.ts';
 import { NodeEventsRepository } from './nodeEvents.ts';
 import { NodesRepository, type NodeKey } from './nodes.ts';
 import { RendezvousRepository, ROUND_OPEN } from './rendezvous.ts';
@@ -24,6 +25,7 @@ export interface StoreRepositories {
   nodes: NodesRepository;
   nodeEvents: NodeEventsRepository;
   rendezvous: RendezvousRepository;
+  nodeChecks: NodeChecksRepository;
   shards: ShardsRepository;
   shardLedgers: ShardLedgersRepository;
   checkpoints: CheckpointsRepository;
@@ -68,6 +70,7 @@ function repositories(ctx: RepositoryContext): StoreRepositories {
     nodes: new NodesRepository(ctx),
     nodeEvents: new NodeEventsRepository(ctx),
     rendezvous: new RendezvousRepository(ctx),
+    nodeChecks: new NodeChecksRepository(ctx),
     shards: new ShardsRepository(ctx),
     shardLedgers: new ShardLedgersRepository(ctx),
     checkpoints: new CheckpointsRepository(ctx),
@@ -225,6 +228,7 @@ export type {
 export type { Job, JobFilter, JobPatch, JobsRepository, NewJob } from './jobs.ts';
 export type { Metric, MetricQuery, MetricsRepository, NewMetric } from './metrics.ts';
 export type { NewNodeEvent, NodeEvent, NodeEventsRepository } from './nodeEvents.ts';
+export type { NodeCheckRecord, NodeChecksRepository } from './nodeChecks.ts';
 export type { NewNode, Node, NodeKey, NodePatch, NodesRepository } from './nodes.ts';
 export {
   ROUND_CLOSED,

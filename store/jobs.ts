@@ -138,6 +138,20 @@ export class JobsRepository extends Repository {
     return result.numUpdatedRows > 0n;
   }
 
+  /**
+   * Claims the job's straggler judgement for this interval: true for the one caller that moved
+   * stragglerCheckedAt to `now` (none ran in the last `everyMs`), on any API replica.
+   */
+  async claimStragglerCheck(id: string, now: number, everyMs: number, trx?: Trx): Promise<boolean> {
+    const result = await this.q(trx)
+      .updateTable('jobs')
+      .set({ stragglerCheckedAt: now })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('stragglerCheckedAt', 'is', null), eb('stragglerCheckedAt', '<=', now - everyMs)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   /** Records the hang the latest check found (its hang_suspected event id), or null for none. */
   async setHangEvent(id: string, eventId: number | null, trx?: Trx): Promise<void> {
     await this.q(trx).updateTable('jobs').set({ hangEventId: eventId }).where('id', '=', id).execute();

@@ -352,6 +352,37 @@ function agentHotPath(): Migration {
   };
 }
 
+/**
+ * A stateless API (issue 14): what agents depend on between requests moves from one API process's
+ * memory into the store. The pre-flight node check's state gets a row per job (compare-and-set on
+ * version); a node's recent step compute times (its straggler window) and when it was reported a
+ * straggler go on its node row, which its heartbeat writes anyway; the job row says when its
+ * straggler judgement last ran, claimed by compare-and-set like the hang check. Each step checks
+ * first: MySQL cannot roll DDL back, so a rerun after a crash does only what is left.
+ */
+function statelessApi(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      const c = columnKit(db, dialect);
+      const tables = await db.introspection.getTables();
+      const columns = (table: string) => new Set(tables.find((t) => t.name === table)?.columns.map((col) => col.name) ?? []);
+      if (!tables.some((t) => t.name === 'node_checks')) {
+        await c.table('node_checks')
+          .addColumn('job_id', KEY, (col) => col.primaryKey())
+          .addColumn('token_digest', 'varchar(128)', (col) => col.notNull())
+          .addColumn('version', 'integer', (col) => col.notNull())
+          .addColumn('state', c.json, (col) => col.notNull())
+          .addColumn('updated_at', 'bigint', (col) => col.notNull())
+          .execute();
+      }
+      const nodeColumns = columns('nodes');
+      if (!nodeColumns.has('compute_window')) await db.schema.alterTable('nodes').addColumn('compute_window', 'varchar(1024)').execute();
+      if (!nodeColumns.has('straggler_at')) await db.schema.alterTable('nodes').addColumn('straggler_at', 'bigint').execute();
+      if (!columns('jobs').has('straggler_checked_at')) await db.schema.alterTable('jobs').addColumn('straggler_checked_at', 'bigint').execute();
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -365,6 +396,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_12_01_0200_token_digests': tokenDigests(),
         '2026_12_01_0300_node_pending_reason': nodePendingReason(),
         '2026_12_02_0100_agent_hot_path': agentHotPath(),
+        '2026_12_02_0200_stateless_api': statelessApi(dialect),
       };
     },
   };

@@ -9,8 +9,10 @@ export interface NodeKey {
   incarnation: number;
 }
 
-export interface Node extends Omit<NodeRow, 'resources'> {
+export interface Node extends Omit<NodeRow, 'resources' | 'computeWindow'> {
   resources: unknown;
+  /** The trainers' compute seconds of the latest steps, oldest first (api/stragglerWatch.ts). */
+  computeWindow: number[];
 }
 
 export interface NewNode extends NodeKey {
@@ -36,10 +38,15 @@ export interface NodePatch {
   endedAt?: number | null;
   resources?: unknown;
   pendingReason?: string | null;
+  computeWindow?: number[];
 }
 
 function toNode(row: NodeRow): Node {
-  return { ...row, resources: row.resources === null ? null : fromJson(row.resources) };
+  return {
+    ...row,
+    resources: row.resources === null ? null : fromJson(row.resources),
+    computeWindow: row.computeWindow === null ? [] : (fromJson(row.computeWindow) as number[]),
+  };
 }
 
 export class NodesRepository extends Repository {
@@ -112,10 +119,11 @@ export class NodesRepository extends Repository {
 
   /** Applies the patch; false when no such node. */
   async update(key: NodeKey, patch: NodePatch, trx?: Trx): Promise<boolean> {
-    const { resources, ...rest } = patch;
+    const { resources, computeWindow, ...rest } = patch;
     const values = {
       ...rest,
       ...(resources !== undefined ? { resources: resources === null ? null : toJson(resources) } : {}),
+      ...(computeWindow !== undefined ? { computeWindow: toJson(computeWindow) } : {}),
     };
     if (Object.values(values).every((v) => v === undefined)) return (await this.get(key, trx)) !== undefined;
     const result = await this.q(trx)
@@ -144,6 +152,19 @@ export class NodesRepository extends Repository {
         .execute();
       return (await this.get(key, t))?.processRestarts;
     });
+  }
+
+  /** Marks the incarnation a straggler at `now`, once: false when it already was (or is gone). */
+  async markStraggler(key: NodeKey, now: number, trx?: Trx): Promise<boolean> {
+    const result = await this.q(trx)
+      .updateTable('nodes')
+      .set({ stragglerAt: now })
+      .where('jobId', '=', key.jobId)
+      .where('nodeId', '=', key.nodeId)
+      .where('incarnation', '=', key.incarnation)
+      .where('stragglerAt', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   }
 
   /** Nodes of every job on `backend` in one of `statuses` (e.g. all live local nodes). */

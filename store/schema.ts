@@ -31,6 +31,8 @@ export interface JobsTable {
   hangCheckedAt: Millis | null;
   /** The hang_suspected event that scan found, or null: the other heartbeats ask for its evidence. */
   hangEventId: number | null;
+  /** When a heartbeat last judged the job's straggler windows (api/stragglerWatch.ts): one judgement per interval. */
+  stragglerCheckedAt: Millis | null;
 }
 
 export interface NodesTable {
@@ -63,6 +65,10 @@ export interface NodesTable {
    * (common/pendingNodes.ts), kept current by watchNodes; null: nothing known.
    */
   pendingReason: string | null;
+  /** JSON array: the trainers' compute seconds of this incarnation's latest steps (api/stragglerWatch.ts), oldest first. */
+  computeWindow: JsonText | null;
+  /** When this incarnation was reported a straggler (once per incarnation); null: not. */
+  stragglerAt: Millis | null;
 }
 
 export interface NodeEventsTable {
@@ -115,6 +121,16 @@ export interface RendezvousMembersTable {
   freePort: number | null;
   joinedAt: Millis;
   rank: number | null;
+}
+
+/** One per job that ran a pre-flight node check: its state machine (common/nodeCheckSession.ts). */
+export interface NodeChecksTable {
+  jobId: string;
+  tokenDigest: string;
+  /** Compare-and-set counter: each write adds one. */
+  version: number;
+  state: JsonText;
+  updatedAt: Millis;
 }
 
 export interface ShardsTable {
@@ -247,6 +263,7 @@ export interface Database {
   nodeEvents: NodeEventsTable;
   rendezvousRounds: RendezvousRoundsTable;
   rendezvousMembers: RendezvousMembersTable;
+  nodeChecks: NodeChecksTable;
   shards: ShardsTable;
   shardLedgers: ShardLedgersTable;
   checkpoints: CheckpointsTable;
