@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
+import { JOB_STATE_EVENT_KINDS, PROGRESS_EVENT_KINDS } from '../common/jobState.ts';
 import type { Logger } from '../common/logger.ts';
 import { clipPendingReason } from '../common/pendingNodes.ts';
 import type { JobSpec } from '../common/spec/index.ts';
@@ -113,8 +114,11 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       for (;;) {
         const live = await reportDeadNodes(job, backend);
         await recordPendingReasons(job, backend, live.filter((n) => n.status === 'launching'));
-        const rows = await store.nodeEvents.listAfter(jobId, cursor, 500);
-        if (rows.length > 0 || now() >= deadline) {
+        // Only what the workflow acts on wakes it: launches and stops it ordered itself do not, and
+        // progress records wait a while for company (each return adds ~6 events to its history).
+        const rows = await store.nodeEvents.list(jobId, { after: cursor, kinds: JOB_STATE_EVENT_KINDS, limit: 500 });
+        const due = rows.some((r) => !PROGRESS_EVENT_KINDS.includes(r.kind as NodeEventKind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
+        if (due || now() >= deadline) {
           return rows.map((r): JobEvent => ({
             id: r.id,
             kind: r.kind as NodeEventKind,

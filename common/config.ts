@@ -33,6 +33,7 @@ const envSchema = z.object({
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ROVER_WATCH_POLL_MS: millis.default(500),
   // The job workflow's watchNodes call times out after 2 h (workflows/job/elasticJob.ts): at most 1 h.
+  ROVER_WATCH_COALESCE_MS: millis.default(600_000),
   ROVER_WATCH_MAX_WAIT_MS: millis.max(3_600_000, 'must be at most 3600000 (1 h): the watch activity times out at 2 h').default(3_600_000),
   ROVER_SHUTDOWN_GRACE_MS: millis.default(10000),
   ROVER_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().positive().optional(),
@@ -120,6 +121,8 @@ export interface RoverConfig {
      * each return adds ~6 history events, so an idle job adds ~6 events an hour.
      */
     watchMaxWaitMs: number;
+    /** Longest a progress event (checkpoint committed, epoch done) waits in watchNodes for others. Default 10 min. */
+    watchCoalesceMs: number;
     /** SIGTERM → SIGKILL grace for processes Rover stops. Default 10 s. */
     shutdownGraceMs: number;
   };
@@ -220,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     timing: {
       watchPollMs: e.ROVER_WATCH_POLL_MS,
       watchMaxWaitMs: e.ROVER_WATCH_MAX_WAIT_MS,
+      watchCoalesceMs: e.ROVER_WATCH_COALESCE_MS,
       shutdownGraceMs: e.ROVER_SHUTDOWN_GRACE_MS,
     },
     continueAsNewAfterEvents: e.ROVER_CONTINUE_AS_NEW_EVENTS,

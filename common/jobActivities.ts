@@ -39,7 +39,8 @@ export interface JobActivities {
   openRound(input: { jobId: string; targetNodes: number; cause: string }): Promise<number>;
   /**
    * Tails the job's event log after `cursor`, turning dead processes and silent nodes into
-   * node_lost events; returns when there are events or after maxWaitMs.
+   * node_lost events; returns the events of kinds the workflow acts on (JOB_STATE_EVENT_KINDS)
+   * as soon as there are any, else an empty batch after ROVER_WATCH_MAX_WAIT_MS.
    */
   watchNodes(input: { jobId: string; cursor: number }): Promise<JobEvent[]>;
   /**

@@ -1,7 +1,7 @@
 // The job master's policy as tables: events and commands in, state and actions out.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent, NodeEventKind } from './events.ts';
-import { initialJobState, JobState, type JobLimits } from './jobState.ts';
+import { NODE_EVENT_KINDS, type JobEvent, type NodeEventKind } from './events.ts';
+import { initialJobState, JOB_STATE_EVENT_KINDS, JobState, type JobLimits } from './jobState.ts';
 
 const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
   minNodes: 1,
@@ -34,6 +34,15 @@ function training(nodes = 2, l: Partial<JobLimits> = {}): JobState {
 }
 
 describe('JobState', () => {
+  it.each(NODE_EVENT_KINDS.filter((k) => !JOB_STATE_EVENT_KINDS.includes(k)))('ignores %s, so watchNodes need not wake the workflow for it', (kind) => {
+    const state = training(2);
+    const before = JSON.stringify({ ...state.data, cursor: 0 });
+    for (const data of [{}, { round: 2, step: 9, reason: 'x', epoch: 0, policy: 'fail', action: 'fail' }]) {
+      expect(state.applyEvents([event(kind, 0, 0, data)])).toEqual([]);
+    }
+    expect(JSON.stringify({ ...state.data, cursor: 0 })).toBe(before);
+  });
+
   it('runs once the first round closes, with the world size of its nodes', () => {
     const state = training(3);
     expect(state.data.phase).toBe('RUNNING');

@@ -1,7 +1,7 @@
 // The job master's state and policy, without Temporal: the workflow feeds it events and
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
-import type { JobEvent, RoundMember } from './events.ts';
+import type { JobEvent, NodeEventKind, RoundMember } from './events.ts';
 import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { PendingNode } from './pendingNodes.ts';
@@ -96,6 +96,34 @@ export type JobAction =
   | { type: 'oomPlan'; node: { id: number; incarnation: number }; failedIncarnation: number; exitCode: number | null; reason: string };
 
 const LIVE: NodeStatus[] = ['pending', 'launching', 'running'];
+
+/**
+ * The event kinds JobState.applyEvents acts on: watchNodes wakes the workflow only for these, so
+ * events it ignores (its own launches and stops, stack dumps, ledger rewinds) add no history.
+ */
+export const JOB_STATE_EVENT_KINDS: NodeEventKind[] = [
+  'round_opened',
+  'round_closed',
+  'rendezvous_failed',
+  'node_registered',
+  'process_failed',
+  'hang_suspected',
+  'node_succeeded',
+  'node_failed',
+  'node_lost',
+  'node_check',
+  'straggler_detected',
+  'checkpoint_committed',
+  'epoch_done',
+  'shard_poisoned',
+];
+
+/**
+ * Of JOB_STATE_EVENT_KINDS, progress records: they update what the status shows and decide
+ * nothing, so watchNodes holds them up to ROVER_WATCH_COALESCE_MS for a batch of their own, and a
+ * job that checkpoints every minute does not add history every minute.
+ */
+export const PROGRESS_EVENT_KINDS: NodeEventKind[] = ['checkpoint_committed', 'epoch_done'];
 const APPLIED_IDS_KEPT = 200;
 /** A join deadline the store says is not due yet is looked at again no sooner than this (clock skew). */
 const ROUND_RECHECK_MIN_MS = 1000;

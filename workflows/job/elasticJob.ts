@@ -37,9 +37,11 @@ const acts = proxyActivities<JobActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
-// Long poll: heartbeats every poll, so a dead worker hands it over within the heartbeat timeout.
+// Long poll: returns on events the job acts on or after ROVER_WATCH_MAX_WAIT_MS (≤ 1 h), so an
+// idle job's history stays small; heartbeats every poll, so a dead worker hands it over within
+// the heartbeat timeout.
 const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
-  startToCloseTimeout: '10 minutes',
+  startToCloseTimeout: '2 hours',
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '5 seconds' },
 });
