@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly through tsx, so `npx rover` needs no build step.
-import { register } from 'tsx/esm/api';
+// The `rover` command. Runs the compiled CLI in dist/ when it is up to date (fast start: no
+// TypeScript to transpile), otherwise the TypeScript sources through tsx; see bin/build.js.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { buildIsFresh, distDir } from './build.js';
 
-register();
-await import('../cli/main.ts');
+if (buildIsFresh()) {
+  await import(pathToFileURL(path.join(distDir, 'cli', 'main.js')).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../cli/main.ts');
+}

@@ -59,7 +59,7 @@ function selectorText(s: unknown): string {
 }
 
 export function registerBrainCommands(program: Command): void {
-  const brain = program.command('brain').description('The Brain: configuration sources and what a job gets');
+  const brain = program.command('brain');
 
   brain
     .command('status')

@@ -1,10 +1,9 @@
 // The demo job `rover up` submits, so the first command shows a real job training.
-import { fileURLToPath } from 'node:url';
 import type { RoverConfig } from '../common/config.ts';
+import { repoRoot } from '../common/repoRoot.ts';
 import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
 import { connectTemporal, JobAlreadyRunningError, submitJob, webUiUrl } from './jobs.ts';
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 export async function submitDemoJob(config: RoverConfig, say: (message: string) => void): Promise<void> {
   // Resolved against the repository so examples/trainer.py is found from any directory.

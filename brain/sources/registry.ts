@@ -1,14 +1,15 @@
 // Configuration sources from the config's source list: `name=kind:location`, comma-separated.
 // Kinds: `yaml:<dir>` (a YAML directory), `table` (the store's brain_config_entries table);
 // other kinds (e.g. `configmap:<namespace>/<name>`) are registered by their modules.
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { repoRoot } from '../../common/repoRoot.ts';
 import type { Store } from '../../store/index.ts';
 import { SqlTableSource } from './sqlTable.ts';
 import type { ConfigSource } from './types.ts';
 import { YamlDirSource } from './yamlDir.ts';
 
 /** The YAML directory shipped with Rover: the embedded default source. */
-export const BUILTIN_CONFIG_DIR = fileURLToPath(new URL('../defaults', import.meta.url));
+export const BUILTIN_CONFIG_DIR = path.join(repoRoot, 'brain/defaults');
 export const DEFAULT_SOURCES = `default=yaml:${BUILTIN_CONFIG_DIR}`;
 
 export interface SourceDef {

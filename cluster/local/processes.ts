@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../common/repoRoot.ts';
 import { listProcesses, occupiedProcessGroups, readProcess, waitUntilGroupsEmpty, type ProcessInfo } from '../../common/procfs.ts';
 
 export interface DetachedProcess {
@@ -193,7 +194,6 @@ async function waitUntilGone(pids: number[], withinMs: number): Promise<void> {
   while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, POLL_MS));
 }
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const tsxLoader = fileURLToPath(import.meta.resolve('tsx'));
 
 /** Command and arguments that run one of Rover's TypeScript entry points (path from repo root). */

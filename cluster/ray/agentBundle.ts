@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../common/repoRoot.ts';
 
 export const AGENT_BUNDLE_FILE = 'rover-agent.mjs';
-const agentEntry = fileURLToPath(new URL('../../agent/main.ts', import.meta.url));
+const agentEntry = path.join(repoRoot, 'agent/main.ts');
 
 export interface AgentBundle {
   path: string;

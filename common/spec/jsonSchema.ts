@@ -2,11 +2,13 @@
 // `npx tsx common/spec/jsonSchema.ts --write` regenerates deploy/schema/elasticjob.schema.json;
 // a test fails when the committed file differs from a fresh generation.
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { repoRoot } from '../repoRoot.ts';
 import { jobSpecSchema } from './schema.ts';
 
-export const JSON_SCHEMA_FILE = fileURLToPath(new URL('../../deploy/schema/elasticjob.schema.json', import.meta.url));
+export const JSON_SCHEMA_FILE = path.join(repoRoot, 'deploy/schema/elasticjob.schema.json');
 const SCHEMA_ID = 'https://rover.dev/schema/elasticjob.schema.json';
 
 /** The schema as the committed file's text. Input side: fields with defaults are optional. */

