@@ -1,6 +1,6 @@
 // The trainer endpoints against a real store on both dialects: leasing, exactly-once done,
 // rewinds to the committed checkpoint on a new round, the commit protocol, poison shards.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
@@ -101,10 +101,12 @@ describeEachStore('trainer API', (h) => {
     expect(existsSync(path.join(dir, 's2-r0'))).toBe(true);
     await doneAt(0, 3);
     await report(0, 3); // partial: rank 1 never reports step 3
-    // A trainer may name any path; the API must not delete one outside the checkpoint folder.
+    // A trainer may name any path; one outside the checkpoint folder is refused, not recorded.
     const outside = path.join(mkdtempSync(path.join(tmpdir(), 'rover-outside-')), 'keep-me');
     writeFileSync(outside, 'x');
-    await call('POST', 'checkpoints', { ...t(1), step: 5, path: outside, bytes: 1, checksum: sha('a') });
+    const refused = await call('POST', 'checkpoints', { ...t(1), step: 5, path: outside, bytes: 1, checksum: sha('a') });
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toContain('is outside the job\'s checkpoint folder');
     await call('POST', 'shards/lease', { ...t(1), count: 1 }); // in flight when the round ends
     expect((await call('GET', 'shards')).body).toMatchObject({ done: 3, inFlight: 1 });
     expect(await events('checkpoint_committed')).toEqual([
@@ -127,6 +129,48 @@ describeEachStore('trainer API', (h) => {
     await app.close();
     rmSync(dir, { recursive: true, force: true });
     rmSync(path.dirname(outside), { recursive: true, force: true });
+  });
+
+  it('refuses checkpoint paths escaping the folder by ".." or a symlink, and deletes nothing outside it', async () => {
+    const store = await h.open();
+    const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
+    const outside = mkdtempSync(path.join(tmpdir(), 'rover-outside-'));
+    const canary = path.join(outside, 'canary');
+    writeFileSync(canary, 'keep me');
+    symlinkSync(outside, path.join(dir, 'link'));
+    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 1, keep: 1, dir });
+    await round(1);
+    const report = (step: number, file: string) => call('POST', 'checkpoints', { ...t(0), step, path: file, bytes: 1, checksum: sha('a') });
+    for (const [file, why] of [
+      [path.join(dir, 'link', 'canary'), 'through a symlink'],
+      [path.join(dir, 'link', 'new', 'canary'), 'through a symlink'],
+      [`${dir}/../${path.basename(outside)}/canary`, 'must not contain ".."'],
+      [canary, 'is outside'],
+      ['canary', 'is outside'],
+      [dir, 'is outside'],
+    ]) {
+      const res = await report(1, file!);
+      expect(res.status, file).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_path' });
+      expect(res.body.message).toContain(why);
+    }
+    // A folder that passed at report time and became a symlink to the outside before the
+    // commit that drops it: the deletion follows the real path and spares the canary.
+    mkdirSync(path.join(dir, 'swap'));
+    writeFileSync(path.join(dir, 'swap', 'canary'), 'x');
+    expect((await report(1, path.join(dir, 'swap', 'canary'))).body.committed).toBe(true);
+    rmSync(path.join(dir, 'swap'), { recursive: true });
+    symlinkSync(outside, path.join(dir, 'swap'));
+    writeFileSync(path.join(dir, 's2'), 'x');
+    expect((await report(2, path.join(dir, 's2'))).body.committed).toBe(true); // keep 1: step 1 goes
+    expect(readFileSync(canary, 'utf8')).toBe('keep me');
+    // Inside the folder, deletion still works: step 2's file goes when step 3 commits.
+    writeFileSync(path.join(dir, 's3'), 'x');
+    expect((await report(3, path.join(dir, 's3'))).body.committed).toBe(true);
+    expect(existsSync(path.join(dir, 's2'))).toBe(false);
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
   });
 
   it('poisons a shard leased too often and fails or skips it per spec', async () => {

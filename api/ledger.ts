@@ -3,7 +3,6 @@
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
 // replays exactly the data after it; requests from older rounds are refused as stale.
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { JobSpec } from '../common/spec/index.ts';
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
@@ -17,6 +16,7 @@ import type {
   StepReport,
 } from '../common/trainerProtocol.ts';
 import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
+import { checkCheckpointPath } from './checkpointPaths.ts';
 import { HttpError } from './errors.ts';
 
 type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
@@ -220,6 +220,8 @@ export class LedgerService {
    * commits it (once, with the ledger position) and deletes commits beyond spec.checkpoint.keep.
    */
   async reportCheckpoint(job: Job, req: CheckpointReportWire) {
+    const verdict = await checkCheckpointPath(specOf(job).spec.checkpoint.dir, req.path);
+    if (!verdict.ok) throw new HttpError(400, 'invalid_path', `body.path: ${verdict.reason}`);
     await this.enterRound(job, req);
     const spec = specOf(job).spec;
     const outcome = await this.tx(async (tx) => {
@@ -267,11 +269,15 @@ export class LedgerService {
 
 /**
  * Best effort: a file already gone, or on storage this host cannot see, is not an error. Paths
- * come from trainers, so only files inside the job's checkpoint folder are ever removed.
+ * come from trainers, so only files whose real folder is inside the job's real checkpoint folder
+ * are removed, by their real path (checked again here: a symlink may have appeared since the report).
  */
 async function removeFiles(job: Job, paths: string[]): Promise<void> {
   const dir = specOf(job).spec.checkpoint.dir;
-  if (!dir || !path.isAbsolute(dir)) return;
-  const inside = (p: string) => path.isAbsolute(p) && path.relative(dir, path.resolve(p)).split(path.sep)[0] !== '..';
-  await Promise.all(paths.filter(inside).map((p) => rm(p, { force: true }).catch(() => undefined)));
+  await Promise.all(
+    paths.map(async (p) => {
+      const verdict = await checkCheckpointPath(dir, p);
+      if (verdict.ok && verdict.realPath !== undefined) await rm(verdict.realPath, { force: true }).catch(() => undefined);
+    }),
+  );
 }
