@@ -15,9 +15,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { nodeShmDir } from '../common/flashShm.ts';
 import { trainerRef } from '../common/trainerProtocol.ts';
 
-export const SHM_ROOT = '/dev/shm/rover';
 /** A checkpoint report the API has not answered in this long fails: flush() on SIGTERM must end. */
 const REPORT_TIMEOUT_MS = 30_000;
 
@@ -89,7 +89,7 @@ export class FlashSaver {
 
   /** This node's folder in shared memory. */
   get nodeDir(): string {
-    return path.join(this.opts.shmRoot ?? SHM_ROOT, this.opts.job, String(this.opts.node));
+    return nodeShmDir(this.opts.job, this.opts.node, this.opts.shmRoot);
   }
 
   async start(): Promise<string> {

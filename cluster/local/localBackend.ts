@@ -2,8 +2,10 @@
 // so it outlives a crash of the Rover worker. Pid and log path are recorded in the store. The
 // agent's trainers lead process groups of their own (agent/processGroup.ts), so stopping a node
 // is more than stopping the agent's group: see stopLocalNode.
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
+import { nodeShmDir } from '../../common/flashShm.ts';
 import { localAgentBaseEnv } from '../../common/processEnv.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
 import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
@@ -55,6 +57,11 @@ export class LocalBackend implements ClusterBackend {
   async deleteNode(node: Node, graceMs: number): Promise<void> {
     const identity = { jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, home: this.home };
     await stopLocalNode(identity, node.pid, graceMs);
+    // The node's shared memory goes with it, as a deleted pod's does: a relaunched node starts
+    // without the dead agent's flash buffers and resumes from storage, as on every other backend.
+    const shm = nodeShmDir(node.jobId, node.nodeId);
+    await rm(shm, { recursive: true, force: true });
+    await rmdir(path.dirname(shm)).catch(() => undefined); // the job's folder, once no other node uses it
   }
 
   /** All the local backend knows: the agent runs (its log may say why it cannot reach the API) or has not started. */
