@@ -12,7 +12,7 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { localAgentBaseEnv, TRAINER_ROVER_PASSTHROUGH } from '../common/processEnv.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { tokenDigest } from '../common/tokens.ts';
+import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { createJobActivities } from './job.ts';
 
@@ -40,7 +40,7 @@ function expectNoSecret(env: Record<string, unknown>): void {
 }
 
 describeEachStore('the environment a launch gives an agent', (h) => {
-  it('holds the job token from the workflow and the agent settings, and nothing of the worker', async () => {
+  it('holds the job token derived from the run key and the agent settings, and nothing of the worker', async () => {
     const store = await h.open();
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-agentenv-'));
     homes.push(home);
@@ -64,11 +64,16 @@ describeEachStore('the environment a launch gives an agent', (h) => {
     };
     const parsed = parseJobSpec(input);
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-    const token = 'e1d2c3b4-a596-4877-8899-aabbccddeeff';
-    await acts.prepareJob({ jobId: 'envjob', workflowId: 'job-envjob', spec: parsed.spec, token, targetNodes: 1 });
+    // The run key is what the workflow's history holds; the token is derived from it with the
+    // worker's signing key, so reading the history yields no usable token.
+    const runKey = 'e1d2c3b4-a596-4877-8899-aabbccddeeff';
+    const token = deriveJobToken(SECRETS.ROVER_OPERATOR_TOKEN, 'envjob', runKey);
+    expect(token).not.toContain(runKey);
+    await acts.prepareJob({ jobId: 'envjob', workflowId: 'job-envjob', spec: parsed.spec, runKey, targetNodes: 1 });
     expect((await store.jobs.get('envjob'))!.tokenDigest).toBe(tokenDigest(token));
+    expect((await store.jobs.get('envjob'))!.tokenDigest).not.toBe(tokenDigest(runKey));
 
-    await acts.launchNodes({ jobId: 'envjob', token, nodes: [{ id: 0, incarnation: 0 }] });
+    await acts.launchNodes({ jobId: 'envjob', runKey, nodes: [{ id: 0, incarnation: 0 }] });
     const env = launches[0]!.agentEnv;
     expect(Object.keys(env).sort()).toEqual(AGENT_SETTINGS);
     expect(env).toMatchObject({ ROVER_TOKEN: token, ROVER_JOB: 'envjob', ROVER_NODE: '0', ROVER_INCARNATION: '0', ROVER_API_URL: 'http://api.internal:8470' });

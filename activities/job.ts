@@ -9,7 +9,7 @@ import { JOB_STATE_EVENT_KINDS, PROGRESS_EVENT_KINDS } from '../common/jobState.
 import type { Logger } from '../common/logger.ts';
 import { clipPendingReason } from '../common/pendingNodes.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { tokenDigest } from '../common/tokens.ts';
+import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
@@ -33,6 +33,18 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     if (!job) throw new Error(`job ${jobId} is not in the store`);
     return job as Job & { spec: JobSpec };
   };
+  /**
+   * The run's job token, derived from its key with the signing key (the operator token), so
+   * retries and continued runs agree. A run from before tokens were derived used its key as the
+   * token itself (its digest says so): that token stays valid for its agents.
+   */
+  const jobToken = (jobId: string, runKey: string, storedDigest?: string): string => {
+    if (storedDigest !== undefined && storedDigest === tokenDigest(runKey)) return runKey;
+    if (!config.operatorToken) {
+      throw ApplicationFailure.nonRetryable('the worker has no signing key for job tokens: set ROVER_OPERATOR_TOKEN (the worker generates one into <home>/operator-token when started by `rover up`)');
+    }
+    return deriveJobToken(config.operatorToken, jobId, runKey);
+  };
   const backendFor = (spec: JobSpec): ClusterBackend => {
     const backend = deps.backends.find((b) => b.name === spec.spec.backend);
     if (!backend) throw new Error(`backend ${spec.spec.backend} is not configured on this worker`);
@@ -40,7 +52,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
   };
 
   return {
-    async prepareJob({ jobId, workflowId, spec, token, targetNodes }) {
+    async prepareJob({ jobId, workflowId, spec, runKey, targetNodes }) {
+      const token = jobToken(jobId, runKey);
       const fields = { workflowId, user: spec.metadata.user, group: spec.metadata.group ?? '', backend: spec.spec.backend, spec, token };
       await store.transaction(async (tx) => {
         const existing = await tx.jobs.get(jobId);
@@ -61,11 +74,11 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       logger.info({ jobId, workflowId, targetNodes }, 'job prepared');
     },
 
-    async launchNodes({ jobId, token, nodes }) {
-      // The store holds only the token's digest: the token comes from the workflow's state. A
-      // launch scheduled by a workflow from before tokens were hashed has none and cannot start agents.
-      if (!token) throw ApplicationFailure.nonRetryable(`launchNodes for job ${jobId} carries no job token (scheduled before tokens were stored hashed)`);
+    async launchNodes({ jobId, runKey, nodes }) {
+      // A launch scheduled by a workflow from before tokens were hashed carries no key and cannot start agents.
+      if (!runKey) throw ApplicationFailure.nonRetryable(`launchNodes for job ${jobId} carries no run key (scheduled before tokens were stored hashed)`);
       const job = await loadJob(jobId);
+      const token = jobToken(jobId, runKey, job.tokenDigest);
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
       for (const n of nodes) {

@@ -24,13 +24,17 @@ export type RoundDeadlineCheck =
   | { status: 'settled' };
 
 export interface JobActivities {
-  /** Records the job (idempotent) with its agent token and opens rendezvous round 1. */
-  prepareJob(input: { jobId: string; workflowId: string; spec: JobSpec; token: string; targetNodes: number }): Promise<void>;
+  /**
+   * Records the job (idempotent) with the digest of its token and opens rendezvous round 1.
+   * `runKey`: the workflow's random, non-secret key of this run; the token is derived from it
+   * with the worker's signing key (common/tokens.ts deriveJobToken), so no history holds a token.
+   */
+  prepareJob(input: { jobId: string; workflowId: string; spec: JobSpec; runKey: string; targetNodes: number }): Promise<void>;
   /** Creates the nodes on the job's backend; a retried (job, node, incarnation) creates nothing new. */
   launchNodes(input: {
     jobId: string;
-    /** The job's token from the workflow's state, for the agents' environment (the store keeps only its digest). */
-    token: string;
+    /** The run's key (see prepareJob): the agents' token is derived from it here, never sent through Temporal. */
+    runKey: string;
     nodes: (NodeIdentity & { resources?: NodeResources; avoidHostOfIncarnation?: number })[];
   }): Promise<LaunchedNode[]>;
   /** Tears the given nodes down and marks them stopped. */

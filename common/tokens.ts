@@ -1,13 +1,14 @@
 // Bearer tokens at rest: the store keeps a digest of each job token, never the token, so reading
 // the store (a backup, a leaked SQLite file, a MySQL account) yields nothing an agent or trainer
-// could present. The token itself lives only in the job's workflow state and the agents' env.
+// could present. The token itself is derived by the worker (deriveJobToken) and lives only in the
+// agents' environment: the workflow's history holds the run key it is derived from, not the token.
 //
 // A plain SHA-256 is enough here, with no salt and no slow KDF: those defend low-entropy secrets
 // that people choose and reuse (passwords) against dictionaries and precomputed tables. A job
-// token is machine-made, one per run, with at least 122 bits of a UUIDv4: there is no dictionary
+// token is machine-made, one per run, 256 bits of HMAC-SHA256: there is no dictionary
 // to try, no two jobs share a digest, and inverting SHA-256 over that space is out of reach. A
 // KDF would only make every heartbeat and shard lease pay its deliberate slowness.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /** Marks a stored value as a digest (and names the algorithm, should it ever change). */
 const PREFIX = 'sha256:';
@@ -15,6 +16,17 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * A run's job token: base64url HMAC-SHA256 (256 bits) keyed by the worker's signing key (the
+ * operator token) over the job id and the run key the workflow keeps. The run key is in the
+ * workflow's history, so anyone who can read Temporal sees it, but without the signing key it
+ * yields no token; the worker's activities derive the same token on every retry and after
+ * continue-as-new, and nothing but agents' environments ever holds it.
+ */
+export function deriveJobToken(signingKey: string, jobId: string, runKey: string): string {
+  return createHmac('sha256', signingKey).update(`rover-job-token\n${jobId}\n${runKey}`, 'utf8').digest('base64url');
 }
 
 /** What the store keeps for a token: `sha256:<64 hex>`. */

@@ -75,7 +75,7 @@ describe('job deadlines with no agent alive', () => {
 
   beforeAll(async () => {
     home = mkdtempSync(path.join(os.tmpdir(), 'rover-deadlines-'));
-    config = loadConfig({ ROVER_HOME: home, ROVER_STORE_URL: `sqlite:${path.join(home, 'rover.db')}`, ROVER_WATCH_POLL_MS: '100', ROVER_WATCH_MAX_WAIT_MS: '1000', ROVER_LOG_LEVEL: 'warn' });
+    config = loadConfig({ ROVER_OPERATOR_TOKEN: 'signing-key-of-the-deadline-tests', ROVER_HOME: home, ROVER_STORE_URL: `sqlite:${path.join(home, 'rover.db')}`, ROVER_WATCH_POLL_MS: '100', ROVER_WATCH_MAX_WAIT_MS: '1000', ROVER_LOG_LEVEL: 'warn' });
     store = await openStore(config.storeUrl);
     ({ client, close: closeClient } = await temporalClient());
     connection = await workerConnection();

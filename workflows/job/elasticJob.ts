@@ -49,7 +49,10 @@ const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
 /** What travels through continue-as-new besides the spec. */
 interface Carried {
   state: JobStateData;
-  token: string;
+  /** Random, not secret: the worker derives the job's token from it (common/tokens.ts). */
+  runKey: string;
+  /** The name of runKey before it was renamed, in runs carried over from then. */
+  token?: string;
   pendingScale: ScaleRequest[];
   stopReason: string | null;
 }
@@ -67,7 +70,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     // Absent in specs submitted before the field existed: such a job's pending nodes are not timed.
     ...(spec.spec.faultTolerance.pendingTimeout !== undefined && { pendingTimeoutMs: spec.spec.faultTolerance.pendingTimeout }),
   });
-  const token = carried?.token ?? uuid4();
+  const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
   let stopReason: string | null = carried?.stopReason ?? null;
   const planner = createBrainPlanner(jobId, spec, state);
@@ -187,7 +190,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       else if (action.type === 'openRound') {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
       } else if (action.type === 'oomPlan') await planner.oom(action);
-      else state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(action.nodes) }), launchedAt());
+      else state.markLaunched(await acts.launchNodes({ jobId, runKey, nodes: planner.withResources(action.nodes) }), launchedAt());
     }
   };
 
@@ -200,7 +203,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   try {
     publish();
     if (!carried) {
-      await acts.prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, token, targetNodes: state.data.targetNodes });
+      await acts.prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, runKey, targetNodes: state.data.targetNodes });
       state.data.phase = 'LAUNCHING';
       publish();
       // Histories recorded before the Brain existed replay without this step.
@@ -208,7 +211,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await acts.launchNodes({ jobId, token, nodes: planner.withResources(first) }), launchedAt());
+      state.markLaunched(await acts.launchNodes({ jobId, runKey, nodes: planner.withResources(first) }), launchedAt());
       publish();
     }
     let watch: Promise<void> | undefined;
@@ -252,7 +255,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       publish();
       if (!watch && !state.terminal && stopReason === null && historyFull()) {
         await condition(allHandlersFinished);
-        const next: Carried = { state: state.data, token, pendingScale, stopReason };
+        const next: Carried = { state: state.data, runKey, pendingScale, stopReason };
         return await continueAsNew<typeof elasticJob>({ ...input, carried: next });
       }
     }
