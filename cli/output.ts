@@ -35,3 +35,20 @@ export function installPipeGuard(): void {
     });
   }
 }
+
+/** Seconds between "still …" lines: no step of the CLI stays silent longer than this. */
+const STILL_WORKING_EVERY_MS = 10_000;
+
+/**
+ * Awaits `task`, saying `still <what> (N s)` every 10 s until it settles, so a long install or
+ * wait never looks like a hang.
+ */
+export async function sayWhileWaiting<T>(task: Promise<T>, what: string, say: (message: string) => void): Promise<T> {
+  const started = Date.now();
+  const ticker = setInterval(() => say(`still ${what} (${Math.round((Date.now() - started) / 1000)} s)`), STILL_WORKING_EVERY_MS);
+  try {
+    return await task;
+  } finally {
+    clearInterval(ticker);
+  }
+}

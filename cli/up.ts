@@ -9,6 +9,7 @@ import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cl
 import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
 import { openStore, recordNodeDown } from '../store/index.ts';
+import { sayWhileWaiting, whenOutputCloses } from './output.ts';
 
 interface StackProcess {
   name: string;
@@ -27,13 +28,16 @@ function stackFile(config: RoverConfig): string {
   return path.join(config.home, 'up.json');
 }
 
-function say(message: string): void {
-  process.stdout.write(`rover up: ${message}\n`);
+function sayAs(command: 'up' | 'down'): (message: string) => void {
+  return (message) => void process.stdout.write(`rover ${command}: ${message}\n`);
 }
 
-async function waitForHttp(url: string, timeoutMs: number, processAlive: () => boolean): Promise<void> {
+const say = sayAs('up');
+
+async function waitForHttp(url: string, timeoutMs: number, processAlive: () => boolean, interrupt?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    interrupt?.throwIfAborted();
     if (!processAlive()) throw new Error(`process serving ${url} exited`);
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
@@ -55,6 +59,44 @@ async function stopAll(processes: StackProcess[], graceMs: number): Promise<void
   for (const p of order) await stopProcessGroup(p.pid, graceMs);
 }
 
+/** `task`, or a rejection with the abort reason as soon as `interrupt` aborts (what the task started is left to finish). */
+function untilInterrupted<T>(task: Promise<T>, interrupt: AbortSignal | undefined): Promise<T> {
+  if (!interrupt) return task;
+  return Promise.race([
+    task,
+    new Promise<never>((_, reject) => {
+      if (interrupt.aborted) reject(interrupt.reason);
+      interrupt.addEventListener('abort', () => reject(interrupt.reason), { once: true });
+    }),
+  ]);
+}
+
+/**
+ * Ctrl-C (SIGINT to the whole foreground pipeline), SIGTERM, SIGHUP, or the output's reader
+ * going away (`| tee` killed by the same Ctrl-C) all abort `rover up`, which then stops what it
+ * started. Later signals while it stops are reported, not obeyed: dying half-way would orphan
+ * the rest.
+ */
+function interruptOnSignals(): AbortController {
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals | 'output closed') => {
+    if (interrupt.signal.aborted) say(`${signal}: still stopping what rover up started; wait for "stopped"`);
+    else interrupt.abort(new RoverUpInterrupted(signal));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  whenOutputCloses(() => onSignal('output closed'));
+  return interrupt;
+}
+
+class RoverUpInterrupted extends Error {
+  constructor(readonly by: string) {
+    super(`interrupted (${by})`);
+  }
+}
+
+/** Exit status of a program ended by SIGINT, as shells report it (128 + 2). */
+const EXIT_INTERRUPTED = 130;
+
 export interface UpOptions {
   detach?: boolean;
   temporalPort?: string;
@@ -63,8 +105,11 @@ export interface UpOptions {
   demo: boolean;
 }
 
-/** Starts the stack; returns the started processes (already written to .rover/up.json). */
-export async function startStack(config: RoverConfig): Promise<StackFile> {
+/**
+ * Starts the stack; returns the started processes (already written to .rover/up.json). When
+ * `interrupt` aborts (Ctrl-C), stops what was started and throws the abort reason.
+ */
+export async function startStack(config: RoverConfig, interrupt?: AbortSignal): Promise<StackFile> {
   const existing = readStack(config);
   if (existing?.processes.some((p) => isAlive(p.pid))) {
     throw new Error(`a stack is already running (pids ${existing.processes.map((p) => p.pid).join(', ')}); run \`rover down\` first`);
@@ -86,7 +131,8 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     ROVER_BRAIN_URL: process.env.ROVER_BRAIN_URL ?? `http://${config.brain.host}:${config.brain.port}`,
   };
   try {
-    const cli = await resolveTemporalCli((m) => say(m));
+    const cli = await sayWhileWaiting(untilInterrupted(resolveTemporalCli((m) => say(m)), interrupt), 'looking for or installing the temporal CLI', say);
+    interrupt?.throwIfAborted();
     say(`starting Temporal dev server on ${config.temporal.address} (state in ${path.join(config.home, 'temporal.db')})`);
     const server = spawnDetached(
       cli,
@@ -99,8 +145,13 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
       { logFile: path.join(logs, 'temporal.log') },
     );
     started.push({ name: 'temporal', ...server });
-    await waitForTemporal(config.temporal.address, 90_000, () => (isAlive(server.pid) ? undefined : `see ${server.logFile}`));
+    const serverExited = () => {
+      interrupt?.throwIfAborted();
+      return isAlive(server.pid) ? undefined : `see ${server.logFile}`;
+    };
+    await sayWhileWaiting(waitForTemporal(config.temporal.address, 90_000, serverExited), 'waiting for the Temporal dev server', say);
 
+    interrupt?.throwIfAborted();
     say('starting Rover worker');
     const worker = roverEntrypoint('workers/main.ts');
     started.push({ name: 'worker', ...spawnDetached(worker.command, worker.args, { env, logFile: path.join(logs, 'worker.log') }) });
@@ -109,7 +160,7 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     const api = roverEntrypoint('api/main.ts');
     const apiProcess = spawnDetached(api.command, api.args, { env, logFile: path.join(logs, 'api.log') });
     started.push({ name: 'api', ...apiProcess });
-    await waitForHttp(`${config.api.url}/healthz`, 60_000, () => isAlive(apiProcess.pid));
+    await sayWhileWaiting(waitForHttp(`${config.api.url}/healthz`, 60_000, () => isAlive(apiProcess.pid), interrupt), 'waiting for the Rover API', say);
 
     say(`starting the Brain on ${env.ROVER_BRAIN_URL} and its config-sync worker`);
     const brainWorker = roverEntrypoint('workers/brainMain.ts');
@@ -117,7 +168,7 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     const brain = roverEntrypoint('api/brainMain.ts');
     const brainProcess = spawnDetached(brain.command, brain.args, { env, logFile: path.join(logs, 'brain.log') });
     started.push({ name: 'brain', ...brainProcess });
-    await waitForHttp(`http://${config.brain.host}:${config.brain.port}/healthz`, 60_000, () => isAlive(brainProcess.pid));
+    await sayWhileWaiting(waitForHttp(`http://${config.brain.host}:${config.brain.port}/healthz`, 60_000, () => isAlive(brainProcess.pid), interrupt), 'waiting for the Brain', say);
 
     const stack: StackFile = {
       startedAt: new Date().toISOString(),
@@ -128,7 +179,7 @@ export async function startStack(config: RoverConfig): Promise<StackFile> {
     writeFileSync(stackFile(config), JSON.stringify(stack, null, 2));
     return stack;
   } catch (err) {
-    say(`start failed, stopping what was started: ${err instanceof Error ? err.message : String(err)}`);
+    say(interrupt?.aborted ? 'interrupted; stopping what was started' : `start failed, stopping what was started: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll(started, config.timing.shutdownGraceMs);
     throw err;
   }
@@ -203,7 +254,16 @@ export function registerUpCommands(
     .option('--no-demo', 'do not submit the demo job (examples/demo.yaml)')
     .action(async (options: UpOptions) => {
       const config = configWithPorts(options);
-      const stack = await startStack(config);
+      const interrupt = interruptOnSignals();
+      let stack: StackFile;
+      try {
+        stack = await startStack(config, interrupt.signal);
+      } catch (err) {
+        if (!(err instanceof RoverUpInterrupted)) throw err;
+        say('stopped');
+        process.exitCode = EXIT_INTERRUPTED;
+        return;
+      }
       say(`Temporal Web UI: ${stack.webUiUrl}`);
       say(`Rover API:       ${stack.apiUrl}`);
       say(`Temporal:        ${config.temporal.address} (namespace ${config.temporal.namespace})`);
@@ -228,8 +288,8 @@ export function registerUpCommands(
           clearInterval(watchdog);
           resolve();
         };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        if (interrupt.signal.aborted) stop();
+        interrupt.signal.addEventListener('abort', stop, { once: true });
         const watchdog = setInterval(() => {
           const dead = stack.processes.find((p) => !isAlive(p.pid));
           if (dead) {
@@ -249,7 +309,8 @@ export function registerUpCommands(
     .option('--keep-jobs', "leave the jobs' nodes training; they reconnect when the stack is back up")
     .action(async (options: { keepJobs?: boolean }) => {
       const stopped = await stopStack(loadConfig(), { keepJobs: options.keepJobs === true });
-      if (stopped.length === 0) say('no stack is running');
-      else say(`stopped ${stopped.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
+      const sayDown = sayAs('down');
+      if (stopped.length === 0) sayDown('no stack is running');
+      else sayDown(`stopped ${stopped.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
     });
 }

@@ -1,4 +1,5 @@
-// `rover up` brings the whole embedded stack up with the demo job, and Ctrl-C leaves nothing behind.
+// `rover up` brings the whole embedded stack up with the demo job, and Ctrl-C leaves nothing behind,
+// also when its output goes through a pipe that the same Ctrl-C closes (`rover up | tee up.log`).
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,14 +16,21 @@ import { childPids, repoRoot } from './jobFixtures.ts';
 const run = promisify(execFile);
 
 describe('rover up', () => {
-  it('starts Temporal with the Web UI and Rover attributes, runs the demo job, and Ctrl-C stops every process', async () => {
+  it('starts Temporal with the Web UI and Rover attributes, runs the demo job, and Ctrl-C of `rover up | tee` stops every process', async () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-up-'));
     const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    // A shell pipeline in a process group of its own, as a terminal's foreground job: Ctrl-C
+    // sends SIGINT to the group, so tee dies with rover up and every later line hits EPIPE.
     const up = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'bin/rover.js'), 'up', '--temporal-port', String(temporalPort), '--ui-port', String(uiPort), '--api-port', String(apiPort)],
-      { env: { ...process.env, ROVER_HOME: home, TEMPORAL_CLI: inject('temporalCli'), ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`, ROVER_BRAIN_PORT: String(await freePort()) }, stdio: ['ignore', 'pipe', 'pipe'] },
+      'bash',
+      ['-c', '"$@" | tee "$ROVER_UP_LOG"', 'bash', process.execPath, path.join(repoRoot, 'bin/rover.js'), 'up', '--temporal-port', String(temporalPort), '--ui-port', String(uiPort), '--api-port', String(apiPort)],
+      {
+        env: { ...process.env, ROVER_HOME: home, ROVER_UP_LOG: path.join(home, 'up.log'), TEMPORAL_CLI: inject('temporalCli'), ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`, ROVER_BRAIN_PORT: String(await freePort()) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
     );
+    const ctrlC = () => process.kill(-up.pid!, 'SIGINT');
     let output = '';
     up.stdout.on('data', (d: Buffer) => (output += d.toString()));
     up.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -50,13 +58,18 @@ describe('rover up', () => {
       const trainers = (await Promise.all(agents.map(childPids))).flat();
       const pids = [...stack.processes.map((p) => p.pid), ...agents, ...trainers];
       expect(stack.processes).toHaveLength(5); // temporal, worker, api, brain-worker, brain
+      const pipeline = await childPids(up.pid!); // rover up and tee
 
-      up.kill('SIGINT');
-      expect(await exited).toBe(0);
+      ctrlC();
+      await exited;
+      await waitUntil(() => !pipeline.some(isAlive), 'rover up and tee to exit', 60_000, 100);
       for (const pid of pids) expect(isAlive(pid), `pid ${pid} still alive after Ctrl-C`).toBe(false);
+      // An orderly stop, not a crash on the closed pipe: the stack file is gone with the stack.
+      expect(existsSync(path.join(home, 'up.json'))).toBe(false);
+      expect(output).not.toContain('EPIPE');
     } finally {
       if (up.exitCode === null) {
-        up.kill('SIGINT');
+        ctrlC();
         await exited;
       }
       // Whatever a failed run left behind.
