@@ -262,7 +262,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
 function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity, token: string): Record<string, string> {
   const s = job.spec.spec;
   return {
-    ROVER_API_URL: config.api.url,
+    ROVER_API_URL: config.api.urls.join(','),
     ROVER_JOB: job.id,
     ROVER_NODE: String(node.id),
     ROVER_INCARNATION: String(node.incarnation),

@@ -38,7 +38,7 @@ afterEach(async () => {
 
 function startAgent(script: string, overrides: Partial<AgentSettings> = {}) {
   const settings: AgentSettings = {
-    apiUrl: master.url,
+    apiUrls: [master.url],
     job: master.job,
     node: 0,
     incarnation: 0,
@@ -56,7 +56,7 @@ function startAgent(script: string, overrides: Partial<AgentSettings> = {}) {
   const err = lineSink();
   const agent = new Agent({
     settings,
-    master: new HttpMasterClient({ baseUrl: settings.apiUrl, job: settings.job, token: settings.token }),
+    master: new HttpMasterClient({ baseUrls: settings.apiUrls, job: settings.job, token: settings.token }),
     log: pino({ level: 'silent' }),
     output: { stdout: out.stream, stderr: err.stream },
     backoff: { baseMs: 5, capMs: 50 },

@@ -21,12 +21,12 @@ function readSettings(): AgentSettings {
 const settings = readSettings();
 const { job, node, incarnation } = settings;
 const log = createLogger('agent', settings.logLevel).child({ job, node, incarnation });
-const master = new HttpMasterClient({ baseUrl: settings.apiUrl, job, token: settings.token });
+const master = new HttpMasterClient({ baseUrls: settings.apiUrls, start: node, job, token: settings.token });
 // spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
 const flash =
-  process.env.ROVER_CHECKPOINT_FLASH === 'true' ? new FlashSaver({ apiUrl: settings.apiUrl, job, node, token: settings.token, log }) : undefined;
+  process.env.ROVER_CHECKPOINT_FLASH === 'true' ? new FlashSaver({ apiUrl: settings.apiUrls[0]!, job, node, token: settings.token, log }) : undefined;
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
-const agent = new Agent({ settings, master, log, baseEnv, groupEnv: (round) => resumeEnv(settings, round) });
+const agent = new Agent({ settings, master, log, baseEnv, groupEnv: (round) => resumeEnv(settings, master.endpoints, round) });
 
 // The training processes lead their own sessions, so a signal meant for the node reaches only
 // this process (the local backend signals the agent alone; a terminal's Ctrl-C or hang-up reaches

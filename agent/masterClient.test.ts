@@ -98,7 +98,7 @@ describe('HttpMasterClient', () => {
     }).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    return { seen, client: new HttpMasterClient({ baseUrl: url, job: 'job-a b', token: 's3cret' }) };
+    return { seen, client: new HttpMasterClient({ baseUrls: [url], job: 'job-a b', token: 's3cret' }) };
   }
 
   it('sends the bearer token and JSON body to the job URL and parses the reply', async () => {
@@ -134,8 +134,18 @@ describe('HttpMasterClient', () => {
     await expect(hb).rejects.toBeInstanceOf(MasterProtocolError);
   });
 
+  it('moves to the next replica when one cannot be reached, and stays there', async () => {
+    const { seen, client: direct } = await serve(200, JSON.stringify({ round: 4 }));
+    const live = direct.endpoints.current;
+    const client = new HttpMasterClient({ baseUrls: ['http://127.0.0.1:1', live], job: 'job-a b', token: 's3cret' });
+    expect(await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 })).toEqual({ round: 4 });
+    expect(client.endpoints.current).toBe(live);
+    await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 });
+    expect(seen).toHaveLength(2);
+  });
+
   it('fails fast with a retryable error when nothing listens', async () => {
-    const client = new HttpMasterClient({ baseUrl: 'http://127.0.0.1:1', job: 'j', token: 't' });
+    const client = new HttpMasterClient({ baseUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], job: 'j', token: 't' });
     const err = await client.register({ node: 0, incarnation: 0, pid: 1, host: 'h' }).catch((e) => e);
     expect(isRetryable(err)).toBe(true);
   });

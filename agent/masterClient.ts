@@ -17,6 +17,7 @@ import {
   type RegisterRequest,
   type RoundStatus,
 } from '../common/protocol.ts';
+import { ApiEndpoints } from '../common/apiUrls.ts';
 import { nodeCheckResponse, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 
 export interface NodeRef {
@@ -60,20 +61,25 @@ export function isRetryable(err: unknown): boolean {
 }
 
 export interface HttpMasterClientOptions {
-  /** Base URL of the Rover API, e.g. http://127.0.0.1:8470 */
-  baseUrl: string;
+  /** Base URLs of the Rover API replicas, e.g. ['http://127.0.0.1:8470']; see common/apiUrls.ts. */
+  baseUrls: readonly string[];
   job: string;
   token: string;
+  /** Which replica to start with (modulo their count): the node id spreads agents over them. */
+  start?: number;
   /** Per-attempt timeout. Default 10 s. */
   requestTimeoutMs?: number;
 }
 
 export class HttpMasterClient implements MasterClient {
-  private readonly jobUrl: string;
+  private readonly jobPath: string;
   private readonly requestTimeoutMs: number;
+  /** The replicas; a request that cannot reach one moves on to the next. */
+  readonly endpoints: ApiEndpoints;
 
   constructor(private readonly opts: HttpMasterClientOptions) {
-    this.jobUrl = `${opts.baseUrl.replace(/\/+$/, '')}/v1/jobs/${encodeURIComponent(opts.job)}`;
+    this.endpoints = new ApiEndpoints(opts.baseUrls.map((u) => u.replace(/\/+$/, '')), opts.start);
+    this.jobPath = `/v1/jobs/${encodeURIComponent(opts.job)}`;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   }
 
@@ -106,18 +112,17 @@ export class HttpMasterClient implements MasterClient {
     await this.send('POST', '/nodes/events', req, signal);
   }
 
-  /** One request; resolves with the body of a 2xx answer. */
+  /** One request (to the first replica that can be reached); resolves with the body of a 2xx answer. */
   private async send(method: Method, path: string, body: unknown, signal?: AbortSignal): Promise<string> {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const res = await fetch(this.jobUrl + path, {
+    const init = {
       method,
       headers: {
         authorization: `Bearer ${this.opts.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
+    };
+    const res = await this.endpoints.fetch(this.jobPath + path, init, { ...(signal && { signal }), attemptTimeoutMs: this.requestTimeoutMs });
     const text = await res.text();
     if (!res.ok) throw new MasterHttpError(res.status, endpointName(method, path), text);
     return text;

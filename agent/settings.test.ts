@@ -16,7 +16,7 @@ const valid = {
 describe('parseAgentSettings', () => {
   it('reads a complete environment and fills defaults', () => {
     expect(parseAgentSettings(valid)).toEqual({
-      apiUrl: 'http://127.0.0.1:8470',
+      apiUrls: ['http://127.0.0.1:8470'],
       job: 'job-demo',
       node: 2,
       incarnation: 1,
@@ -43,6 +43,11 @@ describe('parseAgentSettings', () => {
     expect(message).toContain('ROVER_NPROC_PER_NODE: must be an integer ≥ 1');
     expect(message).toContain('ROVER_TOKEN: is not set');
     expect(message).toContain('ROVER_ENTRYPOINT: is not valid JSON');
+  });
+
+  it('reads several API replicas and names a bad entry', () => {
+    expect(parseAgentSettings({ ...valid, ROVER_API_URL: 'http://a:8470/, http://b:8470' }).apiUrls).toEqual(['http://a:8470', 'http://b:8470']);
+    expect(() => parseAgentSettings({ ...valid, ROVER_API_URL: 'http://a:8470,b:8470' })).toThrow(/ROVER_API_URL: .*entry 2 of 2 "b:8470" is not an http\(s\) URL/);
   });
 
   it('points into the entrypoint JSON', () => {

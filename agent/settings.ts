@@ -1,5 +1,6 @@
 // The agent's settings, parsed from the environment its cluster backend gives it.
 import { z } from 'zod';
+import { parseApiUrls } from '../common/apiUrls.ts';
 
 export const entrypointSchema = z.object({
   command: z.string().min(1),
@@ -26,7 +27,15 @@ const json = text().transform((raw, ctx) => {
 });
 
 const envSchema = z.object({
-  ROVER_API_URL: z.url({ error: (issue) => (issue.input === undefined ? 'is not set' : 'must be a URL') }),
+  /** One URL, or several API replicas separated by commas. */
+  ROVER_API_URL: z.string({ error: 'is not set' }).transform((raw, ctx) => {
+    try {
+      return parseApiUrls(raw);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `must be a URL or a comma-separated list of URLs: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  }),
   ROVER_JOB: text(),
   ROVER_NODE: integer(0),
   ROVER_INCARNATION: integer(0),
@@ -45,7 +54,8 @@ const envSchema = z.object({
 });
 
 export interface AgentSettings {
-  apiUrl: string;
+  /** The API replicas, in the order given (common/apiUrls.ts). */
+  apiUrls: string[];
   job: string;
   node: number;
   incarnation: number;
@@ -76,7 +86,7 @@ export function parseAgentSettings(env: NodeJS.ProcessEnv): AgentSettings {
   }
   const e = parsed.data;
   return {
-    apiUrl: e.ROVER_API_URL,
+    apiUrls: e.ROVER_API_URL,
     job: e.ROVER_JOB,
     node: e.ROVER_NODE,
     incarnation: e.ROVER_INCARNATION,

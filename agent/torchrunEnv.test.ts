@@ -3,7 +3,7 @@ import type { AgentSettings } from './settings.ts';
 import { trainerEnv } from './torchrunEnv.ts';
 
 const settings: AgentSettings = {
-  apiUrl: 'http://api:8470',
+  apiUrls: ['http://api:8470'],
   job: 'job-llm',
   node: 7,
   incarnation: 1,

@@ -50,7 +50,7 @@ export function trainerEnv(
     TORCHELASTIC_RESTART_COUNT: String(placement.round - 1),
     TORCHELASTIC_MAX_RESTARTS: String(settings.maxProcessRestarts),
     TORCHELASTIC_RUN_ID: settings.job,
-    ROVER_API_URL: settings.apiUrl,
+    ROVER_API_URL: settings.apiUrls.join(','),
     ROVER_JOB: settings.job,
     ROVER_NODE: String(settings.node),
     ROVER_INCARNATION: String(settings.incarnation),

@@ -78,7 +78,7 @@ function percentile(values: number[], p: number): number {
 
 /** One simulated agent: the requests of agent/agent.ts, without trainers. */
 async function agent(node: number, baseUrl: string, stats: Stats, signal: AbortSignal): Promise<void> {
-  const master = new HttpMasterClient({ baseUrl, job: JOB, token: TOKEN });
+  const master = new HttpMasterClient({ baseUrls: [baseUrl], job: JOB, token: TOKEN });
   const incarnation = 0;
   const host = `10.0.${node >> 8}.${node & 255}`;
   let round = 0;

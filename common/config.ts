@@ -3,6 +3,7 @@
 // per-job timings (heartbeats, rendezvous) are in the job spec.
 import path from 'node:path';
 import { z } from 'zod';
+import { parseApiUrls } from './apiUrls.ts';
 
 export const TASK_QUEUE_JOBS = 'rover-jobs';
 export const TASK_QUEUE_BRAIN = 'rover-brain';
@@ -27,7 +28,18 @@ const envSchema = z.object({
   ROVER_STORE_URL: z.string().min(1).optional(),
   ROVER_API_HOST: z.string().min(1).default('127.0.0.1'),
   ROVER_API_PORT: port.default(8470),
-  ROVER_API_URL: z.string().url().optional(),
+  /** One URL, or several API replicas separated by commas (common/apiUrls.ts). */
+  ROVER_API_URL: z
+    .string()
+    .transform((raw, ctx) => {
+      try {
+        return parseApiUrls(raw);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   ROVER_API_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
   ROVER_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -100,8 +112,10 @@ export interface RoverConfig {
   api: {
     host: string;
     port: number;
-    /** URL agents and the CLI use to reach the API. Default http://<host>:<port>. */
+    /** URL the CLI and tests use to reach the API: the first of `urls`. */
     url: string;
+    /** Every API replica, for agents (ROVER_API_URL, comma-separated). Default [http://<host>:<port>]. */
+    urls: string[];
     /** Largest accepted request body in bytes. Default 1 MiB. */
     bodyLimitBytes: number;
   };
@@ -199,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const tlsFiles = { caFile: e.ROVER_TEMPORAL_TLS_CA_FILE, certFile: e.ROVER_TEMPORAL_TLS_CERT_FILE, keyFile: e.ROVER_TEMPORAL_TLS_KEY_FILE, serverName: e.ROVER_TEMPORAL_TLS_SERVER_NAME };
   const tlsOn = e.ROVER_TEMPORAL_TLS === 'true' || Object.values(tlsFiles).some(Boolean);
   const home = path.resolve(cwd, e.ROVER_HOME ?? '.rover');
+  const apiUrls = e.ROVER_API_URL ?? [`http://${e.ROVER_API_HOST}:${e.ROVER_API_PORT}`];
   return {
     home,
     temporal: {
@@ -215,7 +230,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     api: {
       host: e.ROVER_API_HOST,
       port: e.ROVER_API_PORT,
-      url: e.ROVER_API_URL ?? `http://${e.ROVER_API_HOST}:${e.ROVER_API_PORT}`,
+      url: apiUrls[0]!,
+      urls: apiUrls,
       bodyLimitBytes: e.ROVER_API_BODY_LIMIT,
     },
     operatorToken: e.ROVER_OPERATOR_TOKEN,
@@ -231,7 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     brain: {
       host: e.ROVER_BRAIN_HOST ?? e.ROVER_API_HOST,
       port: e.ROVER_BRAIN_PORT,
-      url: e.ROVER_BRAIN_URL ?? e.ROVER_API_URL ?? `http://${e.ROVER_API_HOST}:${e.ROVER_API_PORT}`,
+      url: e.ROVER_BRAIN_URL ?? apiUrls[0]!,
       taskQueue: e.ROVER_BRAIN_TASK_QUEUE,
       sources: e.ROVER_BRAIN_SOURCES,
       syncIntervalMs: e.ROVER_BRAIN_SYNC_INTERVAL_MS,

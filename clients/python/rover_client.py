@@ -64,7 +64,8 @@ class TrainerEnv:
         self.local_rank, self.local_world_size = _int(env, "LOCAL_RANK", 0), _int(env, "LOCAL_WORLD_SIZE", 1)
         self.group_rank, self.restart_count = _int(env, "GROUP_RANK", 0), _int(env, "TORCHELASTIC_RESTART_COUNT", 0)
         self.master_addr, self.master_port = env.get("MASTER_ADDR", "127.0.0.1"), _int(env, "MASTER_PORT", 29500)
-        self.api_url = (env.get("ROVER_API_URL") or "").rstrip("/")
+        # One URL, or several API replicas separated by commas: requests move on when one is down.
+        self.api_urls = [u.strip().rstrip("/") for u in (env.get("ROVER_API_URL") or "").split(",") if u.strip()]
         self.job, self.token = env.get("ROVER_JOB") or "", env.get("ROVER_TOKEN") or ""
         self.node, self.incarnation = _int(env, "ROVER_NODE", 0), _int(env, "ROVER_INCARNATION", 0)
         self.round = _int(env, "ROVER_ROUND", 0)
@@ -75,7 +76,7 @@ class TrainerEnv:
     @property
     def managed(self):
         """True when started by a Rover agent (the API is reachable with a job token)."""
-        return bool(self.api_url and self.token and self.job and self.round > 0)
+        return bool(self.api_urls and self.token and self.job and self.round > 0)
 
 
 def sha256_hex(data):
@@ -104,6 +105,8 @@ class Client:
         # The API may be restarting: keep retrying unreachable/5xx for this many seconds.
         self.timeout, self.retry_for = timeout, retry_for
         self._latest = None
+        # The API replica requests go to; the next one after a connection error.
+        self._replica = self.env.node % max(1, len(self.env.api_urls))
 
     @classmethod
     def from_env(cls, **kw):
@@ -120,14 +123,16 @@ class Client:
         return {"node": e.node, "incarnation": e.incarnation, "rank": e.rank, "round": e.round}
 
     def _call(self, method, path, body=None, base=None, auth=True):
-        url = f"{base or self.env.api_url}{path}"
+        if base is None and not self.env.api_urls:
+            raise RoverError(f"{method} {path}: ROVER_API_URL is not set (is this process started by a Rover agent?)")
         data = None if body is None else json.dumps(body).encode()
         headers = {"content-type": "application/json"} if data is not None else {}
         if auth:
             headers["authorization"] = f"Bearer {self.env.token}"
-        delay, deadline = 0.2, time.monotonic() + self.retry_for
+        delay, deadline, unreachable = 0.2, time.monotonic() + self.retry_for, 0
         while True:
             retry = time.monotonic() + delay < deadline
+            url = f"{base or self.env.api_urls[self._replica]}{path}"
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as res:
@@ -148,6 +153,11 @@ class Client:
             except (urllib.error.URLError, OSError) as e:  # API restarting: retry with backoff
                 if not retry:
                     raise RoverError(f"{method} {url}: {e}") from None
+                if base is None:
+                    self._replica = (self._replica + 1) % len(self.env.api_urls)
+                    unreachable += 1
+                    if unreachable % len(self.env.api_urls):
+                        continue  # another replica may answer now; back off once all were tried
                 time.sleep(delay)
                 delay = min(delay * 2, 5)
 

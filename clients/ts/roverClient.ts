@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ApiEndpoints, parseApiUrls } from '../../common/apiUrls.ts';
 import {
   checkpointReportResponse,
   latestCheckpoint,
@@ -42,7 +43,8 @@ export function readTrainerEnv(env: NodeJS.ProcessEnv = process.env) {
     restartCount: int(env, 'TORCHELASTIC_RESTART_COUNT', 0),
     masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
     masterPort: int(env, 'MASTER_PORT', 29500),
-    apiUrl: (env.ROVER_API_URL ?? '').replace(/\/+$/, ''),
+    /** One URL, or several API replicas separated by commas. */
+    apiUrls: env.ROVER_API_URL ? parseApiUrls(env.ROVER_API_URL) : [],
     job,
     token: env.ROVER_TOKEN ?? '',
     node: int(env, 'ROVER_NODE', 0),
@@ -81,22 +83,35 @@ export async function writeDurably(file: string, data: Uint8Array): Promise<void
 export class RoverClient {
   private latest: LatestCheckpoint | undefined;
 
-  constructor(readonly env: TrainerEnv = readTrainerEnv()) {}
+  /** The API replicas (undefined without ROVER_API_URL: not started by a Rover agent). */
+  private readonly api: ApiEndpoints | undefined;
+
+  constructor(readonly env: TrainerEnv = readTrainerEnv()) {
+    this.api = env.apiUrls.length > 0 ? new ApiEndpoints(env.apiUrls, env.node) : undefined;
+  }
 
   private ref() {
     const { node, incarnation, rank, round } = this.env;
     return { node, incarnation, rank, round };
   }
 
-  private async call(method: 'GET' | 'POST', url: string, body?: unknown, auth = true): Promise<unknown> {
-    const res = await fetch(url, {
+  /**
+   * One request: `target` is a path under the job on the API (the replica this client keeps to,
+   * the next when it cannot be reached), or the agent's flash saver `{ agent: path }`.
+   */
+  private async call(method: 'GET' | 'POST', target: string | { agent: string }, body?: unknown): Promise<unknown> {
+    const toAgent = typeof target !== 'string';
+    const init = {
       method,
       headers: {
-        ...(auth ? { authorization: `Bearer ${this.env.token}` } : {}),
+        ...(toAgent ? {} : { authorization: `Bearer ${this.env.token}` }),
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    };
+    const url = toAgent ? `${this.env.agentUrl}${target.agent}` : `/v1/jobs/${encodeURIComponent(this.env.job)}/${target}`;
+    if (!toAgent && !this.api) throw new RoverError(`${method} ${url}: ROVER_API_URL is not set (is this process started by a Rover agent?)`);
+    const res = toAgent ? await fetch(url, init) : await this.api!.fetch(url, init);
     const text = await res.text();
     const json = (text ? JSON.parse(text) : null) as { error?: string; message?: string } | null;
     if (res.status === 409 && json?.error === 'stale_round') throw new StaleRound(json.message ?? 'stale round');
@@ -104,26 +119,23 @@ export class RoverClient {
     return json;
   }
 
-  private jobUrl(rest: string): string {
-    return `${this.env.apiUrl}/v1/jobs/${encodeURIComponent(this.env.job)}/${rest}`;
-  }
 
   async lease(count = 1): Promise<{ shards: LeasedShard[]; finished: boolean }> {
-    const res = leaseResponse.parse(await this.call('POST', this.jobUrl('shards/lease'), { ...this.ref(), count }));
+    const res = leaseResponse.parse(await this.call('POST', 'shards/lease', { ...this.ref(), count }));
     return { shards: res.shards, finished: res.finished };
   }
 
   async done(step: number, shards: Pick<LeasedShard, 'epoch' | 'shardIndex'>[]): Promise<number> {
     if (shards.length === 0) return 0;
     const keys = shards.map((s) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
-    const res = (await this.call('POST', this.jobUrl('shards/done'), { ...this.ref(), step, shards: keys })) as { counted: number };
+    const res = (await this.call('POST', 'shards/done', { ...this.ref(), step, shards: keys })) as { counted: number };
     return res.counted;
   }
 
   async giveBack(shards: Pick<LeasedShard, 'epoch' | 'shardIndex'>[]): Promise<number> {
     if (shards.length === 0) return 0;
     const keys = shards.map((s) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
-    return ((await this.call('POST', this.jobUrl('shards/giveback'), { ...this.ref(), shards: keys })) as { returned: number }).returned;
+    return ((await this.call('POST', 'shards/giveback', { ...this.ref(), shards: keys })) as { returned: number }).returned;
   }
 
   /** Leased shards until the dataset is finished; report each one done yourself. */
@@ -137,14 +149,14 @@ export class RoverClient {
   }
 
   async reportStep(step: number, metrics: Record<string, number> = {}): Promise<void> {
-    await this.call('POST', this.jobUrl('trainers/step'), { ...this.ref(), step, metrics });
+    await this.call('POST', 'trainers/step', { ...this.ref(), step, metrics });
   }
 
   async latestCheckpoint(): Promise<LatestCheckpoint> {
     if (!this.latest) {
       const { round, node, incarnation, rank } = this.env;
       const q = `round=${round}&node=${node}&incarnation=${incarnation}&rank=${rank}`;
-      this.latest = latestCheckpoint.parse(await this.call('GET', this.jobUrl(`checkpoints/latest?${q}`)));
+      this.latest = latestCheckpoint.parse(await this.call('GET', `checkpoints/latest?${q}`));
     }
     return this.latest;
   }
@@ -174,13 +186,13 @@ export class RoverClient {
       await writeFile(`${shm}.tmp`, data);
       await rename(`${shm}.tmp`, shm);
       // No hashing here: the saver hashes while it copies, off the training path.
-      await this.call('POST', `${this.env.agentUrl}/save`, { ...this.ref(), step, shmPath: shm, path: file, bytes: data.byteLength }, false);
+      await this.call('POST', { agent: '/save' }, { ...this.ref(), step, shmPath: shm, path: file, bytes: data.byteLength });
       return file;
     }
     const checksum = sha256Hex(data);
     await writeDurably(file, data);
     checkpointReportResponse.parse(
-      await this.call('POST', this.jobUrl('checkpoints'), { ...this.ref(), step, path: file, bytes: data.byteLength, checksum }),
+      await this.call('POST', 'checkpoints', { ...this.ref(), step, path: file, bytes: data.byteLength, checksum }),
     );
     return file;
   }

@@ -1,0 +1,68 @@
+// Several Rover API replicas behind one setting: ROVER_API_URL=http://a:8470,http://b:8470. The
+// API is stateless, so a client may send any request to any of them; it keeps to one and moves to
+// the next when that one cannot be reached.
+
+/**
+ * The URLs of a comma-separated ROVER_API_URL, trailing slashes removed.
+ * Throws an Error naming the entry that is not an http(s) URL.
+ */
+export function parseApiUrls(raw: string): string[] {
+  const entries = raw.split(',').map((s) => s.trim());
+  return entries.map((entry, i) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      const where = entries.length > 1 ? `entry ${i + 1} of ${entries.length} ` : '';
+      throw new Error(`${where}${JSON.stringify(entry)} is not an http(s) URL (give one URL, or several separated by commas)`);
+    }
+    return entry.replace(/\/+$/, '');
+  });
+}
+
+/**
+ * Sends requests to one of several API replicas: the current one until a request cannot reach it
+ * (refused, reset, timed out), then the next, each at most once per request. Answers of any HTTP
+ * status count as reached. `start` spreads clients over the replicas (e.g. the node id).
+ */
+export class ApiEndpoints {
+  private index: number;
+
+  constructor(
+    readonly urls: readonly string[],
+    start = 0,
+  ) {
+    if (urls.length === 0) throw new Error('ApiEndpoints needs at least one URL');
+    this.index = start % urls.length;
+  }
+
+  /** The replica requests go to now. */
+  get current(): string {
+    return this.urls[this.index]!;
+  }
+
+  /**
+   * fetch(current + path), moving on to the next replica when it cannot be reached. Rejects with
+   * the last replica's error when none can, or at once when `signal` (the caller's) aborts.
+   * `init.signal` is not used: pass the caller's abort as `signal` and a per-attempt limit as
+   * `attemptTimeoutMs`.
+   */
+  async fetch(path: string, init: Omit<RequestInit, 'signal'>, opts: { signal?: AbortSignal; attemptTimeoutMs?: number } = {}): Promise<Response> {
+    let lastError: unknown;
+    for (let tried = 0; tried < this.urls.length; tried++) {
+      const timeout = opts.attemptTimeoutMs === undefined ? undefined : AbortSignal.timeout(opts.attemptTimeoutMs);
+      const signals = [opts.signal, timeout].filter((s): s is AbortSignal => s !== undefined);
+      try {
+        return await fetch(this.current + path, { ...init, ...(signals.length > 0 && { signal: AbortSignal.any(signals) }) });
+      } catch (err) {
+        opts.signal?.throwIfAborted();
+        lastError = err;
+        this.index = (this.index + 1) % this.urls.length;
+      }
+    }
+    throw lastError;
+  }
+}
