@@ -13,7 +13,7 @@ failure the ledger rewinds to the committed checkpoint's step and leases the sam
 so every sample goes into the final model exactly once across restarts, shrink and grow. The
 ledger is the position: state_dict() matters only without one (plain torchrun, or a Rover job
 without spec.dataset), where the sampler walks a static split of range(dataset_size) in shards,
-`epochs` times, and resumes from its step.
+`epochs` times, and resumes from the shards consumed (in any world size).
 A step near the end of the data may leave some ranks an empty list; iteration ends when the
 ledger (or the static split) is exhausted on every rank.
 """
@@ -39,7 +39,7 @@ class ShardSampler(Sampler):
         self.dataset_size, self.shard_size = dataset_size, shard_size
         self.shards_per_rank, self.epochs = shards_per_rank, epochs
         self._leased = []   # this rank's leases behind the last batch, reported by done()
-        self._step = 0      # torchrun mode: steps taken
+        self._position = 0  # static split: shards consumed by all ranks together (survives a resize)
         #: samples in the last step across all ranks (for a loss normalised by the global batch)
         self.step_samples = 0
 
@@ -77,13 +77,13 @@ class ShardSampler(Sampler):
         per_epoch = -(-self.dataset_size // self.shard_size)
         per_step = world * self.shards_per_rank
         total = per_epoch * self.epochs
-        while self._step * per_step < total:
-            first = self._step * per_step
+        while self._position < total:
+            first = self._position
             ids = range(first, min(first + per_step, total))
             ranges = [((g % per_epoch) * self.shard_size, min((g % per_epoch + 1) * self.shard_size, self.dataset_size)) for g in ids]
             self.step_samples = sum(end - start for start, end in ranges)
             k = self.shards_per_rank
-            self._step += 1
+            self._position = ids.stop
             yield [i for start, end in ranges[rank * k:(rank + 1) * k] for i in range(start, end)]
 
     def done(self, step):
@@ -93,8 +93,8 @@ class ShardSampler(Sampler):
             self._leased = []
 
     def state_dict(self):
-        return {"step": self._step}
+        return {"position": self._position}
 
     def load_state_dict(self, state):
-        """Restores the torchrun-mode position; under Rover the rewound ledger is the position."""
-        self._step = int(state["step"])
+        """Restores the static split's position; with the ledger, the rewound ledger is the position."""
+        self._position = int(state["position"])

@@ -1,0 +1,107 @@
+// Real PyTorch end to end (gloo, CPU; examples/torch_ddp.py on rover_torch): 2 nodes × 2
+// processes with flash checkpoints and the shard ledger. A trainer SIGKILLed between checkpoints
+// costs only the steps since the committed one, read back from shared memory; an agent SIGKILLed
+// relaunches its node, whose ranks read the committed state from storage; and the final model of
+// that run is bit-for-bit the model of an undisturbed run with the same seed and data.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { submitJob } from '../cli/jobs.ts';
+import { nodeLogPath } from '../cluster/local/localBackend.ts';
+import { jobOutcome, waitUntil } from './helpers.ts';
+import { childPids } from './jobFixtures.ts';
+import { startTestStack, type TestStack } from './stack.ts';
+import { torchJobSpec, torchPythonOrSkip } from './torchFixtures.ts';
+
+const run = promisify(execFile);
+// 2400 samples in shards of 16: 150 shards, 4 per step, 38 steps; a checkpoint every 8.
+const DATASET = { size: 2400, shardSize: 16 };
+const EVERY = 8;
+
+interface Resume {
+  rank: number;
+  step: number;
+  source: string;
+}
+
+/** The ROVER_RESUME lines of one node's log (all its incarnations), in order. */
+function resumes(home: string, job: string, node: number): Resume[] {
+  return [...readFileSync(nodeLogPath(home, job, node), 'utf8').matchAll(/^\[rank (\d+)\] ROVER_RESUME step=(\d+) source=(\w+)$/gm)].map((m) => ({
+    rank: Number(m[1]),
+    step: Number(m[2]),
+    source: m[3]!,
+  }));
+}
+
+describe('real PyTorch jobs', () => {
+  let stack: TestStack;
+  let python: string | undefined;
+  let missingInCi: unknown;
+
+  beforeAll(async () => {
+    try {
+      python = torchPythonOrSkip();
+    } catch (err) {
+      missingInCi = err;
+    }
+    if (!python) return;
+    stack = await startTestStack('torch jobs');
+    await Promise.all([stack.startWorker(), stack.startApi()]);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const needTorch = (ctx: TestContext) => {
+    if (missingInCi) throw missingInCi;
+    if (!python) ctx.skip();
+  };
+  const ddpJob = (name: string) =>
+    torchJobSpec(stack.home, name, python!, {
+      script: 'examples/torch_ddp.py',
+      args: ['--step-time', '0.1', '--checkpoint-every', String(EVERY), '--final-params', path.join(stack.home, `${name}.pt`)],
+      dataset: DATASET,
+    });
+  const committed = async (name: string) =>
+    (await stack.store.nodeEvents.listAfter(name, 0, 10_000)).filter((e) => e.kind === 'checkpoint_committed').map((e) => (e.data as { step: number }).step);
+
+  it('resumes a killed trainer from shared memory and a killed agent from storage, ending with the undisturbed run\'s exact parameters', async (ctx) => {
+    needTorch(ctx);
+    const submit = (name: string) => submitJob(stack.client, ddpJob(name), { taskQueue: stack.config.temporal.taskQueue });
+    const [calm, faulty] = await Promise.all([submit('ddp-calm'), submit('ddp-faults')]);
+
+    // A trainer of node 1 dies between checkpoints: every rank resumes from the committed step,
+    // read from its node's shared memory (the next save is EVERY steps away).
+    const first = await waitUntil(async () => Math.max(0, ...(await committed('ddp-faults'))), 'a committed checkpoint', 180_000, 50);
+    const node1 = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
+    process.kill((await childPids(node1.pid!))[0]!, 'SIGKILL');
+    await waitUntil(() => [0, 1].every((n) => resumes(stack.home, 'ddp-faults', n).length === 2), 'all 4 ranks to resume', 120_000, 200);
+    for (const n of [0, 1]) expect(resumes(stack.home, 'ddp-faults', n)).toEqual(expect.arrayContaining([expect.objectContaining({ step: first, source: 'shm' })]));
+    expect([0, 1].flatMap((n) => resumes(stack.home, 'ddp-faults', n))).toHaveLength(4);
+    expect([0, 1].flatMap((n) => resumes(stack.home, 'ddp-faults', n)).every((r) => r.step === first && r.source === 'shm')).toBe(true);
+
+    // Then node 1's agent dies after the next commit: the relaunched node has no shared memory of it.
+    await waitUntil(async () => (await committed('ddp-faults')).some((s) => s > first), 'a commit after the resume', 180_000, 50);
+    const agent = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
+    process.kill(-agent.pid!, 'SIGKILL');
+
+    const [calmResult, faultyResult] = await Promise.all([jobOutcome(calm), jobOutcome(faulty)]);
+    expect(calmResult.phase).toBe('SUCCEEDED');
+    expect(faultyResult.phase).toBe('SUCCEEDED');
+    expect(faultyResult.nodeRelaunches).toBe(1);
+    const relaunched = resumes(stack.home, 'ddp-faults', 1).slice(2);
+    expect(relaunched).toHaveLength(2);
+    expect(relaunched.every((r) => r.source === 'storage' && r.step > first)).toBe(true);
+    expect(await committed('ddp-faults')).toContain(relaunched[0]!.step);
+
+    // Exactly-once data and complete state capture together: the same parameters, bit for bit.
+    const compare = `import sys, torch
+a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+print(" ".join(f"{k}={torch.equal(a[k], b[k])}" for k in a))`;
+    const { stdout } = await run(python!, ['-c', compare, path.join(stack.home, 'ddp-calm.pt'), path.join(stack.home, 'ddp-faults.pt')]);
+    expect(stdout.trim()).toBe('0.weight=True 0.bias=True 3.weight=True 3.bias=True');
+  }, 480_000);
+});
