@@ -1,6 +1,6 @@
 // What every Rover HTTP listener shares: JSON errors (4xx for bad requests, never a crash),
 // a JSON 404, the body limit, and /healthz backed by the store.
-import fastify, { type FastifyBaseLogger } from 'fastify';
+import fastify, { type FastifyBaseLogger, type RouteOptions } from 'fastify';
 import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
@@ -12,13 +12,23 @@ import { HttpError } from './errors.ts';
  */
 const REQUEST_TIMEOUT_MS = 30_000;
 
-export function createHttpApp(deps: { config: RoverConfig; store: Store; logger: Logger }, name: string) {
+export interface HttpAppDeps {
+  config: RoverConfig;
+  store: Store;
+  logger: Logger;
+  /** Called with each route as it is registered (api/fuzz.test.ts lists every route this way). */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+export function createHttpApp(deps: HttpAppDeps, name: string) {
   const app = fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.config.api.bodyLimitBytes,
     requestTimeout: REQUEST_TIMEOUT_MS,
     disableRequestLogging: true,
   });
+  const { onRoute } = deps;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof HttpError) {
       return reply.status(error.statusCode).send({ error: error.code, message: error.message, details: error.details });

@@ -1,8 +1,5 @@
 // The Rover API: agent-facing master service, health and metrics. Stateless; state is in the store.
-import type { RoverConfig } from '../common/config.ts';
-import type { Logger } from '../common/logger.ts';
-import type { Store } from '../store/index.ts';
-import { createHttpApp } from './app.ts';
+import { createHttpApp, type HttpAppDeps } from './app.ts';
 import { registerBrainRoutes } from './brainRoutes.ts';
 import { MasterService } from './master.ts';
 import { createApiMetrics } from './metrics.ts';
@@ -10,10 +7,7 @@ import { registerMasterRoutes } from './masterRoutes.ts';
 import { LedgerService } from './ledger.ts';
 import { registerTrainerRoutes } from './trainerRoutes.ts';
 
-export interface ApiDeps {
-  config: RoverConfig;
-  store: Store;
-  logger: Logger;
+export interface ApiDeps extends HttpAppDeps {
   /** Clock for rendezvous and heartbeat decisions; tests may pass their own. */
   now?: () => number;
 }

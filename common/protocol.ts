@@ -119,6 +119,21 @@ export const nodeReportResponse = z.object({
 });
 export type NodeReportResponse = z.infer<typeof nodeReportResponse>;
 
+/** Deeper event data would overflow the stack when the store writes it as JSON. */
+const MAX_EVENT_DEPTH = 32;
+
+/** Whether `value`'s arrays and objects nest at most `limit` levels; iterative, so any depth is safe to check. */
+function nestsAtMost(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > limit) return false;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
 export const AGENT_EVENT_KINDS = ['stack_dump'] as const;
 
 /** POST /v1/jobs/:job/nodes/events — evidence the agent gathered, into the job's event bus. */
@@ -127,6 +142,8 @@ export const agentEvent = z.strictObject({
   kind: z.enum(AGENT_EVENT_KINDS),
   /** Global rank of the process the event is about. */
   rank: z.number().int().min(0).nullable().optional(),
-  data: z.record(z.string(), z.unknown()),
+  data: z.record(z.string(), z.unknown()).refine((data) => nestsAtMost(data, MAX_EVENT_DEPTH), {
+    message: `must nest at most ${MAX_EVENT_DEPTH} levels deep`,
+  }),
 });
 export type AgentEvent = z.infer<typeof agentEvent>;

@@ -1,0 +1,335 @@
+// Property test of every HTTP route, on the API and on the standalone Brain, against a real SQLite
+// store holding two real jobs: generated path ids, headers, tokens and bodies get a 2xx or a 4xx
+// whose JSON body gives a reason — never a 5xx, never a crash — and a route that reveals or
+// changes a job answers 2xx only to that job's token (or, on the Brain, the operator's).
+// The routes are listed from the apps themselves (onRoute), so a new route fails the suite until
+// it has a row in ROUTES. FUZZ_SEED=<n> explores other corners; fast-check prints the seed and the
+// smallest failing request on failure.
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../common/config.ts';
+import { parseJobSpec } from '../common/spec/index.ts';
+import { digestHex, tokenDigest } from '../common/tokens.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { buildBrainApi } from './brainServer.ts';
+import { buildApi } from './server.ts';
+
+const SEED = Number(process.env.FUZZ_SEED ?? 11);
+/** Requests per route and app: enough to reach every mutation kind, a few seconds in all. */
+const RUNS = 60;
+const OPERATOR = 'operator-token-for-the-fuzz-suite-0123';
+const TOKENS: Record<string, string> = { a: '0d1f3c9e-7b2a-4c55-9e61-4a8f2b7c1d30', b: 'b7e4a1c2-9d3f-4e80-8a17-6c5b4d3e2f10' };
+const BODY_LIMIT = 64 * 1024;
+
+/**
+ * Who may get a 2xx: anyone; the token of the job in the path; the operator or the token of the
+ * job the request names (query or body `job`); the operator only.
+ */
+type Access = 'open' | 'job' | 'brain' | 'operator';
+interface RouteCase {
+  access: Access;
+  /** A valid body (for job `a`, node 0, round 1) that the mutations start from. */
+  body?: Record<string, unknown>;
+  /** A valid query string's values. */
+  query?: Record<string, string>;
+  /** Values tried for path parameters other than :job (valid ones first). */
+  params?: Record<string, string[]>;
+}
+
+const ref = { node: 0, incarnation: 0 };
+const trainer = { ...ref, rank: 0, round: 1 };
+const sha = 'a'.repeat(64);
+const ROUTES: Record<string, RouteCase> = {
+  'GET /healthz': { access: 'open' },
+  'GET /metrics': { access: 'open' },
+  'POST /v1/jobs/:job/nodes/register': { access: 'job', body: { ...ref, pid: 4242, host: 'node-0' } },
+  'POST /v1/jobs/:job/nodes/report': {
+    access: 'job',
+    body: { ...ref, kind: 'process_failed', round: 1, localRank: 0, exitCode: 1, signal: null, stderrTail: 'boom', exitedAt: 1, step: 3, restarts: 0, reason: 'x', allProcessesAlike: false },
+  },
+  'POST /v1/jobs/:job/nodes/heartbeat': {
+    access: 'job',
+    body: { ...ref, round: 1, step: 3, processes: [{ localRank: 0, pid: 4243, cpuPercent: 50, rssBytes: 1e6 }], checkpointing: false, computeSeconds: 0.1 },
+  },
+  'POST /v1/jobs/:job/nodes/events': { access: 'job', body: { ...ref, kind: 'stack_dump', rank: 0, data: { stacks: 'frame' } } },
+  'POST /v1/jobs/:job/nodes/check': { access: 'job', body: { ...ref, host: '127.0.0.1', port: 9, secret: 'a'.repeat(32), result: { round: 1, ok: true, seconds: 0.5 } } },
+  'POST /v1/jobs/:job/rendezvous/join': { access: 'job', body: { ...ref, host: 'node-0', freePort: 29500 } },
+  'GET /v1/jobs/:job/rendezvous/:round': { access: 'job', query: { node: '0', incarnation: '0' }, params: { round: ['1', '2', '0', '-1', 'abc', '1.5', '1e3', '9'.repeat(40), '%20'] } },
+  'GET /v1/jobs/:job/shards': { access: 'job' },
+  'POST /v1/jobs/:job/shards/lease': { access: 'job', body: { ...trainer, count: 2 } },
+  'POST /v1/jobs/:job/shards/done': { access: 'job', body: { ...trainer, step: 1, shards: [{ epoch: 0, shardIndex: 0 }] } },
+  'POST /v1/jobs/:job/shards/giveback': { access: 'job', body: { ...trainer, shards: [{ epoch: 0, shardIndex: 1 }] } },
+  'POST /v1/jobs/:job/trainers/step': { access: 'job', body: { ...trainer, step: 2, metrics: { loss: 0.5 } } },
+  'POST /v1/jobs/:job/checkpoints': { access: 'job', body: { ...trainer, step: 1, path: '/nonexistent/rover-fuzz/a/s1-r0', bytes: 1, checksum: sha } },
+  'GET /v1/jobs/:job/checkpoints/latest': { access: 'job', query: { round: '1', node: '0', incarnation: '0', rank: '0' } },
+  'POST /brain/v1/optimize': { access: 'brain', body: { job: 'a', stage: 'oom', nodeId: 0, incarnation: 0, exitCode: 137, reason: 'OOMKilled', memoryBytes: 2 ** 30 } },
+  'GET /brain/v1/config': { access: 'brain', query: { job: 'a' } },
+  'POST /brain/v1/config': { access: 'operator', body: { name: 'a', user: 'ada', group: 'vision', cluster: '', labels: { team: 'cv' } } },
+  'GET /brain/v1/configs': { access: 'operator' },
+};
+
+// ---- generators --------------------------------------------------------------------------------
+
+const unicode = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).map(encodeURIComponent);
+/** A path id: a seeded job, or garbage (dot segments, encoded slashes, huge, empty, unicode). */
+const jobId = fc.oneof(
+  { arbitrary: fc.constantFrom('a', 'b'), weight: 6 },
+  fc.constantFrom('', 'missing', '.', '..', '%2e%2e', '..%2f..%2fb', 'a%2Fb', 'a%00', '%ZZ', '%', 'a b', 'x'.repeat(254), 'x'.repeat(5000), '%F0%9F%98%80', '__proto__', 'constructor'),
+  unicode,
+);
+type TokenKind = 'a' | 'b' | 'operator' | 'digest' | 'digestHex' | 'empty' | 'none';
+/** The token a valid request to a route of each kind carries. */
+const BASE_TOKEN: Record<Access, TokenKind> = { open: 'none', job: 'a', brain: 'a', operator: 'operator' };
+const tokenKind = fc.constantFrom<TokenKind>('a', 'a', 'a', 'b', 'operator', 'digest', 'digestHex', 'empty', 'none');
+const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 });
+/** How the token is put in the header: right, or garbled. */
+const authForm = fc.oneof(
+  { arbitrary: fc.constant((t: string) => `Bearer ${t}`), weight: 8 },
+  fc.constantFrom(
+    (t: string) => `bearer ${t}`,
+    (t: string) => `Bearer  ${t}`,
+    (t: string) => `Basic ${Buffer.from(`u:${t}`).toString('base64')}`,
+    (t: string) => t,
+    () => 'Bearer',
+    () => `Bearer ${'x'.repeat(10_000)}`,
+  ),
+  printable.map((junk) => () => junk),
+);
+const contentType = fc.oneof(
+  { arbitrary: fc.constant('application/json'), weight: 6 },
+  fc.constantFrom(undefined, 'application/json; charset=utf-8', 'application/json; charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', '', '*/*'),
+);
+/** Now and then a content-length that lies about the body. */
+const contentLength = fc.oneof(
+  { arbitrary: fc.constant(undefined), weight: 8 },
+  fc.constantFrom<(n: number) => string>(() => '0', () => '-1', () => 'abc', () => '99999999', (n) => String(n + 10), (n) => String(Math.max(0, n - 1))),
+);
+
+const junk: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constantFrom(null, true, 0, -1, 1.5, 1e300, -1e300, '', '..', '../../etc/passwd', 'x'.repeat(5000), [], {}, { __proto__: null }),
+  fc.integer(),
+  fc.string({ maxLength: 20 }),
+  fc.jsonValue({ maxDepth: 2 }),
+);
+const nested = (depth: number, open: string, close: string) => open.repeat(depth) + '1' + close.repeat(depth);
+/** A body: the valid one mutated (a field junk, dropped or added), or junk, deep, huge or not JSON. */
+function bodyFor(base: Record<string, unknown> | undefined): fc.Arbitrary<string | undefined> {
+  const keys = Object.keys(base ?? {});
+  const mutated: fc.Arbitrary<unknown>[] = base
+    ? [
+        fc.constant(base),
+        fc.tuple(fc.constantFrom(...keys), junk).map(([k, v]) => ({ ...base, [k]: v })),
+        fc.constantFrom(...keys).map((k) => Object.fromEntries(Object.entries(base).filter(([key]) => key !== k))),
+        fc.tuple(fc.constantFrom('extra', '__proto__', 'constructor', 'x'.repeat(300)), junk).map(([k, v]) => ({ ...base, [k]: v })),
+      ]
+    : [];
+  // A field 5,000 levels deep: written as text, since JSON.stringify itself overflows the stack there.
+  const deepField = base ? [fc.constantFrom(...keys).map((k) => JSON.stringify({ ...base, [k]: 0 }).replace(`${JSON.stringify(k)}:0`, `${JSON.stringify(k)}:${nested(5000, '{"a":', '}')}`))] : [];
+  return fc.oneof(
+    { arbitrary: fc.oneof(fc.oneof(...mutated, junk).map((v) => JSON.stringify(v)), ...deepField), weight: base ? 8 : 2 },
+    fc.constantFrom(
+      undefined,
+      '',
+      '{',
+      '{"a":1}{"b":2}',
+      "{'node':0}",
+      'nul',
+      'NaN',
+      '\u0000',
+      '{"__proto__":{"polluted":1}}',
+      '{"constructor":{"prototype":{"polluted":1}}}',
+      nested(100_000, '[', ']').slice(0, BODY_LIMIT - 1),
+      nested(20_000, '[', ']'),
+      nested(5_000, '{"a":', '}'),
+      JSON.stringify({ pad: 'x'.repeat(BODY_LIMIT) }),
+    ),
+    fc.string({ unit: 'binary', maxLength: 50 }),
+  );
+}
+/** A query string: the valid one with a value junk, a key dropped or added, or arbitrary junk. */
+function queryFor(base: Record<string, string> | undefined): fc.Arbitrary<string> {
+  const entries = Object.entries(base ?? {});
+  const value = fc.oneof(fc.constantFrom('', '-1', '1.5', 'abc', '1e999', '0x10', '9'.repeat(40), '%ZZ', 'a%00'), printable.map(encodeURIComponent));
+  const render = (pairs: [string, string][]) => pairs.map(([k, v]) => `${k}=${v}`).join('&');
+  return fc.oneof(
+    { arbitrary: fc.constant(render(entries)), weight: 4 },
+    ...(entries.length
+      ? [
+          fc.tuple(fc.nat(entries.length - 1), value).map(([i, v]) => render(entries.map(([k, old], j) => [k, i === j ? v : old]))),
+          fc.nat(entries.length - 1).map((i) => render(entries.filter((_, j) => j !== i))),
+          fc.nat(entries.length - 1).map((i) => render([...entries, entries[i]!])),
+        ]
+      : []),
+    fc.tuple(fc.constantFrom('extra', '__proto__', 'label', 'job'), value).map(([k, v]) => render([...entries, [k, v]])),
+    printable.map(encodeURIComponent),
+  );
+}
+
+// ---- the suite ---------------------------------------------------------------------------------
+
+interface FuzzRequest {
+  job: string;
+  params: string[];
+  token: TokenKind;
+  auth: (token: string) => string;
+  method: string;
+  query: string;
+  body: string | undefined;
+  contentType: string | undefined;
+  contentLength: ((bytes: number) => string) | undefined;
+}
+
+interface App {
+  app: FastifyInstance;
+  routes: Set<string>;
+}
+
+/** Builds an app and lists its routes (`METHOD /url`; a GET's implicit HEAD left out). */
+async function listed(build: (onRoute: (r: { method: string | string[]; url: string }) => void) => Promise<FastifyInstance>): Promise<App> {
+  const all: string[] = [];
+  const app = await build((r) => all.push(...[r.method].flat().map((m) => `${m} ${r.url}`)));
+  await app.ready();
+  const routes = new Set(all.filter((r) => !(r.startsWith('HEAD ') && all.includes(`GET ${r.slice(5)}`))));
+  return { app, routes };
+}
+
+function spec(name: string) {
+  const parsed = parseJobSpec({
+    metadata: { name, user: 'ada', group: 'vision', labels: { team: 'cv' } },
+    spec: {
+      nodes: { min: 1, max: 2, initial: 1 },
+      entrypoint: { command: 'python3', args: ['train.py'] },
+      dataset: { size: 100, shardSize: 10 },
+      checkpoint: { dir: `/nonexistent/rover-fuzz/${name}` },
+    },
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  return parsed.spec;
+}
+
+describe('fuzzing every HTTP route', () => {
+  let store: Store;
+  let api: App;
+  let brain: App;
+  const failures: unknown[] = [];
+
+  beforeAll(async () => {
+    store = await openStore('sqlite::memory:');
+    for (const [id, token] of Object.entries(TOKENS)) {
+      await store.jobs.create({ id, workflowId: `job-${id}`, user: 'ada', group: 'vision', backend: 'local', spec: spec(id), phase: 'RUNNING', token });
+    }
+    // Job a has node 0 in a closed round, so valid agent and trainer bodies reach the master and the ledger.
+    await store.nodes.upsertLaunch({ jobId: 'a', nodeId: 0, incarnation: 0, backend: 'local', status: 'running' });
+    await store.rendezvous.openRound({ jobId: 'a', round: 1, minNodes: 1, maxNodes: 2 });
+    await store.rendezvous.join({ jobId: 'a', round: 1, nodeId: 0, incarnation: 0, host: 'node-0' });
+    await store.rendezvous.closeRound({ jobId: 'a', round: 1, ranks: [{ nodeId: 0, rank: 0 }], masterAddr: 'node-0', masterPort: 29500 });
+    const config = loadConfig({ ROVER_OPERATOR_TOKEN: OPERATOR, ROVER_API_BODY_LIMIT: String(BODY_LIMIT) });
+    // A 5xx is logged at error level by the app: keep those records for the failure message.
+    const logger = pino({ level: 'error' }, { write: (line: string) => void failures.push(line) });
+    api = await listed((onRoute) => buildApi({ config, store, logger, onRoute }));
+    brain = await listed((onRoute) => buildBrainApi({ config, store, logger, onRoute }));
+  });
+  afterAll(async () => {
+    await api?.app.close();
+    await brain?.app.close();
+    await store?.close();
+  });
+
+  it('has a fuzz case for every route of the API and of the standalone Brain, and no stale one', () => {
+    const served = new Set([...api.routes, ...brain.routes]);
+    expect([...served].filter((r) => !(r in ROUTES)), 'routes without a row in ROUTES').toEqual([]);
+    expect(Object.keys(ROUTES).filter((r) => !served.has(r)), 'rows in ROUTES for no route').toEqual([]);
+  });
+
+  const cases = Object.entries(ROUTES).flatMap(([route, c]) => (['api', 'brain'] as const).map((on) => ({ on, route, c })));
+  const seen: Record<string, { ok: number; refused: number }> = {};
+  it.each(cases)('$on: $route answers 2xx to its own token only, else a 4xx with a reason', async ({ on, route, c }) => {
+    const target = on === 'api' ? api : brain;
+    if (!target.routes.has(route)) return; // the Brain serves a subset
+    const [method, template] = route.split(' ') as ['GET' | 'POST', string];
+    const paramNames = [...template.matchAll(/:(\w+)/g)].map((m) => m[1]!).filter((n) => n !== 'job');
+    const values = (name: string) => c.params?.[name] ?? expect.fail(`ROUTES['${route}'] needs params.${name}: values to try, a valid one first`);
+    const param = (name: string) => fc.oneof({ arbitrary: fc.constantFrom(...values(name)), weight: 4 }, unicode, fc.constantFrom('', '..'));
+    // A valid request, and for each of its parts generated values; each request replaces one
+    // or two parts (mostly the body or query), so the rest stays valid and the change reaches
+    // the code behind the checks before it.
+    const valid: FuzzRequest = {
+      job: 'a',
+      params: paramNames.map((n) => values(n)[0]!),
+      token: BASE_TOKEN[c.access],
+      auth: (t) => `Bearer ${t}`,
+      method,
+      query: Object.entries(c.query ?? {}).map(([k, v]) => `${k}=${v}`).join('&'),
+      body: c.body && JSON.stringify(c.body),
+      contentType: 'application/json',
+      contentLength: undefined,
+    };
+    const parts = fc.record({
+      job: jobId,
+      params: fc.tuple(...paramNames.map(param)),
+      token: tokenKind,
+      auth: authForm,
+      method: fc.constantFrom('HEAD', 'PUT', 'DELETE', method === 'GET' ? 'POST' : 'GET'),
+      query: queryFor(c.query),
+      body: bodyFor(c.body),
+      contentType,
+      contentLength,
+    });
+    const mutable = (Object.keys(valid) as (keyof FuzzRequest)[]).filter((k) => k !== 'params' || paramNames.length > 0);
+    const weighted = [...mutable, ...(c.body ? ['body', 'body', 'body'] : []), ...(c.query ? ['query', 'query'] : [])] as (keyof FuzzRequest)[];
+    const request = fc
+      .tuple(parts, fc.uniqueArray(fc.constantFrom(...weighted), { minLength: 0, maxLength: 2 }))
+      .map(([generated, changed]) => ({ ...valid, ...Object.fromEntries(changed.map((k) => [k, generated[k]])) }) as FuzzRequest);
+    const tally = (seen[`${on} ${route}`] = { ok: 0, refused: 0 });
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        let url = template.replace(':job', r.job);
+        paramNames.forEach((name, i) => (url = url.replace(`:${name}`, r.params[i]!)));
+        if (r.query) url += `?${r.query}`;
+        const token = { a: TOKENS.a!, b: TOKENS.b!, operator: OPERATOR, digest: tokenDigest(TOKENS.a!), digestHex: digestHex(tokenDigest(TOKENS.a!)), empty: '', none: undefined }[r.token];
+        const headers: Record<string, string> = {};
+        if (token !== undefined) headers.authorization = r.auth(token);
+        if (r.contentType !== undefined) headers['content-type'] = r.contentType;
+        const sendsBody = r.method !== 'GET' && r.method !== 'HEAD' && r.body !== undefined;
+        if (sendsBody && r.contentLength) headers['content-length'] = r.contentLength(Buffer.byteLength(r.body!));
+        const options: InjectOptions = { method: r.method as InjectOptions['method'], url, headers, ...(sendsBody && { payload: r.body }) };
+        failures.length = 0;
+        const res = await target.app.inject(options);
+        if (res.statusCode < 300) tally.ok++;
+        else tally.refused++;
+        const where = `${r.method} ${url.slice(0, 200)} → ${res.statusCode} ${res.body.slice(0, 300)}`;
+        if (res.statusCode >= 500) throw new Error(`5xx: ${where}\n${failures.join('\n').slice(0, 2000)}`);
+        if (res.statusCode >= 400 && r.method !== 'HEAD') {
+          const reply = JSON.parse(res.body) as { error?: unknown; message?: unknown };
+          if (typeof reply.error !== 'string' || typeof reply.message !== 'string' || !/\S/.test(reply.message)) throw new Error(`4xx without a reason: ${where}`);
+        }
+        if (res.statusCode < 300 && !allowed(c.access, r, token, options)) throw new Error(`2xx to a caller without the right token: ${where}`);
+      }),
+      { numRuns: RUNS, seed: SEED },
+    );
+    // Still serving after the storm; and the generator reached both sides of every check.
+    expect((await target.app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect(tally.ok, 'requests answered 2xx').toBeGreaterThan(0);
+    expect(tally.refused, 'requests refused').toBeGreaterThan(0);
+  });
+});
+
+/** Whether a 2xx is acceptable: an open route, or the right token for the job the request names. */
+function allowed(access: Access, r: FuzzRequest, token: string | undefined, options: InjectOptions): boolean {
+  if (access === 'open') return true;
+  const sentRight = token !== undefined && (options.headers as Record<string, string>).authorization === `Bearer ${token}`;
+  if (!sentRight) return false;
+  if (access === 'job') return r.token === r.job;
+  if (r.token === 'operator') return true;
+  if (access === 'operator') return false;
+  const url = new URL(options.url as string, 'http://x');
+  let named = url.searchParams.get('job');
+  try {
+    named ??= (JSON.parse(String(options.payload)) as { job?: unknown }).job as string | null;
+  } catch {
+    // not JSON: names no job
+  }
+  return named === r.token;
+}
