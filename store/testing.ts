@@ -21,7 +21,8 @@ export interface StoreHarness {
   open(opts?: OpenStoreOptions & { url?: string }): Promise<Store>;
 }
 
-async function createMysqlDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
+/** A new, empty MySQL database on the server of `baseUrl`; `drop` removes it. */
+export async function createMysqlDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
   // Generated here, never from input: safe to splice into DDL.
   const name = `rover_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = await createConnection(baseUrl).catch((err: Error) => {
