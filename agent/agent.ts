@@ -13,7 +13,7 @@ import {
   type MasterClient,
 } from './masterClient.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
-import { checkHook, runCheckRound, startExchangeServer } from './nodeCheck.ts';
+import { bindAddress, checkHook, runCheckRound, startExchangeServer } from './nodeCheck.ts';
 import type { NodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
 import type { AgentSettings } from './settings.ts';
@@ -117,12 +117,12 @@ export class Agent {
     const poll = this.master.nodeCheck?.bind(this.master);
     if (!poll) return;
     const { node, incarnation, host } = this.settings;
-    const { server, port } = await startExchangeServer();
+    const { server, port, secret } = await startExchangeServer(await bindAddress(host));
     this.abort.signal.addEventListener('abort', () => server.close());
     const hook = checkHook(process.env, node, incarnation);
     let result: NodeCheckRequest['result'];
     for (;;) {
-      const answer = await this.call('node check', (signal) => poll({ node, incarnation, host, port, result }, signal));
+      const answer = await this.call('node check', (signal) => poll({ node, incarnation, host, port, secret, result }, signal));
       result = undefined;
       if (answer.action === 'skip') {
         server.close();
@@ -132,6 +132,7 @@ export class Agent {
         this.log[answer.verdict === 'ok' ? 'info' : 'warn']({ verdict: answer.verdict, hold: answer.hold }, 'node check done');
         if (!answer.hold) return;
         // Faulty or an excluded straggler: the job workflow removes this incarnation.
+        server.close();
         for (;;) await abortableSleep(60_000, this.abort.signal);
       }
       if (answer.action === 'wait') {

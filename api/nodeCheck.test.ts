@@ -7,6 +7,9 @@ import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { NodeCheckCoordinator } from './nodeCheck.ts';
 
+/** Node n's exchange-server pairing secret (32 hex characters). */
+const secretOf = (node: number) => node.toString(16).padStart(2, '0').repeat(16);
+
 describeEachStore('node check across API replicas', (h) => {
   async function setup() {
     const url = await h.freshUrl();
@@ -27,7 +30,7 @@ describeEachStore('node check across API replicas', (h) => {
     const replicas = stores.map((s) => new NodeCheckCoordinator(s, () => clock.now));
     /** Node n's poll, through replica (n + turn) % 2. */
     const poll = (node: number, turn: number, result?: NodeCheckRequest['result']) =>
-      replicas[(node + turn) % 2]!.poll(job, { node, incarnation: 0, host: '127.0.0.1', port: 9000 + node, ...(result && { result }) });
+      replicas[(node + turn) % 2]!.poll(job, { node, incarnation: 0, host: '127.0.0.1', port: 9000 + node, secret: secretOf(node), ...(result && { result }) });
     return { store: store!, poll };
   }
 
@@ -40,6 +43,8 @@ describeEachStore('node check across API replicas', (h) => {
     for (const round of [1, 2]) {
       expect(answers.map((a) => a.action)).toEqual(['probe', 'probe', 'probe', 'probe']);
       expect(answers.every((a) => a.action === 'probe' && a.round === round)).toBe(true);
+      // Each peer comes with its own server's pairing secret, the one it announced.
+      for (const a of answers) if (a.action === 'probe') for (const p of a.peers) expect(p).toMatchObject({ port: 9000 + p.node, secret: secretOf(p.node) });
       // Every node reports to both replicas at once: a repeat must not count twice.
       const report = (n: number, turn: number) => poll(n, turn, { round, ok: n !== 1, seconds: 0.1 });
       await Promise.all(nodes.flatMap((n) => [report(n, 0), report(n, 1)]));

@@ -77,8 +77,9 @@ function percentile(values: number[], p: number): number {
 }
 
 /** One simulated agent: the requests of agent/agent.ts, without trainers. */
-async function agent(node: number, baseUrl: string, stats: Stats, signal: AbortSignal): Promise<void> {
-  const master = new HttpMasterClient({ baseUrls: [baseUrl], job: JOB, token: TOKEN });
+async function agent(node: number, baseUrls: string[], stats: Stats, signal: AbortSignal): Promise<void> {
+  // Like a real agent given every replica: it starts at replica node % count.
+  const master = new HttpMasterClient({ baseUrls, start: node, job: JOB, token: TOKEN });
   const incarnation = 0;
   const host = `10.0.${node >> 8}.${node & 255}`;
   let round = 0;
@@ -107,7 +108,7 @@ async function agent(node: number, baseUrl: string, stats: Stats, signal: AbortS
   await call((s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
   stats.registered++;
   const beating = heartbeats().catch(() => {});
-  await call((s) => master.nodeCheck({ node, incarnation, host, port: 1 }, s));
+  await call((s) => master.nodeCheck({ node, incarnation, host, port: 1, secret: '0'.repeat(32) }, s));
   ({ round } = await call((s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
   stats.lastJoinAt = Math.max(stats.lastJoinAt, performance.now());
   stats.joined++;
@@ -177,7 +178,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
     const stats: Stats = { registered: 0, joined: 0, timeouts: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
     const failures: string[] = [];
     const agents = Array.from({ length: nodes }, (_, node) =>
-      agent(node, `http://127.0.0.1:${ports[node % replicas]}`, stats, abort.signal).catch((err: Error) => {
+      agent(node, ports.map((port) => `http://127.0.0.1:${port}`), stats, abort.signal).catch((err: Error) => {
         if (!abort.signal.aborted) failures.push(err.message);
       }),
     );

@@ -9,6 +9,8 @@ export const nodeCheckRequest = z.strictObject({
   host: z.string().min(1).max(255),
   /** Port of this agent's exchange server (it stays open while the agent lives). */
   port: z.number().int().min(1).max(65535),
+  /** The exchange server's pairing secret (agent/nodeCheck.ts): given only to this node's peers. */
+  secret: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters'),
   result: z
     .strictObject({
       round: z.number().int().min(1).max(2),
@@ -23,7 +25,7 @@ export type NodeCheckRequest = z.infer<typeof nodeCheckRequest>;
 export const NODE_CHECK_VERDICTS = ['ok', 'faulty', 'straggler'] as const;
 export type NodeCheckVerdictKind = (typeof NODE_CHECK_VERDICTS)[number];
 
-const peer = z.strictObject({ node: z.number().int().min(0), host: z.string(), port: z.number().int() });
+const peer = z.strictObject({ node: z.number().int().min(0), host: z.string(), port: z.number().int(), secret: z.string() });
 
 export const nodeCheckResponse = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('skip') }),

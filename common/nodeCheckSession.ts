@@ -13,6 +13,8 @@ export interface CheckMember {
   incarnation: number;
   host: string;
   port: number;
+  /** Its exchange server's pairing secret; handed only to the peers it is paired with. */
+  secret: string;
   /** When this incarnation first announced itself (ms since the epoch). */
   readyAt: number;
 }
@@ -93,7 +95,7 @@ export function stepNodeCheck(
   const known = state.ready[req.node];
   if (!known || known.incarnation <= req.incarnation) {
     const same = known?.incarnation === req.incarnation;
-    state.ready[req.node] = { node: req.node, incarnation: req.incarnation, host: req.host, port: req.port, readyAt: same ? known.readyAt : now };
+    state.ready[req.node] = { node: req.node, incarnation: req.incarnation, host: req.host, port: req.port, secret: req.secret, readyAt: same ? known.readyAt : now };
   }
   const session = state.session;
   if (session && isMember(session, req.node, req.incarnation) && req.result && req.result.round === session.round) {
@@ -123,7 +125,7 @@ function peersOf(state: NodeCheckState, session: CheckSession, node: number) {
     const partner = others[(session.round - 1) % Math.max(1, others.length)];
     if (partner) peers.push(partner);
   }
-  return peers.map((m) => ({ node: m.node, host: m.host, port: m.port }));
+  return peers.map((m) => ({ node: m.node, host: m.host, port: m.port, secret: m.secret }));
 }
 
 function advance(state: NodeCheckState, rules: NodeCheckRules, now: number, live: () => { node: number; incarnation: number }[], events: NodeCheckEvent[]): void {
