@@ -245,11 +245,17 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       // Auto-scaling: a due running plan goes the way of a scale signal.
       const planned = state.terminal || stopReason !== null ? undefined : await planner.running(state.data.targetNodes);
       if (planned !== undefined) pendingScale.push({ nodes: planned, requestId: `brain-running-${uuid4()}` });
+      // An initial plan the Brain missed, asked for again now that it may be back.
+      const initial = state.terminal || stopReason !== null ? undefined : await planner.missedInitial(state.data.targetNodes);
+      if (initial !== undefined) pendingScale.push({ nodes: initial, requestId: `brain-initial-${uuid4()}` });
       while (pendingScale.length > 0 && !state.terminal && stopReason === null) {
         const request = pendingScale[0]!;
         const refusal = state.scaleRefusal(request.nodes);
         if (refusal) state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
-        else await perform(state.scale(request.nodes, request.requestId));
+        else {
+          await perform(state.scale(request.nodes, request.requestId));
+          planner.scaled();
+        }
         pendingScale.shift();
       }
       publish();
