@@ -8,6 +8,7 @@ import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobAct
 import { JOB_STATE_EVENT_KINDS, PROGRESS_EVENT_KINDS } from '../common/jobState.ts';
 import type { Logger } from '../common/logger.ts';
 import { clipPendingReason } from '../common/pendingNodes.ts';
+import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
@@ -119,8 +120,11 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       });
     },
 
-    async watchNodes({ jobId, cursor }) {
+    async watchNodes({ jobId, cursor, phase }) {
       const job = await loadJob(jobId);
+      // The workflow owns the phase; the job row follows it here, where the workflow calls anyway,
+      // so `rover_jobs{phase}` is right without an activity (and history events) per phase change.
+      if (phase !== undefined && phase !== job.phase && !isTerminalPhase(job.phase as JobPhase)) await store.jobs.update(jobId, { phase });
       const backend = backendFor(job.spec);
       const ctx = Context.current();
       const deadline = now() + config.timing.watchMaxWaitMs;

@@ -104,8 +104,15 @@ export function createApiMetrics(store: Store, now: () => number): { registry: R
       for (const [job, step] of steps) this.set({ job }, step);
     },
   });
+  // Per-job series cover unfinished jobs only: a job's series go when it ends.
   const doneShards = async () =>
-    store.db.selectFrom('shards').select(['jobId', 'startIndex', 'endIndex', 'doneAt']).where('doneAt', 'is not', null).execute();
+    store.db
+      .selectFrom('shards')
+      .innerJoin('jobs', 'jobs.id', 'shards.jobId')
+      .select(['shards.jobId', 'shards.startIndex', 'shards.endIndex', 'shards.doneAt'])
+      .where('shards.doneAt', 'is not', null)
+      .where('jobs.endedAt', 'is', null)
+      .execute();
   new Counter({
     name: 'rover_shards_done_total',
     help: 'Data shards trainers finished, per job.',
@@ -147,7 +154,23 @@ export function createApiMetrics(store: Store, now: () => number): { registry: R
     buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
     registers,
   });
-  const stepRate = new Gauge({ name: 'rover_job_steps_per_second', help: 'Training steps per second over the last minute, per job.', labelNames: ['job'], registers });
+  const stepRate = new Gauge({
+    name: 'rover_job_steps_per_second',
+    help: 'Training steps per second over the last minute, per job.',
+    labelNames: ['job'],
+    registers,
+    async collect() {
+      // Rates are fed by heartbeats; a job that ended sends none, so its series is dropped here.
+      if (steps.size === 0) return;
+      const open = await store.db.selectFrom('jobs').select('id').where('id', 'in', [...steps.keys()]).where('endedAt', 'is', null).execute();
+      const live = new Set(open.map((j) => j.id));
+      for (const job of [...steps.keys()]) {
+        if (live.has(job)) continue;
+        steps.delete(job);
+        this.remove({ job });
+      }
+    },
+  });
   const requests = new Histogram({
     name: 'rover_api_request_duration_seconds',
     help: 'API request latency by route and status code.',

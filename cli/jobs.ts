@@ -19,6 +19,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { Command } from 'commander';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
+import { jobStaticDetails, jobStaticSummary } from '../common/jobSummaries.ts';
 import { JOB_PHASES, type JobPhase } from '../common/phases.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../common/searchAttributes.ts';
 import { formatSpecErrors, formatSpecWarnings, loadJobSpecFile, type JobSpec } from '../common/spec/index.ts';
@@ -118,6 +119,9 @@ export async function submitJob(client: Client, spec: JobSpec, opts: SubmitOptio
         { key: RoverUser, value: user },
         { key: RoverBackend, value: spec.spec.backend },
       ],
+      // The job's line and spec excerpt in the Web UI; the workflow keeps its current details.
+      staticSummary: jobStaticSummary(spec),
+      staticDetails: jobStaticDetails(spec, opts.specFile),
       memo: { user, ...(group !== undefined && { group }), labels, ...(opts.specFile !== undefined && { specFile: opts.specFile }) },
     });
   } catch (err) {

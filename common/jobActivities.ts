@@ -46,7 +46,12 @@ export interface JobActivities {
    * node_lost events; returns the events of kinds the workflow acts on (JOB_STATE_EVENT_KINDS)
    * as soon as there are any, else an empty batch after ROVER_WATCH_MAX_WAIT_MS.
    */
-  watchNodes(input: { jobId: string; cursor: number }): Promise<JobEvent[]>;
+  watchNodes(input: {
+    jobId: string;
+    cursor: number;
+    /** The job's phase as the workflow decided it, recorded in the job row for metrics (absent in calls scheduled before). */
+    phase?: JobPhase;
+  }): Promise<JobEvent[]>;
   /**
    * A round's join deadline passed by the workflow's timer: settles it with the same round policy
    * the API applies (common/rendezvous.ts decideRound), whether or not any agent is alive to ask.

@@ -12,6 +12,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  setCurrentDetails,
   sleep,
   upsertSearchAttributes,
   uuid4,
@@ -20,6 +21,7 @@ import {
 import type { JobEvent } from '../../common/events.ts';
 import type { JobActivities } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
+import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, oneLine, removeSummary } from '../../common/jobSummaries.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
 import {
   type ElasticJobInput,
@@ -33,10 +35,12 @@ import {
   stopSignal,
 } from './messages.ts';
 
-const acts = proxyActivities<JobActivities>({
+const ACTIVITY_OPTIONS = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-});
+} as const;
+/** The job's activities, each call carrying a one-line summary (what it does and why) for the Web UI's history. */
+const summarized = (summary: string) => proxyActivities<JobActivities>({ ...ACTIVITY_OPTIONS, summary: oneLine(summary) });
 // Long poll: returns on events the job acts on or after ROVER_WATCH_MAX_WAIT_MS (≤ 1 h), so an
 // idle job's history stays small; heartbeats every poll, so a dead worker hands it over within
 // the heartbeat timeout.
@@ -129,6 +133,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
 
   let published = { phase: '', worldSize: -1 };
   const publish = () => {
+    // Not a command: the Web UI reads it through the built-in metadata query, replay is unaffected.
+    setCurrentDetails(jobCurrentDetails(state.data, state.worldSize()));
     const now = { phase: state.data.phase, worldSize: state.worldSize() };
     if (now.phase === published.phase && now.worldSize === published.worldSize) return;
     published = now;
@@ -177,21 +183,33 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const checkDeadlines = async () => {
     const now = Date.now();
     const round = state.roundDue(now);
-    if (round !== undefined) state.roundChecked(round, await acts.expireRound({ jobId, round }), Date.now());
+    if (round !== undefined) state.roundChecked(round, await summarized(`settle rendezvous round ${round}: its join deadline passed`).expireRound({ jobId, round }), Date.now());
     const due = state.pendingDue(now);
     if (due.length > 0 && !state.terminal) {
-      await perform(state.pendingTimedOut(await acts.describePendingNodes({ jobId, nodes: due }), now));
+      const pending = await summarized(`ask why ${nodeList(due.map((n) => n.id))} still pend past spec.faultTolerance.pendingTimeout`).describePendingNodes({ jobId, nodes: due });
+      await perform(state.pendingTimedOut(pending, now), { before: [...state.data.nodes] });
     }
   };
 
-  const perform = async (actions: JobAction[]) => {
+  /** Performs the state's actions; `ctx` says why, for their summaries. */
+  const perform = async (actions: JobAction[], ctx: ActionContext = {}) => {
     for (const action of actions) {
-      if (action.type === 'remove') await acts.removeNodes({ jobId, nodes: action.nodes });
+      if (action.type === 'remove') await summarized(removeSummary(action.nodes, ctx)).removeNodes({ jobId, nodes: action.nodes });
       else if (action.type === 'openRound') {
-        await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
+        await summarized(`open a rendezvous round for ${state.data.targetNodes} nodes: ${action.cause}`).openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
       } else if (action.type === 'oomPlan') await planner.oom(action);
-      else state.markLaunched(await acts.launchNodes({ jobId, runKey, nodes: planner.withResources(action.nodes) }), launchedAt());
+      else state.markLaunched(await summarized(launchSummary(action.nodes, ctx)).launchNodes({ jobId, runKey, nodes: planner.withResources(action.nodes) }), launchedAt());
     }
+  };
+
+  const scaleTo = async (request: ScaleRequest) => {
+    const from = state.data.targetNodes;
+    await perform(state.scale(request.nodes, request.requestId), { why: `scale ${from} → ${request.nodes}` });
+  };
+  /** Records the final phase and tears every node down. */
+  const finish = () => {
+    const { phase, reason } = state.data;
+    return summarized(`finish the job ${phase}${reason ? `: ${reason}` : ''}; tear its nodes down`).finishJob({ jobId, phase, reason });
   };
 
   const historyFull = () => {
@@ -203,15 +221,15 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   try {
     publish();
     if (!carried) {
-      await acts.prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, runKey, targetNodes: state.data.targetNodes });
+      await summarized(`record job ${jobId}, open rendezvous round 1 for ${state.data.targetNodes} nodes`).prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, runKey, targetNodes: state.data.targetNodes });
       state.data.phase = 'LAUNCHING';
       publish();
       // Histories recorded before the Brain existed replay without this step.
       if (patched('brain-initial-plan') && (await planner.initial())) {
-        await acts.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
+        await summarized(`open a rendezvous round for ${state.data.targetNodes} nodes: the Brain's initial plan`).openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await acts.launchNodes({ jobId, runKey, nodes: planner.withResources(first) }), launchedAt());
+      state.markLaunched(await summarized(launchSummary(first, { why: 'job start' })).launchNodes({ jobId, runKey, nodes: planner.withResources(first) }), launchedAt());
       publish();
     }
     let watch: Promise<void> | undefined;
@@ -224,7 +242,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       }
       if (!watch) {
         events = undefined;
-        watch = watcher.watchNodes({ jobId, cursor: state.data.cursor }).then(
+        const watchSummary = `wait for node events after #${state.data.cursor} (failures, rounds, checkpoints)`;
+        watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase }]).then(
           (batch) => void (events = batch),
           (err: unknown) => void (watchError = err),
         );
@@ -239,7 +258,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       if (events !== undefined) {
         const batch = events;
         watch = undefined;
-        await perform(state.applyEvents(batch));
+        const before = [...state.data.nodes];
+        await perform(state.applyEvents(batch), { before });
       }
       if (deadlines && !state.terminal && stopReason === null) await checkDeadlines();
       // Auto-scaling: a due running plan goes the way of a scale signal.
@@ -253,7 +273,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         const refusal = state.scaleRefusal(request.nodes);
         if (refusal) state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
         else {
-          await perform(state.scale(request.nodes, request.requestId));
+          await scaleTo(request);
           planner.scaled();
         }
         pendingScale.shift();
@@ -269,14 +289,14 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     if (err instanceof ContinueAsNew) throw err;
     if (!isCancellation(err)) {
       state.finish('FAILED', `job master error: ${err instanceof Error ? err.message : String(err)}`);
-      await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
+      await CancellationScope.nonCancellable(() => finish());
       publish();
       if (failedJobsFail) return outcome();
       throw ApplicationFailure.nonRetryable(state.data.reason ?? 'job master error');
     }
     state.finish('STOPPED', 'workflow cancelled');
   }
-  await CancellationScope.nonCancellable(() => acts.finishJob({ jobId, phase: state.data.phase, reason: state.data.reason }));
+  await CancellationScope.nonCancellable(() => finish());
   publish();
   return outcome();
 }
