@@ -1,10 +1,30 @@
 // The job's Brain client: POST /brain/v1/optimize. Unreachable or 5xx → throw, so Temporal
 // retries with backoff; a 4xx (the Brain refuses the request) → null, not worth retrying.
+// Every plan the job receives, or makes itself while the Brain is down, becomes a `brain_plan`
+// event, so `rover events --kind brain_plan` shows why a job grew, shrank or got more memory.
 import type { BrainPlan, OptimizerActivities } from '../common/brainPlans.ts';
 import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
+import type { Store } from '../store/index.ts';
 
-export function createOptimizerActivities({ config, logger }: { config: RoverConfig; logger: Logger }): OptimizerActivities {
+async function appendPlanEvent(store: Store, job: string, plan: BrainPlan, decidedBy: 'brain' | 'job master'): Promise<void> {
+  await store.nodeEvents.append({
+    jobId: job,
+    nodeId: plan.nodeId ?? null,
+    kind: 'brain_plan',
+    data: {
+      optimizer: plan.stage,
+      rule: plan.rule,
+      reason: plan.reason,
+      decidedBy,
+      ...(plan.nodes !== undefined && { nodes: plan.nodes }),
+      ...(plan.resources && { memoryBytes: plan.resources.memoryBytes, cpu: plan.resources.cpu }),
+      inputs: plan.inputs ?? {},
+    },
+  });
+}
+
+export function createOptimizerActivities({ config, logger, store }: { config: RoverConfig; logger: Logger; store: Store }): OptimizerActivities {
   return {
     async optimize(input) {
       const url = `${config.brain.url}/brain/v1/optimize`;
@@ -22,7 +42,14 @@ export function createOptimizerActivities({ config, logger }: { config: RoverCon
       }
       if (!res.ok || !body.plan) throw new Error(`Brain ${url}: HTTP ${res.status} ${body.message ?? ''}`.trim());
       logger.info({ jobId: input.job, stage: input.stage, rule: body.plan.rule, reason: body.plan.reason }, 'Brain plan');
+      // A running plan without enough data recommends nothing: not worth an event every interval.
+      if (body.plan.rule !== 'insufficient-data') await appendPlanEvent(store, input.job, body.plan, 'brain');
       return body.plan;
+    },
+
+    async recordLocalPlan({ job, plan }) {
+      logger.warn({ jobId: job, stage: plan.stage, rule: plan.rule, reason: plan.reason }, 'plan made by the job master: the Brain did not answer');
+      await appendPlanEvent(store, job, plan, 'job master');
     },
   };
 }

@@ -15,6 +15,8 @@ export interface BrainPlan {
   nodeId?: number;
   rule: string;
   reason: string;
+  /** The figures the rule used. */
+  inputs?: Record<string, unknown>;
 }
 
 /** A plan the job received, and what it did with it. */
@@ -30,6 +32,34 @@ export interface AppliedPlan {
 
 export const PLANS_KEPT = 20;
 
+/**
+ * The job master's own OOM rule when the Brain cannot answer: the Brain's default OOM factor and
+ * memory cap (brain/optimizers/types.ts DEFAULT_OPTIMIZER_SETTINGS reads them from here), as
+ * DLRover's master raises an OOM node's memory by itself.
+ */
+export const LOCAL_OOM_FACTOR = 2;
+export const LOCAL_MEMORY_CAP_BYTES = 64 * 1024 ** 3;
+
+/** Rule id of a plan the job master made itself because the Brain could not answer. */
+export const LOCAL_OOM_RULE = 'local-oom-factor';
+
+/**
+ * The job master's OOM plan while the Brain is down: memory (bytes) × LOCAL_OOM_FACTOR, at most
+ * LOCAL_MEMORY_CAP_BYTES; undefined when the node is already at the cap. Pure, workflow-safe.
+ */
+export function localOomPlan(nodeId: number, memoryBytes: number, cpu: number): BrainPlan | undefined {
+  const raised = Math.min(LOCAL_MEMORY_CAP_BYTES, Math.ceil(memoryBytes * LOCAL_OOM_FACTOR));
+  if (raised <= memoryBytes) return undefined;
+  return {
+    stage: 'oom',
+    nodeId,
+    resources: { memoryBytes: raised, cpu },
+    rule: LOCAL_OOM_RULE,
+    reason: `the Brain did not answer: the job master raised node ${nodeId}'s memory itself, ${LOCAL_OOM_FACTOR}× ${memoryBytes} = ${raised} bytes (cap ${LOCAL_MEMORY_CAP_BYTES})`,
+    inputs: { memoryBytes, oomFactor: LOCAL_OOM_FACTOR, memoryCapBytes: LOCAL_MEMORY_CAP_BYTES },
+  };
+}
+
 /** Input of the optimize activity (POST /brain/v1/optimize). */
 export interface OptimizeActivityInput {
   job: string;
@@ -43,6 +73,11 @@ export interface OptimizeActivityInput {
 }
 
 export interface OptimizerActivities {
-  /** Asks the Brain for a plan; null when the Brain refuses the request (4xx). Throws (and is retried) when unreachable. */
+  /**
+   * Asks the Brain for a plan and records it as the job's `brain_plan` event; null when the Brain
+   * refuses the request (4xx). Throws (and is retried) when unreachable.
+   */
   optimize(input: OptimizeActivityInput): Promise<BrainPlan | null>;
+  /** Records a plan the job master made itself (the Brain down) as a `brain_plan` event saying so. */
+  recordLocalPlan(input: { job: string; plan: BrainPlan }): Promise<void>;
 }

@@ -21,6 +21,7 @@ export const NODE_EVENT_KINDS = [
   'hang_suspected', // no step progress for hangTimeout while processes live {since, idleMs, step, round, action}
   'stack_dump', // evidence of a hang from one training process {hang, method: py-spy|faulthandler, pid, localRank, stack, processTree, logTail}
   'straggler_detected', // while training: a node's windowed step compute time above 2× the job median {seconds, medianSeconds, relaunch}
+  'brain_plan', // a resource plan the job received {optimizer: initial|oom|running, rule, reason, inputs, decidedBy: brain|job master, nodes?, memoryBytes?, nodeId?}
   'node_check', // pre-flight node check: a round's result {round, ok, seconds, peers} or the verdict {verdict: ok|faulty|straggler, bestSeconds, medianSeconds, exclude}
 ] as const;
 export type NodeEventKind = (typeof NODE_EVENT_KINDS)[number];
@@ -36,7 +37,7 @@ export type EventSource = (typeof EVENT_SOURCES)[number];
 
 /** The emitter of the kinds a caller does not label itself. */
 export function defaultEventSource(kind: string): EventSource {
-  if (['node_launched', 'node_stopped', 'node_lost'].includes(kind)) return 'worker';
+  if (['node_launched', 'node_stopped', 'node_lost', 'brain_plan'].includes(kind)) return 'worker';
   if (['node_registered', 'process_failed', 'node_failed', 'node_succeeded'].includes(kind)) return 'agent';
   return 'api';
 }

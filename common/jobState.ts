@@ -69,6 +69,8 @@ export interface JobStateData {
   warnings: string[];
   /** Brain plans received, newest last (absent in states carried from before the field existed). */
   plans?: AppliedPlan[];
+  /** The Brain did not answer the initial plan: ask again until it does (absent: not missed). */
+  brainInitialMissed?: boolean;
   /** Recent user errors (absent in states carried from before the field existed). */
   userErrors?: UserErrorSeen[];
   /** Latest committed checkpoint step, 0 before the first (absent in older carried states). */

@@ -21,9 +21,12 @@ export interface TestStack {
   store: Store;
   worker: { pid: number };
   api: { pid: number };
+  /** The standalone Brain (api/brainMain.ts); jobs reach it when the stack's ROVER_BRAIN_URL names its port. */
+  brain: { pid: number };
   startWorker(): Promise<void>;
   startApi(): Promise<void>;
-  kill(which: 'worker' | 'api'): Promise<void>;
+  startBrain(): Promise<void>;
+  kill(which: 'worker' | 'api' | 'brain'): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,7 +56,7 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
   const { client, close: closeClient } = await temporalClient();
   let starts = 0;
 
-  const start = async (name: 'worker' | 'api', entry: string, ready: (logFile: string) => Promise<boolean> | boolean) => {
+  const start = async (name: 'worker' | 'api' | 'brain', entry: string, ready: (logFile: string) => Promise<boolean> | boolean) => {
     starts += 1;
     const logFile = path.join(home, 'logs', `${name}-${starts}.log`);
     const cmd = roverEntrypoint(entry);
@@ -73,6 +76,7 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
     store,
     worker: { pid: 0 },
     api: { pid: 0 },
+    brain: { pid: 0 },
     async startWorker() {
       await start('worker', 'workers/main.ts', (logFile) => logHas(logFile, 'rover worker running'));
     },
@@ -82,13 +86,19 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
         return res?.ok ?? false;
       });
     },
+    async startBrain() {
+      await start('brain', 'api/brainMain.ts', async () => {
+        const res = await fetch(`http://${config.brain.host}:${config.brain.port}/healthz`).catch(() => undefined);
+        return res?.ok ?? false;
+      });
+    },
     async kill(which) {
       const pid = stack[which].pid;
       process.kill(-pid, 'SIGKILL');
       await waitUntil(() => !isAlive(pid), `${which} ${pid} to die`, 10_000);
     },
     async close() {
-      for (const p of [stack.worker.pid, stack.api.pid]) if (p) await stopProcessGroup(p, 5000);
+      for (const p of [stack.worker.pid, stack.api.pid, stack.brain.pid]) if (p) await stopProcessGroup(p, 5000);
       // Whatever local nodes a failed test left behind, stopped as the backend deletes a node:
       // the agent first, then every process of the node, trainers it orphaned included.
       const backend = new LocalBackend(store, home);

@@ -29,7 +29,7 @@ const backends: ClusterBackend[] = [
   ...(kubernetes ? [kubernetes] : []),
   new RayBackend(store, config, logger.child({ backend: 'ray' })),
 ];
-const activities = { ...createJobActivities({ store, backends, config, logger }), ...createOptimizerActivities({ config, logger }) };
+const activities = { ...createJobActivities({ store, backends, config, logger }), ...createOptimizerActivities({ config, logger, store }) };
 const worker = await createJobWorker({
   connection,
   namespace: config.temporal.namespace,

@@ -1,5 +1,6 @@
 // What the optimizers take and return. Optimizers are pure: the Brain service reads the
 // inputs from the store, the optimizer decides, and every plan says which rule it applied why.
+import { LOCAL_MEMORY_CAP_BYTES, LOCAL_OOM_FACTOR } from '../../common/brainPlans.ts';
 
 /** Stages a job asks the Brain about; the router picks the optimizer by stage. */
 export const STAGES = ['initial', 'oom', 'running'] as const;
@@ -27,8 +28,8 @@ export const DEFAULT_OPTIMIZER_SETTINGS: OptimizerSettings = {
   percentile: 0.95,
   margin: 0.2,
   historyJobs: 20,
-  oomFactor: 2,
-  memoryCapBytes: 64 * 1024 ** 3,
+  oomFactor: LOCAL_OOM_FACTOR,
+  memoryCapBytes: LOCAL_MEMORY_CAP_BYTES,
   efficiencyThreshold: 0.7,
   minSamples: 3,
 };
