@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
+import { scaleUpdate } from '../workflows/job/messages.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { childPids } from './jobFixtures.ts';
@@ -103,5 +104,42 @@ assert a.keys() == b.keys(), (a.keys(), b.keys())
 print(" ".join(f"{k}={torch.equal(a[k], b[k])}" for k in a))`;
     const { stdout } = await run(python!, ['-c', compare, path.join(stack.home, 'ddp-calm.pt'), path.join(stack.home, 'ddp-faults.pt')]);
     expect(stdout.trim()).toBe('0.weight=True 0.bias=True 3.weight=True 3.bias=True');
+  }, 480_000);
+
+  it('loads FSDP sharded checkpoints into the new world size when the job shrinks to 1 node and grows back to 2', async (ctx) => {
+    needTorch(ctx);
+    const name = 'fsdp-resize';
+    const spec = torchJobSpec(stack.home, name, python!, {
+      script: 'examples/torch_fsdp.py',
+      args: ['--step-time', '0.1', '--checkpoint-every', '6'],
+      nodes: { min: 1, max: 2, initial: 2 },
+      dataset: { size: 3200, shardSize: 16 },
+    });
+    const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
+    const logs = () => [0, 1].map((n) => readFileSync(nodeLogPath(stack.home, name, n), 'utf8')).join('\n');
+    const fsdpResumes = () =>
+      [...logs().matchAll(/^\[rank 0\] ROVER_RESUME step=(\d+) source=storage world=(\d+) params=(\S+)$/gm)].map((m) => ({
+        step: Number(m[1]),
+        world: Number(m[2]),
+        params: m[3]!,
+      }));
+    const savedParams = (step: number) => new RegExp(`^\\[rank \\d+\\] ROVER_CHECKPOINT step=${step} params=(\\S+)$`, 'm').exec(logs())?.[1];
+
+    await waitUntil(async () => (await committed(name)).length > 0, 'a checkpoint of 4 ranks', 180_000, 100);
+    expect((await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 1 }] })).targetNodes).toBe(1);
+    const shrunk = await waitUntil(() => fsdpResumes().find((r) => r.world === 2), 'a resume in a world of 2', 180_000, 200);
+    await waitUntil(async () => (await committed(name)).some((s) => s > shrunk.step), 'a checkpoint of 2 ranks', 180_000, 100);
+    expect((await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 2 }] })).targetNodes).toBe(2);
+    const grown = await waitUntil(() => fsdpResumes().find((r) => r.world === 4 && r.step > shrunk.step), 'a resume in a world of 4', 180_000, 200);
+
+    expect((await jobOutcome(handle)).phase).toBe('SUCCEEDED');
+    // Each resume loaded, resharded, exactly the parameters the other world size saved at that step.
+    const steps = await committed(name);
+    for (const r of [shrunk, grown]) {
+      expect(steps).toContain(r.step);
+      expect(r.params).toBe(savedParams(r.step));
+    }
+    // Every shard of the data set counted once across the resizes.
+    expect(await stack.store.shards.progress(name)).toMatchObject({ total: 200, done: 200, inFlight: 0 });
   }, 480_000);
 });
