@@ -10,7 +10,7 @@ from the job's ledger; under torchrun: a static split) and reports them done; ev
 rover_torch.Checkpointer (under Rover: into shared memory, persisted by the agent). A restart
 resumes from the committed checkpoint and prints where it read it:
   ROVER_RESUME step=<n> source=shm|storage
-Lines the agent parses: ROVER_START, ROVER_STEP <n> loss=… compute=…, ROVER_CHECKPOINT_BEGIN,
+Lines the agent parses: ROVER_START, ROVER_STEP <n> loss=… compute=… at=<unix time>, ROVER_CHECKPOINT_BEGIN,
 ROVER_CHECKPOINT, ROVER_DONE. --final-params makes rank 0 torch.save the final parameters.
 """
 import argparse, datetime, os, signal, sys, time
@@ -89,7 +89,8 @@ def main():
         sampler.done(step)
         total = sq.detach().clone()
         dist.all_reduce(total)
-        print(f"ROVER_STEP {step} loss={total.item() / sampler.step_samples:.6g} compute={compute:.6g}", flush=True)
+        print(f"ROVER_STEP {step} loss={total.item() / sampler.step_samples:.6g} compute={compute:.6g} "
+              f"at={time.time():.3f}", flush=True)
         if step % args.checkpoint_every == 0:
             print(f"ROVER_CHECKPOINT_BEGIN step={step}", flush=True)
             saved = checkpointer.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
