@@ -3,7 +3,7 @@
 // from shared memory, and from disk once memory is gone — are the bytes saved.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,6 +108,40 @@ except rc.RoverError as e:
     print(e)`;
     const { stdout } = await run('python3', ['-c', script], { cwd: ROOT, env: { ...process.env, ...env } });
     expect(stdout).toContain('/dev/shm has 1000 bytes free, the checkpoint needs 4096');
+  });
+
+  it('persists the first `bytes` bytes of a reused buffer and clears the saving marks a dead saver left', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, env } = await stack(job);
+    // A buffer bigger than this save (rover_torch reuses one per rank), and a mark from a saver
+    // that died mid-save: a new saver must not leave the trainer skipping saves forever.
+    const buffer = path.join(saver.nodeDir, '0-buffer');
+    const content = randomBytes(3 << 20);
+    writeFileSync(buffer, content);
+    writeFileSync(`${buffer}.saving`, '');
+    await saver.close({ removeShm: false });
+    const restarted = new FlashSaver({ apiUrl: env.ROVER_API_URL, job, node: 0, token: 'tok', log: createLogger('test', 'silent') });
+    const agentUrl = await restarted.start();
+    cleanups.push(() => restarted.close({ removeShm: true }));
+    expect(existsSync(`${buffer}.saving`)).toBe(false);
+
+    const bytes = 1 << 20;
+    const folder = path.join(ROOT, '.rover', 'checkpoints', job); // the spec's default checkpoint.dir
+    cleanups.push(() => rmSync(folder, { recursive: true, force: true }));
+    const target = path.join(folder, 'ckpt-5-rank0.bin');
+    const res = await fetch(`${agentUrl}/save`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ node: 0, incarnation: 0, rank: 0, round: 1, step: 5, shmPath: buffer, path: target, bytes }),
+    });
+    expect(res.status).toBe(202);
+    await restarted.flush();
+    expect(restarted.failures).toEqual([]);
+    expect(readFileSync(target).equals(content.subarray(0, bytes))).toBe(true);
+    const [report] = await store.checkpoints.listForStep(job, 5);
+    expect(report).toMatchObject({ bytes, checksum: sha256Hex(content.subarray(0, bytes)) });
+    expect(existsSync(`${buffer}.saving`)).toBe(false);
+    expect(existsSync(buffer)).toBe(true); // the buffer stays for the next save and for a restarted trainer
   });
 
   it('persists pending saves on close and frees the node’s shared memory', async () => {
