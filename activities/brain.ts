@@ -1,8 +1,7 @@
 // Activities of the brainConfigSync workflow: read a source, publish a snapshot when it changed.
 import type { BrainActivities, SyncResult } from '../common/brainActivities.ts';
 import type { Logger } from '../common/logger.ts';
-import type { BrainConfigInput } from '../brain/config/schema.ts';
-import type { ConfigSource } from '../brain/sources/types.ts';
+import type { ConfigSource, SourceRead } from '../brain/sources/types.ts';
 import type { Store } from '../store/index.ts';
 
 export interface BrainActivityDeps {
@@ -24,23 +23,27 @@ export function createBrainActivities({ store, sources, logger }: BrainActivityD
       const keep = (error: string): SyncResult => ({ ok: false, version: latest?.version ?? null, changed: false, configs: served.length, error });
       const source = sources.find((s) => s.name === name);
       if (!source) return keep(`no source named "${name}" in this worker's ROVER_BRAIN_SOURCES (${sources.map((s) => s.name).join(', ') || 'none'})`);
-      let configs: BrainConfigInput[];
+      let read: SourceRead;
       try {
-        configs = await source.read();
+        read = await source.read();
       } catch (err) {
         const error = `${source.location}: ${err instanceof Error ? err.message : String(err)}`;
         logger.warn({ source: name, error }, 'brain config source unreadable; keeping the last good snapshot');
         return keep(error);
       }
+      // Rejected entries are left out alone; every valid one is served.
+      const configs = read.configs.map((c) => c.config);
+      const error = read.errors.length > 0 ? `${source.location}: ${read.errors.join('; ')}` : null;
+      if (error) logger.warn({ source: name, error }, 'brain config entries rejected; the valid ones are served');
       const before = served.map(canonical).sort();
       const after = configs.map(canonical).sort();
       if (latest && before.length === after.length && before.every((c, i) => c === after[i])) {
-        return { ok: true, version: latest.version, changed: false, configs: served.length, error: null };
+        return { ok: error === null, version: latest.version, changed: false, configs: served.length, error };
       }
       const version = (latest?.version ?? 0) + 1;
       const published = await store.brainConfigs.publishSnapshot(name, version, configs);
       if (published) logger.info({ source: name, version, configs: configs.length }, 'brain config snapshot published');
-      return { ok: true, version, changed: published, configs: configs.length, error: null };
+      return { ok: error === null, version, changed: published, configs: configs.length, error };
     },
   };
 }

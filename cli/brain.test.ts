@@ -1,7 +1,10 @@
 // What `rover brain status` and `rover status` print about the Brain.
 import { describe, expect, it } from 'vitest';
 import type { JobStatus } from '../workflows/job/messages.ts';
-import { formatBrainStatus } from './brain.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatBrainStatus, validateBrainConfigFile } from './brain.ts';
 import { formatJobStatus } from './format.ts';
 
 describe('rover brain status', () => {
@@ -26,5 +29,30 @@ describe('rover status with Brain plans', () => {
       plans: [{ stage: 'oom', rule: 'oom-factor', applied: 'node 0 incarnation 1: memory 1 → 2 bytes', reason: 'node 0 ran out of memory', at: 0 }],
     };
     expect(formatJobStatus(status)).toContain('plan oom (oom-factor): node 0 incarnation 1: memory 1 → 2 bytes — node 0 ran out of memory');
+  });
+});
+
+describe('rover brain config validate', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-brain-validate-'));
+  const file = (name: string, text: string) => {
+    writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+
+  it('accepts a valid file, naming each configuration', async () => {
+    const f = file('ok.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {optimizer: {oomFactor: 3}, queue: gpu}\n');
+    expect(await validateBrainConfigFile(f)).toEqual({ ok: true, text: `${f}: configuration "cv" is valid` });
+  });
+
+  it('names the entry and field of an out-of-range setting, a duplicate name in both places, and bad YAML', async () => {
+    const f = file('bad.yaml', 'configs:\n  - {name: a, configure: {optimizer: {efficiencyThreshold: 2, oomFactor: 3}}}\n  - {name: b, configure: {}}\n  - {name: b, configure: {}}\n');
+    const report = await validateBrainConfigFile(f);
+    expect(report.ok).toBe(false);
+    expect(report.text).toContain(`${f}[0].configure.optimizer.efficiencyThreshold`);
+    expect(report.text).toContain(`${f}[2]: configuration name "b" is already used in ${f}[1]`);
+    expect(report.text).toContain(`${f}[1]: configuration "b" is valid`);
+    const broken = await validateBrainConfigFile(file('broken.yaml', 'name: [x\n'));
+    expect(broken.ok).toBe(false);
+    expect(broken.text).toContain('invalid YAML');
   });
 });

@@ -1,7 +1,9 @@
 // `rover brain …`: the Brain's configuration sync status (Temporal queries of the
 // brainConfigSync workflows) and what configuration a job would get (the Brain HTTP API).
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
+import { mergeReads, parseBrainConfigYaml } from '../brain/config/schema.ts';
 import { parseSourceList } from '../brain/sources/registry.ts';
 import type { ConfigResponse, ServedConfig } from '../brain/protocol.ts';
 import { characteristicsOf } from '../brain/service.ts';
@@ -51,6 +53,22 @@ export function formatBrainStatus(rows: SourceStatus[]): string {
       error ?? status?.lastError,
     ]),
   );
+}
+
+/**
+ * `rover brain config validate <file>`: the file checked as a source would check it (YAML, the
+ * schema and its ranges, unique names). Returns the report and whether every entry is valid.
+ */
+export async function validateBrainConfigFile(file: string): Promise<{ ok: boolean; text: string }> {
+  let yaml: string;
+  try {
+    yaml = await readFile(file, 'utf8');
+  } catch (err) {
+    return { ok: false, text: `${file}: cannot read it: ${(err as Error).message}` };
+  }
+  const read = mergeReads([parseBrainConfigYaml(yaml, file)]);
+  const valid = read.configs.map((c) => `${c.where}: configuration "${c.config.name}" is valid`);
+  return { ok: read.errors.length === 0, text: [...valid, ...read.errors].join('\n') || `${file}: no configuration in it` };
 }
 
 function selectorText(s: unknown): string {
@@ -107,6 +125,19 @@ export function registerBrainCommands(program: Command): void {
       const found = configs.filter((c) => c.name === name || `${c.source}/${c.name}` === name);
       if (found.length === 0) throw new Error(`no configuration named "${name}"; see \`rover brain config list\``);
       this.configureOutput().writeOut?.(found.map((c) => stringify(c)).join('---\n'));
+    });
+  cfg
+    .command('validate')
+    .description('Check a configuration file before it is deployed: YAML, fields and their ranges, unique names')
+    .argument('<file>', 'YAML file with one configuration, a list, or {configs: [...]}')
+    .action(async function (this: Command, file: string) {
+      const out = this.configureOutput();
+      const { ok, text } = await validateBrainConfigFile(file);
+      if (ok) out.writeOut?.(`${text}\n`);
+      else {
+        out.writeErr?.(`${text}\n`);
+        process.exitCode = EXIT_INVALID_SPEC;
+      }
     });
   cfg
     .command('match')

@@ -2,6 +2,7 @@
 
 /** What one read of a source did; errors of the source are values, not activity failures. */
 export interface SyncResult {
+  /** Every entry was valid (false: the source was unreadable, or some entries were rejected — see error). */
   ok: boolean;
   /** The snapshot version now served for this source (null: none yet). */
   version: number | null;

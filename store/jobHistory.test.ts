@@ -49,15 +49,20 @@ describeEachStore('job history', (h) => {
     expect(await store.jobHistory.failures('j')).toEqual([]);
   });
 
-  it('serves the config table as a source and names a broken row', async () => {
+  it('serves the config table as a source; a broken row is rejected alone and named', async () => {
     const store = await h.open();
     await store.brainConfigEntries.put({ name: 'gpu', priority: 1, include: { group: 'nlp' }, exclude: {}, configure: { queue: 'gpu' } });
     await store.brainConfigEntries.put({ name: 'gpu', priority: 2, include: { group: 'nlp' }, exclude: {}, configure: { queue: 'gpu2' } });
     const source = new SqlTableSource('db', store);
-    expect(await source.read()).toEqual([{ name: 'gpu', priority: 2, include: { group: 'nlp' }, exclude: {}, configure: { queue: 'gpu2' } }]);
+    const gpu = { name: 'gpu', priority: 2, include: { group: 'nlp' }, exclude: {}, configure: { queue: 'gpu2' } };
+    expect(await source.read()).toEqual({ configs: [{ config: gpu, where: 'row "gpu"' }], errors: [] });
     await store.brainConfigEntries.put({ name: 'bad', priority: 0, include: { usr: 'x' }, exclude: {}, configure: {} });
-    await expect(source.read()).rejects.toThrow('row "bad".include');
+    await store.brainConfigEntries.put({ name: 'tuned', priority: 0, include: {}, exclude: {}, configure: { optimizer: { efficiencyThreshold: 2, oomFactor: 3 } } });
+    const read = await source.read();
+    expect(read.configs.map((c) => c.config)).toEqual([gpu]);
+    expect(read.errors.join('\n')).toContain('row "bad".include');
+    expect(read.errors.join('\n')).toContain('row "tuned".configure.optimizer.efficiencyThreshold');
     expect(await store.brainConfigEntries.remove('bad')).toBe(true);
-    expect(await source.read()).toHaveLength(1);
+    expect((await source.read()).errors).toHaveLength(1);
   });
 });

@@ -77,7 +77,7 @@ describe('brainConfigSync with a YAML directory', () => {
     expect(after.lastError).toBeNull();
   });
 
-  it('keeps the last good snapshot on a broken edit and reports the error until fixed', async () => {
+  it('rejects a broken file alone, serves a valid edit beside it, and reports the error until fixed', async () => {
     const good = await status();
     writeConfig('broken.yaml', 'name: broken\ninclude: {usr: ada}\nconfigure: {queue: bad}\n');
     const broken = await waitUntil(async () => {
@@ -87,6 +87,22 @@ describe('brainConfigSync with a YAML directory', () => {
     expect(broken.lastError).toContain('broken.yaml.include');
     expect(broken.version).toBe(good.version);
     expect((await served()).configure.queue).toBe('v2');
+    // An out-of-range optimizer setting is rejected with its entry; the valid edit beside them is served.
+    writeConfig('tuned.yaml', 'name: tuned\nconfigure: {optimizer: {efficiencyThreshold: 2, oomFactor: 3}}\n');
+    writeConfig('team.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {queue: v2b}\n');
+    await waitUntil(async () => (await served()).configure.queue === 'v2b', 'the valid edit beside the broken file to be served', 60_000);
+    const both = await waitUntil(async () => {
+      const s = await status();
+      return s.lastError?.includes('tuned.yaml.configure.optimizer.efficiencyThreshold') ? s : undefined;
+    }, 'the bad setting to be reported', 60_000);
+    expect(both.lastError).toContain('broken.yaml.include');
+    expect((await served()).configure.optimizer).toBeUndefined();
+    rmSync(path.join(dir, 'tuned.yaml'));
+    // A duplicate name is rejected naming both files.
+    writeConfig('zz-copy.yaml', 'name: cv\nconfigure: {queue: copy}\n');
+    await waitUntil(async () => (await status()).lastError?.includes('zz-copy.yaml: configuration name "cv" is already used in team.yaml'), 'the duplicate to be reported', 60_000);
+    expect((await served()).configure.queue).toBe('v2b');
+    rmSync(path.join(dir, 'zz-copy.yaml'));
     writeConfig('broken.yaml', 'name: fixed\ninclude: {user: ada}\npriority: 1\nconfigure: {queue: v3}\n');
     const fixed = await waitUntil(async () => {
       const s = await status();

@@ -227,8 +227,9 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
     registerConfigMapSource({ kubeconfig: cluster.kubeconfig, inCluster: false });
     const [source] = parseSourceList('cm=configmap:default/brain-config').map((def) => createSource(def, { store }));
     expect(source?.location).toBe('configmap default/brain-config');
-    const configs = await source!.read();
-    expect(configs.map((c) => c.name)).toEqual(['big-jobs']);
+    const read = await source!.read();
+    expect(read.configs.map((c) => c.config.name)).toEqual(['big-jobs']);
+    expect(read.errors).toEqual([]);
     await expect(new ConfigMapSource('cm', 'default/missing', cluster.kc).read()).rejects.toThrow(/configmap default\/missing: not found/);
   });
 });

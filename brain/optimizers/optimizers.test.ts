@@ -84,8 +84,10 @@ describe('router', () => {
 
   it('takes settings from the configuration and reports bad ones', () => {
     expect(optimizerSettings({ optimizer: { oomFactor: 3 } }).settings.oomFactor).toBe(3);
-    const bad = optimizerSettings({ optimizer: { oomFactor: 0.5 } });
-    expect(bad.settings).toEqual(S);
-    expect(bad.warnings[0]).toContain('configure.optimizer.oomFactor');
+    // A bad field falls back alone; the valid one beside it is kept.
+    const bad = optimizerSettings({ optimizer: { oomFactor: 3, efficiencyThreshold: 2 } });
+    expect(bad.settings).toEqual({ ...S, oomFactor: 3 });
+    expect(bad.warnings).toHaveLength(1);
+    expect(bad.warnings[0]).toContain('configure.optimizer.efficiencyThreshold');
   });
 });

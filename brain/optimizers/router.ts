@@ -1,34 +1,26 @@
 // The optimizer router: the request's stage picks the optimizer; settings come from the
 // defaults overridden by the job's merged configuration (`optimizer` key).
-import { z } from 'zod';
+import { optimizerSettingsSchema } from '../config/schema.ts';
 import { initialPlan } from './initial.ts';
 import { oomPlan, type OomInput } from './oom.ts';
 import { runningPlan } from './running.ts';
 import { DEFAULT_OPTIMIZER_SETTINGS, STAGES, type JobHistory, type JobShape, type OptimizerSettings, type Plan, type Stage, type ThroughputAt } from './types.ts';
 
-const fraction = z.number().min(0).max(1);
-const settingsOverride = z
-  .object({
-    percentile: fraction,
-    margin: z.number().min(0).max(10),
-    historyJobs: z.number().int().min(1).max(1000),
-    oomFactor: z.number().min(1).max(100),
-    memoryCapBytes: z.number().int().positive(),
-    efficiencyThreshold: fraction,
-    minSamples: z.number().int().min(1),
-  })
-  .partial();
-
-/** Defaults overridden by `configure.optimizer`; a bad value is reported, not silently used. */
+/**
+ * Defaults overridden by `configure.optimizer`. Sources validate each configuration against the
+ * same schema, so a bad value never reaches a snapshot; one that did (a snapshot from an older
+ * Rover) is reported per field and that field's default used, the valid fields kept.
+ */
 export function optimizerSettings(configure: Record<string, unknown>): { settings: OptimizerSettings; warnings: string[] } {
-  const parsed = settingsOverride.safeParse(configure.optimizer ?? {});
-  if (!parsed.success) {
-    return {
-      settings: DEFAULT_OPTIMIZER_SETTINGS,
-      warnings: parsed.error.issues.map((i) => `configure.optimizer.${i.path.join('.')}: ${i.message} (defaults used)`),
-    };
+  const override = (configure.optimizer ?? {}) as Record<string, unknown>;
+  const settings: Record<string, unknown> = { ...DEFAULT_OPTIMIZER_SETTINGS };
+  const warnings: string[] = [];
+  for (const [key, value] of Object.entries(override)) {
+    const parsed = optimizerSettingsSchema.safeParse({ [key]: value });
+    if (parsed.success) settings[key] = value;
+    else warnings.push(...parsed.error.issues.map((i) => `configure.optimizer.${i.path.length > 0 ? i.path.join('.') : key}: ${i.message} (default used)`));
   }
-  return { settings: { ...DEFAULT_OPTIMIZER_SETTINGS, ...parsed.data }, warnings: [] };
+  return { settings: settings as unknown as OptimizerSettings, warnings };
 }
 
 /** Everything any optimizer may need; the service fills what the stage uses. */

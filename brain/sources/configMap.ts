@@ -1,11 +1,9 @@
 // A Kubernetes ConfigMap as a Brain configuration source: `name=configmap:<namespace>/<name>` in
 // ROVER_BRAIN_SOURCES. Every data key ending in .yaml/.yml holds one configuration, a list, or
-// {configs: [...]}, read in key order; any broken key fails the whole read (the sync workflow
-// then keeps the last good snapshot).
+// {configs: [...]}, read in key order; a broken key or entry is rejected alone, the rest served.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { parseDocument } from 'yaml';
 import { loadKubeConfig, statusOf, type KubeConnection } from '../../cluster/kubernetes/kubeClient.ts';
-import { BrainConfigError, checkUniqueNames, parseBrainConfigs, type BrainConfigInput } from '../config/schema.ts';
+import { BrainConfigError, mergeReads, parseBrainConfigYaml, type SourceRead } from '../config/schema.ts';
 import { registerSourceKind } from './registry.ts';
 import type { ConfigSource } from './types.ts';
 
@@ -23,7 +21,7 @@ export class ConfigMapSource implements ConfigSource {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  async read(): Promise<BrainConfigInput[]> {
+  async read(): Promise<SourceRead> {
     const where = `${this.namespace}/${this.configMap}`;
     let data: Record<string, string>;
     try {
@@ -33,21 +31,14 @@ export class ConfigMapSource implements ConfigSource {
       const status = statusOf(err);
       throw new BrainConfigError(`configmap ${where}: ${status === 404 ? 'not found' : `cannot read it: ${(err as Error).message}`}`);
     }
-    const configs: BrainConfigInput[] = [];
-    for (const key of Object.keys(data).filter((k) => /\.ya?ml$/i.test(k)).sort()) {
-      const doc = parseDocument(data[key]!);
-      if (doc.errors.length > 0) {
-        const e = doc.errors[0]!;
-        const line = e.linePos?.[0] ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-        throw new BrainConfigError(`configmap ${where} key ${key}${line}: invalid YAML: ${e.message.split('\n')[0]}`);
-      }
-      const value: unknown = doc.toJS();
-      if (value === null || value === undefined) continue;
-      configs.push(...parseBrainConfigs(value, `configmap ${where} key ${key}`));
-    }
-    checkUniqueNames(configs, `configmap ${where}`);
-    return configs;
+    return configMapRead(where, data);
   }
+}
+
+/** The configurations of a ConfigMap's data: each .yaml/.yml key in key order, a bad key or entry rejected alone. */
+export function configMapRead(where: string, data: Record<string, string>): SourceRead {
+  const keys = Object.keys(data).filter((k) => /\.ya?ml$/i.test(k)).sort();
+  return mergeReads(keys.map((key) => parseBrainConfigYaml(data[key]!, `configmap ${where} key ${key}`)));
 }
 
 /** Adds the `configmap` kind to the source registry, connecting with the worker's cluster settings. */

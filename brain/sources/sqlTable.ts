@@ -1,6 +1,6 @@
 // The store's brain_config_entries table (MySQL in production) as a configuration source.
 import type { Store } from '../../store/index.ts';
-import { BrainConfigError, parseBrainConfigs, type BrainConfigInput } from '../config/schema.ts';
+import { mergeReads, parseBrainConfigs, type SourceRead } from '../config/schema.ts';
 import type { ConfigSource } from './types.ts';
 
 export class SqlTableSource implements ConfigSource {
@@ -11,18 +11,11 @@ export class SqlTableSource implements ConfigSource {
     private readonly store: Store,
   ) {}
 
-  async read(): Promise<BrainConfigInput[]> {
+  /** A bad row is rejected alone, named by its name. */
+  async read(): Promise<SourceRead> {
     const rows = await this.store.brainConfigEntries.list();
-    const problems: string[] = [];
-    const configs: BrainConfigInput[] = [];
-    for (const row of rows) {
-      try {
-        configs.push(...parseBrainConfigs({ name: row.name, priority: row.priority, include: row.include, exclude: row.exclude, configure: row.configure }, `row "${row.name}"`));
-      } catch (err) {
-        problems.push((err as Error).message);
-      }
-    }
-    if (problems.length > 0) throw new BrainConfigError(problems.join('; '));
-    return configs;
+    return mergeReads(
+      rows.map((row) => parseBrainConfigs({ name: row.name, priority: row.priority, include: row.include, exclude: row.exclude, configure: row.configure }, `row "${row.name}"`)),
+    );
   }
 }
