@@ -4,7 +4,7 @@
 // changes a job answers 2xx only to that job's token (or, on the Brain, the operator's).
 // The routes are listed from the apps themselves (onRoute), so a new route fails the suite until
 // it has a row in ROUTES. FUZZ_SEED=<n> explores other corners; fast-check prints the seed and the
-// smallest failing request on failure.
+// smallest failing request on failure; FUZZ_RUNS=<n> sends more requests per route.
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -17,8 +17,8 @@ import { buildBrainApi } from './brainServer.ts';
 import { buildApi } from './server.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 11);
-/** Requests per route and app: enough to reach every mutation kind, a few seconds in all. */
-const RUNS = 60;
+/** Requests per route and app: enough to reach every mutation kind, a few seconds in all; FUZZ_RUNS=<n> digs deeper. */
+const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const OPERATOR = 'operator-token-for-the-fuzz-suite-0123';
 const TOKENS: Record<string, string> = { a: '0d1f3c9e-7b2a-4c55-9e61-4a8f2b7c1d30', b: 'b7e4a1c2-9d3f-4e80-8a17-6c5b4d3e2f10' };
 const BODY_LIMIT = 64 * 1024;
