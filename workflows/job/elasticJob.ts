@@ -116,11 +116,19 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     if (refusal) state.warn(`scale signal ignored: ${refusal}`);
     else pendingScale.push(request);
   });
+  /** Accepted scale Updates the main loop then refused, until their handlers answer (never carried: handlers finish first). */
+  const refusedUpdates: { request: ScaleRequest; reason: string }[] = [];
   setHandler(
     scaleUpdate,
     async (request) => {
       pendingScale.push(request);
       await condition(() => !pendingScale.includes(request));
+      // Valid when accepted, refused by the time its turn came (a stop, another scale before it).
+      const refused = refusedUpdates.findIndex((r) => r.request === request);
+      if (refused >= 0) {
+        const { reason } = refusedUpdates.splice(refused, 1)[0]!;
+        throw ApplicationFailure.create({ type: SCALE_REFUSED, message: reason, nonRetryable: true });
+      }
       return status();
     },
     {
@@ -271,7 +279,10 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       while (pendingScale.length > 0 && !state.terminal && stopReason === null) {
         const request = pendingScale[0]!;
         const refusal = state.scaleRefusal(request.nodes);
-        if (refusal) state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
+        if (refusal) {
+          state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
+          refusedUpdates.push({ request, reason: refusal });
+        }
         else {
           await scaleTo(request);
           planner.scaled();
