@@ -4,8 +4,8 @@ import { repoRoot } from '../common/repoRoot.ts';
 import { formatSpecErrors, loadJobSpecFile } from '../common/spec/index.ts';
 import { connectTemporal, JobAlreadyRunningError, submitJob, webUiUrl } from './jobs.ts';
 
-
-export async function submitDemoJob(config: RoverConfig, say: (message: string) => void): Promise<void> {
+/** Submits examples/demo.yaml (unless it is already running); returns the job's name. */
+export async function submitDemoJob(config: RoverConfig, say: (message: string) => void): Promise<string> {
   // Resolved against the repository so examples/trainer.py is found from any directory.
   const loaded = await loadJobSpecFile('examples/demo.yaml', { cwd: repoRoot });
   if (!loaded.ok) throw new Error(`examples/demo.yaml is invalid:\n${formatSpecErrors(loaded.errors, 'examples/demo.yaml')}`);
@@ -20,4 +20,5 @@ export async function submitDemoJob(config: RoverConfig, say: (message: string) 
   } finally {
     await close();
   }
+  return loaded.spec.metadata.name;
 }

@@ -45,7 +45,7 @@ describe('formatTime', () => {
 });
 
 describe('formatJobStatus', () => {
-  it('prints the job header with aligned values and the nodes sorted by id', () => {
+  it('prints the job header with aligned values, the step and its rate, and the nodes sorted by id', () => {
     const text = formatJobStatus(
       status({
         nodes: [
@@ -53,6 +53,7 @@ describe('formatJobStatus', () => {
           node({ id: 0, rank: 0, status: 'running', pid: 4241 }),
         ],
       }),
+      { step: 1200, stepsPerSecond: 12.345, fraction: null, etaSeconds: null, shards: null },
     );
     expect(text).toBe(
       [
@@ -67,6 +68,8 @@ describe('formatJobStatus', () => {
         'reason:       -',
         'checkpoint:   -',
         'epochs done:  0',
+        'step:         1200',
+        'steps/s:      12.3',
         '',
         'NODE  RANK  INCARNATION  STATUS   RESTARTS  PID   EXIT  REASON',
         '0     0     0            running  0         4241  -     -',
@@ -78,11 +81,13 @@ describe('formatJobStatus', () => {
   it('shows the committed checkpoint and a shard table per epoch', () => {
     const counts = (o: Partial<{ total: number; done: number; inFlight: number; queued: number; poison: number; skipped: number }>) =>
       ({ total: 0, done: 0, inFlight: 0, queued: 0, poison: 0, skipped: 0, ...o });
-    const text = formatJobStatus(status({ checkpointStep: 40, epochsDone: 1 }), {
+    const shards = {
       ...counts({ total: 20, done: 14, inFlight: 2, queued: 3, skipped: 1 }),
       epochs: [{ epoch: 0, ...counts({ total: 10, done: 10 }) }, { epoch: 1, ...counts({ total: 10, done: 4, inFlight: 2, queued: 3, skipped: 1 }) }],
-    });
+    };
+    const text = formatJobStatus(status({ checkpointStep: 40, epochsDone: 1 }), { step: null, stepsPerSecond: null, fraction: 0.75, etaSeconds: 185, shards });
     expect(text).toContain('checkpoint:   step 40\nepochs done:  1');
+    expect(text).toContain('progress:     75.0%\nETA:          3m05s');
     expect(text).toContain(
       [
         'EPOCH  SHARDS  DONE  IN FLIGHT  QUEUED  POISON/SKIPPED',

@@ -35,7 +35,8 @@ import {
 } from '../workflows/job/messages.ts';
 import { EXIT_INVALID_SPEC } from './validate.ts';
 import { formatJobList, formatJobStatus, type JobListRow } from './format.ts';
-import { readShardProgress, withPendingReasons } from './shardProgress.ts';
+import { readJobProgress } from './progress.ts';
+import { withPendingReasons, withStore } from './shardProgress.ts';
 import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 
 export const ELASTIC_JOB_WORKFLOW = 'elasticJob';
@@ -272,10 +273,16 @@ async function submitCommand(file: string, opts: { wait?: boolean; json?: boolea
       if (opts.json) printJson(submitted);
       return;
     }
-    if (!opts.json) print('waiting for the job to finish (Ctrl-C stops waiting, not the job)');
+    const final = finalJobStatus(handle);
+    if (!opts.json) {
+      print('waiting for the job to finish (Ctrl-C stops waiting, not the job)');
+      // Loaded here: watch.ts imports this module.
+      const { followJob } = await import('./watch.ts');
+      await followJob(client, config, handle, { until: final, startedAt: Date.now(), show: 'line', prefix: `job ${submitted.job}: ` });
+    }
     let result: JobStatus;
     try {
-      result = await finalJobStatus(handle);
+      result = await final;
     } catch (err) {
       const why = err instanceof WorkflowFailedError && err.cause ? err.cause.message : errorMessage(err);
       throw new Error(`job workflow ${handle.workflowId} ended without a result: ${why}`);
@@ -287,14 +294,17 @@ async function submitCommand(file: string, opts: { wait?: boolean; json?: boolea
 }
 
 async function statusCommand(job: string, opts: { json?: boolean }): Promise<void> {
-  await withTemporal(async (client) => {
-    const reading = await readJobStatus(client, await resolveJob(client, job));
-    const status = await withPendingReasons(loadConfig(), reading.status);
+  await withTemporal(async (client, config) => {
+    const resolved = await resolveJob(client, job);
+    const reading = await readJobStatus(client, resolved);
+    const status = await withPendingReasons(config, reading.status);
+    const startedAt = resolved.description.startTime.getTime();
+    const progress = await withStore(config, (store) => readJobProgress(store, status, startedAt));
     if (opts.json) {
-      printJson(status);
+      printJson(progress ? { ...status, progress } : status);
       return;
     }
-    print(formatJobStatus(status, await readShardProgress(loadConfig(), status.jobId)));
+    print(formatJobStatus(status, progress));
     if (reading.source === 'result') print('\n(the workflow has ended and no worker answered the query: this is its final result)');
   });
 }

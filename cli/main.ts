@@ -16,6 +16,7 @@ const COMMANDS: readonly { name: string; description: string; load: () => Promis
   { name: 'validate', description: 'check a job spec (YAML or JSON) and print it with every default filled in', load: async () => (await import('./validate.ts')).registerValidateCommand },
   { name: 'submit', description: 'validate a job spec (YAML/JSON) and start its elasticJob workflow', load: loadJobs },
   { name: 'status', description: "a job's phase, world size, step, rate and nodes", load: loadJobs },
+  { name: 'watch', description: "refresh a job's status until it ends", load: async () => (await import('./watch.ts')).registerWatchCommand },
   { name: 'list', description: 'jobs known to Temporal, newest first', load: loadJobs },
   { name: 'scale', description: 'change the number of nodes of a running job', load: loadJobs },
   { name: 'stop', description: 'stop a running job: its nodes are torn down and it ends as STOPPED', load: loadJobs },

@@ -1,12 +1,13 @@
-// `rover status` reads what the workflow does not hold from the store: the dataset's shard
-// progress (leases are hot-path data) and why launched nodes are still pending (watchNodes keeps
+// `rover status` reads what the workflow does not hold from the store: the training progress
+// (cli/progress.ts: steps and leases are hot-path data) and why launched nodes are still pending (watchNodes keeps
 // it in the node rows; a reason change is no workflow event). Best effort: no store, no extras.
 import { existsSync } from 'node:fs';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobStatus } from '../workflows/job/messages.ts';
-import { openStore, type ShardProgress, type Store } from '../store/index.ts';
+import { openStore, type Store } from '../store/index.ts';
 
-async function withStore<T>(config: RoverConfig, read: (store: Store) => Promise<T>): Promise<T | undefined> {
+/** Runs `read` on the configured store; undefined when there is none to read or it fails. */
+export async function withStore<T>(config: RoverConfig, read: (store: Store) => Promise<T>): Promise<T | undefined> {
   // Never create an empty SQLite file just to look.
   if (config.storeUrl.startsWith('sqlite:') && !existsSync(config.storeUrl.slice('sqlite:'.length))) return undefined;
   try {
@@ -19,10 +20,6 @@ async function withStore<T>(config: RoverConfig, read: (store: Store) => Promise
   } catch {
     return undefined;
   }
-}
-
-export async function readShardProgress(config: RoverConfig, jobId: string): Promise<ShardProgress | undefined> {
-  return withStore(config, (store) => store.shards.progress(jobId));
 }
 
 /** The status with each launching node's pending reason from the store (NodeView.pending). */

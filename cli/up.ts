@@ -9,7 +9,9 @@ import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cl
 import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
 import { openStore, recordNodeDown } from '../store/index.ts';
+import { connectTemporal, jobWorkflowId } from './jobs.ts';
 import { sayWhileWaiting, whenOutputCloses } from './output.ts';
+import { followJob } from './watch.ts';
 
 interface StackProcess {
   name: string;
@@ -233,6 +235,21 @@ async function stopLocalNodes(config: RoverConfig): Promise<void> {
   }
 }
 
+/** The demo job's progress line until `until` settles; a failure to follow is reported, not fatal. */
+async function followDemoJob(config: RoverConfig, job: string, until: Promise<void>): Promise<void> {
+  try {
+    const { client, close } = await connectTemporal(config);
+    try {
+      const handle = client.workflow.getHandle(jobWorkflowId(job));
+      await followJob(client, config, handle, { until, startedAt: Date.now(), show: 'line', prefix: `rover up: ${job}: ` });
+    } finally {
+      await close();
+    }
+  } catch (err) {
+    say(`cannot show the demo job's progress: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 function configWithPorts(options: UpOptions): RoverConfig {
   const env = { ...process.env };
   if (options.temporalPort) env.ROVER_TEMPORAL_PORT = options.temporalPort;
@@ -243,7 +260,7 @@ function configWithPorts(options: UpOptions): RoverConfig {
 
 export function registerUpCommands(
   program: Command,
-  submitDemo: (config: RoverConfig, say: (message: string) => void) => Promise<void>,
+  submitDemo: (config: RoverConfig, say: (message: string) => void) => Promise<string>,
 ): void {
   program
     .command('up')
@@ -268,9 +285,10 @@ export function registerUpCommands(
       say(`Rover API:       ${stack.apiUrl}`);
       say(`Temporal:        ${config.temporal.address} (namespace ${config.temporal.namespace})`);
       say(`logs:            ${path.join(config.home, 'logs')}`);
+      let demoJob: string | undefined;
       if (options.demo) {
         try {
-          await submitDemo(config, say);
+          demoJob = await submitDemo(config, say);
         } catch (err) {
           say('could not submit the demo job; stopping the stack');
           await stopStack(config);
@@ -282,7 +300,7 @@ export function registerUpCommands(
         return;
       }
       say('running; press Ctrl-C to stop');
-      await new Promise<void>((resolve) => {
+      const stopRequested = new Promise<void>((resolve) => {
         // The watchdog interval also keeps the process alive while it waits for a signal.
         const stop = () => {
           clearInterval(watchdog);
@@ -299,6 +317,8 @@ export function registerUpCommands(
           }
         }, 1000);
       });
+      if (demoJob !== undefined) await followDemoJob(config, demoJob, stopRequested);
+      await stopRequested;
       say('stopping');
       await stopStack(config);
       say('stopped');

@@ -1,6 +1,6 @@
 // Elastic jobs end to end: the real worker and API processes, real agents, real trainers
 // doing a TCP all-reduce, on the suite's Temporal dev server.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import path from 'node:path';
@@ -165,7 +165,7 @@ describe('elastic jobs on the local backend', () => {
     expect(first.status.name).toBe('CONTINUED_AS_NEW');
   });
 
-  it('is driven end to end by the rover CLI: submit --wait, status --json, list, logs, scale refusal, stop', async () => {
+  it('is driven end to end by the rover CLI: submit --wait, status --json, list, logs, step and rate, watch, scale refusal, stop', async () => {
     const rover = (...args: string[]) =>
       run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env: { ...process.env, ...stack.env } });
     const file = path.join(stack.home, 'cli-job.json');
@@ -186,13 +186,27 @@ describe('elastic jobs on the local backend', () => {
     writeFileSync(long, JSON.stringify(jobSpecInput(stack.home, 'cli-long', { steps: 100000 })));
     await rover('submit', long);
     await running('cli-long');
+    // The step and its rate come from the nodes' heartbeats, read from the store.
+    await waitUntil(async () => {
+      const { stdout } = await rover('status', 'cli-long');
+      return /^step:\s+\d+$/m.test(stdout) && /^steps\/s:\s+[\d.]+$/m.test(stdout);
+    }, 'rover status to show the step and its rate', 60_000, 500);
+    // Piped, `rover watch` prints a progress line per change and ends with the job.
+    const watch = spawn(process.execPath, [path.join(repoRoot, 'bin/rover.js'), 'watch', 'cli-long'], { env: { ...process.env, ...stack.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let watched = '';
+    watch.stdout.on('data', (d: Buffer) => (watched += d.toString()));
+    const watchExit = new Promise<number | null>((resolve) => watch.once('exit', resolve));
+    await waitUntil(() => /^RUNNING · world 4 · round \d+ · step \d+/m.test(watched), `rover watch to show the progress; so far:\n${watched}`, 60_000, 200);
     const refused = await rover('scale', 'cli-long', '9').catch((err: { code: number; stderr: string }) => err);
     expect('code' in refused && refused.code).toBe(1);
     expect(refused.stderr).toMatch(/cannot scale to 9 nodes/);
     await rover('stop', 'cli-long', '--reason', 'cli says stop');
     const stopped = await jobOutcome(stack.client.workflow.getHandle('job-cli-long'));
     expect(stopped).toMatchObject({ phase: 'STOPPED', reason: 'cli says stop' });
-  });
+    expect(await watchExit).toBe(1); // 0 only for SUCCEEDED
+    expect(watched).toContain('job cli-long STOPPED: cli says stop');
+    // Several CLI processes one after another: give a loaded machine time.
+  }, 300_000);
 
   it('rejects a bad spec with exit code 2 and field paths, starting nothing', async () => {
     const bad = path.join(stack.home, 'bad.yaml');
