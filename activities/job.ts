@@ -8,11 +8,12 @@ import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobAct
 import { JOB_STATE_EVENT_KINDS, PROGRESS_EVENT_KINDS } from '../common/jobState.ts';
 import type { Logger } from '../common/logger.ts';
 import { clipPendingReason } from '../common/pendingNodes.ts';
+import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { LIVE_NODE_STATUSES, nodeLeasePrefix, openRoundWithEvent, recordNodeDown, ROUND_OPEN, settleRound, type Job, type Node, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
   store: Store;
@@ -69,7 +70,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         } else if (!existing) {
           await tx.jobs.create({ id: jobId, phase: 'LAUNCHING', ...fields });
         }
-        await openRoundWithEvent(tx, { jobId, round: 1, minNodes: spec.spec.nodes.min, maxNodes: targetNodes, cause: 'job start' });
+        const latest = await tx.rendezvous.latestRound(jobId);
+        await applyRoundOpening(tx, jobId, decideRoundOpening(latest, { kind: 'job_start', targetNodes }, roundSpec(spec.spec)));
       });
       await recordJobStart(store, jobId, tokenDigest(token), spec);
       logger.info({ jobId, workflowId, targetNodes }, 'job prepared');
@@ -110,13 +112,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const job = await loadJob(jobId);
       return store.transaction(async (tx) => {
         const latest = await tx.rendezvous.latestRound(jobId);
-        if (latest?.status === ROUND_OPEN) {
-          await tx.rendezvous.setMaxNodes({ jobId, round: latest.round }, targetNodes);
-          return latest.round;
-        }
-        const round = (latest?.round ?? 0) + 1;
-        await openRoundWithEvent(tx, { jobId, round, minNodes: job.spec.spec.nodes.min, maxNodes: targetNodes, cause });
-        return round;
+        const decision = decideRoundOpening(latest, { kind: 'workflow', targetNodes, cause }, roundSpec(job.spec.spec));
+        return (await applyRoundOpening(tx, jobId, decision))!;
       });
     },
 

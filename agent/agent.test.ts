@@ -174,6 +174,12 @@ describe('Agent', () => {
     expect(master.unavailable.slice(3)).toContain('POST /nodes/heartbeat');
     expect(master.reports.map((r) => r.kind)).toEqual(['node_succeeded']);
     expect(existsSync(doneFile)).toBe(true);
+    // Each outage is explained by an event once the master answers again.
+    const outages = master.events.filter((e) => e.kind === 'control_plane_outage').map((e) => e.data);
+    expect(outages).toHaveLength(2);
+    expect(outages[0]).toMatchObject({ failedCall: 'register', lastError: expect.stringContaining('503') });
+    expect(outages[1]).toMatchObject({ failedCall: 'heartbeat' });
+    for (const o of outages) expect(o.downMs).toBeGreaterThanOrEqual(0);
   });
 
   it('treats a heartbeat answered 404 (job gone) as a stop', async () => {

@@ -75,6 +75,8 @@ export class Agent {
   private requestRestart: (() => void) | null = null;
   /** Hangs (event ids) whose evidence this agent already posted. */
   private hangsCaptured: number[] = [];
+  /** Since when (ms) and at which call the master stopped answering; cleared by the next answer. */
+  private cutOff: { since: number; failedCall: string; lastError: string } | undefined;
   private stopping: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
@@ -353,16 +355,48 @@ export class Agent {
   /** One master call, retried while the master is unreachable or failing; a refusal ends the agent. */
   private async call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const signal = this.abort.signal;
+    let attemptStarted = 0;
+    let answer: T;
     try {
-      return await withRetry(() => fn(signal), {
-        signal,
-        backoff: this.opts.backoff,
-        onRetry: (err, attempt, delayMs) =>
-          this.log.warn({ attempt, delayMs, err: describeError(err) }, `${what} failed; retrying`),
-      });
+      answer = await withRetry(
+        () => {
+          attemptStarted = Date.now();
+          return fn(signal);
+        },
+        {
+          signal,
+          backoff: this.opts.backoff,
+          onRetry: (err, attempt, delayMs) => {
+            const lastError = describeError(err);
+            this.cutOff = { since: this.cutOff?.since ?? attemptStarted, failedCall: this.cutOff?.failedCall ?? what, lastError };
+            this.log.warn({ attempt, delayMs, err: lastError }, `${what} failed; retrying`);
+          },
+        },
+      );
     } catch (err) {
       if (signal.aborted || !(err instanceof MasterHttpError)) throw err;
       throw new AgentExit(1, `master refused ${what}: ${err.message}${refusalHint(err.status)}`, { cause: err });
+    }
+    if (this.cutOff) await this.reportOutage(this.cutOff);
+    return answer;
+  }
+
+  /**
+   * The master answers again after failing: a control_plane_outage event says for how long this
+   * node was cut off, so a pause in its training is explained rather than silent. Any call's
+   * answer ends the outage, whichever call first failed; the first to see it reports it, once.
+   */
+  private async reportOutage(outage: NonNullable<Agent['cutOff']>): Promise<void> {
+    this.cutOff = undefined;
+    const { node, incarnation } = this.settings;
+    const data = { downMs: Date.now() - outage.since, failedCall: outage.failedCall, lastError: outage.lastError };
+    this.log.warn(data, 'the master answers again after an outage');
+    try {
+      await this.call('report the outage', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'control_plane_outage', data }, signal) ?? Promise.resolve());
+    } catch (err) {
+      // A master that refuses the event (an older API) must not end the node; the log keeps it.
+      if (!(err instanceof AgentExit && err.cause instanceof MasterHttpError)) throw err;
+      this.log.error({ err: err.message }, 'could not report the outage');
     }
   }
 

@@ -6,10 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { z } from 'zod';
 import {
+  agentEvent,
   heartbeatRequest,
   joinRequest,
   nodeReport,
   registerRequest,
+  type AgentEvent,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JoinRequest,
@@ -59,6 +61,7 @@ export class FakeMaster {
   readonly joins: JoinRequest[] = [];
   readonly heartbeats: HeartbeatRequest[] = [];
   readonly reports: NodeReport[] = [];
+  readonly events: AgentEvent[] = [];
   /** Whether the master charges a process failure to the node (false: a consequence of another node's). */
   charge: (report: NodeReport) => boolean = () => true;
   private charged = 0;
@@ -145,6 +148,12 @@ export class FakeMaster {
       const charged = this.charge(report);
       if (charged) this.charged++;
       return [200, { charged, failures: this.charged }];
+    }
+    if (path === '/nodes/events') {
+      const event = parse(agentEvent);
+      if (!event) return [400, {}];
+      this.events.push(event);
+      return [200, {}];
     }
     // No pre-flight node check in these tests.
     if (path === '/nodes/check') return parse(nodeCheckRequest) ? [200, { action: 'skip' }] : [400, {}];

@@ -9,8 +9,9 @@
 // other heartbeats answer from that row, which authorizing the request already read.
 import { decideHang, type HangAction } from '../common/diagnosis.ts';
 import type { AgentEvent } from '../common/protocol.ts';
+import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { openRoundWithEvent, ROUND_OPEN, type Job, type Node, type RendezvousRound, type Store } from '../store/index.ts';
+import { applyRoundOpening, ROUND_OPEN, type Job, type Node, type RendezvousRound, type Store } from '../store/index.ts';
 
 /** Longest wait for evidence before the restart goes ahead without it: heartbeats × this, at least the minimum. */
 const EVIDENCE_GRACE_BEATS = 10;
@@ -84,16 +85,10 @@ export class HangWatch {
     const allIn = running.every((n) => reported.has(`${n.nodeId}/${n.incarnation}`));
     const grace = Math.max(EVIDENCE_GRACE_MIN_MS, EVIDENCE_GRACE_BEATS * spec.faultTolerance.heartbeatInterval);
     if (!allIn && this.now() - detectedAt < grace) return;
+    const idleMs = this.now() - detectedAt + spec.faultTolerance.hangTimeout;
     await this.store.transaction(async (tx) => {
       const latest = await tx.rendezvous.latestRound(job.id);
-      if (!latest || latest.round !== round || latest.status === ROUND_OPEN) return;
-      await openRoundWithEvent(tx, {
-        jobId: job.id,
-        round: round + 1,
-        minNodes: spec.nodes.min,
-        maxNodes: latest.maxNodes,
-        cause: `hang: no training progress for ${Math.round((this.now() - detectedAt + spec.faultTolerance.hangTimeout) / 1000)} s (hang_suspected #${hangId})`,
-      });
+      await applyRoundOpening(tx, job.id, decideRoundOpening(latest, { kind: 'hang', round, idleMs, hangEventId: hangId }, roundSpec(spec)));
     });
   }
 

@@ -4,10 +4,11 @@ import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, openRoundWithEvent, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
+import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
-import { tokenMatches } from '../common/tokens.ts';
+import { nodeTokenScope, tokenMatches, type NodeTokenScope } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
@@ -22,6 +23,8 @@ export class MasterService {
     private readonly now: () => number,
     /** Metrics of what passes through this process; see api/metrics.ts. */
     private readonly hooks: MasterHooks = {},
+    /** The key node tokens are signed with (the operator token); unset, only job tokens pass. */
+    private readonly signingKey?: string,
   ) {
     this.hangs = new HangWatch(store, now);
     this.stragglers = new StragglerWatch(store, now);
@@ -39,13 +42,20 @@ export class MasterService {
   private readonly stragglers: StragglerWatch;
 
   /**
-   * Loads the job and checks the agent's token against the stored digest, in constant time:
-   * 404 for an unknown job (agents stop on it), 403 for a wrong token, the digest itself included.
+   * Loads the job and checks the caller's token, in constant time: the job's token (its digest is
+   * stored), or a node token of this run (common/tokens.ts nodeToken) — which, when the request
+   * names a node (`ref`), must be that node incarnation's. 404 for an unknown job (agents stop on
+   * it), 403 for a wrong token (the digest itself included) or another node's token.
    */
-  async authorize(jobId: string, token: string | undefined): Promise<Job> {
+  async authorize(jobId: string, token: string | undefined, ref?: NodeTokenScope): Promise<Job> {
     const job = await this.store.jobs.get(jobId);
     if (!job) throw new HttpError(404, 'job_not_found', `no job ${jobId}`);
-    if (!tokenMatches(token, job.tokenDigest)) throw new HttpError(403, 'forbidden', `token does not belong to job ${jobId}`);
+    if (tokenMatches(token, job.tokenDigest)) return job;
+    const scope = nodeTokenScope(token, this.signingKey, job.tokenDigest);
+    if (!scope) throw new HttpError(403, 'forbidden', `token does not belong to job ${jobId}`);
+    if (ref && (ref.node !== scope.node || ref.incarnation !== scope.incarnation)) {
+      throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${ref.node} incarnation ${ref.incarnation}`);
+    }
     return job;
   }
 
@@ -71,22 +81,12 @@ export class MasterService {
   async join(job: Job, req: JoinRequest): Promise<number> {
     const { round, due } = await this.store.contendedTransaction(async (tx) => {
       const latest = await tx.rendezvous.latestRound(job.id);
-      if (latest && latest.status === ROUND_CLOSED) {
-        const same = await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node);
-        if (same?.incarnation === req.incarnation) return { round: latest.round, due: false };
-      }
-      let round = latest?.status === ROUND_OPEN ? latest.round : undefined;
-      if (round === undefined) {
-        round = (latest?.round ?? 0) + 1;
-        const spec = job.spec as JobSpec;
-        await openRoundWithEvent(tx, {
-          jobId: job.id,
-          round,
-          minNodes: spec.spec.nodes.min,
-          maxNodes: latest?.maxNodes ?? spec.spec.nodes.initial,
-          cause: `node ${req.node} incarnation ${req.incarnation} joined`,
-        });
-      }
+      const same = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node) : undefined;
+      const trigger = { kind: 'join', node: req.node, incarnation: req.incarnation, memberOfLatest: same?.incarnation === req.incarnation } as const;
+      const decision = decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec));
+      const round = (await applyRoundOpening(tx, job.id, decision))!;
+      // A member of the latest closed round asks again (its reply was lost): nothing to join.
+      if (latest?.status === ROUND_CLOSED && round === latest.round) return { round, due: false };
       await tx.rendezvous.join({ jobId: job.id, round, nodeId: req.node, incarnation: req.incarnation, host: req.host, freePort: req.freePort });
       const joined = await tx.rendezvous.getRound({ jobId: job.id, round });
       return { round, due: this.decisionDue(job, joined) };
@@ -226,17 +226,10 @@ export class MasterService {
       }
       const rank = node.rank === null || req.localRank === undefined ? null : node.rank * spec.spec.nprocPerNode + req.localRank;
       await tx.nodeEvents.append({ ...eventKey(key), kind, data: { ...data, failure, failures, ...judgementData(judged) }, rank });
-      // Peers restart with this node: open the next round if they are still in a closed one.
+      // Peers restart with this node: the next round, if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
-      if (latest && latest.status === ROUND_CLOSED) {
-        await openRoundWithEvent(tx, {
-          jobId: job.id,
-          round: latest.round + 1,
-          minNodes: spec.spec.nodes.min,
-          maxNodes: latest.maxNodes,
-          cause: `process failed on node ${req.node} (local rank ${req.localRank ?? '?'}, ${req.signal ? `killed by ${req.signal}` : `exit code ${req.exitCode ?? 'none'}`})`,
-        });
-      }
+      const trigger = { kind: 'process_failed', node: req.node, localRank: req.localRank, signal: req.signal ?? null, exitCode: req.exitCode ?? null } as const;
+      await applyRoundOpening(tx, job.id, decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec)));
       return { charged: judged.role === 'culprit', failures };
     });
   }

@@ -134,7 +134,7 @@ function nestsAtMost(value: unknown, limit: number): boolean {
   return true;
 }
 
-export const AGENT_EVENT_KINDS = ['stack_dump'] as const;
+export const AGENT_EVENT_KINDS = ['stack_dump', 'control_plane_outage'] as const;
 
 /** POST /v1/jobs/:job/nodes/events — evidence the agent gathered, into the job's event bus. */
 export const agentEvent = z.strictObject({

@@ -2,6 +2,7 @@
 // repositories. Every repository method takes an optional transaction; `store.transaction`
 // runs one function over repositories bound to a single transaction.
 import { CamelCasePlugin, Kysely, Migrator, sql, type KyselyPlugin } from 'kysely';
+import type { RoundOpening } from '../common/roundOpening.ts';
 import { judgeFailure, judgementData, NODE_DOWN_WEIGHT, type FailureRole, type RoundFailure } from '../common/failureCulprit.ts';
 import { BrainConfigEntriesRepository } from './brainConfigEntries.ts';
 import { BrainConfigsRepository } from './brainConfigs.ts';
@@ -101,15 +102,21 @@ async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: strin
   }
 }
 
-/** Opens a rendezvous round and logs `round_opened`, once: a repeat changes nothing. */
-export async function openRoundWithEvent(
-  tx: TransactionScope,
-  round: { jobId: string; round: number; minNodes: number; maxNodes: number; cause: string },
-): Promise<boolean> {
-  const { cause, ...key } = round;
-  const { created } = await tx.rendezvous.openRound(key);
-  if (created) await tx.nodeEvents.append({ jobId: round.jobId, kind: 'round_opened', data: { round: round.round, cause } });
-  return created;
+/**
+ * Persists a decision of the round policy (common/roundOpening.ts) once, then emits its event:
+ * `open` inserts the round and logs `round_opened` (a repeat changes nothing), `resize` sets the
+ * open round's node count. Returns the round the caller goes on with.
+ */
+export async function applyRoundOpening(tx: TransactionScope, jobId: string, decision: RoundOpening): Promise<number | undefined> {
+  if (decision.action === 'resize') {
+    await tx.rendezvous.setMaxNodes({ jobId, round: decision.round }, decision.maxNodes);
+    return decision.round;
+  }
+  if (decision.action === 'none') return decision.round;
+  const { round, minNodes, maxNodes, cause } = decision;
+  const { created } = await tx.rendezvous.openRound({ jobId, round, minNodes, maxNodes });
+  if (created) await tx.nodeEvents.append({ jobId, kind: 'round_opened', data: { round, cause } });
+  return round;
 }
 
 /**
