@@ -26,9 +26,9 @@ describe('rover status with Brain plans', () => {
     const status: JobStatus = {
       jobId: 'demo', workflowId: 'job-demo', phase: 'RUNNING', round: 1, worldSize: 1, targetNodes: 1, nodes: [], nodeRelaunches: 1, processRestarts: 0,
       reason: null, warnings: [], checkpointStep: 0, epochsDone: 0,
-      plans: [{ stage: 'oom', rule: 'oom-factor', applied: 'node 0 incarnation 1: memory 1 → 2 bytes', reason: 'node 0 ran out of memory', at: 0 }],
+      plans: [{ stage: 'oom', rule: 'oom-factor', applied: 'node 0 incarnation 1: memory 134217728 → 268435456 bytes', reason: 'node 0 ran out of memory at 134217728 bytes', at: 0 }],
     };
-    expect(formatJobStatus(status)).toContain('plan oom (oom-factor): node 0 incarnation 1: memory 1 → 2 bytes — node 0 ran out of memory');
+    expect(formatJobStatus(status)).toContain('plan oom (oom-factor): node 0 incarnation 1: memory 128 MiB → 256 MiB — node 0 ran out of memory at 128 MiB');
   });
 });
 

@@ -58,6 +58,28 @@ export function formatProgressLine(status: Pick<JobStatus, 'phase' | 'worldSize'
   ].join(' · ');
 }
 
+/** A byte count in binary units: `512 B`, `128 MiB`, `1.5 GiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : Number(value.toFixed(1))} ${units[unit]}`;
+}
+
+/**
+ * Plan texts carry memory as raw byte counts (`memory 134217728 → 268435456 bytes`, `= 268435456
+ * bytes`); people read `memory 128 MiB → 256 MiB`.
+ */
+export function withReadableBytes(text: string): string {
+  return text
+    .replace(/\b(\d+) → (\d+) bytes\b/g, (_, from: string, to: string) => `${formatBytes(Number(from))} → ${formatBytes(Number(to))}`)
+    .replace(/\b(\d+) bytes\b/g, (_, n: string) => formatBytes(Number(n)));
+}
+
 /** `key: value` lines with the values aligned. */
 function formatFields(fields: readonly (readonly [string, Cell])[]): string {
   const width = Math.max(...fields.map(([k]) => k.length)) + 1;
@@ -119,7 +141,7 @@ export function formatJobStatus(status: JobStatus, progress?: JobProgress): stri
   const warnings = status.warnings.map((w) => `warning: ${w}`);
   const data = shards ? formatShardProgress(shards) : '';
   // Brain plans the job applied (or received), each with its rule and reason.
-  const plans = (status.plans ?? []).map((p) => `plan ${p.stage} (${p.rule}): ${p.applied} — ${p.reason}`);
+  const plans = (status.plans ?? []).map((p) => withReadableBytes(`plan ${p.stage} (${p.rule}): ${p.applied} — ${p.reason}`));
   return [header, '', nodes, ...lastErrors, ...(data ? ['', data] : []), ...(plans.length > 0 ? ['', ...plans] : []), ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
 }
 
