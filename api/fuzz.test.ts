@@ -108,7 +108,7 @@ const contentLength = fc.oneof(
 );
 
 const junk: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, 0, -1, 1.5, 1e300, -1e300, '', '..', '../../etc/passwd', 'x'.repeat(5000), [], {}, { __proto__: null }),
+  fc.constantFrom(null, true, 0, -1, 1.5, 1e300, -1e300, '', '..', '../../etc/passwd', 'x'.repeat(5000), [], {}),
   fc.integer(),
   fc.string({ maxLength: 20 }),
   fc.jsonValue({ maxDepth: 2 }),
@@ -313,13 +313,14 @@ async function fuzzRoute(target: App, route: string, c: RouteCase, failures: str
   expect(tally.refused, `${route}: requests refused`).toBeGreaterThan(0);
 }
 
-// SQLite only: the same requests against MySQL cost about five times the CPU (measured: ~16 s
-// against ~3 s), and the dialects share every route and check above the store.
+// SQLite in CI: the same requests against MySQL cost about five times the CPU (measured: ~16 s
+// against ~3 s), and the dialects share every route and check above the store. FUZZ_STORE_URL=<an
+// empty MySQL database's URL> runs them there.
 describe('fuzzing every HTTP route', () => {
   let store: Store;
   let apps: Seeded;
   beforeAll(async () => {
-    store = await openStore('sqlite::memory:');
+    store = await openStore(process.env.FUZZ_STORE_URL ?? 'sqlite::memory:');
     apps = await seed(store);
   });
   afterAll(async () => {
