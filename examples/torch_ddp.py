@@ -47,6 +47,22 @@ def make_data(seed, samples, features=8):
     return xs, ys
 
 
+def allreduce_each_gradient(process_group, bucket):
+    """DDP comm hook: every gradient all-reduced on its own, in a fixed order. DDP repacks its
+    buckets after the first iteration of every process, and a packed all-reduce rounds each sum
+    in an order that depends on the packing: a resumed process would differ from an undisturbed
+    one in the last bits. Per gradient, the order depends only on the ranks."""
+    group = process_group or dist.group.WORLD
+    grads = bucket.gradients()
+    for grad in grads:
+        dist.all_reduce(grad, group=group)
+    buffer = bucket.buffer()
+    buffer.div_(dist.get_world_size(group))
+    future = torch.futures.Future()
+    future.set_result(buffer)
+    return future
+
+
 def main():
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -74,6 +90,7 @@ def main():
         print(f"ROVER_RESUME step={step} source={checkpointer.source}", flush=True)
 
     ddp = DDP(model)
+    ddp.register_comm_hook(None, allreduce_each_gradient)
     slept = 0.0
     for indices in sampler:
         step += 1
