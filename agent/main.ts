@@ -5,6 +5,7 @@ import { createLogger } from '../common/logger.ts';
 import { Agent } from './agent.ts';
 import { FlashSaver } from './flashCheckpoint.ts';
 import { HttpMasterClient } from './masterClient.ts';
+import { configVersionEnv } from './configVersion.ts';
 import { resumeEnv } from './resume.ts';
 import { AgentSettingsError, parseAgentSettings, type AgentSettings } from './settings.ts';
 
@@ -26,7 +27,11 @@ const master = new HttpMasterClient({ baseUrls: settings.apiUrls, start: node, j
 const flash =
   process.env.ROVER_CHECKPOINT_FLASH === 'true' ? new FlashSaver({ apiUrl: settings.apiUrls[0]!, job, node, token: settings.token, log }) : undefined;
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
-const agent = new Agent({ settings, master, log, baseEnv, groupEnv: (round) => resumeEnv(settings, master.endpoints, round) });
+const groupEnv = async (round: { round: number; groupRank: number }) => ({
+  ...(await configVersionEnv(settings, master.endpoints, log)),
+  ...(await resumeEnv(settings, master.endpoints, round)),
+});
+const agent = new Agent({ settings, master, log, baseEnv, groupEnv });
 
 // The training processes lead their own sessions, so a signal meant for the node reaches only
 // this process (the local backend signals the agent alone; a terminal's Ctrl-C or hang-up reaches

@@ -1,6 +1,7 @@
 // The Rover API: agent-facing master service, health and metrics. Stateless; state is in the store.
 import { createHttpApp, type HttpAppDeps } from './app.ts';
 import { registerBrainRoutes } from './brainRoutes.ts';
+import { registerConfigRoutes } from './configRoutes.ts';
 import { MasterService } from './master.ts';
 import { createApiMetrics } from './metrics.ts';
 import { registerMasterRoutes } from './masterRoutes.ts';
@@ -24,6 +25,7 @@ export async function buildApi(deps: ApiDeps) {
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
   registerTrainerRoutes(app, (jobId, token) => master.authorize(jobId, token), new LedgerService(deps.store, deps.now ?? Date.now));
+  registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

@@ -1,5 +1,6 @@
 // The Brain over the store: gathers what an optimizer needs (the job's spec, similar past
 // jobs, usage peaks, throughput), merges the job's configuration, and asks the router.
+import { createHash } from 'node:crypto';
 import type { JobSpec } from '../common/spec/index.ts';
 import type { Store } from '../store/index.ts';
 import { historyKey, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_THROUGHPUT, type Job } from '../store/index.ts';
@@ -29,6 +30,20 @@ export function shapeOf(spec: JobSpec): JobShape {
   return { minNodes: n.min, maxNodes: n.max, unit: n.unit, initialNodes: n.initial, memoryBytes: spec.spec.resources.memory, cpu: spec.spec.resources.cpu };
 }
 
+/** JSON with object keys sorted, so equal values give equal text. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The version of a merged configuration: the first 16 hex of the sha256 of its canonical JSON. */
+export function configVersion(configure: Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalJson(configure)).digest('hex').slice(0, 16);
+}
+
 export class BrainService {
   constructor(private readonly store: Store) {}
 
@@ -46,6 +61,12 @@ export class BrainService {
       if (parsed.success) sourced.push({ ...parsed.data, source: c.source });
     }
     return matchConfigs(sourced, job);
+  }
+
+  /** A job's merged configuration with its version (a digest of the merged values: the same configuration, the same version). */
+  async jobConfig(jobId: string): Promise<MergedConfig & { version: string }> {
+    const merged = await this.configFor(characteristicsOf(await this.jobSpec(jobId)));
+    return { ...merged, version: configVersion(merged.configure) };
   }
 
   async jobSpec(jobId: string): Promise<JobSpec> {

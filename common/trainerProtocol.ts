@@ -93,3 +93,24 @@ export const latestCheckpoint = z.object({
   ranks: z.array(z.object({ rank: count, path: z.string(), bytes: count, checksum: z.string() })),
 });
 export type LatestCheckpoint = z.infer<typeof latestCheckpoint>;
+
+/**
+ * GET /v1/jobs/:job/config — the job's merged Brain configuration. With `after` (a version the
+ * caller has) and `waitMs`, a long poll: answers as soon as the version differs, or after waitMs
+ * with the same version.
+ */
+export const configQuery = z.strictObject({
+  after: z.string().min(1).max(64).optional(),
+  waitMs: z.coerce.number().int().min(0).max(60_000).default(0),
+});
+
+export const jobConfigResponse = z.object({
+  /** Opaque; changes exactly when the job's merged configuration changes. Also ROVER_CONFIG_VERSION at process start. */
+  version: z.string(),
+  configure: z.record(z.string(), z.unknown()),
+  /** Configurations that applied, `source/name`, in merge order. */
+  applied: z.array(z.string()),
+  /** Which configuration each top-level key came from. */
+  origin: z.record(z.string(), z.string()),
+});
+export type JobConfigResponse = z.infer<typeof jobConfigResponse>;

@@ -16,7 +16,7 @@ What it does for a training process the Rover agent started:
 Errors: RoverError; StaleRound when the job moved to a newer rendezvous round (the agent is
 about to restart this process: stop touching the ledger).
 """
-import hashlib, json, os, shutil, time, urllib.error, urllib.request
+import hashlib, json, os, shutil, time, urllib.error, urllib.parse, urllib.request
 
 SHM_ROOT = "/dev/shm/rover"
 
@@ -71,6 +71,8 @@ class TrainerEnv:
         self.round = _int(env, "ROVER_ROUND", 0)
         self.resume_step = _int(env, "ROVER_RESUME_STEP", -1)  # -1: not told; ask the API
         self.agent_url = (env.get("ROVER_AGENT_URL") or "").rstrip("/")
+        # The job's Brain configuration version when the agent started this process ("" if unknown).
+        self.config_version = env.get("ROVER_CONFIG_VERSION") or ""
         self.checkpoint_dir = env.get("ROVER_CHECKPOINT_DIR") or os.path.join(".rover", "checkpoints", self.job or "local")
 
     @property
@@ -201,7 +203,36 @@ class Client:
     def report_step(self, step, **metrics):
         self._call("POST", self._jobpath("trainers/step"), {**self._ref(), "step": step, "metrics": metrics})
 
-    # -- checkpoints -------------------------------------------------------------------------
+    # -- configuration -----------------------------------------------------------------------
+    def config(self, after=None, wait=0):
+        """The job's merged Brain configuration: {"version", "configure", "applied", "origin"}.
+
+        With `after` (a version) and `wait` (seconds, at most 60), waits until the version differs
+        or the time is up, then answers with whatever is served.
+        """
+        query = f"?waitMs={int(wait * 1000)}" + (f"&after={urllib.parse.quote(after)}" if after else "")
+        # A long poll must outlast its wait.
+        saved, self.timeout = self.timeout, max(self.timeout, wait + 10)
+        try:
+            return self._call("GET", self._jobpath("config") + query)
+        finally:
+            self.timeout = saved
+
+    def watch_config(self, wait=30):
+        """Yields each new configuration while the job runs, newest first seen.
+
+        Starts from the version this process was started with (ROVER_CONFIG_VERSION): the first
+        configuration yielded is one the process does not have yet. Without it, yields the current
+        one first. Each call is a long poll of up to `wait` seconds.
+        """
+        version = self.env.config_version or None
+        while True:
+            res = self.config(after=version, wait=wait)
+            if res["version"] != version:
+                version = res["version"]
+                yield res
+
+        # -- checkpoints -------------------------------------------------------------------------
     def latest_checkpoint(self):
         """{"step": S, "ranks": [{rank, path, bytes, checksum}]} of the committed step this round resumes from."""
         if self._latest is None:

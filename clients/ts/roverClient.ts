@@ -8,8 +8,10 @@ import path from 'node:path';
 import { ApiEndpoints, parseApiUrls } from '../../common/apiUrls.ts';
 import {
   checkpointReportResponse,
+  jobConfigResponse,
   latestCheckpoint,
   leaseResponse,
+  type JobConfigResponse,
   type LatestCheckpoint,
   type LeasedShard,
 } from '../../common/trainerProtocol.ts';
@@ -54,6 +56,8 @@ export function readTrainerEnv(env: NodeJS.ProcessEnv = process.env) {
     resumeStep: int(env, 'ROVER_RESUME_STEP', -1),
     agentUrl: (env.ROVER_AGENT_URL ?? '').replace(/\/+$/, ''),
     checkpointDir: env.ROVER_CHECKPOINT_DIR || path.join('.rover', 'checkpoints', job || 'local'),
+    /** The job's Brain configuration version when the agent started this process ('' if unknown). */
+    configVersion: env.ROVER_CONFIG_VERSION ?? '',
   };
 }
 export type TrainerEnv = ReturnType<typeof readTrainerEnv>;
@@ -150,6 +154,31 @@ export class RoverClient {
 
   async reportStep(step: number, metrics: Record<string, number> = {}): Promise<void> {
     await this.call('POST', 'trainers/step', { ...this.ref(), step, metrics });
+  }
+
+  /**
+   * The job's merged Brain configuration with its version. With `after` (a version) and `waitMs`
+   * (≤ 60 000), a long poll: answers once the version differs, or when the wait is over.
+   */
+  async config(opts: { after?: string; waitMs?: number } = {}): Promise<JobConfigResponse> {
+    const q = new URLSearchParams({ waitMs: String(opts.waitMs ?? 0), ...(opts.after && { after: opts.after }) });
+    return jobConfigResponse.parse(await this.call('GET', `config?${q}`));
+  }
+
+  /**
+   * Each new configuration while the job runs. Starts from the version this process was started
+   * with (ROVER_CONFIG_VERSION), so the first one yielded is new to it; without that version,
+   * the current one first. Each request long-polls up to `waitMs`.
+   */
+  async *watchConfig(waitMs = 30_000): AsyncGenerator<JobConfigResponse> {
+    let version = this.env.configVersion || undefined;
+    for (;;) {
+      const res = await this.config({ ...(version && { after: version }), waitMs });
+      if (res.version !== version) {
+        version = res.version;
+        yield res;
+      }
+    }
   }
 
   async latestCheckpoint(): Promise<LatestCheckpoint> {
