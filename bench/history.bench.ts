@@ -34,6 +34,9 @@ const config = loadConfig({
   ROVER_TEMPORAL_PORT: String(await freePort()),
   ROVER_UI_PORT: String(await freePort()),
   ROVER_API_PORT: String(await freePort()),
+  // Every listener on a free port: a stack that is already up must not make this one fail.
+  ROVER_BRAIN_PORT: String(await freePort()),
+  ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
   ROVER_LOG_LEVEL: 'warn',
 });
 await startStack(config);

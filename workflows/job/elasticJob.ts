@@ -194,7 +194,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     if (round !== undefined) state.roundChecked(round, await summarized(`settle rendezvous round ${round}: its join deadline passed`).expireRound({ jobId, round }), Date.now());
     const due = state.pendingDue(now);
     if (due.length > 0 && !state.terminal) {
-      const pending = await summarized(`ask why ${nodeList(due.map((n) => n.id))} still pend past spec.faultTolerance.pendingTimeout`).describePendingNodes({ jobId, nodes: due });
+      const pending = await summarized(`ask why ${nodeList(due.map((n) => n.id))} ${due.length === 1 ? 'is' : 'are'} still pending past spec.faultTolerance.pendingTimeout`).describePendingNodes({ jobId, nodes: due });
       await perform(state.pendingTimedOut(pending, now), { before: [...state.data.nodes] });
     }
   };
