@@ -75,6 +75,11 @@ export interface JobStateData {
   userErrors?: UserErrorSeen[];
   /** Latest committed checkpoint step, 0 before the first (absent in older carried states). */
   checkpointStep?: number;
+  /**
+   * When the latest checkpoint was committed (store clock, ms) and the training rate between it
+   * and the one before (steps/s); absent until two checkpoints were committed in one world.
+   */
+  checkpointRate?: { at: number; stepsPerSecond?: number };
   /** Dataset epochs finished (epoch_done events seen). */
   epochsDone?: number;
   /**
@@ -324,7 +329,7 @@ export class JobState {
       case 'straggler_detected':
         return this.stragglerDetected(event);
       case 'checkpoint_committed':
-        this.data.checkpointStep = Math.max(this.data.checkpointStep ?? 0, Number(event.data.step ?? 0));
+        this.checkpointCommitted(Number(event.data.step ?? 0), event.at);
         return [];
       case 'epoch_done':
         this.data.epochsDone = Math.max(this.data.epochsDone ?? 0, Number(event.data.epoch ?? 0) + 1);
@@ -338,6 +343,16 @@ export class JobState {
       default:
         return [];
     }
+  }
+
+  /** A newer committed checkpoint: its step, and the rate since the previous one when it is later. */
+  private checkpointCommitted(step: number, at: number): void {
+    const before = { step: this.data.checkpointStep ?? 0, at: this.data.checkpointRate?.at };
+    if (step <= before.step) return;
+    this.data.checkpointStep = step;
+    // Progress between commits, so time lost to a restart in between counts against it.
+    const seconds = before.at === undefined ? 0 : (at - before.at) / 1000;
+    this.data.checkpointRate = { at, ...(before.step > 0 && seconds > 0 && { stepsPerSecond: (step - before.step) / seconds }) };
   }
 
   private roundClosed(round: number, members: RoundMember[]): JobAction[] {

@@ -24,6 +24,15 @@ describe('JobState data events', () => {
     expect(state.data).toMatchObject({ phase: 'RUNNING', epochsDone: 2 });
   });
 
+  it('measures the training rate between the last two committed checkpoints', () => {
+    const state = running();
+    const at = (step: number, ms: number): JobEvent => ({ ...event('checkpoint_committed', { step }), at: ms });
+    state.applyEvents([at(100, 10_000)]);
+    expect(state.data.checkpointRate).toEqual({ at: 10_000 });
+    state.applyEvents([at(150, 30_000), at(120, 31_000)]);
+    expect(state.data.checkpointRate).toEqual({ at: 30_000, stepsPerSecond: 2.5 });
+  });
+
   it('fails the job on a poison shard under onPoison: fail, and only warns under skip', () => {
     const failing = running();
     failing.applyEvents([event('shard_poisoned', { epoch: 1, shardIndex: 7, attempts: 4, policy: 'fail' })]);

@@ -38,10 +38,11 @@ describe('job summaries', () => {
     data.phase = 'RUNNING';
     data.round = 3;
     data.checkpointStep = 1200;
+    data.checkpointRate = { at: 0, stepsPerSecond: 3.14159 };
     data.nodes = [{ ...node(0, 0), status: 'running', rank: 0 }, { ...node(1, 2), status: 'running', rank: 1, lastError: 'CUDA error | out of memory' }];
     data.warnings = ['w1', 'w2', 'w3', 'w4', 'w5', 'w6'];
     const md = jobCurrentDetails(data, 16);
-    expect(md.split('\n')[0]).toBe('**RUNNING** · world size 16 · round 3 · 2 target nodes · checkpoint at step 1200');
+    expect(md.split('\n')[0]).toBe('**RUNNING** · world size 16 · round 3 · 2 target nodes · checkpoint at step 1200 · 3.14 steps/s');
     expect(md).toContain('| 1 | 1 | 2 | running | CUDA error \\| out of memory |');
     expect(md).toContain('- w6');
     expect(md).not.toContain('- w1');

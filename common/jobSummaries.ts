@@ -62,8 +62,8 @@ function cell(text: string | number | null | undefined): string {
 }
 
 /**
- * The workflow's current details (Markdown): phase, world size, round, committed checkpoint, a
- * node table with incarnation, status and last failure, and the recent warnings. `worldSize` is
+ * The workflow's current details (Markdown): phase, world size, round, committed checkpoint and
+ * the training rate between the last two, a node table with incarnation, status and last failure, and the recent warnings. `worldSize` is
  * processes in the current world (JobState.worldSize()).
  */
 export function jobCurrentDetails(data: JobStateData, worldSize: number): string {
@@ -73,6 +73,8 @@ export function jobCurrentDetails(data: JobStateData, worldSize: number): string
     `round ${data.round}`,
     `${data.targetNodes} target nodes`,
     data.checkpointStep ? `checkpoint at step ${data.checkpointStep}` : 'no checkpoint yet',
+    // Measured between the last two checkpoints: the workflow does not see heartbeats.
+    ...(data.checkpointRate?.stepsPerSecond !== undefined ? [`${Number(data.checkpointRate.stepsPerSecond.toPrecision(3))} steps/s`] : []),
     ...(data.epochsDone ? [`${data.epochsDone} epochs done`] : []),
     ...(data.nodeRelaunches ? [`${data.nodeRelaunches} node relaunches`] : []),
     ...(data.processRestarts ? [`${data.processRestarts} process restarts`] : []),
