@@ -10,7 +10,8 @@
 // (without it torchrun 2.15 does not recover here; shared/NOTES.md). A killed torchrun agent is
 // handled as a pod restart would be: its node's processes die and a new invocation starts.
 // Rover: the embedded stack (`rover up`), flash checkpoints, the local backend.
-// Needs the torch venv (bash deploy/local/torch.sh). Prints figures; asserts nothing.
+// Needs the torch venv (bash deploy/local/torch.sh). Knobs: BENCH_GOODPUT_SECONDS,
+// BENCH_GOODPUT_KILL_EVERY_S. Prints figures; asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,7 +28,8 @@ import { cachedTorchPython } from '../test/torchFixtures.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
 
 const SECONDS = Number(process.env.BENCH_GOODPUT_SECONDS ?? 300);
-const KILL_EVERY_S = 45;
+// On a machine so loaded that a restart takes longer than this, no launcher keeps any step.
+const KILL_EVERY_S = Number(process.env.BENCH_GOODPUT_KILL_EVERY_S ?? 45);
 const AGENT_KILL_AT_S = SECONDS / 2;
 const TRAINER_ARGS = ['examples/torch_ddp.py', '--samples', '1000000', '--shard-size', '32', '--step-time', '0.05', '--checkpoint-every', '20', '--timeout', '60'];
 const TRAINER_ENV = { OMP_NUM_THREADS: '1' };
@@ -84,7 +86,7 @@ async function measure(launcher: Launcher) {
   }
   const kept = steps.at(-1)?.step ?? 0;
   const sorted = intervals.sort((a, b) => a - b);
-  const medianStep = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+  const medianStep = sorted[Math.floor(sorted.length / 2)] ?? 0; // no two consecutive steps: nothing kept
   const goodput = (kept * medianStep) / SECONDS;
   console.log(`${launcher.name}: steps_kept=${kept} median_step_ms=${(medianStep * 1000).toFixed(1)} wall_s=${SECONDS} goodput=${goodput.toFixed(3)}`);
   return goodput;
@@ -208,4 +210,5 @@ async function underTorchrun(): Promise<number> {
 
 const rover = await underRover();
 const torchrun = await underTorchrun();
-console.log(`goodput: rover=${rover.toFixed(3)} torchrun=${torchrun.toFixed(3)} ratio=${(rover / torchrun).toFixed(2)}`);
+const ratio = torchrun > 0 ? (rover / torchrun).toFixed(2) : 'n/a (torchrun kept no step)';
+console.log(`goodput: rover=${rover.toFixed(3)} torchrun=${torchrun.toFixed(3)} ratio=${ratio}`);
