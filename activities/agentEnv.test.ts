@@ -12,7 +12,7 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { localAgentBaseEnv, TRAINER_ROVER_PASSTHROUGH } from '../common/processEnv.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
+import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { createJobActivities } from './job.ts';
 
@@ -40,7 +40,7 @@ function expectNoSecret(env: Record<string, unknown>): void {
 }
 
 describeEachStore('the environment a launch gives an agent', (h) => {
-  it('holds the job token derived from the run key and the agent settings, and nothing of the worker', async () => {
+  it('holds its node token (derived from the run key), the agent settings, and nothing of the worker', async () => {
     const store = await h.open();
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-agentenv-'));
     homes.push(home);
@@ -76,7 +76,10 @@ describeEachStore('the environment a launch gives an agent', (h) => {
     await acts.launchNodes({ jobId: 'envjob', runKey, nodes: [{ id: 0, incarnation: 0 }] });
     const env = launches[0]!.agentEnv;
     expect(Object.keys(env).sort()).toEqual(AGENT_SETTINGS);
-    expect(env).toMatchObject({ ROVER_TOKEN: token, ROVER_JOB: 'envjob', ROVER_NODE: '0', ROVER_INCARNATION: '0', ROVER_API_URL: 'http://api.internal:8470' });
+    // The agent gets its node incarnation's token, not the job's.
+    const agentToken = nodeToken(SECRETS.ROVER_OPERATOR_TOKEN, tokenDigest(token), { node: 0, incarnation: 0 });
+    expect(agentToken).not.toContain(token);
+    expect(env).toMatchObject({ ROVER_TOKEN: agentToken, ROVER_JOB: 'envjob', ROVER_NODE: '0', ROVER_INCARNATION: '0', ROVER_API_URL: 'http://api.internal:8470' });
     expectNoSecret(env);
 
     // Kubernetes: the pod's environment is the launch's plus the node's address and pod name.

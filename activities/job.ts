@@ -11,7 +11,7 @@ import { clipPendingReason } from '../common/pendingNodes.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { deriveJobToken, tokenDigest } from '../common/tokens.ts';
+import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { LIVE_NODE_STATUSES, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
@@ -35,17 +35,21 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     if (!job) throw new Error(`job ${jobId} is not in the store`);
     return job as Job & { spec: JobSpec };
   };
-  /**
-   * The run's job token, derived from its key with the signing key (the operator token), so
-   * retries and continued runs agree. A run from before tokens were derived used its key as the
-   * token itself (its digest says so): that token stays valid for its agents.
-   */
-  const jobToken = (jobId: string, runKey: string, storedDigest?: string): string => {
-    if (storedDigest !== undefined && storedDigest === tokenDigest(runKey)) return runKey;
+  /** The key job and node tokens are derived with: the operator token, which the API shares. */
+  const signingKey = (): string => {
     if (!config.operatorToken) {
       throw ApplicationFailure.nonRetryable('the worker has no signing key for job tokens: set ROVER_OPERATOR_TOKEN (the worker generates one into <home>/operator-token when started by `rover up`)');
     }
-    return deriveJobToken(config.operatorToken, jobId, runKey);
+    return config.operatorToken;
+  };
+  /**
+   * A node incarnation's token (common/tokens.ts nodeToken), from the run's stored token digest,
+   * the same on every retry. A run from before tokens were derived used its key as the job token
+   * itself (its digest says so): its agents keep getting that token.
+   */
+  const agentToken = (job: Job, runKey: string, node: NodeIdentity): string => {
+    if (job.tokenDigest === tokenDigest(runKey)) return runKey;
+    return nodeToken(signingKey(), job.tokenDigest, { node: node.id, incarnation: node.incarnation });
   };
   const backendFor = (spec: JobSpec): ClusterBackend => {
     const backend = deps.backends.find((b) => b.name === spec.spec.backend);
@@ -55,7 +59,9 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
 
   return {
     async prepareJob({ jobId, workflowId, spec, runKey, targetNodes }) {
-      const token = jobToken(jobId, runKey);
+      // The run's job token: derived from its key, so retries agree; only its digest is kept, as
+      // the run's identity and the root of its node tokens.
+      const token = deriveJobToken(signingKey(), jobId, runKey);
       const fields = { workflowId, user: spec.metadata.user, group: spec.metadata.group ?? '', backend: spec.spec.backend, spec, token };
       await store.transaction(async (tx) => {
         const existing = await tx.jobs.get(jobId);
@@ -81,7 +87,6 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       // A launch scheduled by a workflow from before tokens were hashed carries no key and cannot start agents.
       if (!runKey) throw ApplicationFailure.nonRetryable(`launchNodes for job ${jobId} carries no run key (scheduled before tokens were stored hashed)`);
       const job = await loadJob(jobId);
-      const token = jobToken(jobId, runKey, job.tokenDigest);
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
       for (const n of nodes) {
@@ -94,7 +99,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           spec: job.spec,
           resources,
           ...(n.avoidHostOfIncarnation !== undefined && { avoidHostOfIncarnation: n.avoidHostOfIncarnation }),
-          agentEnv: agentEnv(config, job, n, token),
+          agentEnv: agentEnv(config, job, n, agentToken(job, runKey, n)),
         });
         if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');

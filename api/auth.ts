@@ -2,7 +2,7 @@
 // operator token (`rover brain …`, the worker's plan requests). Every refusal is one and the same
 // reply, so a caller without a valid token cannot tell an unknown job from a wrong token.
 import type { FastifyRequest } from 'fastify';
-import { secretMatches, tokenMatches } from '../common/tokens.ts';
+import { nodeTokenScope, secretMatches, tokenMatches, type NodeTokenScope } from '../common/tokens.ts';
 import type { Store } from '../store/index.ts';
 import { HttpError } from './errors.ts';
 
@@ -10,6 +10,22 @@ import { HttpError } from './errors.ts';
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+}
+
+/**
+ * The node incarnation a request names (`node` and `incarnation` in its JSON body, or in its
+ * query), for checking a node token's scope before the body is validated; undefined when it names
+ * none (validation then refuses a malformed one).
+ */
+export function namedNode(request: FastifyRequest): NodeTokenScope | undefined {
+  for (const source of [request.body, request.query]) {
+    if (typeof source !== 'object' || source === null) continue;
+    const { node, incarnation } = source as Record<string, unknown>;
+    const n = typeof node === 'string' && /^\d{1,9}$/.test(node) ? Number(node) : node;
+    const i = typeof incarnation === 'string' && /^\d{1,9}$/.test(incarnation) ? Number(incarnation) : incarnation;
+    if (Number.isInteger(n) && Number.isInteger(i)) return { node: n as number, incarnation: i as number };
+  }
+  return undefined;
 }
 
 /** The single refusal: the same status and body for no token, a wrong one, and an unknown job. */
@@ -28,12 +44,13 @@ export class BrainAccess {
     return secretMatches(bearerToken(request), this.operatorToken);
   }
 
-  /** Passes the operator, or (with `jobId`) the holder of that job's token; throws brainRefusal otherwise. */
+  /** Passes the operator, or (with `jobId`) the holder of that job's token or one of its node tokens; throws brainRefusal otherwise. */
   async check(request: FastifyRequest, jobId?: string): Promise<void> {
     if (this.isOperator(request)) return;
     if (jobId !== undefined) {
       const job = await this.store.jobs.get(jobId);
-      if (job && tokenMatches(bearerToken(request), job.tokenDigest)) return;
+      const token = bearerToken(request);
+      if (job && (tokenMatches(token, job.tokenDigest) || nodeTokenScope(token, this.operatorToken, job.tokenDigest))) return;
     }
     throw brainRefusal();
   }

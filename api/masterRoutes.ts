@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
 import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
+import { namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { MasterService } from './master.ts';
 
@@ -21,7 +22,7 @@ function bearer(request: FastifyRequest): string | undefined {
 export function registerMasterRoutes(app: FastifyInstance, master: MasterService): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return master.authorize(jobId, bearer(request));
+    return master.authorize(jobId, bearer(request), namedNode(request));
   };
 
   app.post('/v1/jobs/:job/nodes/register', async (request) => {
@@ -37,7 +38,7 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
 
   app.get('/v1/jobs/:job/rendezvous/:round', async (request) => {
     const { job: jobId, round } = parseInput(roundParams, request.params, 'path');
-    const j = await master.authorize(jobId, bearer(request));
+    const j = await master.authorize(jobId, bearer(request), namedNode(request));
     const { node, incarnation } = parseInput(roundQuery, request.query, 'query');
     return master.roundStatus(j, round, node, incarnation);
   });

@@ -20,11 +20,11 @@ export async function buildApi(deps: ApiDeps) {
   const registry = metrics.registry;
   metrics.instrument(app);
 
-  const master = new MasterService(deps.store, now, metrics.hooks);
+  const master = new MasterService(deps.store, now, metrics.hooks, deps.config.operatorToken);
   registerMasterRoutes(app, master);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
-  registerTrainerRoutes(app, (jobId, token) => master.authorize(jobId, token), new LedgerService(deps.store, deps.now ?? Date.now));
+  registerTrainerRoutes(app, (jobId, token, ref) => master.authorize(jobId, token, ref), new LedgerService(deps.store, deps.now ?? Date.now));
   registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);

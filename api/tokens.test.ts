@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { tokenDigest } from '../common/tokens.ts';
+import { nodeToken, tokenDigest } from '../common/tokens.ts';
 import type { Store } from '../store/index.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { buildBrainApi } from './brainServer.ts';
@@ -66,6 +66,41 @@ describeEachStore('job tokens at the API', (h) => {
         method: 'POST', url: '/v1/jobs/a/nodes/heartbeat', headers: bearer(TOKENS.b), payload: { node: 0, incarnation: 0, round: 1 },
       });
       expect(heartbeat.statusCode).toBe(403);
+    } finally {
+      await closeApps();
+    }
+  });
+
+  it('lets a node token act only as its own node incarnation, of its own job', async () => {
+    const { store, api, brain } = await open();
+    try {
+      const digestA = (await store.jobs.get('a'))!.tokenDigest;
+      const node0 = nodeToken(OPERATOR, digestA, { node: 0, incarnation: 0 });
+      const heartbeat = (token: string, node: number, incarnation: number, job = 'a') =>
+        api.inject({ method: 'POST', url: `/v1/jobs/${job}/nodes/heartbeat`, headers: bearer(token), payload: { node, incarnation, round: 1 } });
+      const lease = (token: string, node: number, incarnation: number) =>
+        api.inject({ method: 'POST', url: '/v1/jobs/a/shards/lease', headers: bearer(token), payload: { node, incarnation, rank: 0 } });
+      const roundStatus = (token: string, node: number, incarnation: number) =>
+        api.inject({ url: `/v1/jobs/a/rendezvous/1?node=${node}&incarnation=${incarnation}`, headers: bearer(token) });
+
+      // As itself: past authorization (whatever the route then answers, it is not a refusal).
+      for (const res of [await heartbeat(node0, 0, 0), await lease(node0, 0, 0), await roundStatus(node0, 0, 0)]) expect(res.statusCode).not.toBe(403);
+      // Job-wide reads that name no node, and the Brain about its own job.
+      expect((await api.inject({ url: '/v1/jobs/a/shards', headers: bearer(node0) })).statusCode).toBe(200);
+      expect((await brain.inject({ url: '/brain/v1/config?job=a', headers: bearer(node0) })).statusCode).toBe(200);
+
+      // As another node, or another incarnation of itself (a relaunch gets a new token): refused.
+      for (const res of [await heartbeat(node0, 1, 0), await heartbeat(node0, 0, 1), await lease(node0, 1, 0), await roundStatus(node0, 2, 0)]) {
+        expect(res.statusCode).toBe(403);
+        expect(res.json().message).toMatch(/token of node 0 incarnation 0 cannot act as node/);
+      }
+      // Not in another job, not forged, not signed with another key, not another run's.
+      const forged = `${node0.slice(0, -4)}AAAA`;
+      const otherKey = nodeToken('another-signing-key-0123456789', digestA, { node: 0, incarnation: 0 });
+      const otherRun = nodeToken(OPERATOR, tokenDigest('another run'), { node: 0, incarnation: 0 });
+      for (const token of [forged, otherKey, otherRun, node0.replace('rn1.0.0.', 'rn1.1.0.')]) expect((await heartbeat(token, 0, 0)).statusCode).toBe(403);
+      expect((await heartbeat(node0, 0, 0, 'b')).statusCode).toBe(403);
+      expect((await brain.inject({ url: '/brain/v1/config?job=b', headers: bearer(node0) })).statusCode).toBe(403);
     } finally {
       await closeApps();
     }

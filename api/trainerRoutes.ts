@@ -11,6 +11,8 @@ import {
   stepReport,
 } from '../common/trainerProtocol.ts';
 import type { Job } from '../store/index.ts';
+import type { NodeTokenScope } from '../common/tokens.ts';
+import { namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { LedgerService } from './ledger.ts';
 
@@ -21,7 +23,8 @@ const latestRefQuery = latestQuery.extend({
   rank: z.coerce.number().int().min(0).optional(),
 });
 
-export type Authorize = (jobId: string, token: string | undefined) => Promise<Job>;
+/** Checks the token for the job and, when the request names a node (`ref`), that a node token is that node's. */
+export type Authorize = (jobId: string, token: string | undefined, ref?: NodeTokenScope) => Promise<Job>;
 
 function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -31,7 +34,7 @@ function bearer(request: FastifyRequest): string | undefined {
 export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize, ledger: LedgerService): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return authorize(jobId, bearer(request));
+    return authorize(jobId, bearer(request), namedNode(request));
   };
 
   app.post('/v1/jobs/:job/shards/lease', async (request) => {

@@ -29,6 +29,38 @@ export function deriveJobToken(signingKey: string, jobId: string, runKey: string
   return createHmac('sha256', signingKey).update(`rover-job-token\n${jobId}\n${runKey}`, 'utf8').digest('base64url');
 }
 
+/** A node's identity as its token names it. */
+export interface NodeTokenScope {
+  node: number;
+  incarnation: number;
+}
+
+const NODE_TOKEN = /^rn1\.(\d{1,9})\.(\d{1,9})\.([A-Za-z0-9_-]{43})$/;
+
+function nodeTokenMac(signingKey: string, jobTokenDigest: string, node: number, incarnation: number): string {
+  return createHmac('sha256', signingKey).update(`rover-node-token\n${digestHex(jobTokenDigest)}\n${node}\n${incarnation}`, 'utf8').digest('base64url');
+}
+
+/**
+ * The token an agent and its trainers get: `rn1.<node>.<incarnation>.<mac>`, the mac an
+ * HMAC-SHA256 (base64url, 43 characters) keyed by the signing key (the operator token) over the
+ * run's job-token digest and the node incarnation. It opens only its job's run, and where a
+ * request names a node, only as that node incarnation. The API checks it by recomputing the mac
+ * from the job row it loads anyway: no store read of its own, and a store read yields none.
+ */
+export function nodeToken(signingKey: string, jobTokenDigest: string, scope: NodeTokenScope): string {
+  return `rn1.${scope.node}.${scope.incarnation}.${nodeTokenMac(signingKey, jobTokenDigest, scope.node, scope.incarnation)}`;
+}
+
+/** The node incarnation `presented` was issued to for this run, or undefined if it is no such token (constant-time mac check). */
+export function nodeTokenScope(presented: string | undefined, signingKey: string | undefined, jobTokenDigest: string): NodeTokenScope | undefined {
+  const m = presented === undefined || !signingKey ? null : NODE_TOKEN.exec(presented);
+  if (!m) return undefined;
+  const scope = { node: Number(m[1]), incarnation: Number(m[2]) };
+  const expected = Buffer.from(nodeTokenMac(signingKey!, jobTokenDigest, scope.node, scope.incarnation), 'ascii');
+  return timingSafeEqual(Buffer.from(m[3]!, 'ascii'), expected) ? scope : undefined;
+}
+
 /** What the store keeps for a token: `sha256:<64 hex>`. */
 export function tokenDigest(token: string): string {
   return PREFIX + sha256(token).toString('hex');
