@@ -63,8 +63,8 @@ function cell(text: string | number | null | undefined): string {
 
 /**
  * The workflow's current details (Markdown): phase, world size, round, committed checkpoint and
- * the training rate between the last two, a node table with incarnation, status and last failure, and the recent warnings. `worldSize` is
- * processes in the current world (JobState.worldSize()).
+ * the training rate between the last two, a node table with incarnation, status and last failure,
+ * and the recent warnings. `worldSize` is processes in the current world (JobState.worldSize()).
  */
 export function jobCurrentDetails(data: JobStateData, worldSize: number): string {
   const facts = [
@@ -80,7 +80,7 @@ export function jobCurrentDetails(data: JobStateData, worldSize: number): string
     ...(data.processRestarts ? [`${data.processRestarts} process restarts`] : []),
   ];
   const lines = [facts.join(' · ')];
-  if (data.reason) lines.push('', `Reason: ${cell(data.reason)}`);
+  if (data.reason) lines.push('', `Reason: ${oneLine(data.reason, 1000)}`);
   lines.push('', '| node | rank | incarnation | status | last failure |', '|---|---|---|---|---|');
   for (const n of data.nodes) lines.push(`| ${n.id} | ${cell(n.rank)} | ${n.incarnation} | ${n.status} | ${cell(n.lastError ?? n.reason)} |`);
   const warnings = data.warnings.slice(-DETAILS_WARNINGS);
