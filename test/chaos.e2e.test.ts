@@ -1,0 +1,49 @@
+// The chaos soak's short variant (bench/chaos.bench.ts is the long one): one sharded job with
+// flash checkpoints on its own stack (own Temporal dev server, so it can be killed) survives 3
+// faults drawn from a printed seed (CHAOS_SEED=<n> replays a plan): SIGKILL of the worker, an API
+// replica, the Brain or the Temporal server, alone or together, or a planned rover down
+// --keep-jobs / up. SQLite with one API; MySQL with two API replicas.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlDatabase, MYSQL_URL_ENV } from '../store/testing.ts';
+import { DOWN_UP, runChaosSoak, summary } from './chaos.ts';
+import { ChaosStack } from './chaosStack.ts';
+
+const mysqlUrl = process.env[MYSQL_URL_ENV] || undefined;
+const seed = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+for (const dialect of ['sqlite', 'mysql'] as const) {
+  const skip = dialect === 'mysql' && !mysqlUrl && process.env.CI !== 'true';
+  describe.skipIf(skip)(`chaos soak (${dialect})`, () => {
+    let stack: ChaosStack;
+    let dropDatabase: (() => Promise<void>) | undefined;
+
+    beforeAll(async () => {
+      if (dialect === 'mysql' && !mysqlUrl) throw new Error(`MySQL required in CI: set ${MYSQL_URL_ENV}`);
+      const database = dialect === 'mysql' ? await createMysqlDatabase(mysqlUrl!) : undefined;
+      dropDatabase = database?.drop;
+      stack = await ChaosStack.start({ replicas: database ? 2 : 1, ...(database && { storeUrl: database.url }) });
+    }, 600_000);
+    afterAll(async () => {
+      await stack?.close();
+      await dropDatabase?.();
+    });
+
+    it(`finishes a sharded job SUCCEEDED with exact shard and checkpoint accounting through 3 faults (CHAOS_SEED=${seed})`, async () => {
+      const result = await runChaosSoak(stack, {
+        seed,
+        kills: 3,
+        jobs: 1,
+        faults: [...stack.parts, DOWN_UP],
+        samples: 2400,
+        stepTime: 0.3,
+        // Early enough that all three land while the job trains, whatever the restarts cost.
+        window: [0.05, 0.5],
+        log: (line) => console.log(`${dialect} ${line}`),
+      });
+      console.log(`${summary(seed, result)} store=${dialect} (logs in ${stack.home})`);
+      expect(result.problems).toEqual([]);
+      expect(result.kills).toHaveLength(3);
+      expect(result).toMatchObject({ jobs: 1, succeeded: 1, shardsExact: 1 });
+    }, 900_000);
+  });
+}
