@@ -116,6 +116,9 @@ async function underRover(): Promise<number> {
         nodes: { min: 2, max: 2 },
         nprocPerNode: 2,
         entrypoint: { command: python!, args: TRAINER_ARGS, workdir: repoRoot, env: TRAINER_ENV },
+        // torchrun sets no memory limit: neither does this run (the default 2Gi per process,
+        // enforced with prlimit --data, can fail importing torch._dynamo under memory pressure).
+        resources: { memory: '16Gi' },
         faultTolerance: { maxProcessRestarts: 100, maxNodeRelaunches: 10, heartbeatInterval: '200ms', heartbeatTimeout: '10s' },
         rendezvous: { lastCallTimeout: '1s' },
         checkpoint: { dir: path.join(home, 'checkpoints', name), flash: true },
