@@ -10,13 +10,13 @@ import { formatJobStatus } from './format.ts';
 describe('rover brain status', () => {
   it('shows each source with its served version and last error, "-" for what is unknown', () => {
     const text = formatBrainStatus([
-      { source: 'default', status: { source: 'default', intervalMs: 1000, version: 3, configs: 2, syncs: 10, failures: 1, lastError: 'team.yaml[0].include.usr: Unrecognized key', lastErrorAt: 1, lastSyncAt: Date.UTC(2026, 10, 25, 14, 0, 0), lastChangeAt: 1, runs: 1 } },
-      { source: 'db', error: 'no sync workflow answering' },
+      { source: 'default', state: 'running', status: { source: 'default', intervalMs: 1000, version: 3, configs: 2, syncs: 10, failures: 1, lastError: 'team.yaml[0].include.usr: Unrecognized key', lastErrorAt: 1, lastSyncAt: Date.UTC(2026, 10, 25, 14, 0, 0), lastChangeAt: 1, runs: 1 } },
+      { source: 'db', state: 'starting', error: 'no sync workflow yet' },
     ]);
     expect(text.split('\n')).toEqual([
-      'SOURCE   VERSION  CONFIGS  SYNCS  LAST SYNC             ERROR',
-      'default  3        2        10     2026-11-25 14:00:00Z  team.yaml[0].include.usr: Unrecognized key',
-      'db       -        -        -      -                     no sync workflow answering',
+      'SOURCE   STATE     VERSION  CONFIGS  SYNCS  LAST SYNC             ERROR',
+      'default  running   3        2        10     2026-11-25 14:00:00Z  team.yaml[0].include.usr: Unrecognized key',
+      'db       starting  -        -        -      -                     no sync workflow yet',
     ]);
   });
 });

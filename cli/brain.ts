@@ -1,6 +1,7 @@
 // `rover brain …`: the Brain's configuration sync status (Temporal queries of the
 // brainConfigSync workflows) and what configuration a job would get (the Brain HTTP API).
 import { readFile } from 'node:fs/promises';
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { mergeReads, parseBrainConfigYaml } from '../brain/config/schema.ts';
@@ -39,18 +40,58 @@ async function brainRequest<T>(config: RoverConfig, route: string, body?: unknow
   return json;
 }
 
-export type SourceStatus = { source: string; status?: BrainSyncStatus; error?: string };
+/**
+ * One sync workflow as `rover brain status` shows it: `running` (its status answered), `starting`
+ * (a configured source whose workflow is not started yet or not answering yet, e.g. right after
+ * `rover up --detach`), `orphaned` (running for a source no longer configured; the Brain worker
+ * ends it when it starts).
+ */
+export type SourceStatus = { source: string; state: 'running' | 'starting' | 'orphaned'; status?: BrainSyncStatus; error?: string };
+
+/** How long one status query may wait for a worker to answer. */
+const STATUS_QUERY_MS = 5_000;
+
+/** Every sync workflow: one row per configured source, then the running ones of sources not configured. */
+export async function brainSyncStatuses(client: Client, configured: string[]): Promise<SourceStatus[]> {
+  const running = new Set<string>();
+  for await (const w of client.workflow.list({ query: "WorkflowType = 'brainConfigSync' AND ExecutionStatus = 'Running'" })) running.add(w.workflowId);
+  const ask = async (source: string): Promise<BrainSyncStatus | string> => {
+    try {
+      return await client.connection.withDeadline(Date.now() + STATUS_QUERY_MS, () => client.workflow.getHandle(brainSyncWorkflowId(source)).query(brainSyncStatusQuery));
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  const rows: SourceStatus[] = [];
+  for (const source of configured) {
+    if (!running.has(brainSyncWorkflowId(source))) {
+      rows.push({ source, state: 'starting', error: 'no sync workflow yet: the Brain worker starts it (is it running?)' });
+      continue;
+    }
+    const answer = await ask(source);
+    rows.push(typeof answer === 'string' ? { source, state: 'starting', error: `not answering yet: ${answer}` } : { source, state: 'running', status: answer });
+  }
+  const prefix = brainSyncWorkflowId('');
+  for (const id of [...running].sort()) {
+    const source = id.slice(prefix.length);
+    if (!id.startsWith(prefix) || configured.includes(source)) continue;
+    const answer = await ask(source);
+    rows.push({ source, state: 'orphaned', error: 'its source is not in ROVER_BRAIN_SOURCES; the Brain worker ends it when it starts', ...(typeof answer !== 'string' && { status: answer }) });
+  }
+  return rows;
+}
 
 export function formatBrainStatus(rows: SourceStatus[]): string {
   return formatTable(
-    ['SOURCE', 'VERSION', 'CONFIGS', 'SYNCS', 'LAST SYNC', 'ERROR'],
-    rows.map(({ source, status, error }) => [
+    ['SOURCE', 'STATE', 'VERSION', 'CONFIGS', 'SYNCS', 'LAST SYNC', 'ERROR'],
+    rows.map(({ source, state, status, error }) => [
       source,
+      state,
       status?.version,
       status?.configs,
       status?.syncs,
       status?.lastSyncAt ? formatTime(new Date(status.lastSyncAt)) : undefined,
-      error ?? status?.lastError,
+      status?.lastError ?? error,
     ]),
   );
 }
@@ -81,7 +122,7 @@ export function registerBrainCommands(program: Command): void {
 
   brain
     .command('status')
-    .description('Each configuration source: served snapshot version, last sync, last error')
+    .description('Every sync workflow (configured sources, starting or running, and orphaned ones): served version, last sync, last error')
     .option('--json', 'print the sync workflows\' status as JSON')
     .action(async function (this: Command, opts: { json?: boolean }) {
       const out = this.configureOutput();
@@ -89,16 +130,10 @@ export function registerBrainCommands(program: Command): void {
       const sources = parseSourceList(config.brain.sources);
       const { client, close } = await connectTemporal(config);
       try {
-        const rows: SourceStatus[] = [];
-        for (const { name } of sources) {
-          try {
-            rows.push({ source: name, status: await client.workflow.getHandle(brainSyncWorkflowId(name)).query(brainSyncStatusQuery) });
-          } catch (err) {
-            rows.push({ source: name, error: `no sync workflow answering (${(err as Error).message}); is the Brain worker running?` });
-          }
-        }
+        const rows = await brainSyncStatuses(client, sources.map((s) => s.name));
         out.writeOut?.(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatBrainStatus(rows)}\n`);
-        if (rows.some((r) => r.error || r.status?.lastError)) process.exitCode = 1;
+        // A source still starting is no failure; a read error or an orphaned workflow is.
+        if (rows.some((r) => r.state === 'orphaned' || r.status?.lastError)) process.exitCode = 1;
       } finally {
         await close();
       }

@@ -13,6 +13,7 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
+import { brainSyncStatuses, type SourceStatus } from '../cli/brain.ts';
 import { createBrainWorker, ensureSyncWorkflows } from '../workers/brainWorker.ts';
 import { bundleWorkflows } from '../workers/jobWorker.ts';
 import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
@@ -29,6 +30,7 @@ describe('brainConfigSync with a YAML directory', () => {
   let api: Awaited<ReturnType<typeof buildBrainApi>>;
   let temporal: Awaited<ReturnType<typeof temporalClient>>;
   let closeConnection: () => Promise<void>;
+  const taskQueue = taskQueueFor('brain config sync');
 
   const writeConfig = (file: string, text: string) => writeFileSync(path.join(dir, file), text);
   // Matching by characteristics is the operator's (api/brainRoutes.ts).
@@ -45,7 +47,6 @@ describe('brainConfigSync with a YAML directory', () => {
     api = await buildBrainApi({ config: loadConfig({ ROVER_OPERATOR_TOKEN: operator }), store, logger });
     const connection = await workerConnection();
     closeConnection = () => connection.close();
-    const taskQueue = taskQueueFor('brain config sync');
     worker = await createBrainWorker({
       connection, namespace: 'default', taskQueue, store, logger, sources: [new YamlDirSource(source, dir)], workflowBundle: await bundleWorkflows(),
     });
@@ -55,7 +56,7 @@ describe('brainConfigSync with a YAML directory', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await temporal?.client.workflow.getHandle(brainSyncWorkflowId(source)).terminate('test over').catch(() => undefined);
+    for (const id of [source, `${source}-extra`]) await temporal?.client.workflow.getHandle(brainSyncWorkflowId(id)).terminate('test over').catch(() => undefined);
     worker?.shutdown();
     await running;
     await closeConnection?.();
@@ -120,6 +121,27 @@ describe('brainConfigSync with a YAML directory', () => {
     expect(s.syncs).toBeGreaterThanOrEqual(4);
     expect(s.failures).toBeGreaterThanOrEqual(1);
     expect(s.version).toBeGreaterThanOrEqual(3);
+  });
+
+  it('ends the sync workflow of a removed source; rover brain status lists starting, running and orphaned ones', async () => {
+    const extra = `${source}-extra`;
+    const unstarted = `${source}-unstarted`;
+    await ensureSyncWorkflows(temporal.client, { sources: [{ name: source }, { name: extra }], taskQueue, intervalMs: INTERVAL_MS });
+    const row = (rows: SourceStatus[], name: string) => rows.find((r) => r.source === name);
+    const listed = await waitUntil(async () => {
+      const rows = await brainSyncStatuses(temporal.client, [source, extra, unstarted]);
+      return row(rows, extra)?.state === 'running' ? rows : undefined;
+    }, 'both sync workflows to answer', 60_000, 250);
+    expect(row(listed, source)).toMatchObject({ state: 'running', status: { source } });
+    expect(row(listed, unstarted)).toMatchObject({ state: 'starting' });
+    // The extra source leaves the configuration: until the worker starts again its workflow is an orphan…
+    expect(row(await brainSyncStatuses(temporal.client, [source]), extra)).toMatchObject({ state: 'orphaned' });
+    // …and the worker's start ends it, leaving the configured one running.
+    await ensureSyncWorkflows(temporal.client, { sources: [{ name: source }], taskQueue, intervalMs: INTERVAL_MS });
+    const ended = await temporal.client.workflow.getHandle(brainSyncWorkflowId(extra)).describe();
+    expect(ended.status.name).toBe('TERMINATED');
+    expect((await temporal.client.workflow.getHandle(brainSyncWorkflowId(source)).describe()).status.name).toBe('RUNNING');
+    await waitUntil(async () => row(await brainSyncStatuses(temporal.client, [source]), extra) === undefined, 'the orphan to leave the list', 30_000, 250);
   });
 
   it('takes a new interval when the worker starts again with another one', async () => {

@@ -37,10 +37,19 @@ export function createBrainWorker(o: BrainWorkerOptions): Promise<Worker> {
   });
 }
 
-/** Starts the sync workflow of every source unless it already runs. */
+/** Visibility query for the running sync workflows of one task queue (ids and task queues are ours, never user input). */
+export function runningSyncWorkflowsQuery(taskQueue: string): string {
+  return `WorkflowType = 'brainConfigSync' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Makes the sync workflows follow the configured sources: starts the one of every source unless
+ * it already runs (then it takes the interval), and terminates the running ones on the same task
+ * queue whose source is no longer configured. Returns the workflow ids of the configured sources.
+ */
 export async function ensureSyncWorkflows(
   client: Client,
-  o: { sources: { name: string }[]; taskQueue: string; intervalMs: number; continueAsNewAfterSyncs?: number },
+  o: { sources: { name: string }[]; taskQueue: string; intervalMs: number; continueAsNewAfterSyncs?: number; logger?: Logger },
 ): Promise<string[]> {
   const ids: string[] = [];
   for (const source of o.sources) {
@@ -55,6 +64,13 @@ export async function ensureSyncWorkflows(
     }
     ids.push(workflowId);
   }
+  for await (const running of client.workflow.list({ query: runningSyncWorkflowsQuery(o.taskQueue) })) {
+    if (ids.includes(running.workflowId)) continue;
+    await client.workflow.getHandle(running.workflowId).terminate('its source is no longer in ROVER_BRAIN_SOURCES').then(
+      () => o.logger?.info({ workflowId: running.workflowId }, 'sync workflow of a removed source ended'),
+      (err: unknown) => o.logger?.warn({ workflowId: running.workflowId, err: (err as Error).message }, 'could not end the sync workflow of a removed source'),
+    );
+  }
   return ids;
 }
 
@@ -65,7 +81,7 @@ export async function startBrainWorker(config: RoverConfig, store: Store, connec
   const clientConnection = await Connection.connect(temporalConnectionOptions(config.temporal));
   try {
     const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-    await ensureSyncWorkflows(client, { sources, taskQueue: config.brain.taskQueue, intervalMs: config.brain.syncIntervalMs });
+    await ensureSyncWorkflows(client, { sources, taskQueue: config.brain.taskQueue, intervalMs: config.brain.syncIntervalMs, logger });
   } finally {
     await clientConnection.close();
   }
