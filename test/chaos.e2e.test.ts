@@ -35,9 +35,10 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
         jobs: 1,
         faults: [...stack.parts, DOWN_UP],
         samples: 2400,
-        stepTime: 0.3,
-        // Early enough that all three land while the job trains, whatever the restarts cost.
-        window: [0.05, 0.5],
+        stepTime: 0.5,
+        // Early enough that all three land while the job trains (about 60 s of steps), even when
+        // a loaded machine takes tens of seconds per restart.
+        window: [0.05, 0.35],
         log: (line) => console.log(`${dialect} ${line}`),
       });
       console.log(`${summary(seed, result)} store=${dialect} (logs in ${stack.home})`);
