@@ -212,7 +212,7 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
     }
   });
 
-  it('reads Brain configurations from a ConfigMap', async () => {
+  it('keeps Brain configurations from a ConfigMap by list + watch, a broken key rejected alone', async () => {
     await cluster.core.createNamespacedConfigMap({
       namespace: 'default',
       body: {
@@ -227,9 +227,37 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
     registerConfigMapSource({ kubeconfig: cluster.kubeconfig, inCluster: false });
     const [source] = parseSourceList('cm=configmap:default/brain-config').map((def) => createSource(def, { store }));
     expect(source?.location).toBe('configmap default/brain-config');
-    const read = await source!.read();
-    expect(read.configs.map((c) => c.config.name)).toEqual(['big-jobs']);
-    expect(read.errors).toEqual([]);
-    await expect(new ConfigMapSource('cm', 'default/missing', cluster.kc).read()).rejects.toThrow(/configmap default\/missing: not found/);
+    const cm = source as ConfigMapSource;
+    try {
+      const read = await cm.read();
+      expect(read.configs.map((c) => c.config.name)).toEqual(['big-jobs']);
+      expect(read.errors).toEqual([]);
+      // An edit arrives by the watch: later reads serve it without listing again.
+      await cluster.core.replaceNamespacedConfigMap({
+        name: 'brain-config',
+        namespace: 'default',
+        body: {
+          metadata: { name: 'brain-config' },
+          data: {
+            'a.yaml': 'name: big-jobs\npriority: 10\ninclude: { group: ml }\nconfigure: { optimizer: { margin: 0.5 } }\n',
+            'b.yaml': 'name: broken\nconfigure: { optimizer: { efficiencyThreshold: 2 } }\n',
+          },
+        },
+      });
+      const edited = await waitUntil(async () => {
+        const r = await cm.read();
+        return r.configs[0]?.config.configure.optimizer?.margin === 0.5 ? r : undefined;
+      }, 'the edit to arrive by the watch', 30_000, 100);
+      // The broken key is rejected alone, named with its field.
+      expect(edited.errors).toEqual([expect.stringContaining('configmap default/brain-config key b.yaml.configure.optimizer.efficiencyThreshold')]);
+      expect(cm.lists).toBe(1);
+      await cluster.core.deleteNamespacedConfigMap({ name: 'brain-config', namespace: 'default' });
+      await waitUntil(() => cm.read().then(() => false, (err: Error) => /not found/.test(err.message)), 'the deletion to arrive by the watch', 30_000, 100);
+    } finally {
+      await cm.stop();
+    }
+    const missing = new ConfigMapSource('cm', 'default/missing', cluster.kc);
+    await expect(missing.read()).rejects.toThrow(/configmap default\/missing: not found/);
+    await missing.stop();
   });
 });
