@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { followLogs, jobLogDir, LogTail, nodeLogFile, printLogs } from './logs.ts';
+import { followLogs, jobLogDir, LogTail, nodeLogFile } from './logs.ts';
 
 let home: string;
 let dir: string;
@@ -20,23 +20,6 @@ beforeEach(() => {
 
 afterEach(() => {
   rmSync(home, { recursive: true, force: true });
-});
-
-describe('printLogs', () => {
-  it('prints every node file in node order with a [node N] prefix on each line', async () => {
-    writeFileSync(nodeLogFile(dir, 10), 'ten\n');
-    writeFileSync(nodeLogFile(dir, 2), 'two a\n\ntwo b\n');
-    writeFileSync(path.join(dir, 'notes.txt'), 'not a node log\n');
-    await printLogs({ dir, prefix: true, write });
-    expect(output).toBe('[node 2] two a\n[node 2] \n[node 2] two b\n[node 10] ten\n');
-  });
-
-  it('prints one node raw and ends an unterminated last line', async () => {
-    writeFileSync(nodeLogFile(dir, 0), 'step 1\nstep 2');
-    writeFileSync(nodeLogFile(dir, 1), 'other\n');
-    await printLogs({ dir, node: 0, prefix: false, write });
-    expect(output).toBe('step 1\nstep 2\n');
-  });
 });
 
 describe('LogTail', () => {

@@ -1,6 +1,7 @@
 // `rover logs`: prints the per-node log files the local backend writes to
-// <home>/logs/<job>/node-<N>.log (every incarnation of a node appends to the same file),
-// and with --follow keeps printing what is appended, like `tail -f` over all nodes.
+// <home>/logs/<job>/node-<N>.log (every run and incarnation of a node appends to the same file,
+// each opened by a header line; cli/logRuns.ts selects from them), and with --follow keeps
+// printing what is appended, like `tail -f` over all nodes.
 import { existsSync } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +9,10 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../common/config.ts';
+import { parseDuration } from '../common/spec/units.ts';
+import { selectNodeLog, type LogSelection } from './logRuns.ts';
 import { rayLogsCommand } from './rayLogs.ts';
+import { withStore } from './shardProgress.ts';
 
 const NODE_LOG = /^node-(\d+)\.log$/;
 const CHUNK_BYTES = 1 << 20;
@@ -122,13 +126,6 @@ export class LogTail {
   }
 }
 
-/** Prints the logs as they are now. */
-export async function printLogs(options: LogTailOptions): Promise<void> {
-  const tail = new LogTail(options);
-  await tail.poll();
-  tail.flush();
-}
-
 /** Prints the logs, then what is appended every `pollMs`, until `signal` aborts. */
 export async function followLogs(options: LogTailOptions & { pollMs: number; signal: AbortSignal }): Promise<void> {
   const tail = new LogTail(options);
@@ -140,21 +137,60 @@ export async function followLogs(options: LogTailOptions & { pollMs: number; sig
   tail.flush();
 }
 
+interface LogsOptions {
+  node?: string;
+  follow?: boolean;
+  tail?: string;
+  since?: string;
+  run: string;
+  agent?: boolean;
+}
+
+/** Bad input: the message on stderr, exit code 2. */
+class LogsUsageError extends Error {}
+
+/** The selection the options ask for; throws LogsUsageError naming the option at fault. */
+export function parseLogSelection(options: Omit<LogsOptions, 'node' | 'follow'>, now = Date.now()): LogSelection {
+  if (options.run !== 'current' && options.run !== 'all') throw new LogsUsageError(`--run must be current or all (got "${options.run}")`);
+  let tail: number | undefined;
+  if (options.tail !== undefined) {
+    if (!/^\d+$/.test(options.tail)) throw new LogsUsageError(`--tail must be a number of lines like 100 (got "${options.tail}")`);
+    tail = Number(options.tail);
+  }
+  let since: number | undefined;
+  if (options.since !== undefined) {
+    const ago = parseDuration(options.since);
+    const at = Date.parse(options.since);
+    if (ago.ok) since = now - ago.value;
+    else if (/^\d{4}-\d{2}-\d{2}/.test(options.since) && !Number.isNaN(at)) since = at;
+    else throw new LogsUsageError(`--since takes a duration ago like 10m or 1h30m, or a time like 2026-05-01T12:00:00Z (got "${options.since}")`);
+  }
+  return { run: options.run, tail, since, source: options.agent ? 'agent' : 'trainer' };
+}
+
 export function registerLogsCommand(program: Command): void {
   program
     .command('logs')
     .argument('<job>', 'job name (metadata.name) or workflow id job-<name>')
     .option('--node <n>', 'only this node (its number, as in `rover status`)')
-    .option('-f, --follow', 'keep printing appended lines until Ctrl-C')
-    .action(async (job: string, options: { node?: string; follow?: boolean }) => {
+    .option('--run <which>', 'current: the job\'s latest run only; all: every run under this name', 'current')
+    .option('--tail <n>', 'only the last N lines of each node')
+    .option('--since <when>', 'only lines since a duration ago (10m, 1h30m) or a time (2026-05-01T12:00:00Z)')
+    .option('--agent', "the agent's JSON lines (registration, rendezvous, restarts) instead of the trainers' output")
+    .option('-f, --follow', 'keep printing appended lines until Ctrl-C (everything the files get, agent lines too)')
+    .addHelpText('after', '\nEach incarnation starts with a header line: === rover run <run created> · node N · incarnation I · launched <time> ===')
+    .action(async (job: string, options: LogsOptions) => {
       let node: number | undefined;
-      if (options.node !== undefined) {
-        if (!/^\d+$/.test(options.node)) {
-          process.stderr.write(`rover logs: --node must be a node number like 0 or 3 (got "${options.node}")\n`);
-          process.exitCode = 2;
-          return;
-        }
-        node = Number(options.node);
+      let selection: LogSelection;
+      try {
+        if (options.node !== undefined && !/^\d+$/.test(options.node)) throw new LogsUsageError(`--node must be a node number like 0 or 3 (got "${options.node}")`);
+        node = options.node === undefined ? undefined : Number(options.node);
+        selection = parseLogSelection(options);
+      } catch (err) {
+        if (!(err instanceof LogsUsageError)) throw err;
+        process.stderr.write(`rover logs: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
       }
       const config = loadConfig();
       // Ray-backend jobs: the nodes' output is in their Ray jobs (cli/rayLogs.ts).
@@ -170,7 +206,14 @@ export function registerLogsCommand(program: Command): void {
           const nodes = await listNodeLogs(dir);
           throw new Error(`no log for node ${node}: ${nodeLogFile(dir, node)} does not exist (nodes with logs: ${nodes.join(', ') || 'none'})`);
         }
-        await printLogs(tailOptions);
+        // The store knows when the job's current run was created; without it, the newest run in each file.
+        const jobId = path.basename(dir);
+        const currentRun = selection.run === 'current' ? await withStore(config, async (store) => (await store.jobs.get(jobId))?.createdAt) : undefined;
+        for (const n of node === undefined ? await listNodeLogs(dir) : [node]) {
+          const lines = await selectNodeLog(nodeLogFile(dir, n), { ...selection, currentRun });
+          const tag = node === undefined ? `[node ${n}] ` : '';
+          if (lines.length > 0) write(`${lines.map((l) => (l.startsWith('=== rover run ') ? l : tag + l)).join('\n')}\n`);
+        }
         return;
       }
       const stop = new AbortController();

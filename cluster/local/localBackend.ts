@@ -2,7 +2,7 @@
 // so it outlives a crash of the Rover worker. Pid and log path are recorded in the store. The
 // agent's trainers lead process groups of their own (agent/processGroup.ts), so stopping a node
 // is more than stopping the agent's group: see stopLocalNode.
-import { rm, rmdir } from 'node:fs/promises';
+import { appendFile, mkdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
 import { nodeShmDir } from '../../common/flashShm.ts';
@@ -12,6 +12,22 @@ import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLo
 
 export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
   return path.join(home, 'logs', jobId, `node-${nodeId}.log`);
+}
+
+/**
+ * The line that opens each incarnation's output in a node's log file, which every run and
+ * incarnation of the node appends to: `rover logs` splits the file at these lines. `run` is when
+ * the job's run was created (the store's job row), which tells reruns under one name apart.
+ */
+export function logHeader(h: { run: number; nodeId: number; incarnation: number; launchedAt: number }): string {
+  return `=== rover run ${new Date(h.run).toISOString()} · node ${h.nodeId} · incarnation ${h.incarnation} · launched ${new Date(h.launchedAt).toISOString()} ===\n`;
+}
+
+/** Parses a logHeader line (without its newline); undefined for any other line. */
+export function parseLogHeader(line: string): { run: number; nodeId: number; incarnation: number; launchedAt: number } | undefined {
+  const m = /^=== rover run (\S+) · node (\d+) · incarnation (\d+) · launched (\S+) ===$/.exec(line);
+  if (!m) return undefined;
+  return { run: Date.parse(m[1]!), nodeId: Number(m[2]), incarnation: Number(m[3]), launchedAt: Date.parse(m[4]!) };
 }
 
 export class LocalBackend implements ClusterBackend {
@@ -27,6 +43,9 @@ export class LocalBackend implements ClusterBackend {
     const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
     if (node.pid !== null) return { pid: node.pid, logPath: node.logPath, created: false };
     const logPath = nodeLogPath(this.home, launch.jobId, launch.nodeId);
+    const job = await this.store.jobs.get(launch.jobId);
+    await mkdir(path.dirname(logPath), { recursive: true });
+    await appendFile(logPath, logHeader({ run: job?.createdAt ?? 0, nodeId: launch.nodeId, incarnation: launch.incarnation, launchedAt: Date.now() }));
     const agent = roverEntrypoint('agent/main.ts');
     const { pid } = spawnDetached(agent.command, agent.args, {
       // The agent runs the trainers under this memory limit (prlimit; agent/memoryLimit.ts).
