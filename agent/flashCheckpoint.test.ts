@@ -26,7 +26,9 @@ afterEach(async () => {
 
 async function stack(job: string) {
   const store = await openStore('sqlite::memory:');
-  const parsed = parseJobSpec({ metadata: { name: job, user: 'u' }, spec: { entrypoint: { command: 'true' }, checkpoint: { flash: true } } });
+  // The job's checkpoint folder: the API accepts only reports of files inside it.
+  const dir = mkdtempSync(path.join(tmpdir(), 'rover-flash-'));
+  const parsed = parseJobSpec({ metadata: { name: job, user: 'u' }, spec: { entrypoint: { command: 'true' }, checkpoint: { flash: true, dir } } });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   await store.jobs.create({ id: job, workflowId: `job-${job}`, user: 'u', group: '', backend: 'local', spec: parsed.spec, phase: 'RUNNING', token: 'tok' });
   /** A closed round of one node: what the agent's restart of its trainers goes through. */
@@ -40,7 +42,6 @@ async function stack(job: string) {
   const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const saver = new FlashSaver({ apiUrl, job, node: 0, token: 'tok', log: createLogger('test', 'silent') });
   const agentUrl = await saver.start();
-  const dir = mkdtempSync(path.join(tmpdir(), 'rover-flash-'));
   cleanups.push(
     () => store.close(),
     () => app.close(),
@@ -112,7 +113,7 @@ except rc.RoverError as e:
 
   it('persists the first `bytes` bytes of a reused buffer and clears the saving marks a dead saver left', async () => {
     const job = `flash-${randomBytes(4).toString('hex')}`;
-    const { store, saver, env } = await stack(job);
+    const { store, saver, env, dir } = await stack(job);
     // A buffer bigger than this save (rover_torch reuses one per rank), and a mark from a saver
     // that died mid-save: a new saver must not leave the trainer skipping saves forever.
     const buffer = path.join(saver.nodeDir, '0-buffer');
@@ -126,9 +127,7 @@ except rc.RoverError as e:
     expect(existsSync(`${buffer}.saving`)).toBe(false);
 
     const bytes = 1 << 20;
-    const folder = path.join(ROOT, '.rover', 'checkpoints', job); // the spec's default checkpoint.dir
-    cleanups.push(() => rmSync(folder, { recursive: true, force: true }));
-    const target = path.join(folder, 'ckpt-5-rank0.bin');
+    const target = path.join(dir, 'ckpt-5-rank0.bin');
     const res = await fetch(`${agentUrl}/save`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
