@@ -18,7 +18,7 @@ const CANARIES = { MYSQL_PWD: 'canary-db-password-7f3a', AWS_SECRET_ACCESS_KEY: 
 /** Rover variables a trainer may see (README "What a training process can see"). */
 const TRAINER_ROVER = new Set([
   'ROVER_API_URL', 'ROVER_JOB', 'ROVER_NODE', 'ROVER_INCARNATION', 'ROVER_TOKEN', 'ROVER_ROUND', 'ROVER_RESUME_STEP',
-  'ROVER_CHECKPOINT_DIR', 'ROVER_AGENT_URL', 'ROVER_LOCAL_BACKEND_HOME',
+  'ROVER_CHECKPOINT_DIR', 'ROVER_AGENT_URL', 'ROVER_LOCAL_BACKEND_HOME', 'ROVER_CONFIG_VERSION',
 ]);
 /** Rover variables a local agent is started with: the agent settings and the local backend's own. */
 const AGENT_ROVER = new Set([
