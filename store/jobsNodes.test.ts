@@ -34,6 +34,7 @@ describeEachStore('jobs', (h) => {
       reason: null,
       hangCheckedAt: null,
       hangEventId: null,
+      stragglerCheckedAt: null,
     });
     expect(await store.jobs.get('a')).toEqual(created);
     expect(await store.jobs.get('missing')).toBeUndefined();
@@ -112,6 +113,8 @@ describeEachStore('nodes', (h) => {
       endedAt: null,
       resources: { cpu: 2 },
       pendingReason: null,
+      computeWindow: [],
+      stragglerAt: null,
     });
     await store.nodes.update(key, { status: 'running' });
     const retry = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching' });

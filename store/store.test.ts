@@ -17,6 +17,7 @@ const TABLES = [
   'job_summaries',
   'jobs',
   'metrics',
+  'node_checks',
   'node_events',
   'nodes',
   'rendezvous_members',
