@@ -105,7 +105,8 @@ describe('the job story in Temporal and the metrics', () => {
 
   it('ends a FAILED job as a Failed workflow whose failure is JobFailed with the reason and final status', async () => {
     const name = 'story-fails';
-    const spec = jobSpec(stack.home, name, { nodes: 1, extraArgs: ['--exit-at-step', '1', '--exit-code', '3'], maxProcessRestarts: 0, maxNodeRelaunches: 0 });
+    // One process: with two, its peer's own exit can reach the agent first and name the failure.
+    const spec = jobSpec(stack.home, name, { nodes: 1, nproc: 1, extraArgs: ['--exit-at-step', '1', '--exit-code', '3'], maxProcessRestarts: 0, maxNodeRelaunches: 0 });
     const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
     const failure = await handle.result().catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
