@@ -14,6 +14,12 @@ describe('parsePrometheusText', () => {
     expect(sampleSum(exp, 'lat_seconds_bucket', { le: '+Inf' })).toBe(1);
   });
 
+  it('reads NaN in any case, as Prometheus does (prom-client writes an empty mean as "Nan")', () => {
+    const exp = parsePrometheusText('# TYPE lag gauge\nlag Nan\n# TYPE up gauge\nup NaN\n');
+    expect(sampleSum(exp, 'lag', {})).toBeNaN();
+    expect(sampleSum(exp, 'up', {})).toBeNaN();
+  });
+
   it.each([
     ['a sample without a TYPE', 'foo 1\n', 'no TYPE'],
     ['a bad value', '# TYPE foo gauge\nfoo one\n', 'line 2: bad value'],

@@ -61,7 +61,9 @@ function familyOf(name: string, types: Map<string, string>): string | undefined 
 function parseValue(text: string): number | undefined {
   if (text === '+Inf' || text === 'Inf') return Infinity;
   if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  // Prometheus parses floats as Go does, case-insensitively: prom-client writes an empty
+  // event-loop-lag histogram's mean as "Nan".
+  if (text.toLowerCase() === 'nan') return NaN;
   const n = Number(text);
   return Number.isNaN(n) ? undefined : n;
 }
