@@ -10,8 +10,8 @@ export interface SampleRange {
   endIndex: number;
 }
 
-/** mulberry32: small, fast, and the same on every platform. */
-function prng(seed: number): () => number {
+/** mulberry32: a small seeded PRNG, the same on every platform; floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -33,7 +33,7 @@ export function planEpoch(dataset: Pick<DatasetSpec, 'size' | 'shardSize' | 'shu
     endIndex: Math.min(dataset.size, (i + 1) * dataset.shardSize),
   }));
   if (!dataset.shuffle) return ranges;
-  const random = prng(Math.imul(dataset.seed, 1_000_003) + epoch * 7919);
+  const random = mulberry32(Math.imul(dataset.seed, 1_000_003) + epoch * 7919);
   for (let i = ranges.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [ranges[i], ranges[j]] = [ranges[j]!, ranges[i]!];

@@ -11,6 +11,7 @@ import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { ChaosPart, ChaosStack } from './chaosStack.ts';
 import { jobOutcome, waitUntil } from './waits.ts';
 import { repoRoot } from './jobFixtures.ts';
+import { mulberry32 } from '../common/shardPlan.ts';
 
 /** A planned restart of the whole stack that leaves the jobs' nodes training. */
 export const DOWN_UP = 'down-up';
@@ -58,18 +59,6 @@ export interface SoakResult {
 
 const SHARD = 20;
 const EPOCHS = 2;
-
-/** mulberry32: a small seeded PRNG, so a seed reproduces the fault plan. Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The fault plan of a seed: `kills` points (fractions of all shards done in `window`, ascending), each hitting one fault or, one time in four, two or three at once. */
 export function planFaults(seed: number, kills: number, faults: Fault[], [low, high]: [number, number]): { at: number; targets: Fault[] }[] {
