@@ -52,7 +52,7 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
       await dropDatabase?.();
     });
 
-    it('finishes with every node checked ok and one forced round when each replica is SIGKILLed in turn', async () => {
+    it('finishes with every node passing its check and one forced round when each replica is SIGKILLed in turn', async () => {
       const name = `replicas-${dialect}`;
       const spec = jobSpec(stack.home, name, { nodes: 4, nproc: 1, steps: 100 });
       spec.spec.diagnosis = { nodeCheck: 'on', probeBytes: 256 * 1024, timeout: 20_000, excludeStragglers: false, relaunchStragglers: false };
@@ -82,7 +82,10 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
       expect(result.nodeRelaunches).toBe(0);
       const events = await stack.store.nodeEvents.list(name, { kinds: ['node_check', 'round_opened'] });
       const verdicts = events.filter((e) => e.kind === 'node_check' && 'verdict' in (e.data as object));
-      expect(verdicts.map((e) => [e.nodeId, (e.data as { verdict: string }).verdict])).toEqual([[0, 'ok'], [1, 'ok'], [2, 'ok'], [3, 'ok']]);
+      // Every node passes. A node whose probe went through the killed replica may be timed slower
+      // than 2x the median and reported a straggler; with excludeStragglers off it stays in.
+      const passed = verdicts.map((e) => { const d = e.data as { verdict: string; exclude: boolean }; return [e.nodeId, d.verdict === 'faulty' || d.exclude ? 'held' : 'passed']; });
+      expect(passed).toEqual([[0, 'passed'], [1, 'passed'], [2, 'passed'], [3, 'passed']]);
       const rounds = events.filter((e) => e.kind === 'round_opened').map((e) => e.data as { round: number; cause: string });
       expect(rounds.map((r) => r.round)).toEqual([1, 2]);
       // Node 0's killed trainer, or a peer that died of it and reported first.
