@@ -16,7 +16,7 @@ import type {
   StepReport,
 } from '../common/trainerProtocol.ts';
 import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
-import { checkCheckpointPath } from './checkpointPaths.ts';
+import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { HttpError } from './errors.ts';
 
 type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
