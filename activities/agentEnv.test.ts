@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { kubernetesOptions, nodePod } from '../cluster/kubernetes/manifests.ts';
-import { LOCAL_BACKEND_HOME_VAR } from '../cluster/local/processes.ts';
+import { LOCAL_STACK_VAR } from '../cluster/local/processes.ts';
 import { nodeSubmission } from '../cluster/ray/submission.ts';
 import type { ClusterBackend, NodeLaunch } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
@@ -114,5 +114,5 @@ it('gives a local agent only the host entries and test hooks of the worker\'s en
     PATH: '/usr/bin', HOME: '/home/ada', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TMPDIR: '/scratch', ROVER_TEST_NODE_CHECK_NODES: '1:fail',
   });
   // The local backend's home reaches trainers: it finds a node's processes by it.
-  expect(TRAINER_ROVER_PASSTHROUGH).toContain(LOCAL_BACKEND_HOME_VAR);
+  expect(TRAINER_ROVER_PASSTHROUGH).toContain(LOCAL_STACK_VAR);
 });

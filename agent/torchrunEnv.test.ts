@@ -15,6 +15,7 @@ const settings: AgentSettings = {
   shutdownGraceMs: 10_000,
   host: 'node-7',
   logLevel: 'info',
+  checkpointDir: '/ckpt',
 };
 const placement = { round: 5, groupRank: 2, nodes: 3, masterAddr: 'node-1', masterPort: 29500 };
 
@@ -50,7 +51,7 @@ describe('trainerEnv', () => {
       ROVER_ENTRYPOINT: '{}', ROVER_NPROC_PER_NODE: '4', ROVER_LOG_LEVEL: 'info', ROVER_MEMORY_LIMIT_BYTES: '1', ROVER_HOST: 'node-7',
       KUBERNETES_SERVICE_HOST: '10.0.0.1', RAY_ADDRESS: 'ray:6379', CUDA_VISIBLE_DEVICES: '3', OMP_NUM_THREADS: '64', PYTHONPATH: '/agent',
       // What a trainer gets from its agent.
-      ROVER_CHECKPOINT_DIR: '/ckpt', ROVER_AGENT_URL: 'http://127.0.0.1:9', ROVER_LOCAL_BACKEND_HOME: '/home/ada/.rover',
+      ROVER_CHECKPOINT_DIR: '/ckpt', ROVER_AGENT_URL: 'http://127.0.0.1:9', ROVER_LOCAL_STACK: '0123456789abcdef',
     };
     const env = trainerEnv(settings, placement, 0, agentEnv);
     for (const name of ['ROVER_STORE_URL', 'ROVER_TEMPORAL_ADDRESS', 'ROVER_OPERATOR_TOKEN', 'ROVER_ENTRYPOINT', 'ROVER_NPROC_PER_NODE',
@@ -60,7 +61,7 @@ describe('trainerEnv', () => {
     }
     expect(env).toMatchObject({ PATH: '/usr/bin', HOME: '/home/ada', LC_ALL: 'C.UTF-8', TMPDIR: '/scratch', NCCL_DEBUG: 'INFO' });
     expect(Object.keys(env).filter((k) => k.startsWith('ROVER_')).sort()).toEqual([
-      'ROVER_AGENT_URL', 'ROVER_API_URL', 'ROVER_CHECKPOINT_DIR', 'ROVER_INCARNATION', 'ROVER_JOB', 'ROVER_LOCAL_BACKEND_HOME', 'ROVER_NODE',
+      'ROVER_AGENT_URL', 'ROVER_API_URL', 'ROVER_CHECKPOINT_DIR', 'ROVER_INCARNATION', 'ROVER_JOB', 'ROVER_LOCAL_STACK', 'ROVER_NODE',
       'ROVER_ROUND', 'ROVER_TOKEN',
     ]);
   });

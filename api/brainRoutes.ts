@@ -1,6 +1,6 @@
 // The Brain HTTP API (/brain/v1): optimize (resource plans) and config (merged configuration).
-// What names a job takes that job's token or the operator token; the rest (configurations, or
-// matching characteristics) the operator token only. Refusals all look alike (api/auth.ts).
+// What names a job takes the operator token or that job's token (a read also one of its node
+// tokens); the rest (configurations, or matching characteristics) the operator token only. Refusals all look alike (api/auth.ts).
 import type { FastifyInstance } from 'fastify';
 import { BrainConfigError, jobCharacteristicsSchema } from '../brain/config/schema.ts';
 import { STAGES } from '../brain/optimizers/types.ts';
@@ -40,8 +40,9 @@ export function registerBrainRoutes(app: FastifyInstance, store: Store, operator
 
   app.post('/brain/v1/optimize', async (request) => {
     const body = parseInput(optimizeRequest, request.body, 'body');
-    // An OOM plan also records the failure in the job's history: only that job or the operator.
-    await access.check(request, body.job);
+    // An OOM plan also records the failure in the job's history: the job's own token (the
+    // worker's) or the operator, never a trainer's node token.
+    await access.check(request, body.job, { nodeTokens: false });
     return brainErrors(() => brain.optimize(body));
   });
 

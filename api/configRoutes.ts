@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { BrainService } from '../brain/service.ts';
 import { configQuery, type JobConfigResponse } from '../common/trainerProtocol.ts';
 import type { Store } from '../store/index.ts';
+import { bearerToken } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { Authorize } from './trainerRoutes.ts';
 
@@ -15,10 +16,6 @@ const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
 /** How often a long poll re-reads the served configuration. */
 const CONFIG_POLL_MS = 500;
 
-function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
-}
 
 export function registerConfigRoutes(app: FastifyInstance, authorize: Authorize, store: Store): void {
   const brain = new BrainService(store);
@@ -26,7 +23,7 @@ export function registerConfigRoutes(app: FastifyInstance, authorize: Authorize,
   app.get('/v1/jobs/:job/config', async (request): Promise<JobConfigResponse> => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
     const query = parseInput(configQuery, request.query, 'query');
-    await authorize(jobId, bearer(request));
+    await authorize(jobId, bearerToken(request));
     const deadline = Date.now() + query.waitMs;
     const gone = () => request.raw.destroyed;
     for (;;) {

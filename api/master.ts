@@ -8,8 +8,9 @@ import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, M
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
-import { nodeTokenScope, tokenMatches, type NodeTokenScope } from '../common/tokens.ts';
+import { nodeTokenScope, tokenMatches } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
+import type { NamedNode } from './auth.ts';
 import { HttpError } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
 import { nextComputeWindow, StragglerWatch } from './stragglerWatch.ts';
@@ -44,17 +45,20 @@ export class MasterService {
   /**
    * Loads the job and checks the caller's token, in constant time: the job's token (its digest is
    * stored), or a node token of this run (common/tokens.ts nodeToken) — which, when the request
-   * names a node (`ref`), must be that node incarnation's. 404 for an unknown job (agents stop on
-   * it), 403 for a wrong token (the digest itself included) or another node's token.
+   * names a node or incarnation (`ref`, api/auth.ts namedNode), must be that node incarnation's.
+   * 403 for an unknown job and a wrong token alike (the digest itself included), and for another
+   * node's token.
    */
-  async authorize(jobId: string, token: string | undefined, ref?: NodeTokenScope): Promise<Job> {
+  async authorize(jobId: string, token: string | undefined, ref: NamedNode = {}): Promise<Job> {
     const job = await this.store.jobs.get(jobId);
-    if (!job) throw new HttpError(404, 'job_not_found', `no job ${jobId}`);
-    if (tokenMatches(token, job.tokenDigest)) return job;
-    const scope = nodeTokenScope(token, this.signingKey, job.tokenDigest);
-    if (!scope) throw new HttpError(403, 'forbidden', `token does not belong to job ${jobId}`);
-    if (ref && (ref.node !== scope.node || ref.incarnation !== scope.incarnation)) {
-      throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${ref.node} incarnation ${ref.incarnation}`);
+    if (job && tokenMatches(token, job.tokenDigest)) return job;
+    const scope = job && nodeTokenScope(token, this.signingKey, job.tokenDigest);
+    // An unknown job and a token that does not open the job get one answer: a caller learns
+    // nothing about which jobs exist without a token of one.
+    if (!scope) throw new HttpError(403, 'forbidden', `no job ${JSON.stringify(jobId)} that this token opens (Authorization: Bearer <ROVER_TOKEN of a node of the job>)`);
+    const named = { node: ref.node ?? scope.node, incarnation: ref.incarnation ?? scope.incarnation };
+    if (named.node !== scope.node || named.incarnation !== scope.incarnation) {
+      throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${named.node} incarnation ${named.incarnation}`);
     }
     return job;
   }

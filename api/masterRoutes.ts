@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
 import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
-import { namedNode } from './auth.ts';
+import { bearerToken, namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { MasterService } from './master.ts';
 
@@ -14,15 +14,11 @@ const roundQuery = z.strictObject({
   incarnation: z.coerce.number().int().min(0),
 });
 
-function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
-}
 
 export function registerMasterRoutes(app: FastifyInstance, master: MasterService): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return master.authorize(jobId, bearer(request), namedNode(request));
+    return master.authorize(jobId, bearerToken(request), namedNode(request));
   };
 
   app.post('/v1/jobs/:job/nodes/register', async (request) => {
@@ -38,7 +34,7 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
 
   app.get('/v1/jobs/:job/rendezvous/:round', async (request) => {
     const { job: jobId, round } = parseInput(roundParams, request.params, 'path');
-    const j = await master.authorize(jobId, bearer(request), namedNode(request));
+    const j = await master.authorize(jobId, bearerToken(request), namedNode(request));
     const { node, incarnation } = parseInput(roundQuery, request.query, 'query');
     return master.roundStatus(j, round, node, incarnation);
   });

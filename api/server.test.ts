@@ -55,17 +55,19 @@ describe('Rover API edge', () => {
     expect(wrong.json().message).toContain('body.node');
   });
 
-  it('gives 404 with a JSON error for an unknown route or job', async () => {
+  it('gives 404 with a JSON error for an unknown route', async () => {
     const route = await app.inject({ url: '/nope' });
     expect(route.statusCode).toBe(404);
     expect(route.json().error).toBe('not_found');
-    const job = await post('/v1/jobs/missing/nodes/heartbeat', '{}');
-    expect(job.statusCode).toBe(404);
   });
 
-  it('refuses a token of another job with 403', async () => {
-    const res = await post('/v1/jobs/edge/rendezvous/join', JSON.stringify({ node: 0, incarnation: 0, host: 'h', freePort: 1 }), 'other');
-    expect(res.statusCode).toBe(403);
+  it('answers an unknown job exactly as a token of another job: 403, so a caller learns nothing of which jobs exist', async () => {
+    const join = JSON.stringify({ node: 0, incarnation: 0, host: 'h', freePort: 1 });
+    const missing = await post('/v1/jobs/missing/rendezvous/join', join);
+    const foreign = await post('/v1/jobs/edge/rendezvous/join', join, 'other');
+    expect([missing.statusCode, foreign.statusCode]).toEqual([403, 403]);
+    expect(missing.json().error).toBe('forbidden');
+    expect(foreign.json().message).toBe(missing.json().message.replace('"missing"', '"edge"'));
   });
 
   it('never answers a garbage request with a 5xx', async () => {

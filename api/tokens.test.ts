@@ -94,6 +94,23 @@ describeEachStore('job tokens at the API', (h) => {
         expect(res.statusCode).toBe(403);
         expect(res.json().message).toMatch(/token of node 0 incarnation 0 cannot act as node/);
       }
+      // Named as the routes' schemas read numbers (Number(), as z.coerce): "1.0", "+1", "1e0"
+      // and " 1" are node 1; body and query naming different nodes is no node at all.
+      const heartbeatAs = (node: unknown, query = '') =>
+        api.inject({ method: 'POST', url: `/v1/jobs/a/nodes/heartbeat${query}`, headers: bearer(node0), payload: { node, incarnation: 0, round: 1 } });
+      for (const node of ['1.0', '+1', '1e0', ' 1', 1.0, '0x1', 'zero', true]) {
+        const res = await heartbeatAs(node);
+        expect(res.statusCode, `node ${JSON.stringify(node)}`).toBe(403);
+      }
+      expect((await heartbeatAs(0, '?node=1')).statusCode).toBe(403);
+      expect((await heartbeatAs('0.0')).statusCode).not.toBe(403);
+      const leaseAs = (incarnation: unknown) =>
+        api.inject({ method: 'POST', url: '/v1/jobs/a/shards/lease', headers: bearer(node0), payload: { node: 0, incarnation, rank: 0 } });
+      for (const incarnation of ['1', '1.0', '+1']) expect((await leaseAs(incarnation)).statusCode, `incarnation ${incarnation}`).toBe(403);
+      // A plan request records history: the worker's job token or the operator, not a trainer's node token.
+      const optimize = (token: string) => brain.inject({ method: 'POST', url: '/brain/v1/optimize', headers: bearer(token), payload: { job: 'a', stage: 'initial' } });
+      expect((await optimize(node0)).statusCode).toBe(403);
+      expect((await optimize(TOKENS.a)).statusCode).toBe(200);
       // Not in another job, not forged, not signed with another key, not another run's.
       const forged = `${node0.slice(0, -4)}AAAA`;
       const otherKey = nodeToken('another-signing-key-0123456789', digestA, { node: 0, incarnation: 0 });

@@ -11,8 +11,7 @@ import {
   stepReport,
 } from '../common/trainerProtocol.ts';
 import type { Job } from '../store/index.ts';
-import type { NodeTokenScope } from '../common/tokens.ts';
-import { namedNode } from './auth.ts';
+import { bearerToken, namedNode, type NamedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { LedgerService } from './ledger.ts';
 
@@ -24,17 +23,13 @@ const latestRefQuery = latestQuery.extend({
 });
 
 /** Checks the token for the job and, when the request names a node (`ref`), that a node token is that node's. */
-export type Authorize = (jobId: string, token: string | undefined, ref?: NodeTokenScope) => Promise<Job>;
+export type Authorize = (jobId: string, token: string | undefined, ref?: NamedNode) => Promise<Job>;
 
-function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
-}
 
 export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize, ledger: LedgerService): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return authorize(jobId, bearer(request), namedNode(request));
+    return authorize(jobId, bearerToken(request), namedNode(request));
   };
 
   app.post('/v1/jobs/:job/shards/lease', async (request) => {

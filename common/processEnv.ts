@@ -22,11 +22,11 @@ export const HOST_ENV_PREFIXES: readonly string[] = ['LC_'];
 
 /**
  * Rover variables a trainer gets from its agent's environment besides those trainerEnv sets:
- * where to write checkpoints, the agent's flash-checkpoint saver, and the local backend's home
- * (cluster/local/processes.ts LOCAL_BACKEND_HOME_VAR: it finds a node's processes, orphans
+ * where to write checkpoints, the agent's flash-checkpoint saver, and the local backend's stack
+ * mark (cluster/local/processes.ts LOCAL_STACK_VAR: it finds a node's processes, orphans
  * included, by that variable).
  */
-export const TRAINER_ROVER_PASSTHROUGH: readonly string[] = ['ROVER_CHECKPOINT_DIR', 'ROVER_AGENT_URL', 'ROVER_LOCAL_BACKEND_HOME'];
+export const TRAINER_ROVER_PASSTHROUGH: readonly string[] = ['ROVER_CHECKPOINT_DIR', 'ROVER_AGENT_URL', 'ROVER_LOCAL_STACK'];
 
 /**
  * Test hooks a local agent may take from the worker's environment (agent/nodeCheck.ts); they

@@ -8,7 +8,7 @@ import type { Store, Node } from '../../store/index.ts';
 import { nodeShmDir } from '../../common/flashShm.ts';
 import { localAgentBaseEnv } from '../../common/processEnv.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
-import { isAlive, LOCAL_BACKEND_HOME_VAR, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
+import { isAlive, LOCAL_STACK_VAR, localStackId, roverEntrypoint, spawnDetached, stopLocalNode } from './processes.ts';
 
 export function nodeLogPath(home: string, jobId: string, nodeId: number): string {
   return path.join(home, 'logs', jobId, `node-${nodeId}.log`);
@@ -56,7 +56,7 @@ export class LocalBackend implements ClusterBackend {
         ...launch.agentEnv,
         ROVER_MEMORY_LIMIT_BYTES: String(launch.resources.memory),
         // Marks the node's processes as this stack's when deleteNode looks for them by environment.
-        [LOCAL_BACKEND_HOME_VAR]: this.home,
+        [LOCAL_STACK_VAR]: localStackId(this.home),
       },
       cwd: launch.spec.spec.entrypoint.workdir,
       logFile: logPath,

@@ -3,6 +3,7 @@
 // A local node's processes are also found by their environment (findNodeProcesses): its
 // trainers lead sessions of their own and outlive an agent that was SIGKILLed.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,17 +80,26 @@ export interface LocalNodeIdentity {
   jobId: string;
   nodeId: number;
   incarnation: number;
-  /** The launching backend's home (ROVER_LOCAL_BACKEND_HOME): tells apart stacks that share a host. */
+  /** The launching backend's home: its localStackId tells apart stacks that share a host. */
   home: string;
 }
 
 /** Variable the local backend puts in each agent's environment; trainers inherit it. */
-export const LOCAL_BACKEND_HOME_VAR = 'ROVER_LOCAL_BACKEND_HOME';
+export const LOCAL_STACK_VAR = 'ROVER_LOCAL_STACK';
+
+/**
+ * The stack's mark in its nodes' environments: 16 hex digits of sha256(the home's absolute path).
+ * It tells two stacks on one host apart without telling a trainer where the stack keeps its
+ * database and operator token.
+ */
+export function localStackId(home: string): string {
+  return createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 16);
+}
 
 /**
  * The running processes of this user that belong to the node: the agent, every training process
  * and whatever they started, orphans included. Each carries ROVER_JOB, ROVER_NODE and
- * ROVER_INCARNATION (agentEnv, trainerEnv) and the launching stack's ROVER_LOCAL_BACKEND_HOME
+ * ROVER_INCARNATION (agentEnv, trainerEnv) and the launching stack's ROVER_LOCAL_STACK
  * (the agent's environment, which the trainers inherit): the home tells apart two stacks on one
  * host that run a job of the same name, so one never kills the other's. /proc/<pid>/environ is
  * the environment a process was started with; changing its own later does not hide it. Null
@@ -100,7 +110,7 @@ export function findNodeProcesses(node: LocalNodeIdentity): ProcessInfo[] | null
     `ROVER_JOB=${node.jobId}`,
     `ROVER_NODE=${node.nodeId}`,
     `ROVER_INCARNATION=${node.incarnation}`,
-    `${LOCAL_BACKEND_HOME_VAR}=${node.home}`,
+    `${LOCAL_STACK_VAR}=${localStackId(node.home)}`,
   ];
   const processes = listProcesses();
   if (processes === null) return null;
