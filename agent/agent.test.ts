@@ -50,6 +50,7 @@ function startAgent(script: string, overrides: Partial<AgentSettings> = {}) {
     shutdownGraceMs: 5000,
     host: '127.0.0.1',
     logLevel: 'silent',
+    checkpointDir: join(dir, 'checkpoints'),
     ...overrides,
   };
   const out = lineSink();

@@ -28,7 +28,9 @@ describe('parseAgentSettings', () => {
       shutdownGraceMs: 10_000,
       host: '127.0.0.1',
       logLevel: 'info',
+      checkpointDir: '.rover/checkpoints/job-demo',
     });
+    expect(parseAgentSettings({ ...valid, ROVER_CHECKPOINT_DIR: '/mnt/ckpt/demo' }).checkpointDir).toBe('/mnt/ckpt/demo');
   });
 
   it('names every bad variable and says what is wrong', () => {

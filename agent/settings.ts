@@ -1,4 +1,5 @@
 // The agent's settings, parsed from the environment its cluster backend gives it.
+import path from 'node:path';
 import { z } from 'zod';
 import { parseApiUrls } from '../common/apiUrls.ts';
 
@@ -51,6 +52,8 @@ const envSchema = z.object({
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Node memory the local backend enforces (bytes), split evenly over the training processes. */
   ROVER_MEMORY_LIMIT_BYTES: integer(1).optional(),
+  /** The job's checkpoint folder (spec.checkpoint.dir); empty or unset: the clients' default. */
+  ROVER_CHECKPOINT_DIR: z.string().optional(),
 });
 
 export interface AgentSettings {
@@ -71,6 +74,12 @@ export interface AgentSettings {
   logLevel: string;
   /** Memory of the node (bytes) to enforce on the training processes; unset: no limit. */
   memoryLimitBytes?: number | undefined;
+  /**
+   * The job's checkpoint folder as the training processes see it (relative: to their working
+   * directory); the flash saver writes nothing outside it. Default, as in the clients:
+   * .rover/checkpoints/<job>.
+   */
+  checkpointDir: string;
 }
 
 export class AgentSettingsError extends Error {
@@ -99,5 +108,6 @@ export function parseAgentSettings(env: NodeJS.ProcessEnv): AgentSettings {
     host: e.ROVER_HOST,
     logLevel: e.ROVER_LOG_LEVEL,
     memoryLimitBytes: e.ROVER_MEMORY_LIMIT_BYTES,
+    checkpointDir: e.ROVER_CHECKPOINT_DIR || path.join('.rover', 'checkpoints', e.ROVER_JOB),
   };
 }
