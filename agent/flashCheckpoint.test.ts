@@ -1,17 +1,22 @@
 // Flash checkpoint handoff for real: the Python client writes to /dev/shm and notifies the
 // agent's saver, which persists to storage and reports to a real API; the bytes restored —
-// from shared memory, and from disk once memory is gone — are the bytes saved.
+// from shared memory, and from disk once memory is gone — are the bytes saved. Any local process
+// can reach the saver, so it must refuse requests without this node's token and writes outside the
+// job's checkpoint folder (or reads outside the node's shared memory), and leave nothing behind.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ApiEndpoints } from '../common/apiUrls.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
+import { nodeToken, tokenDigest } from '../common/tokens.ts';
 import { buildApi } from '../api/server.ts';
 import { openStore } from '../store/index.ts';
 import { RoverClient, readTrainerEnv, sha256Hex } from '../clients/ts/roverClient.ts';
@@ -24,7 +29,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function stack(job: string) {
+/** A URL where nothing listens: a port the system handed out and took back. */
+async function deadUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** `apiUrls`: the replicas the saver reports to, given the live API's URL (default just that one). */
+async function stack(job: string, apiUrls = (live: string) => [live]) {
   const store = await openStore('sqlite::memory:');
   // The job's checkpoint folder: the API accepts only reports of files inside it.
   const dir = mkdtempSync(path.join(tmpdir(), 'rover-flash-'));
@@ -40,7 +55,7 @@ async function stack(job: string) {
   await round(1);
   const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
   const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
-  const saver = new FlashSaver({ apiUrl, job, node: 0, token: 'tok', log: createLogger('test', 'silent') });
+  const saver = new FlashSaver({ api: new ApiEndpoints(apiUrls(apiUrl)), job, node: 0, token: 'tok', checkpointDir: dir, log: createLogger('test', 'silent') });
   const agentUrl = await saver.start();
   cleanups.push(
     () => store.close(),
@@ -52,8 +67,20 @@ async function stack(job: string) {
     ROVER_API_URL: apiUrl, ROVER_JOB: job, ROVER_TOKEN: 'tok', ROVER_NODE: '0', ROVER_INCARNATION: '0',
     ROVER_ROUND: '1', RANK: '0', WORLD_SIZE: '1', ROVER_AGENT_URL: agentUrl, ROVER_CHECKPOINT_DIR: dir,
   };
-  return { store, saver, env, dir, round };
+  return { store, saver, agentUrl, env, dir, round };
 }
+
+/** POST /save with `authorization` as the header (none when null). */
+function save(agentUrl: string, body: object, authorization: string | null = 'Bearer tok') {
+  return fetch(`${agentUrl}/save`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(authorization !== null && { authorization }) },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Saving marks in the node's shared memory (a refused request must leave none). */
+const marks = (saver: FlashSaver) => readdirSync(saver.nodeDir).filter((n) => n.endsWith('.saving'));
 
 const PY = `
 import hashlib, importlib.util, os, sys
@@ -121,18 +148,14 @@ except rc.RoverError as e:
     writeFileSync(buffer, content);
     writeFileSync(`${buffer}.saving`, '');
     await saver.close({ removeShm: false });
-    const restarted = new FlashSaver({ apiUrl: env.ROVER_API_URL, job, node: 0, token: 'tok', log: createLogger('test', 'silent') });
+    const restarted = new FlashSaver({ api: new ApiEndpoints([env.ROVER_API_URL]), job, node: 0, token: 'tok', checkpointDir: dir, log: createLogger('test', 'silent') });
     const agentUrl = await restarted.start();
     cleanups.push(() => restarted.close({ removeShm: true }));
     expect(existsSync(`${buffer}.saving`)).toBe(false);
 
     const bytes = 1 << 20;
     const target = path.join(dir, 'ckpt-5-rank0.bin');
-    const res = await fetch(`${agentUrl}/save`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ node: 0, incarnation: 0, rank: 0, round: 1, step: 5, shmPath: buffer, path: target, bytes }),
-    });
+    const res = await save(agentUrl, { node: 0, incarnation: 0, rank: 0, round: 1, step: 5, shmPath: buffer, path: target, bytes });
     expect(res.status).toBe(202);
     await restarted.flush();
     expect(restarted.failures).toEqual([]);
@@ -154,5 +177,84 @@ except rc.RoverError as e:
     await round(2);
     const restarted = new RoverClient(readTrainerEnv({ ...env, ROVER_ROUND: '2' }));
     expect(sha256Hex((await restarted.loadCheckpoint()).data!)).toBe(sha256Hex(data));
+  });
+
+  it("refuses a save without this node's token: 403, nothing written, nothing marked, nothing reported", async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, agentUrl, dir } = await stack(job);
+    const shm = path.join(saver.nodeDir, '0-4');
+    writeFileSync(shm, randomBytes(4096));
+    const target = path.join(dir, 'ckpt-4-rank0.bin');
+    const body = { node: 0, incarnation: 0, rank: 0, round: 1, step: 4, shmPath: shm, path: target, bytes: 4096 };
+    const otherNode = nodeToken('signing-key', tokenDigest('tok'), { node: 1, incarnation: 0 });
+    for (const authorization of [null, 'Bearer wrong', `Bearer ${otherNode}`, 'Bearer ', 'tok', 'Basic tok']) {
+      const res = await save(agentUrl, body, authorization);
+      expect(res.status, String(authorization)).toBe(403);
+      expect(await res.json()).toMatchObject({ error: 'forbidden', message: expect.stringContaining('Authorization: Bearer <token>') });
+    }
+    await saver.flush();
+    expect(existsSync(target)).toBe(false);
+    expect(marks(saver)).toEqual([]);
+    expect(await store.checkpoints.listForStep(job, 4)).toEqual([]);
+  });
+
+  it('refuses a destination outside the checkpoint folder (by "..", by name, through a symlink) before writing anything', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, agentUrl, dir } = await stack(job);
+    const outside = mkdtempSync(path.join(tmpdir(), 'rover-flash-outside-'));
+    cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
+    symlinkSync(outside, path.join(dir, 'link'));
+    const shm = path.join(saver.nodeDir, '0-4');
+    writeFileSync(shm, randomBytes(4096));
+    const escape = `escape-${randomBytes(4).toString('hex')}.bin`;
+    const cases = [
+      { path: `${dir}/../${escape}`, lands: path.join(dir, '..', escape), says: 'must not contain ".."' },
+      { path: path.join(outside, 'ckpt.bin'), lands: path.join(outside, 'ckpt.bin'), says: 'is outside' },
+      { path: path.join(dir, 'link', 'ckpt.bin'), lands: path.join(outside, 'ckpt.bin'), says: 'through a symlink' },
+    ];
+    for (const c of cases) {
+      const res = await save(agentUrl, { node: 0, incarnation: 0, rank: 0, round: 1, step: 4, shmPath: shm, path: c.path, bytes: 4096 });
+      expect(res.status, c.path).toBe(400);
+      const answer = (await res.json()) as { error: string; message: string };
+      expect(answer.error).toBe('invalid_request');
+      expect(answer.message).toMatch(/^body\.path: /);
+      expect(answer.message).toContain(c.says);
+      expect(answer.message).toContain(JSON.stringify(dir));
+    }
+    await saver.flush();
+    expect(saver.failures).toEqual([]);
+    for (const c of cases) expect(existsSync(c.lands), c.lands).toBe(false);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(marks(saver)).toEqual([]);
+    expect(await store.checkpoints.listForStep(job, 4)).toEqual([]);
+  });
+
+  it("refuses a shared-memory file that leads out of the node's folder through a symlink", async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { saver, agentUrl, dir } = await stack(job);
+    const outside = mkdtempSync(path.join(tmpdir(), 'rover-flash-secret-'));
+    cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
+    const secret = path.join(outside, 'secret');
+    writeFileSync(secret, 'not for the checkpoint folder');
+    const shm = path.join(saver.nodeDir, '0-4');
+    symlinkSync(secret, shm);
+    const target = path.join(dir, 'ckpt-4-rank0.bin');
+    const res = await save(agentUrl, { node: 0, incarnation: 0, rank: 0, round: 1, step: 4, shmPath: shm, path: target, bytes: 10 });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request', message: expect.stringMatching(/^body\.shmPath: .*through a symlink/) });
+    await saver.flush();
+    expect(existsSync(target)).toBe(false);
+    expect(existsSync(`${secret}.saving`)).toBe(false);
+    expect(marks(saver)).toEqual([]);
+  });
+
+  it('reports to the next API replica when the first cannot be reached', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const dead = await deadUrl();
+    const { store, saver, env } = await stack(job, (live) => [dead, live]);
+    await new RoverClient(readTrainerEnv(env)).saveCheckpoint(2, randomBytes(4096));
+    await saver.flush();
+    expect(saver.failures).toEqual([]);
+    expect((await store.checkpoints.latestCommit(job))?.step).toBe(2);
   });
 });

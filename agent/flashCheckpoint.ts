@@ -8,18 +8,28 @@
 // Checkpointer: no page allocation on the blocking path): the saver persists its first `bytes`
 // bytes and, while it reads them, keeps a `<buffer>.saving` mark so the trainer does not overwrite
 // a buffer being persisted.
+// The saver listens on 127.0.0.1, where any local process can reach it, and writes with the
+// agent's rights; so a request must carry this node's token (ROVER_TOKEN, which only the agent and
+// its trainers hold), its shared-memory file must really lie in this node's folder, and its
+// destination must really lie in the job's checkpoint folder (symlinks resolved, when the request
+// comes and again when the bytes are written).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { mkdir, open, readdir, realpath, rename, rm, rmdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { ApiEndpoints } from '../common/apiUrls.ts';
+import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { nodeShmDir } from '../common/flashShm.ts';
+import { secretMatches } from '../common/tokens.ts';
 import { trainerRef } from '../common/trainerProtocol.ts';
 
 /** A checkpoint report the API has not answered in this long fails: flush() on SIGTERM must end. */
 const REPORT_TIMEOUT_MS = 30_000;
+/** One replica gets this long before the report moves on to the next. */
+const REPORT_ATTEMPT_TIMEOUT_MS = 10_000;
 
 const saveRequest = z.strictObject({
   ...trainerRef,
@@ -33,13 +43,25 @@ const saveRequest = z.strictObject({
 export type SaveRequest = z.infer<typeof saveRequest>;
 
 export interface FlashSaverOptions {
-  apiUrl: string;
+  /** The API replicas checkpoints are reported to (the master client's, so both keep to the same one). */
+  api: ApiEndpoints;
   job: string;
   node: number;
+  /** This node's token (ROVER_TOKEN): reports carry it, and a save request must present it. */
   token: string;
+  /** The job's checkpoint folder (ROVER_CHECKPOINT_DIR); nothing is written outside it. */
+  checkpointDir: string;
+  /** The trainers' working directory, against which relative paths (the folder's, a request's) resolve; default the agent's. */
+  workdir?: string;
   log: Logger;
   /** Shared-memory folder; default /dev/shm/rover. */
   shmRoot?: string;
+}
+
+/** A request's files, real paths: where the bytes are read from and where they go. */
+interface Confined {
+  shm: string;
+  dest: string;
 }
 
 /** Marks a shared-memory buffer the saver is reading; the trainer skips a save while it exists. */
@@ -50,7 +72,9 @@ async function persist(src: string, dest: string, bytes: number): Promise<string
   await mkdir(path.dirname(dest), { recursive: true });
   const tmp = `${dest}.tmp.${process.pid}`;
   const hash = createHash('sha256');
-  const out = await open(tmp, 'w');
+  // A new file, never one planted there (a symlink at the temp name is removed, not followed).
+  await rm(tmp, { force: true });
+  const out = await open(tmp, 'wx');
   try {
     const chunks = bytes === 0 ? [] : createReadStream(src, { start: 0, end: bytes - 1, highWaterMark: 8 << 20 });
     for await (const chunk of chunks) {
@@ -92,6 +116,40 @@ export class FlashSaver {
     return nodeShmDir(this.opts.job, this.opts.node, this.opts.shmRoot);
   }
 
+  /** The job's checkpoint folder, absolute. */
+  get checkpointDir(): string {
+    return path.resolve(this.opts.workdir ?? '.', this.opts.checkpointDir);
+  }
+
+  /**
+   * The real files of a request, or why it is refused (for the trainer's author: the field, the
+   * folder, what to do). Nothing is written here but the checkpoint folder, if it is missing.
+   */
+  private async confine(req: SaveRequest): Promise<{ ok: true; files: Confined } | { ok: false; message: string }> {
+    const shmDir = this.nodeDir;
+    if (!path.resolve(req.shmPath).startsWith(shmDir + path.sep)) return { ok: false, message: `body.shmPath: must be under ${shmDir}` };
+    const shm = await realpath(req.shmPath).catch(() => undefined);
+    if (shm === undefined) return { ok: false, message: `body.shmPath: ${JSON.stringify(req.shmPath)} does not exist: write the checkpoint there first, then ask to save it` };
+    const realShmDir = await realpath(shmDir).catch(() => shmDir);
+    if (!shm.startsWith(realShmDir + path.sep)) {
+      return { ok: false, message: `body.shmPath: ${JSON.stringify(req.shmPath)} leads outside ${shmDir} through a symlink (it is really ${JSON.stringify(shm)}); write the checkpoint into that folder itself` };
+    }
+    const dir = this.checkpointDir;
+    // The folder exists from here on, so symlinks under it are resolved and checked.
+    await mkdir(dir, { recursive: true }).catch(() => undefined);
+    // A relative path is the trainer's, relative to its working directory; ".." stays in for the check to see.
+    const file = path.isAbsolute(req.path) ? req.path : `${path.resolve(this.opts.workdir ?? '.')}/${req.path}`;
+    const verdict = await checkCheckpointPath(dir, file);
+    if (!verdict.ok) return { ok: false, message: `body.path: ${verdict.reason} (the trainer gets the folder as ROVER_CHECKPOINT_DIR)` };
+    return { ok: true, files: { shm, dest: verdict.realPath ?? file } };
+  }
+
+  /** Whether the request presents this node's token (constant-time comparison). */
+  private authorized(req: IncomingMessage): boolean {
+    const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
+    return secretMatches(m?.[1], this.opts.token);
+  }
+
   async start(): Promise<string> {
     await mkdir(this.nodeDir, { recursive: true });
     // Marks left by a saver that died (agent SIGKILL) guard nothing any more.
@@ -102,25 +160,33 @@ export class FlashSaver {
         res.end(JSON.stringify(body));
       };
       if (req.method !== 'POST' || req.url !== '/save') return reply(404, { error: 'not_found' });
+      if (!this.authorized(req)) {
+        req.resume();
+        return reply(403, {
+          error: 'forbidden',
+          message: `POST /save needs the header "Authorization: Bearer <token>" with this node's token (ROVER_TOKEN, as the agent gave it to its training processes)`,
+        });
+      }
       readBody(req).then(
-        (body) => {
+        async (body) => {
           const parsed = saveRequest.safeParse(body);
           if (!parsed.success) {
             return reply(400, { error: 'invalid_request', message: parsed.error.issues.map((i) => `body.${i.path.join('.')}: ${i.message}`).join('; ') });
           }
-          if (!path.resolve(parsed.data.shmPath).startsWith(this.nodeDir + path.sep)) {
-            return reply(400, { error: 'invalid_request', message: `body.shmPath: must be under ${this.nodeDir}` });
+          const confined = await this.confine(parsed.data);
+          if (!confined.ok) return reply(400, { error: 'invalid_request', message: confined.message });
+          const mark = confined.files.shm + SAVING_SUFFIX;
+          try {
+            // O_NOFOLLOW: a symlink planted at the mark's name is not written through.
+            await (await open(mark, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)).close();
+          } catch (err) {
+            return reply(507, { error: 'shm_unwritable', message: `cannot mark ${parsed.data.shmPath} as being saved: ${(err as Error).message}` });
           }
-          return writeFile(parsed.data.shmPath + SAVING_SUFFIX, '').then(
-            () => {
-              this.enqueue(parsed.data);
-              reply(202, { queued: true });
-            },
-            (err: Error) => reply(507, { error: 'shm_unwritable', message: `cannot mark ${parsed.data.shmPath} as being saved: ${err.message}` }),
-          );
+          this.enqueue(parsed.data, mark);
+          return reply(202, { queued: true });
         },
         () => reply(400, { error: 'invalid_request', message: 'body is not JSON' }),
-      );
+      ).catch((err: unknown) => reply(500, { error: 'internal', message: (err as Error).message }));
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     const address = this.server.address();
@@ -128,7 +194,7 @@ export class FlashSaver {
     return this.url;
   }
 
-  private enqueue(req: SaveRequest): void {
+  private enqueue(req: SaveRequest, mark: string): void {
     this.pending += 1;
     // One save at a time: checkpoints of one node share the disk anyway, and order is kept.
     this.queue = this.queue.then(async () => {
@@ -139,7 +205,7 @@ export class FlashSaver {
         this.failures.push(message);
         this.opts.log.error({ step: req.step, rank: req.rank, err }, message);
       } finally {
-        await rm(req.shmPath + SAVING_SUFFIX, { force: true });
+        await rm(mark, { force: true });
         this.pending -= 1;
       }
     });
@@ -147,15 +213,21 @@ export class FlashSaver {
 
   private async save(req: SaveRequest): Promise<void> {
     const started = Date.now();
-    const checksum = await persist(req.shmPath, req.path, req.bytes);
+    // Checked again: a symlink may have appeared since the request was accepted.
+    const confined = await this.confine(req);
+    if (!confined.ok) throw new Error(confined.message);
+    const checksum = await persist(confined.files.shm, confined.files.dest, req.bytes);
     if (req.checksum && checksum !== req.checksum) throw new Error(`sha256 of ${req.shmPath} is ${checksum}, the trainer said ${req.checksum}`);
     const { shmPath: _s, ...rest } = req;
     const report = { ...rest, checksum };
-    const res = await fetch(`${this.opts.apiUrl.replace(/\/+$/, '')}/v1/jobs/${encodeURIComponent(this.opts.job)}/checkpoints`, {
+    const init = {
       method: 'POST',
       headers: { authorization: `Bearer ${this.opts.token}`, 'content-type': 'application/json' },
       body: JSON.stringify(report),
+    };
+    const res = await this.opts.api.fetch(`/v1/jobs/${encodeURIComponent(this.opts.job)}/checkpoints`, init, {
       signal: AbortSignal.timeout(REPORT_TIMEOUT_MS),
+      attemptTimeoutMs: REPORT_ATTEMPT_TIMEOUT_MS,
     });
     if (!res.ok) throw new Error(`the API refused the report: HTTP ${res.status} ${await res.text()}`);
     await this.dropOlder(req.rank, req.step);

@@ -24,8 +24,20 @@ const { job, node, incarnation } = settings;
 const log = createLogger('agent', settings.logLevel).child({ job, node, incarnation });
 const master = new HttpMasterClient({ baseUrls: settings.apiUrls, start: node, job, token: settings.token });
 // spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
+// It reports to every API replica the master client knows (sharing its choice), and writes only
+// into the job's checkpoint folder as the trainers see it (relative: to their working directory).
 const flash =
-  process.env.ROVER_CHECKPOINT_FLASH === 'true' ? new FlashSaver({ apiUrl: settings.apiUrls[0]!, job, node, token: settings.token, log }) : undefined;
+  process.env.ROVER_CHECKPOINT_FLASH === 'true'
+    ? new FlashSaver({
+        api: master.endpoints,
+        job,
+        node,
+        token: settings.token,
+        checkpointDir: settings.checkpointDir,
+        ...(settings.entrypoint.workdir !== undefined && { workdir: settings.entrypoint.workdir }),
+        log,
+      })
+    : undefined;
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
 const groupEnv = async (round: { round: number; groupRank: number }) => ({
   ...(await configVersionEnv(settings, master.endpoints, log)),

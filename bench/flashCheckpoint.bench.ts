@@ -10,6 +10,7 @@ import path from 'node:path';
 import { FlashSaver } from '../agent/flashCheckpoint.ts';
 import { buildApi } from '../api/server.ts';
 import { RoverClient, readTrainerEnv, writeDurably } from '../clients/ts/roverClient.ts';
+import { ApiEndpoints } from '../common/apiUrls.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
@@ -19,8 +20,9 @@ const BYTES = Number(process.env.BENCH_FLASH_BYTES ?? 1 << 30);
 const ROUNDS = Number(process.env.BENCH_FLASH_ROUNDS ?? 3);
 const job = `bench-flash-${randomBytes(3).toString('hex')}`;
 
+const dir = mkdtempSync(path.join(tmpdir(), 'rover-bench-flash-'));
 const store = await openStore('sqlite::memory:');
-const parsed = parseJobSpec({ metadata: { name: job, user: 'bench' }, spec: { entrypoint: { command: 'true' }, checkpoint: { flash: true, keep: 1 } } });
+const parsed = parseJobSpec({ metadata: { name: job, user: 'bench' }, spec: { entrypoint: { command: 'true' }, checkpoint: { dir, flash: true, keep: 1 } } });
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
 await store.jobs.create({ id: job, workflowId: `job-${job}`, user: 'bench', group: '', backend: 'local', spec: parsed.spec, phase: 'RUNNING', token: 't' });
 await store.rendezvous.openRound({ jobId: job, round: 1, minNodes: 1, maxNodes: 1 });
@@ -28,9 +30,8 @@ await store.rendezvous.join({ jobId: job, round: 1, nodeId: 0, incarnation: 0, h
 await store.rendezvous.closeRound({ jobId: job, round: 1, ranks: [{ nodeId: 0, rank: 0 }], masterAddr: 'h', masterPort: 1 });
 const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('bench', 'silent') });
 const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
-const saver = new FlashSaver({ apiUrl, job, node: 0, token: 't', log: createLogger('bench', 'warn') });
+const saver = new FlashSaver({ api: new ApiEndpoints([apiUrl]), job, node: 0, token: 't', checkpointDir: dir, log: createLogger('bench', 'warn') });
 const agentUrl = await saver.start();
-const dir = mkdtempSync(path.join(tmpdir(), 'rover-bench-flash-'));
 const env = {
   ROVER_API_URL: apiUrl, ROVER_JOB: job, ROVER_TOKEN: 't', ROVER_NODE: '0', ROVER_INCARNATION: '0', ROVER_ROUND: '1',
   RANK: '0', WORLD_SIZE: '1', ROVER_CHECKPOINT_DIR: dir,

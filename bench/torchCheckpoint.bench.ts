@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlashSaver } from '../agent/flashCheckpoint.ts';
 import { buildApi } from '../api/server.ts';
+import { ApiEndpoints } from '../common/apiUrls.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
@@ -32,7 +33,7 @@ await store.rendezvous.join({ jobId: job, round: 1, nodeId: 0, incarnation: 0, h
 await store.rendezvous.closeRound({ jobId: job, round: 1, ranks: [{ nodeId: 0, rank: 0 }], masterAddr: 'h', masterPort: 1 });
 const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('bench', 'silent') });
 const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
-const saver = new FlashSaver({ apiUrl, job, node: 0, token: 't', log: createLogger('bench', 'warn') });
+const saver = new FlashSaver({ api: new ApiEndpoints([apiUrl]), job, node: 0, token: 't', checkpointDir: dir, log: createLogger('bench', 'warn') });
 const agentUrl = await saver.start();
 try {
   // Not spawnSync: this process's event loop serves the saver and the API meanwhile.

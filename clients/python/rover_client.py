@@ -124,13 +124,14 @@ class Client:
         e = self.env
         return {"node": e.node, "incarnation": e.incarnation, "rank": e.rank, "round": e.round}
 
-    def _call(self, method, path, body=None, base=None, auth=True):
+    def _call(self, method, path, body=None, base=None):
+        """One request to the API (the replica in use, the next when it cannot be reached) or, with
+        `base`, to the agent's flash saver; both take this node's token."""
         if base is None and not self.env.api_urls:
             raise RoverError(f"{method} {path}: ROVER_API_URL is not set (is this process started by a Rover agent?)")
         data = None if body is None else json.dumps(body).encode()
         headers = {"content-type": "application/json"} if data is not None else {}
-        if auth:
-            headers["authorization"] = f"Bearer {self.env.token}"
+        headers["authorization"] = f"Bearer {self.env.token}"
         delay, deadline, unreachable = 0.2, time.monotonic() + self.retry_for, 0
         while True:
             retry = time.monotonic() + delay < deadline
@@ -269,7 +270,7 @@ class Client:
             os.replace(tmp, shm)
             # No hashing here: the agent hashes while it copies, off the training path.
             self._call("POST", "/save", {**self._ref(), "step": step, "shmPath": shm, "path": path,
-                                         "bytes": len(data)}, base=self.env.agent_url, auth=False)
+                                         "bytes": len(data)}, base=self.env.agent_url)
             return path
         checksum = sha256_hex(data)
         write_durably(path, data)

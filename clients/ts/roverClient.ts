@@ -101,14 +101,15 @@ export class RoverClient {
 
   /**
    * One request: `target` is a path under the job on the API (the replica this client keeps to,
-   * the next when it cannot be reached), or the agent's flash saver `{ agent: path }`.
+   * the next when it cannot be reached), or the agent's flash saver `{ agent: path }`. Both take
+   * this node's token.
    */
   private async call(method: 'GET' | 'POST', target: string | { agent: string }, body?: unknown): Promise<unknown> {
     const toAgent = typeof target !== 'string';
     const init = {
       method,
       headers: {
-        ...(toAgent ? {} : { authorization: `Bearer ${this.env.token}` }),
+        authorization: `Bearer ${this.env.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),

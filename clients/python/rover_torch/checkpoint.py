@@ -60,7 +60,7 @@ class Checkpointer:
         plan.write(self._view)
         self.client._call("POST", "/save", {**self.client._ref(), "step": step, "shmPath": buffer,
                                              "path": self.client.checkpoint_path(step), "bytes": plan.nbytes},
-                          base=self.env.agent_url, auth=False)
+                          base=self.env.agent_url)
         return True
 
     def buffer_path(self, rank=None):
