@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../common/config.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { digestHex, tokenDigest } from '../common/tokens.ts';
+import { digestHex, nodeToken, tokenDigest } from '../common/tokens.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { buildBrainApi } from './brainServer.ts';
 import { buildApi } from './server.ts';
@@ -81,10 +81,18 @@ const jobId = fc.oneof(
   fc.constantFrom('', 'missing', '.', '..', '%2e%2e', '..%2f..%2fb', 'a%2Fb', 'a%00', '%ZZ', '%', 'a b', 'x'.repeat(254), 'x'.repeat(5000), '%F0%9F%98%80', '__proto__', 'constructor'),
   unicode,
 );
-type TokenKind = 'a' | 'b' | 'operator' | 'digest' | 'digestHex' | 'empty' | 'none';
+/** Node tokens: `a0` node 0 incarnation 0 of job a (the node the valid requests name), `a1` node 1 of a, `b0` node 0 of b. */
+type NodeTokenKind = 'a0' | 'a1' | 'b0';
+type TokenKind = 'a' | 'b' | NodeTokenKind | 'operator' | 'digest' | 'digestHex' | 'empty' | 'none';
+const NODE_TOKENS: Record<NodeTokenKind, { job: string; node: number; incarnation: number }> = {
+  a0: { job: 'a', node: 0, incarnation: 0 },
+  a1: { job: 'a', node: 1, incarnation: 0 },
+  b0: { job: 'b', node: 0, incarnation: 0 },
+};
+const isNodeToken = (t: TokenKind): t is NodeTokenKind => t in NODE_TOKENS;
 /** The token a valid request to a route of each kind carries. */
 const BASE_TOKEN: Record<Access, TokenKind> = { open: 'none', job: 'a', brain: 'a', operator: 'operator' };
-const tokenKind = fc.constantFrom<TokenKind>('a', 'a', 'a', 'b', 'operator', 'digest', 'digestHex', 'empty', 'none');
+const tokenKind = fc.constantFrom<TokenKind>('a', 'a', 'a', 'b', 'a0', 'a0', 'a1', 'b0', 'operator', 'digest', 'digestHex', 'empty', 'none');
 const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 });
 /** How the token is put in the header: right, or garbled. */
 const authForm = fc.oneof(
@@ -109,8 +117,11 @@ const contentLength = fc.oneof(
   fc.constantFrom<(n: number) => string>(() => '0', () => '-1', () => 'abc', () => '99999999', (n) => String(n + 10), (n) => String(Math.max(0, n - 1))),
 );
 
+/** Other spellings of node 1 and node 0: a node token's scope must hold however a number is written. */
+const numberSpellings = ['1', '1.0', '+1', '1e0', ' 1', '0x1', '0.0', '-0', '0e5'];
 const junk: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, 0, -1, 1.5, 1e300, -1e300, '', '..', '../../etc/passwd', 'x'.repeat(5000), [], {}),
+  fc.constantFrom(null, true, 0, 1, -1, 1.5, 1e300, -1e300, '', '..', '../../etc/passwd', 'x'.repeat(5000), [], {}),
+  fc.constantFrom(...numberSpellings),
   fc.integer(),
   fc.string({ maxLength: 20 }),
   fc.jsonValue({ maxDepth: 2 }),
@@ -153,7 +164,7 @@ function bodyFor(base: Record<string, unknown> | undefined): fc.Arbitrary<string
 /** A query string: the valid one with a value junk, a key dropped or added, or arbitrary junk. */
 function queryFor(base: Record<string, string> | undefined): fc.Arbitrary<string> {
   const entries = Object.entries(base ?? {});
-  const value = fc.oneof(fc.constantFrom('', '-1', '1.5', 'abc', '1e999', '0x10', '9'.repeat(40), '%ZZ', 'a%00'), printable.map(encodeURIComponent));
+  const value = fc.oneof(fc.constantFrom('', '-1', '1.5', 'abc', '1e999', '0x10', '9'.repeat(40), '%ZZ', 'a%00'), fc.constantFrom(...numberSpellings).map(encodeURIComponent), printable.map(encodeURIComponent));
   const render = (pairs: [string, string][]) => pairs.map(([k, v]) => `${k}=${v}`).join('&');
   return fc.oneof(
     { arbitrary: fc.constant(render(entries)), weight: 4 },
@@ -293,7 +304,9 @@ async function fuzzRoute(target: App, route: string, c: RouteCase, failures: str
       let url = template.replace(':job', r.job);
       paramNames.forEach((name, i) => (url = url.replace(`:${name}`, r.params[i]!)));
       if (r.query) url += `?${r.query}`;
-      const token = { a: TOKENS.a!, b: TOKENS.b!, operator: OPERATOR, digest: tokenDigest(TOKENS.a!), digestHex: digestHex(tokenDigest(TOKENS.a!)), empty: '', none: undefined }[r.token];
+      const token = isNodeToken(r.token)
+        ? nodeToken(OPERATOR, tokenDigest(TOKENS[NODE_TOKENS[r.token].job]!), NODE_TOKENS[r.token])
+        : { a: TOKENS.a!, b: TOKENS.b!, operator: OPERATOR, digest: tokenDigest(TOKENS.a!), digestHex: digestHex(tokenDigest(TOKENS.a!)), empty: '', none: undefined }[r.token];
       const headers: Record<string, string> = {};
       if (token !== undefined) headers.authorization = r.auth(token);
       if (r.contentType !== undefined) headers['content-type'] = r.contentType;
@@ -357,22 +370,37 @@ describe('fuzzing every HTTP route', () => {
   });
 });
 
-/** Whether a 2xx is acceptable: an open route, or the right token for the job the request names. */
+/**
+ * Whether a 2xx is acceptable: an open route, or the right token for the job the request names —
+ * the job's token, or a node token of the job that, where the request names a node or an
+ * incarnation (body or query, read as a number the way the routes coerce), is that node
+ * incarnation's, and on the Brain only for a read (GET).
+ */
 function allowed(access: Access, r: FuzzRequest, token: string | undefined, options: InjectOptions): boolean {
   if (access === 'open') return true;
   const sentRight = token !== undefined && (options.headers as Record<string, string>).authorization === `Bearer ${token}`;
   if (!sentRight) return false;
-  if (access === 'job') return r.token === r.job;
-  if (r.token === 'operator') return true;
-  if (access === 'operator') return false;
-  // The Brain reads the job from the body of a POST and from the query of a GET.
-  let named: unknown = new URL(options.url as string, 'http://x').searchParams.get('job');
-  if (r.method === 'POST') {
-    try {
-      named = (JSON.parse(String(options.payload)) as { job?: unknown } | null)?.job;
-    } catch {
-      named = undefined; // not JSON: names no job
+  const query = new URL(options.url as string, 'http://x').searchParams;
+  let body: Record<string, unknown> | undefined;
+  try {
+    const parsed = JSON.parse(String(options.payload)) as unknown;
+    if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>;
+  } catch {
+    body = undefined; // not JSON: names nothing
+  }
+  const tokenJob = isNodeToken(r.token) ? NODE_TOKENS[r.token].job : r.token;
+  if (isNodeToken(r.token)) {
+    const scope = NODE_TOKENS[r.token];
+    for (const field of ['node', 'incarnation'] as const) {
+      const named = [body?.[field], query.get(field) ?? undefined].filter((v) => v !== undefined);
+      if (named.some((v) => Number(v) !== scope[field])) return false;
     }
   }
-  return named === r.token;
+  if (access === 'job') return tokenJob === r.job;
+  if (r.token === 'operator') return true;
+  if (access === 'operator') return false;
+  if (isNodeToken(r.token) && r.method !== 'GET') return false;
+  // The Brain reads the job from the body of a POST and from the query of a GET.
+  const named = r.method === 'POST' ? body?.job : query.get('job');
+  return named === tokenJob;
 }

@@ -103,6 +103,10 @@ describeEachStore('job tokens at the API', (h) => {
         expect(res.statusCode, `node ${JSON.stringify(node)}`).toBe(403);
       }
       expect((await heartbeatAs(0, '?node=1')).statusCode).toBe(403);
+      for (const node of ['1.0', '%2B1', '1e0', '0x1']) {
+        const res = await api.inject({ url: `/v1/jobs/a/rendezvous/1?node=${node}&incarnation=0`, headers: bearer(node0) });
+        expect(res.statusCode, `?node=${node}`).toBe(403);
+      }
       expect((await heartbeatAs('0.0')).statusCode).not.toBe(403);
       const leaseAs = (incarnation: unknown) =>
         api.inject({ method: 'POST', url: '/v1/jobs/a/shards/lease', headers: bearer(node0), payload: { node: 0, incarnation, rank: 0 } });
