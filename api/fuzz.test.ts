@@ -63,6 +63,7 @@ const ROUTES: Record<string, RouteCase> = {
   'POST /v1/jobs/:job/shards/giveback': { access: 'job', body: { ...trainer, shards: [{ epoch: 0, shardIndex: 1 }] } },
   'POST /v1/jobs/:job/trainers/step': { access: 'job', body: { ...trainer, step: 2, metrics: { loss: 0.5 } } },
   'POST /v1/jobs/:job/checkpoints': { access: 'job', body: { ...trainer, step: 1, path: '/nonexistent/rover-fuzz/a/s1-r0', bytes: 1, checksum: sha } },
+  'POST /v1/jobs/:job/checkpoints/restored': { access: 'job', body: { ...trainer, step: 1, source: 'shm', seconds: 0.5 } },
   // A long poll only when `after` names the current version: generated values never do.
   'GET /v1/jobs/:job/config': { access: 'job', query: { waitMs: '0' } },
   'GET /v1/jobs/:job/checkpoints/latest': { access: 'job', query: { round: '1', node: '0', incarnation: '0', rank: '0' } },

@@ -118,6 +118,16 @@ describeEachStore('trainer API', (h) => {
     const latest = await call('GET', 'checkpoints/latest?round=2&node=0&incarnation=0&rank=0');
     expect(latest.body.step).toBe(2);
     expect(latest.body.ranks.map((r: { path: string }) => path.basename(r.path))).toEqual(['s2-r0', 's2-r1']);
+    // Each rank says where it found the committed state; the job's events tell shm from storage.
+    expect((await call('POST', 'checkpoints/restored', { ...t(0, 2), step: 2, source: 'shm', seconds: 0.25 })).status).toBe(200);
+    expect((await call('POST', 'checkpoints/restored', { ...t(1, 2), step: 2, source: 'storage' })).status).toBe(200);
+    const badSource = await call('POST', 'checkpoints/restored', { ...t(1, 2), step: 2, source: 'tape' });
+    expect(badSource.status).toBe(400);
+    expect(badSource.body.message).toContain('body.source');
+    expect(await events('checkpoint_restored')).toEqual([
+      { step: 2, source: 'shm', round: 2, seconds: 0.25 },
+      { step: 2, source: 'storage', round: 2 },
+    ]);
     expect(existsSync(path.join(dir, 's3-r0'))).toBe(false); // the partial step is gone
     expect(existsSync(outside)).toBe(true); // only files inside spec.checkpoint.dir are removed
     expect((await call('GET', 'shards')).body).toMatchObject({ done: 2, inFlight: 0, queued: 2 });

@@ -13,6 +13,7 @@ import type {
   LatestCheckpoint,
   LeaseRequest,
   LeaseResponse,
+  RestoreReport,
   StepReport,
 } from '../common/trainerProtocol.ts';
 import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
@@ -205,6 +206,19 @@ export class LedgerService {
       { ...base, name: 'step', value: req.step },
       ...Object.entries(req.metrics).map(([name, value]) => ({ ...base, name, value })),
     ]);
+  }
+
+  /** A rank's resume from a committed step, as a checkpoint_restored event: one append, no read. */
+  async reportRestore(job: Job, req: RestoreReport): Promise<void> {
+    await this.store.nodeEvents.append({
+      jobId: job.id,
+      nodeId: req.node,
+      incarnation: req.incarnation,
+      rank: req.rank,
+      source: 'trainer',
+      kind: 'checkpoint_restored',
+      data: { step: req.step, source: req.source, round: req.round, ...(req.seconds !== undefined && { seconds: req.seconds }) },
+    });
   }
 
   /** Where a trainer of `round` resumes: the latest committed step and every rank's file. */

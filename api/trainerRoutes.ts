@@ -1,5 +1,6 @@
 // HTTP routes for training processes: /v1/jobs/:job/… with the job's bearer token. Shards
-// (lease, done, give back, progress), step metrics, and checkpoints (report, latest committed).
+// (lease, done, give back, progress), step metrics, and checkpoints (report, latest committed,
+// restored).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -8,6 +9,7 @@ import {
   giveBackRequest,
   latestQuery,
   leaseRequest,
+  restoreReport,
   stepReport,
 } from '../common/trainerProtocol.ts';
 import type { Job } from '../store/index.ts';
@@ -58,6 +60,12 @@ export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize
   app.post('/v1/jobs/:job/checkpoints', async (request) => {
     const j = await job(request);
     return ledger.reportCheckpoint(j, parseInput(checkpointReport, request.body, 'body'));
+  });
+
+  app.post('/v1/jobs/:job/checkpoints/restored', async (request) => {
+    const j = await job(request);
+    await ledger.reportRestore(j, parseInput(restoreReport, request.body, 'body'));
+    return { ok: true };
   });
 
   app.get('/v1/jobs/:job/checkpoints/latest', async (request) => {

@@ -15,6 +15,7 @@ export const NODE_EVENT_KINDS = [
   'node_lost', // process gone or heartbeats stopped without a report {reason}
   'node_stopped', // Rover tore the node down
   'checkpoint_committed', // every rank of the world reported this step's checkpoint {step, worldSize, round, doneShards}
+  'checkpoint_restored', // a training process resumed from a committed step {step, source: shm|storage, round, seconds?}
   'shard_poisoned', // a shard was leased more than dataset.maxRetries + 1 times {epoch, shardIndex, attempts, policy: fail|skip}
   'epoch_done', // every shard of an epoch is done (or skipped) {epoch}
   'ledger_rewound', // the first trainer of a round rewound the shard ledger to the committed step {round, step, requeued}

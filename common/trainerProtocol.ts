@@ -85,6 +85,21 @@ export const checkpointReportResponse = z.object({
   worldSize: count,
 });
 
+/** Where a trainer found the committed state it resumed from: its node's shared memory, or storage. */
+export const RESTORE_SOURCES = ['shm', 'storage'] as const;
+
+/**
+ * POST /v1/jobs/:job/checkpoints/restored — this rank loaded the committed state of `step` from
+ * `source`, in `seconds`, and resumes after it; a checkpoint_restored event of the job.
+ */
+export const restoreReport = z.strictObject({
+  ...trainerRef,
+  step: z.number().int().min(1),
+  source: z.enum(RESTORE_SOURCES),
+  seconds: z.number().min(0).max(86_400).optional(),
+});
+export type RestoreReport = z.infer<typeof restoreReport>;
+
 /** GET /v1/jobs/:job/checkpoints/latest?round=R — where a trainer of round R resumes. */
 export const latestQuery = z.strictObject({ round: z.coerce.number().int().min(1).optional() });
 export const latestCheckpoint = z.object({
