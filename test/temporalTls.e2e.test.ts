@@ -1,12 +1,9 @@
 // Rover against a secured Temporal: the dev server has no TLS, so the test puts a TLS-terminating
 // gRPC proxy in front of it that demands a client certificate from the test's own CA (mutual TLS)
-// and an API key, as a production cluster (or Temporal Cloud) does. The CLI's client connection and
-// the worker's native connection must get through it with Rover's ROVER_TEMPORAL_* settings, and
-// fail without the right certificate or key.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+// and an API key, as a production cluster (or Temporal Cloud) does (test/securedTemporal.ts). The
+// CLI's client connection and the worker's native connection must get through it with Rover's
+// ROVER_TEMPORAL_* settings, and fail without the right certificate or key.
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
@@ -15,71 +12,11 @@ import { connectTemporal } from '../cli/jobs.ts';
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 import { temporalAddress } from './helpers.ts';
-
-const API_KEY = 'rover-test-api-key-5d1c';
-
-/** A CA, a server certificate for 127.0.0.1, a client certificate it signed and one it did not. */
-function makeCertificates(dir: string): void {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const newCa = (name: string) => openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`);
-  const issue = (name: string, ca: string, extensions: string) => {
-    writeFileSync(path.join(dir, `${name}.ext`), extensions);
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
-  };
-  newCa('rover-ca');
-  newCa('other-ca');
-  issue('server', 'rover-ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  issue('client', 'rover-ca', 'extendedKeyUsage=clientAuth\n');
-  issue('stranger', 'other-ca', 'extendedKeyUsage=clientAuth\n');
-}
-
-/**
- * An HTTP/2 TLS server that accepts only clients with a certificate from `ca` and requests with
- * `authorization: Bearer <API_KEY>`, forwarding each gRPC call (headers, messages, trailers) to
- * the plain dev server at `upstream`.
- */
-function startSecuredProxy(dir: string, upstream: string): Promise<{ address: string; close: () => void }> {
-  const read = (f: string) => readFileSync(path.join(dir, f));
-  const target = http2.connect(`http://${upstream}`);
-  const server = http2.createSecureServer({ key: read('server.key'), cert: read('server.pem'), ca: read('rover-ca.pem'), requestCert: true, rejectUnauthorized: true });
-  server.on('stream', (stream, headers) => {
-    if (headers.authorization !== `Bearer ${API_KEY}`) {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'missing or wrong API key' }, { endStream: true });
-      return;
-    }
-    const forwarded: http2.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(headers)) {
-      if (!name.startsWith(':') || name === ':method' || name === ':path') forwarded[name] = value;
-    }
-    const call = target.request(forwarded);
-    let trailers: http2.IncomingHttpHeaders = {};
-    call.on('trailers', (t) => { trailers = t; });
-    call.on('response', (responseHeaders) => {
-      // A trailers-only answer (an error) carries its grpc-status in the headers.
-      if (responseHeaders['grpc-status'] !== undefined) {
-        stream.respond(responseHeaders, { endStream: true });
-        return;
-      }
-      stream.respond(responseHeaders, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers(trailers));
-      call.pipe(stream);
-    });
-    stream.pipe(call);
-    call.on('error', () => stream.destroy());
-    stream.on('error', () => call.destroy());
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({ address: `127.0.0.1:${port}`, close: () => { server.close(); target.close(); } });
-    });
-  });
-}
+import { makeCertificates, SECURED_TEMPORAL_API_KEY as API_KEY, startSecuredProxy, type SecuredProxy } from './securedTemporal.ts';
 
 describe('a secured Temporal (mutual TLS + API key, through a proxy in front of the dev server)', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-tls-'));
-  let proxy: { address: string; close: () => void };
+  let proxy: SecuredProxy;
   const file = (f: string) => path.join(dir, f);
   /** The environment an operator sets for a secured cluster, minus whatever a case leaves out. */
   const secured = (over: Record<string, string | undefined> = {}) => {
