@@ -183,6 +183,35 @@ describeEachStore('trainer API', (h) => {
     rmSync(outside, { recursive: true, force: true });
   });
 
+  it('drops a step saved as a folder of its own (torch.distributed.checkpoint) whole, and spares a folder kept steps share', async () => {
+    const store = await h.open();
+    const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
+    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
+    await round(1);
+    // DCP: <dir>/dcp-<step>/ holds each rank's __<rank>_0.distcp and a .metadata no rank reports;
+    // beside it, a trainer that keeps every step's files in one folder.
+    const save = async (step: number) => {
+      const folder = path.join(dir, `dcp-${step}`);
+      mkdirSync(folder);
+      writeFileSync(path.join(folder, '.metadata'), 'm');
+      mkdirSync(path.join(dir, 'shared'), { recursive: true });
+      for (const rank of [0, 1]) {
+        const file = rank === 0 ? path.join(folder, `__${rank}_0.distcp`) : path.join(dir, 'shared', `s${step}-r1`);
+        writeFileSync(file, 'x');
+        await call('POST', 'checkpoints', { ...t(rank), step, path: file, bytes: 1, checksum: sha('a') });
+      }
+    };
+    await save(1);
+    await save(2); // keep 1: step 1 goes
+    expect(existsSync(path.join(dir, 'dcp-1'))).toBe(false);
+    expect(existsSync(path.join(dir, 'dcp-2', '.metadata'))).toBe(true);
+    expect(existsSync(path.join(dir, 'shared', 's1-r1'))).toBe(false);
+    expect(existsSync(path.join(dir, 'shared', 's2-r1'))).toBe(true);
+    expect(existsSync(dir)).toBe(true);
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('poisons a shard leased too often and fails or skips it per spec', async () => {
     for (const onPoison of ['fail', 'skip'] as const) {
       const store = await h.open();

@@ -2,7 +2,8 @@
 // commit protocol, over the store. One ledger row per job serialises rewinds: the first trainer
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
 // replays exactly the data after it; requests from older rounds are refused as stale.
-import { rm } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { JobSpec } from '../common/spec/index.ts';
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
@@ -106,7 +107,10 @@ export class LedgerService {
       await tx.nodeEvents.append({ jobId: job.id, kind: 'ledger_rewound', data: { round: ref.round, step: resume, requeued } });
       return { step: resume, partial };
     });
-    await removeFiles(job, partial.map((c) => c.path));
+    if (partial.length > 0) {
+      const keptPaths = new Set(await this.keptPaths(job));
+      await removeFiles(job, partial.map((c) => c.path).filter((p) => !keptPaths.has(p)), keptPaths);
+    }
     return step;
   }
 
@@ -269,8 +273,8 @@ export class LedgerService {
       return { committed: true, reported, worldSize, doomed: doomedReports.map((r) => r.path) };
     });
     // Files of a kept step may share a path with a dropped one (a trainer reusing names): spare them.
-    const keptPaths = new Set((await this.keptPaths(job)).values());
-    await removeFiles(job, outcome.doomed.filter((p) => !keptPaths.has(p)));
+    const keptPaths = new Set(await this.keptPaths(job));
+    await removeFiles(job, outcome.doomed.filter((p) => !keptPaths.has(p)), keptPaths);
     return { committed: outcome.committed, reported: outcome.reported, worldSize: outcome.worldSize };
   }
 
@@ -285,13 +289,28 @@ export class LedgerService {
  * Best effort: a file already gone, or on storage this host cannot see, is not an error. Paths
  * come from trainers, so only files whose real folder is inside the job's real checkpoint folder
  * are removed, by their real path (checked again here: a symlink may have appeared since the report).
+ * A step may be a folder of its own (torch.distributed.checkpoint writes <dir>/dcp-<step>/ with
+ * each rank's file and a .metadata no rank reports): a folder below the checkpoint folder that
+ * held removed files and holds no file of a kept step (`kept`) goes as a whole.
  */
-async function removeFiles(job: Job, paths: string[]): Promise<void> {
+async function removeFiles(job: Job, paths: string[], kept: Set<string>): Promise<void> {
   const dir = specOf(job).spec.checkpoint.dir;
+  const folders = new Set<string>();
   await Promise.all(
     paths.map(async (p) => {
       const verdict = await checkCheckpointPath(dir, p);
-      if (verdict.ok && verdict.realPath !== undefined) await rm(verdict.realPath, { force: true }).catch(() => undefined);
+      if (verdict.ok && verdict.realPath !== undefined) {
+        await rm(verdict.realPath, { force: true }).catch(() => undefined);
+        folders.add(path.dirname(p));
+      }
     }),
   );
+  const realDir = await realpath(dir).catch(() => undefined);
+  for (const folder of folders) {
+    if ([...kept].some((k) => path.dirname(k) === folder)) continue;
+    // The folder itself must be strictly inside the checkpoint folder: checked like a file in it.
+    const verdict = await checkCheckpointPath(dir, folder);
+    if (!verdict.ok || verdict.realPath === undefined || verdict.realPath === realDir) continue;
+    await rm(verdict.realPath, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
