@@ -2,7 +2,7 @@
 // token, a long poll when the caller names the version it has. Stateless: each poll re-reads the
 // served snapshots (a few rows per source, independent of the job's node count).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { BrainService } from '../brain/service.ts';
 import { configQuery, type JobConfigResponse } from '../common/trainerProtocol.ts';

@@ -2,7 +2,7 @@
 // size is known) the fraction done and an ETA. Steps and shards are hot-path data, so they come
 // from the store, not the workflow: the nodes' latest step, one node's recent step samples, and
 // the shard counts. Each read is a few indexed queries, whatever the job's size.
-import { METRIC_STEP, openStore, type ShardProgress, type Store } from '../store/index.ts';
+import { METRIC_STEP, type ShardProgress, type Store } from '../store/index.ts';
 import type { JobStatus } from '../workflows/job/messages.ts';
 
 export interface JobProgress {
