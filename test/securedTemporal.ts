@@ -68,6 +68,8 @@ export function startSecuredProxy(dir: string, upstream: string): Promise<Secure
     let trailers: http2.IncomingHttpHeaders = {};
     call.on('trailers', (t) => { trailers = t; });
     call.on('response', (responseHeaders) => {
+      // The caller gave up (a worker's long poll cancelled at shutdown): nothing to answer.
+      if (stream.destroyed || stream.closed) return;
       // A trailers-only answer (an error) carries its grpc-status in the headers.
       if (responseHeaders['grpc-status'] !== undefined) {
         stream.respond(responseHeaders, { endStream: true });
@@ -80,6 +82,8 @@ export function startSecuredProxy(dir: string, upstream: string): Promise<Secure
     stream.pipe(call);
     call.on('error', () => stream.destroy());
     stream.on('error', () => call.destroy());
+    // A call the caller cancelled is cancelled upstream too.
+    stream.on('close', () => { if (!call.closed) call.close(http2.constants.NGHTTP2_CANCEL); });
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {

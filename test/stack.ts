@@ -4,6 +4,7 @@ import { readFileSync, existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { connectTemporal } from '../cli/jobs.ts';
 import { LocalBackend } from '../cluster/local/localBackend.ts';
 import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cluster/local/processes.ts';
 import { NODE_STATUSES } from '../common/phases.ts';
@@ -53,7 +54,9 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
   };
   const config = loadConfig({ ...process.env, ...env });
   const store = await openStore(config.storeUrl);
-  const { client, close: closeClient } = await temporalClient();
+  // A stack given its own Temporal (a secured one, test/securedTemporal.ts) gets a client made
+  // from the same ROVER_TEMPORAL_* settings as its worker, the way the CLI makes one.
+  const { client, close: closeClient } = extraEnv.ROVER_TEMPORAL_ADDRESS ? await connectTemporal(config) : await temporalClient();
   let starts = 0;
 
   const start = async (name: 'worker' | 'api' | 'brain', entry: string, ready: (logFile: string) => Promise<boolean> | boolean) => {
