@@ -13,8 +13,7 @@ import {
   type MasterClient,
 } from './masterClient.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
-import { bindAddress, checkHook, runCheckRound, startExchangeServer } from './nodeCheck.ts';
-import type { NodeCheckRequest } from '../common/nodeCheckProtocol.ts';
+import { checkHook, takePart, type CheckEnd } from './nodeCheck.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
 import type { AgentSettings } from './settings.ts';
 import { trainerEnv } from './torchrunEnv.ts';
@@ -73,6 +72,8 @@ export class Agent {
   /** Process failures charged to this node (the master's count); only these count against maxProcessRestarts. */
   private failures = 0;
   private requestRestart: (() => void) | null = null;
+  /** Taking part in a node check (its own, or as a peer of another node's): one part at a time. */
+  private checking = false;
   /** Hangs (event ids) whose evidence this agent already posted. */
   private hangsCaptured: number[] = [];
   /** Since when (ms) and at which call the master stopped answering; cleared by the next answer. */
@@ -118,33 +119,51 @@ export class Agent {
   private async nodeCheck(): Promise<void> {
     const poll = this.master.nodeCheck?.bind(this.master);
     if (!poll) return;
-    const { node, incarnation, host } = this.settings;
-    const { server, port, secret } = await startExchangeServer(await bindAddress(host));
-    this.abort.signal.addEventListener('abort', () => server.close());
-    const hook = checkHook(process.env, node, incarnation);
-    let result: NodeCheckRequest['result'];
-    for (;;) {
-      const answer = await this.call('node check', (signal) => poll({ node, incarnation, host, port, secret, result }, signal));
-      result = undefined;
-      if (answer.action === 'skip') {
-        server.close();
-        return;
-      }
-      if (answer.action === 'done') {
-        this.log[answer.verdict === 'ok' ? 'info' : 'warn']({ verdict: answer.verdict, hold: answer.hold }, 'node check done');
-        if (!answer.hold) return;
-        // Faulty or an excluded straggler: the job workflow removes this incarnation.
-        server.close();
-        for (;;) await abortableSleep(60_000, this.abort.signal);
-      }
-      if (answer.action === 'wait') {
-        await abortableSleep(NODE_CHECK_POLL_MS, this.abort.signal);
-        continue;
-      }
-      const r = await runCheckRound(answer.peers, answer.probeBytes, NODE_CHECK_EXCHANGE_TIMEOUT_MS, hook);
-      this.log.info({ round: answer.round, peers: answer.peers.map((p) => p.node), ...r }, 'node check round');
-      result = { round: answer.round, ...r };
+    this.checking = true;
+    let end: CheckEnd;
+    try {
+      end = await this.takePartInCheck(poll);
+    } finally {
+      this.checking = false;
     }
+    if (end.action === 'skip') return;
+    this.log[end.verdict === 'ok' ? 'info' : 'warn']({ verdict: end.verdict, hold: end.hold }, 'node check done');
+    if (!end.hold) return;
+    // Faulty or an excluded straggler: the job workflow removes this incarnation.
+    for (;;) await abortableSleep(60_000, this.abort.signal);
+  }
+
+  /**
+   * The heartbeat reply says a check round needs this node, which passed, as a peer (a relaunched
+   * node's session): take part, beside training, until the API answers done. Once at a time.
+   */
+  private servePeers(): void {
+    const poll = this.master.nodeCheck?.bind(this.master);
+    if (!poll || this.checking) return;
+    this.checking = true;
+    this.log.info('node check: a session needs this node as a peer');
+    this.takePartInCheck(poll)
+      .then(() => this.log.info('node check: no longer needed as a peer'))
+      .catch((err: unknown) => {
+        // A refusal or failure here must not end the node: its heartbeats handle a job that is gone.
+        if (!this.abort.signal.aborted) this.log.warn({ err: String(err) }, 'node check: stopped serving as a peer');
+      })
+      .finally(() => (this.checking = false));
+  }
+
+  private takePartInCheck(poll: NonNullable<MasterClient['nodeCheck']>): Promise<CheckEnd> {
+    const { node, incarnation, host } = this.settings;
+    return takePart({
+      node,
+      incarnation,
+      host,
+      poll: (req) => this.call('node check', (signal) => poll(req, signal)),
+      wait: (ms) => abortableSleep(ms, this.abort.signal),
+      pollMs: NODE_CHECK_POLL_MS,
+      exchangeTimeoutMs: NODE_CHECK_EXCHANGE_TIMEOUT_MS,
+      hook: checkHook(process.env, node, incarnation),
+      onRound: (round, peers, r) => this.log.info({ round, peers, ...r }, 'node check round'),
+    });
   }
 
   private async loop(): Promise<AgentExit> {
@@ -284,6 +303,7 @@ export class Agent {
         // Never give up while trainers run: a master outage must not stop training.
         const reply = await this.call('heartbeat', async (s) => this.master.heartbeat(await this.heartbeat(sampler), s));
         if (reply.action !== 'stop' && reply.captureStacks !== undefined) await this.captureEvidence(reply.captureStacks);
+        if (reply.action !== 'stop' && reply.nodeCheck) this.servePeers();
         this.onHeartbeatReply(reply);
       }
     } catch (err) {

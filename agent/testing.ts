@@ -1,5 +1,5 @@
 // Test helpers for the agent: a minimal real master over HTTP, a condition waiter, an output sink.
-import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
+import { nodeCheckRequest, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -67,6 +67,9 @@ export class FakeMaster {
   private charged = 0;
   /** Answer to each heartbeat. */
   heartbeatReply: (hb: HeartbeatRequest) => HeartbeatResponse = () => ({ action: 'none' });
+  /** Node-check polls, in order, and the answer to each (default: skip the check). */
+  readonly nodeChecks: NodeCheckRequest[] = [];
+  nodeCheckReply: (req: NodeCheckRequest) => NodeCheckResponse = () => ({ action: 'skip' });
   /** While true, every request is answered 404, as if the job had been deleted. */
   jobGone = false;
   /** Answer this many of the next requests with 503. */
@@ -155,8 +158,12 @@ export class FakeMaster {
       this.events.push(event);
       return [200, {}];
     }
-    // No pre-flight node check in these tests.
-    if (path === '/nodes/check') return parse(nodeCheckRequest) ? [200, { action: 'skip' }] : [400, {}];
+    if (path === '/nodes/check') {
+      const check = parse(nodeCheckRequest);
+      if (!check) return [400, {}];
+      this.nodeChecks.push(check);
+      return [200, this.nodeCheckReply(check)];
+    }
     return [404, { error: `no route ${path}` }];
   }
 }

@@ -5,6 +5,7 @@
 import { SelectQueryNode, TableNode, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import { expect, it } from 'vitest';
 import { loadConfig } from '../common/config.ts';
+import { emptyNodeCheckState } from '../common/nodeCheckSession.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
@@ -43,7 +44,7 @@ class RowCounter implements KyselyPlugin {
 }
 
 describeEachStore('the agent hot path', (h) => {
-  async function setup() {
+  async function setup(nodeCheck: 'on' | 'off' = 'off') {
     const clock = { now: 1_000_000 };
     const counter = new RowCounter();
     const store = await h.open({ now: () => clock.now, plugins: [counter] });
@@ -53,7 +54,7 @@ describeEachStore('the agent hot path', (h) => {
         nodes: { min: N },
         entrypoint: { command: 'true' },
         faultTolerance: { heartbeatInterval: '5s', hangTimeout: '1m', startupTimeout: '1h', hangAction: 'log' },
-        diagnosis: { nodeCheck: 'off' },
+        diagnosis: { nodeCheck },
       },
     });
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
@@ -112,6 +113,22 @@ describeEachStore('the agent hot path', (h) => {
         expect(beat.rowsOf('rendezvous_members')).toBeLessThanOrEqual(1);
         expect(beat.rows).toBeLessThanOrEqual(MAX_ROWS);
       }
+    }
+    await app.close();
+  });
+
+  it('a heartbeat under a node check reads the short list of wanted partners, and flags the one wanted', async () => {
+    const { app, store, counter, register, join, heartbeat } = await setup('on');
+    for (let n = 0; n < N; n++) await register(n);
+    for (let n = 0; n < N; n++) await join(n);
+    // A relaunched node's check session wants node 5, which passed, as its peer.
+    const { tokenDigest } = (await store.jobs.get('big'))!;
+    await store.nodeChecks.compareAndSet('big', 0, { tokenDigest, state: emptyNodeCheckState(), partnersWanted: ['5/0'] });
+    for (const n of [4, 5]) {
+      const beat = await counter.during(() => heartbeat(n));
+      expect(beat.value).toEqual(n === 5 ? { action: 'none', nodeCheck: true } : { action: 'none' });
+      expect(beat.rowsOf('node_checks')).toBe(1);
+      expect(beat.rows).toBeLessThanOrEqual(MAX_ROWS + 1);
     }
     await app.close();
   });

@@ -2,8 +2,9 @@
 // poll reads the job's check state, steps the state machine (common/nodeCheckSession.ts) and, when
 // it changed, writes it back by compare-and-set together with the events it produced (results and
 // verdicts go to the event bus as node_check events; the job workflow acts on the verdicts).
-// A lost race rereads and steps again, so every change is applied exactly once.
-import { emptyNodeCheckState, needsLiveNodes, stepNodeCheck, type NodeCheckRules } from '../common/nodeCheckSession.ts';
+// A lost race rereads and steps again, so every change is applied exactly once. A heartbeat asks
+// wantsPeer, which reads the short partner list written beside the state, never the state.
+import { emptyNodeCheckState, needsLiveNodes, partnersWanted, stepNodeCheck, type NodeCheckRules } from '../common/nodeCheckSession.ts';
 import { nodeCheckEnabled, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import type { Job, Store } from '../store/index.ts';
@@ -18,6 +19,18 @@ export class NodeCheckCoordinator {
     private readonly store: Store,
     private readonly now: () => number,
   ) {}
+
+  /**
+   * Whether the job's current check round needs this node incarnation, which passed its own
+   * check, as a peer (its heartbeat reply says so): one short column of one row, read only for a
+   * job whose check is on.
+   */
+  async wantsPeer(job: Job, node: number, incarnation: number): Promise<boolean> {
+    const spec = (job.spec as JobSpec).spec;
+    if (!nodeCheckEnabled(spec.diagnosis?.nodeCheck, spec.nodes.max)) return false;
+    const wanted = await this.store.nodeChecks.partnersWanted(job.id);
+    return wanted?.tokenDigest === job.tokenDigest && wanted.partners.includes(`${node}/${incarnation}`);
+  }
 
   async poll(job: Job, req: NodeCheckRequest): Promise<NodeCheckResponse> {
     const spec = (job.spec as JobSpec).spec;
@@ -41,7 +54,7 @@ export class NodeCheckCoordinator {
       const step = stepNodeCheck(current, req, rules, this.now(), () => live);
       if (record && JSON.stringify(step.state) === JSON.stringify(record.state)) return step.response;
       const written = await this.store.transaction(async (tx) => {
-        if (!(await tx.nodeChecks.compareAndSet(job.id, version, { tokenDigest: job.tokenDigest, state: step.state }))) return false;
+        if (!(await tx.nodeChecks.compareAndSet(job.id, version, { tokenDigest: job.tokenDigest, state: step.state, partnersWanted: partnersWanted(step.state) }))) return false;
         for (const e of step.events) {
           await tx.nodeEvents.append({ jobId: job.id, nodeId: e.nodeId, incarnation: e.incarnation, kind: 'node_check', source: e.source, data: e.data });
         }

@@ -70,10 +70,16 @@ export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
 /** Set while the job is hung: capture stacks, process tree and log tail once per hang (the event id). */
 const captureStacks = z.number().int().min(1).optional();
 
+/**
+ * Set while a node-check session needs this node, which passed its own check, as a peer: take part
+ * (poll POST …/nodes/check) until it answers done. Agents that do not know it ignore it.
+ */
+const nodeCheck = z.literal(true).optional();
+
 export const heartbeatResponse = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('none'), captureStacks }),
+  z.object({ action: z.literal('none'), captureStacks, nodeCheck }),
   /** A newer round is open: stop the group gracefully and join it. */
-  z.object({ action: z.literal('restart'), round: z.number().int(), captureStacks }),
+  z.object({ action: z.literal('restart'), round: z.number().int(), captureStacks, nodeCheck }),
   /** The job is ending or this node was removed: stop the group and exit 0. */
   z.object({ action: z.literal('stop'), reason: z.string() }),
 ]);

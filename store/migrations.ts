@@ -383,6 +383,22 @@ function statelessApi(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Pre-flight node-check listeners live only while needed (security issue 11): the node-check row
+ * says which nodes that passed earlier the current round needs as peers, apart from the state, so
+ * a heartbeat reads that short list and never the session. Checks first, like the others.
+ */
+function nodeCheckPartners(): Migration {
+  return {
+    async up(db) {
+      const table = (await db.introspection.getTables()).find((t) => t.name === 'node_checks');
+      if (!table?.columns.some((c) => c.name === 'partners_wanted')) {
+        await db.schema.alterTable('node_checks').addColumn('partners_wanted', 'varchar(1024)').execute();
+      }
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -397,6 +413,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_12_01_0300_node_pending_reason': nodePendingReason(),
         '2026_12_02_0100_agent_hot_path': agentHotPath(),
         '2026_12_02_0200_stateless_api': statelessApi(dialect),
+        '2026_12_03_0100_node_check_partners': nodeCheckPartners(),
       };
     },
   };

@@ -130,6 +130,8 @@ export interface NodeChecksTable {
   /** Compare-and-set counter: each write adds one. */
   version: number;
   state: JsonText;
+  /** JSON list of `node/incarnation`: nodes that passed and the current round needs as peers; null: none. */
+  partnersWanted: string | null;
   updatedAt: Millis;
 }
 
