@@ -21,19 +21,12 @@ const run = promisify(execFile);
 const DATASET = { size: 2400, shardSize: 16 };
 const EVERY = 8;
 
-interface Resume {
+interface Restore {
+  node: number;
+  incarnation: number;
   rank: number;
   step: number;
   source: string;
-}
-
-/** The ROVER_RESUME lines of one node's log (all its incarnations), in order. */
-function resumes(home: string, job: string, node: number): Resume[] {
-  return [...readFileSync(nodeLogPath(home, job, node), 'utf8').matchAll(/^\[rank (\d+)\] ROVER_RESUME step=(\d+) source=(\w+)$/gm)].map((m) => ({
-    rank: Number(m[1]),
-    step: Number(m[2]),
-    source: m[3]!,
-  }));
 }
 
 describe('real PyTorch jobs', () => {
@@ -65,6 +58,11 @@ describe('real PyTorch jobs', () => {
       args: ['--step-time', '0.1', '--checkpoint-every', String(EVERY), '--final-params', path.join(stack.home, `${name}.pt`)],
       dataset: DATASET,
     });
+  /** The job's checkpoint_restored events: where each rank found the state it resumed from. */
+  const restores = async (name: string): Promise<Restore[]> =>
+    (await stack.store.nodeEvents.listAfter(name, 0, 10_000))
+      .filter((e) => e.kind === 'checkpoint_restored')
+      .map((e) => ({ node: e.nodeId!, incarnation: e.incarnation!, rank: e.rank!, ...(e.data as { step: number; source: string }) }));
   const committed = async (name: string) =>
     (await stack.store.nodeEvents.listAfter(name, 0, 10_000)).filter((e) => e.kind === 'checkpoint_committed').map((e) => (e.data as { step: number }).step);
 
@@ -78,10 +76,11 @@ describe('real PyTorch jobs', () => {
     const first = await waitUntil(async () => Math.max(0, ...(await committed('ddp-faults'))), 'a committed checkpoint', 180_000, 50);
     const node1 = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
     process.kill((await childPids(node1.pid!))[0]!, 'SIGKILL');
-    await waitUntil(() => [0, 1].every((n) => resumes(stack.home, 'ddp-faults', n).length === 2), 'all 4 ranks to resume', 120_000, 200);
-    for (const n of [0, 1]) expect(resumes(stack.home, 'ddp-faults', n)).toEqual(expect.arrayContaining([expect.objectContaining({ step: first, source: 'shm' })]));
-    expect([0, 1].flatMap((n) => resumes(stack.home, 'ddp-faults', n))).toHaveLength(4);
-    expect([0, 1].flatMap((n) => resumes(stack.home, 'ddp-faults', n)).every((r) => r.step === first && r.source === 'shm')).toBe(true);
+    const afterKill = await waitUntil(async () => {
+      const all = await restores('ddp-faults');
+      return all.length >= 4 ? all : undefined;
+    }, 'all 4 ranks to resume', 120_000, 200);
+    expect(afterKill.map((r) => [r.node, r.rank, r.step, r.source]).sort()).toEqual([[0, 0, first, 'shm'], [0, 1, first, 'shm'], [1, 2, first, 'shm'], [1, 3, first, 'shm']]);
 
     // Then node 1's agent dies after the next commit: the relaunched node has no shared memory of it.
     await waitUntil(async () => (await committed('ddp-faults')).some((s) => s > first), 'a commit after the resume', 180_000, 50);
@@ -92,7 +91,7 @@ describe('real PyTorch jobs', () => {
     expect(calmResult.phase).toBe('SUCCEEDED');
     expect(faultyResult.phase).toBe('SUCCEEDED');
     expect(faultyResult.nodeRelaunches).toBe(1);
-    const relaunched = resumes(stack.home, 'ddp-faults', 1).slice(2);
+    const relaunched = (await restores('ddp-faults')).filter((r) => r.node === 1 && r.incarnation === 1);
     expect(relaunched).toHaveLength(2);
     expect(relaunched.every((r) => r.source === 'storage' && r.step > first)).toBe(true);
     expect(await committed('ddp-faults')).toContain(relaunched[0]!.step);

@@ -234,6 +234,14 @@ class Client:
                 yield res
 
         # -- checkpoints -------------------------------------------------------------------------
+    def report_restored(self, step, source, seconds=None):
+        """Tells the job this rank resumes from committed `step`, read from `source` ("shm": the
+        node's shared memory, or "storage") in `seconds`: a checkpoint_restored event."""
+        body = {**self._ref(), "step": step, "source": source}
+        if seconds is not None:
+            body["seconds"] = round(seconds, 6)
+        self._call("POST", self._jobpath("checkpoints/restored"), body)
+
     def latest_checkpoint(self):
         """{"step": S, "ranks": [{rank, path, bytes, checksum}]} of the committed step this round resumes from."""
         if self._latest is None:
@@ -280,20 +288,23 @@ class Client:
 
     def load_checkpoint(self, rank=None):
         """(step, bytes) of the committed checkpoint for `rank` (default: this rank, else rank 0),
-        or (0, None) when nothing is committed. Shared memory first, then storage; checksummed."""
+        or (0, None) when nothing is committed. Shared memory first, then storage; checksummed;
+        where it was found goes to the job's events (report_restored)."""
+        started = time.monotonic()
         latest = self.latest_checkpoint()
         if latest["step"] == 0:
             return 0, None
         by_rank = {r["rank"]: r for r in latest["ranks"]}
         want = self.env.rank if rank is None else rank
         entry = by_rank.get(want) or by_rank.get(0) or next(iter(by_rank.values()))
-        for source in (self.shm_path(latest["step"], entry["rank"]), entry["path"]):
+        for source, path in (("shm", self.shm_path(latest["step"], entry["rank"])), ("storage", entry["path"])):
             try:
-                with open(source, "rb") as f:
+                with open(path, "rb") as f:
                     data = f.read()
             except OSError:
                 continue
             if sha256_hex(data) == entry["checksum"]:
+                self.report_restored(latest["step"], source, time.monotonic() - started)
                 return latest["step"], data
         raise RoverError(f"checkpoint of step {latest['step']} rank {entry['rank']} is missing or corrupt "
                          f"(looked in shared memory and {entry['path']})")

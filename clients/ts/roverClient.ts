@@ -14,7 +14,10 @@ import {
   type JobConfigResponse,
   type LatestCheckpoint,
   type LeasedShard,
+  type RestoreReport,
 } from '../../common/trainerProtocol.ts';
+
+type RestoreSource = RestoreReport['source'];
 
 export const SHM_ROOT = '/dev/shm/rover';
 
@@ -228,15 +231,24 @@ export class RoverClient {
   }
 
   /** The committed checkpoint of `rank` (default this rank, else rank 0): shared memory first, then storage. */
+  /** Tells the job this rank resumes from committed `step`, read from `source` in `seconds`: a checkpoint_restored event. */
+  async reportRestored(step: number, source: RestoreSource, seconds?: number): Promise<void> {
+    await this.call('POST', 'checkpoints/restored', { ...this.ref(), step, source, ...(seconds !== undefined && { seconds }) });
+  }
+
   async loadCheckpoint(rank?: number): Promise<{ step: number; data: Buffer | null }> {
+    const started = performance.now();
     const latest = await this.latestCheckpoint();
     if (latest.step === 0) return { step: 0, data: null };
     const want = rank ?? this.env.rank;
     const entry = latest.ranks.find((r) => r.rank === want) ?? latest.ranks.find((r) => r.rank === 0) ?? latest.ranks[0];
     if (!entry) throw new RoverError(`committed step ${latest.step} lists no rank files`);
-    for (const source of [this.shmPath(latest.step, entry.rank), entry.path]) {
-      const data = await readFile(source).catch(() => null);
-      if (data && sha256Hex(data) === entry.checksum) return { step: latest.step, data };
+    for (const [source, file] of [['shm', this.shmPath(latest.step, entry.rank)], ['storage', entry.path]] as const) {
+      const data = await readFile(file).catch(() => null);
+      if (data && sha256Hex(data) === entry.checksum) {
+        await this.reportRestored(latest.step, source, (performance.now() - started) / 1000);
+        return { step: latest.step, data };
+      }
     }
     throw new RoverError(`checkpoint of step ${latest.step} rank ${entry.rank} is missing or corrupt (shared memory and ${entry.path})`);
   }

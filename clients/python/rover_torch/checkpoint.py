@@ -17,7 +17,7 @@ from storage. Without flash the state is written to storage with fsync and repor
 torchrun (no Rover) it is written to the checkpoint folder and load() takes the newest step every
 rank has.
 """
-import hashlib, mmap, os, shutil
+import hashlib, mmap, os, shutil, time
 
 import torch
 
@@ -102,6 +102,7 @@ class Checkpointer:
         with the recorded sha256."""
         if not self.env.managed:
             return self._load_local()
+        started = time.monotonic()
         latest = self.client.latest_checkpoint()
         if latest["step"] == 0:
             self.source = None
@@ -112,7 +113,9 @@ class Checkpointer:
             data = _read_prefix(path, entry["bytes"])
             if data is not None and hashlib.sha256(data).hexdigest() == entry["checksum"]:
                 self.source = source
-                return latest["step"], layout.read(data)
+                state = layout.read(data)
+                self.client.report_restored(latest["step"], source, time.monotonic() - started)
+                return latest["step"], state
         raise rover_client.RoverError(
             f"checkpoint of step {latest['step']} rank {entry['rank']} is missing or corrupt: neither "
             f"{self.buffer_path(entry['rank'])} nor {entry['path']} holds bytes with sha256 {entry['checksum']}")

@@ -18,7 +18,7 @@ written by 4 ranks loads into 2 or 8 (DCP reshards); the ranks first check the s
 rank's file the API recorded, each rank a share of them. Under plain torchrun, rank 0 writes a
 `latest` file after every rank finished, and load() reads the step it names.
 """
-import hashlib, os
+import hashlib, os, time
 
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -74,6 +74,7 @@ class ShardedCheckpointer:
                 return 0
             folder = self.folder(step)
         else:
+            started = time.monotonic()
             latest = self.client.latest_checkpoint()
             step = latest["step"]
             if step == 0:
@@ -82,6 +83,8 @@ class ShardedCheckpointer:
             folder = os.path.dirname(latest["ranks"][0]["path"])
         dcp.load(state, checkpoint_id=folder)
         self.source = "storage"
+        if self.env.managed:
+            self.client.report_restored(step, "storage", time.monotonic() - started)
         return step
 
     def _verify(self, latest):
