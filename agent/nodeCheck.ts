@@ -10,7 +10,10 @@
 // fresh random secret and from then on answers only a peer that sends it first; the agent then
 // registers it with its next poll. So the server already accepts a secret before the API can hand
 // it to any peer, and the API hands a peer only secrets registered for the current round: a peer
-// still using an earlier round's secret is dropped unanswered.
+// still using an earlier round's secret is dropped unanswered. Why this cannot deadlock: a
+// node's registration waits on nobody (it follows the API's `serve` at once), and the API hands a
+// member its peers once they registered, or without the silent ones after half the round's
+// timeout (common/nodeCheckSession.ts); a round ends at its timeout whatever happens.
 // Test hook: ROVER_TEST_NODE_CHECK_NODES="1:fail,2:slow" makes incarnation 0 of those nodes fail
 // or run slowly (a relaunched incarnation is healthy).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
