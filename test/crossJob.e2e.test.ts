@@ -128,12 +128,12 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
 
         expect(probe.control).toEqual({ 'own shards': 200, 'own config': 200 });
         const tried = (prefix: string) => probe.attempts.filter((x) => x.path.startsWith(prefix));
-        // Every route that names a job was tried (14 on the API, 3 on the Brain), plus the
+        // Every route that names a job was tried (16 on the API — api/fuzz.test.ts lists them — and 3 on the Brain), plus the
         // environment, Temporal, the store and the node-check server.
         expect(tried('env').length).toBe(7);
         expect(tried('Temporal').length).toBe(3);
         expect(tried('store').length).toBe(2);
-        expect(tried('API').length).toBe(14);
+        expect(tried('API').length).toBe(16);
         expect(tried('Brain').length).toBe(3);
         expect(tried('node-check').length).toBe(2);
         const opened = probe.attempts.filter((x) => !x.refused);

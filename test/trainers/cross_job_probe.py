@@ -135,6 +135,8 @@ def attack(target_file, out_file):
         ("POST", f"/v1/jobs/{b}/trainers/step", {**ref, "rank": 0, "step": 1}),
         ("POST", f"/v1/jobs/{b}/checkpoints", {**ref, "rank": 0, "step": 1, "path": "/tmp/x"}),
         ("GET", f"/v1/jobs/{b}/checkpoints/latest", None),
+        ("POST", f"/v1/jobs/{b}/checkpoints/restored", {**ref, "rank": 0, "round": 1, "step": 1, "source": "shm"}),
+        ("GET", f"/v1/jobs/{b}/config", None),
         ("POST", f"/v1/jobs/{b}/nodes/register", {**ref, "pid": 1, "host": "127.0.0.1"}),
         ("POST", f"/v1/jobs/{b}/rendezvous/join", {**ref, "host": "127.0.0.1", "freePort": 1}),
         ("GET", f"/v1/jobs/{b}/rendezvous/1?node=0&incarnation=0", None),
