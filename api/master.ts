@@ -162,7 +162,10 @@ export class MasterService {
     if (computeWindow) await this.stragglers.check(job);
     const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);
     const reply = await this.roundReply(job, req, latest);
-    return hang === undefined || reply.action === 'stop' ? reply : { ...reply, captureStacks: hang };
+    if (reply.action === 'stop') return reply;
+    // A node that passed its check hears here while a check round needs it as a peer.
+    const peer = await this.checks.wantsPeer(job, req.node, req.incarnation);
+    return { ...reply, ...(hang !== undefined && { captureStacks: hang }), ...(peer && { nodeCheck: true }) };
   }
 
   /**

@@ -3,7 +3,6 @@ import { createHttpApp, type HttpAppDeps } from './app.ts';
 import { registerBrainRoutes } from './brainRoutes.ts';
 import { registerConfigRoutes } from './configRoutes.ts';
 import { MasterService } from './master.ts';
-import { NodeCheckCoordinator } from './nodeCheck.ts';
 import { createApiMetrics } from './metrics.ts';
 import { registerMasterRoutes } from './masterRoutes.ts';
 import { LedgerService } from './ledger.ts';
@@ -22,14 +21,6 @@ export async function buildApi(deps: ApiDeps) {
   metrics.instrument(app);
 
   const master = new MasterService(deps.store, now, metrics.hooks, deps.config.operatorToken);
-  // A node that passed its check hears in its heartbeat reply while a check round needs it as a
-  // peer (api/nodeCheck.ts wantsPeer). Belongs in MasterService.heartbeat; wired here meanwhile.
-  const checks = new NodeCheckCoordinator(deps.store, now);
-  const heartbeat = master.heartbeat.bind(master);
-  master.heartbeat = async (job, req) => {
-    const reply = await heartbeat(job, req);
-    return reply.action === 'stop' || !(await checks.wantsPeer(job, req.node, req.incarnation)) ? reply : { ...reply, nodeCheck: true };
-  };
   registerMasterRoutes(app, master);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
