@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TASK_QUEUE_JOBS } from '../common/config.ts';
 
-export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** The workflows' entry module: the TypeScript source, or its compiled twin when this runs from dist/. */
+export const workflowsPath = fileURLToPath(new URL(`../workflows/index.${import.meta.url.endsWith('.js') ? 'js' : 'ts'}`, import.meta.url));
 
 /** Bundles the workflow code once; tests share one bundle across their workers. */
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {

@@ -4,9 +4,9 @@
 // trainers lead sessions of their own and outlive an agent that was SIGKILLed.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { repoRoot } from '../../common/repoRoot.ts';
 import { listProcesses, occupiedProcessGroups, readProcess, waitUntilGroupsEmpty, type ProcessInfo } from '../../common/procfs.ts';
 
@@ -205,8 +205,17 @@ async function waitUntilGone(pids: number[], withinMs: number): Promise<void> {
 }
 
 const tsxLoader = fileURLToPath(import.meta.resolve('tsx'));
+// bin/build.js by its place in the repository: from dist/ a relative import would miss it.
+const { buildIsFresh, distDir } = (await import(pathToFileURL(path.join(repoRoot, 'bin', 'build.js')).href)) as typeof import('../../bin/build.js');
 
-/** Command and arguments that run one of Rover's TypeScript entry points (path from repo root). */
+/**
+ * Command and arguments that run one of Rover's TypeScript entry points (path from repo root):
+ * its compiled JavaScript in dist/ while that build is current (bin/build.js buildIsFresh; `npm ci`
+ * builds it), so an agent, worker or API starts without transpiling TypeScript, else the source
+ * through tsx. Same rule as bin/rover.js for the CLI.
+ */
 export function roverEntrypoint(relativePath: string, args: string[] = []): { command: string; args: string[] } {
+  const compiled = path.join(distDir, relativePath.replace(/\.ts$/, '.js'));
+  if (buildIsFresh() && existsSync(compiled)) return { command: process.execPath, args: [compiled, ...args] };
   return { command: process.execPath, args: ['--import', tsxLoader, path.join(repoRoot, relativePath), ...args] };
 }
