@@ -399,6 +399,33 @@ function nodeCheckPartners(): Migration {
   };
 }
 
+/**
+ * Batched shard leases (issue 14): a lease reads only the rows it hands out. Queued shards come
+ * from shards_lease_idx (job, status, epoch, shard_index) in order; expired leases need
+ * (job, status, lease_expires_at), else every pick scans all shards in flight. That index replaces
+ * shards_status_idx (job, status), a prefix of both that only cost a write per status change.
+ * Each step checks first: MySQL cannot roll DDL back, so a rerun after a crash does only what is left.
+ */
+function shardLeaseBatches(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      const { rows } =
+        dialect === 'mysql'
+          ? await sql<{ name: string }>`select distinct index_name as name from information_schema.statistics where table_schema = database() and table_name = 'shards'`.execute(db)
+          : await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'shards'`.execute(db);
+      const existing = new Set(rows.map((r) => r.name));
+      if (!existing.has('shards_expiry_idx')) {
+        await db.schema.createIndex('shards_expiry_idx').on('shards').columns(['job_id', 'status', 'lease_expires_at']).execute();
+      }
+      if (existing.has('shards_status_idx')) {
+        const drop = db.schema.dropIndex('shards_status_idx');
+        // MySQL names the table of an index; SQLite's index names are global and it takes no ON.
+        await (dialect === 'mysql' ? drop.on('shards') : drop).execute();
+      }
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -414,6 +441,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_12_02_0100_agent_hot_path': agentHotPath(),
         '2026_12_02_0200_stateless_api': statelessApi(dialect),
         '2026_12_03_0100_node_check_partners': nodeCheckPartners(),
+        '2026_12_04_0100_shard_lease_batches': shardLeaseBatches(dialect),
       };
     },
   };

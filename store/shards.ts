@@ -1,23 +1,22 @@
 // Data shards: each epoch of a job's dataset split into index ranges that trainers lease,
 // finish and report. Accounting is exactly-once: a shard counts as done the first time only.
-import type { ExpressionBuilder } from 'kysely';
-import { isDuplicateKey, Repository, toNumber, type Trx } from './repository.ts';
-import type { Database, ShardRow } from './schema.ts';
+// Leasing and completing live in store/shardLeasing.ts; this file adds the epoch's life around them.
+import { isDuplicateKey, toNumber, type Trx } from './repository.ts';
+import { SHARD_DONE, SHARD_LEASED, SHARD_POISON, SHARD_QUEUED, SHARD_SKIPPED, ShardLeasing, type Shard, type ShardKey } from './shardLeasing.ts';
 
-export type Shard = ShardRow;
-
-export const SHARD_QUEUED = 'queued';
-export const SHARD_LEASED = 'leased';
-export const SHARD_DONE = 'done';
-/** Failed too often; never leased again. */
-export const SHARD_POISON = 'poison';
-export const SHARD_SKIPPED = 'skipped';
-
-export interface ShardKey {
-  jobId: string;
-  epoch: number;
-  shardIndex: number;
-}
+export {
+  SHARD_DONE,
+  SHARD_LEASED,
+  SHARD_POISON,
+  SHARD_QUEUED,
+  SHARD_SKIPPED,
+  leaseOwner,
+  nodeLeasePrefix,
+  type Shard,
+  type ShardCompletion,
+  type ShardGrant,
+  type ShardKey,
+} from './shardLeasing.ts';
 
 export interface ShardCounts {
   total: number;
@@ -30,16 +29,6 @@ export interface ShardCounts {
 
 export interface ShardProgress extends ShardCounts {
   epochs: (ShardCounts & { epoch: number })[];
-}
-
-/** The lease owner name of one training process: node, incarnation, rank and round. */
-export function leaseOwner(t: { node: number; incarnation: number; rank: number; round: number }): string {
-  return `${nodeLeasePrefix(t.node, t.incarnation)}${t.rank}g${t.round}`;
-}
-
-/** The prefix every lease owner name of one node incarnation starts with. */
-export function nodeLeasePrefix(node: number, incarnation: number): string {
-  return `n${node}i${incarnation}r`;
 }
 
 /** Rows per INSERT when creating an epoch; keeps MySQL well under its placeholder limit. */
@@ -58,12 +47,7 @@ function addCount(counts: ShardCounts, status: string, n: number): void {
   else if (status === SHARD_SKIPPED) counts.skipped += n;
 }
 
-/** WHERE (epoch, shardIndex) is one of `keys`, within one job. */
-function oneOf(eb: ExpressionBuilder<Database, 'shards'>, keys: { epoch: number; shardIndex: number }[]) {
-  return eb.or(keys.map((k) => eb.and([eb('epoch', '=', k.epoch), eb('shardIndex', '=', k.shardIndex)])));
-}
-
-export class ShardsRepository extends Repository {
+export class ShardsRepository extends ShardLeasing {
   /**
    * Creates the epoch's shards, numbered 0.. in the order given, all queued. False (nothing
    * written) when the epoch already has shards, so a retried call is harmless.
@@ -114,60 +98,6 @@ export class ShardsRepository extends Repository {
       .executeTakeFirst();
   }
 
-  /**
-   * Leases up to `count` shards to `owner` until now + leaseMs: queued ones and ones whose lease
-   * expired, lowest epoch and index first. Concurrent callers get disjoint shards: MySQL skips
-   * rows another transaction has locked (FOR UPDATE SKIP LOCKED); SQLite runs one write
-   * transaction at a time (BEGIN IMMEDIATE).
-   */
-  async leaseNext(
-    jobId: string,
-    owner: string,
-    count: number,
-    now: number,
-    leaseMs: number,
-    trx?: Trx,
-  ): Promise<Shard[]> {
-    if (count <= 0) return [];
-    return this.inContendedTransaction(trx, async (t) => {
-      const picked = await t
-        .selectFrom('shards')
-        .select(['epoch', 'shardIndex'])
-        .where('jobId', '=', jobId)
-        .where((eb) =>
-          eb.or([
-            eb('status', '=', SHARD_QUEUED),
-            eb.and([eb('status', '=', SHARD_LEASED), eb('leaseExpiresAt', '<=', now)]),
-          ]),
-        )
-        .orderBy('epoch')
-        .orderBy('shardIndex')
-        .limit(count)
-        .$if(this.dialect === 'mysql', (qb) => qb.forUpdate().skipLocked())
-        .execute();
-      if (picked.length === 0) return [];
-      await t
-        .updateTable('shards')
-        .set((eb) => ({
-          status: SHARD_LEASED,
-          leaseOwner: owner,
-          leaseExpiresAt: now + leaseMs,
-          attempts: eb('attempts', '+', 1),
-        }))
-        .where('jobId', '=', jobId)
-        .where((eb) => oneOf(eb, picked))
-        .execute();
-      return t
-        .selectFrom('shards')
-        .selectAll()
-        .where('jobId', '=', jobId)
-        .where((eb) => oneOf(eb, picked))
-        .orderBy('epoch')
-        .orderBy('shardIndex')
-        .execute();
-    });
-  }
-
   /** Pushes the expiry of every lease `owner` holds in the job to `expiresAt`; returns how many. */
   async extendLeases(jobId: string, owner: string, expiresAt: number, trx?: Trx): Promise<number> {
     const result = await this.inContendedTransaction(trx, (t) =>
@@ -210,42 +140,6 @@ export class ShardsRepository extends Repository {
         .where('epoch', '=', key.epoch)
         .where('shardIndex', '=', key.shardIndex)
         .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
-        .executeTakeFirst(),
-    );
-    return result.numUpdatedRows > 0n;
-  }
-
-  /**
-   * Marks a shard `owner` leased as done at training step `step`. True only the first time and
-   * only for the lease holder: a late report from a lease that was rewound or taken over by
-   * another trainer does not count.
-   */
-  async complete(key: ShardKey, owner: string, step: number, trx?: Trx): Promise<boolean> {
-    const result = await this.inContendedTransaction(trx, (t) =>
-      t
-        .updateTable('shards')
-        .set({ status: SHARD_DONE, doneAt: this.now(), doneStep: step, leaseExpiresAt: null })
-        .where('jobId', '=', key.jobId)
-        .where('epoch', '=', key.epoch)
-        .where('shardIndex', '=', key.shardIndex)
-        .where('status', '=', SHARD_LEASED)
-        .where('leaseOwner', '=', owner)
-        .executeTakeFirst(),
-    );
-    return result.numUpdatedRows > 0n;
-  }
-
-  /** Puts a shard `owner` holds back in the queue (the trainer gives it back); false otherwise. */
-  async giveBack(key: ShardKey, owner: string, trx?: Trx): Promise<boolean> {
-    const result = await this.inContendedTransaction(trx, (t) =>
-      t
-        .updateTable('shards')
-        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
-        .where('jobId', '=', key.jobId)
-        .where('epoch', '=', key.epoch)
-        .where('shardIndex', '=', key.shardIndex)
-        .where('status', '=', SHARD_LEASED)
-        .where('leaseOwner', '=', owner)
         .executeTakeFirst(),
     );
     return result.numUpdatedRows > 0n;
