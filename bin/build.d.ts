@@ -2,5 +2,7 @@
 
 /** dist/, the compiled sources (absolute path). */
 export const distDir: string;
-/** True when dist/ was built after the last change to any source; false when missing or older. */
-export function buildIsFresh(): boolean;
+/** True when `rootDir`'s dist/ (default: this repository's) is current: see bin/build.js. */
+export function buildIsFresh(rootDir?: string): boolean;
+/** Stamps a build of `rootDir` started at `startedAt` from `files` (relative paths, sorted). */
+export function writeStamp(rootDir: string, startedAt: Date, files: string[]): void;

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// The compiled CLI: `node bin/build.js` (npm run build; `npm ci` and `npm install` run it as
+// The compiled build: `node bin/build.js` (npm run build; `npm ci` and `npm install` run it as
 // `prepare`) compiles the sources listed in tsconfig.build.json to dist/ and then writes
-// dist/.build-stamp, dated when the compile started. bin/rover.js runs dist/ only while that
-// stamp is newer than every source file and folder (buildIsFresh), so an edit, a `git pull` or a
-// deleted file sends it back to the TypeScript sources (through tsx) until the next build.
+// dist/.build-stamp, dated when the compile started and listing the source files it compiled.
+// bin/rover.js (and cluster/local/processes.ts for the worker, API and agents) runs dist/ only
+// while that stamp is newer than every source file and lists exactly the source files there are
+// (buildIsFresh), so an edit, a `git pull` or a deleted file sends it back to the TypeScript
+// sources (through tsx) until the next build. Other files in the source folders (Python's
+// __pycache__ beside the Python client) do not matter.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,34 +14,51 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const distDir = path.join(root, 'dist');
-const stamp = path.join(distDir, '.build-stamp');
+const stampOf = (rootDir) => path.join(rootDir, 'dist', '.build-stamp');
 
-/** The folders tsconfig.build.json compiles, absolute. */
-function sourceFolders() {
-  const { include } = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8'));
-  return include.map((folder) => path.join(root, folder));
-}
-
-/** Newest modification time (ms) of the TypeScript files and the folders under `dir`. */
-function newestSourceMtime(dir) {
-  let newest = statSync(dir).mtimeMs; // a folder's time moves when a file is added, removed or renamed
+/** The TypeScript files under `dir`, sorted; tests (*.test.ts) included, as tsc sees them. */
+function sourceFiles(dir) {
+  const out = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceMtime(full));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(full).mtimeMs);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'node_modules' && entry.name !== '__pycache__') out.push(...sourceFiles(full));
+    } else if (entry.name.endsWith('.ts')) out.push(full);
   }
-  return newest;
+  return out.sort();
 }
 
-/** True when dist/ was built after the last change to any source; false when missing or older. */
-export function buildIsFresh() {
+/** Every TypeScript file of the folders tsconfig.build.json compiles, relative to `rootDir`, sorted. */
+function allSourceFiles(rootDir) {
+  const { include } = JSON.parse(readFileSync(path.join(rootDir, 'tsconfig.build.json'), 'utf8'));
+  return include.flatMap((folder) => sourceFiles(path.join(rootDir, folder))).map((f) => path.relative(rootDir, f));
+}
+
+/**
+ * Writes the stamp of a build of `rootDir` that started at `startedAt` (a Date) from `files`
+ * (allSourceFiles at that moment), dated `startedAt`: a source saved while tsc ran is newer, so
+ * the build counts as stale.
+ */
+export function writeStamp(rootDir, startedAt, files) {
+  writeFileSync(stampOf(rootDir), `${startedAt.toISOString()}\n${files.join('\n')}\n`);
+  utimesSync(stampOf(rootDir), startedAt, startedAt);
+}
+
+/**
+ * True when `rootDir`'s dist/ (default: this repository's) was built after the last change to any
+ * source, from the same source files; false when missing, older, or a file was added or removed.
+ */
+export function buildIsFresh(rootDir = root) {
   let built;
+  let listed;
   try {
-    built = statSync(stamp).mtimeMs;
+    built = statSync(stampOf(rootDir)).mtimeMs;
+    listed = readFileSync(stampOf(rootDir), 'utf8').split('\n').slice(1).filter(Boolean);
   } catch {
     return false;
   }
-  return sourceFolders().every((dir) => newestSourceMtime(dir) < built);
+  const files = allSourceFiles(rootDir);
+  return files.length === listed.length && files.every((f, i) => f === listed[i] && statSync(path.join(rootDir, f)).mtimeMs < built);
 }
 
 /**
@@ -48,6 +68,7 @@ export function buildIsFresh() {
  */
 function build() {
   const startedAt = new Date();
+  const files = allSourceFiles(root);
   rmSync(distDir, { recursive: true, force: true });
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const { status } = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
@@ -56,9 +77,7 @@ function build() {
     return status ?? 1;
   }
   if (status === 2) process.stderr.write('rover build: built despite the type errors above (see npm run typecheck)\n');
-  writeFileSync(stamp, `${startedAt.toISOString()}\n`);
-  // Dated at the start: a source saved while tsc ran is newer, so the build counts as stale.
-  utimesSync(stamp, startedAt, startedAt);
+  writeStamp(root, startedAt, files);
   return 0;
 }
 
