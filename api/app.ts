@@ -5,10 +5,12 @@ import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
 import { HttpError } from './errors.ts';
+import { InFlightGate } from './overload.ts';
 
 /**
  * Longest a client may take to send one request (Fastify's default is no limit). Bodies are small
- * JSON up to the body limit and nothing here long-polls, so a slow sender only holds a socket.
+ * JSON up to the body limit, so a slow sender only holds a socket. It bounds receiving the request
+ * only: a long poll (api/longPoll.ts) holds its answer longer.
  */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -29,6 +31,8 @@ export function createHttpApp(deps: HttpAppDeps, name: string) {
   });
   const { onRoute } = deps;
   if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
+  // 429 above the in-flight limit, and no work for clients that have gone (api/overload.ts).
+  new InFlightGate(deps.config.api.maxInFlight).install(app);
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof HttpError) {
       return reply.status(error.statusCode).send({ error: error.code, message: error.message, details: error.details });

@@ -56,7 +56,8 @@ const ROUTES: Record<string, RouteCase> = {
   'POST /v1/jobs/:job/nodes/events': { access: 'job', body: { ...ref, kind: 'stack_dump', rank: 0, data: { stacks: 'frame' } } },
   'POST /v1/jobs/:job/nodes/check': { access: 'job', body: { ...ref, host: '127.0.0.1', port: 9, secret: 'a'.repeat(32), result: { round: 1, ok: true, seconds: 0.5 } } },
   'POST /v1/jobs/:job/rendezvous/join': { access: 'job', body: { ...ref, host: 'node-0', freePort: 29500 } },
-  'GET /v1/jobs/:job/rendezvous/:round': { access: 'job', query: { node: '0', incarnation: '0' }, params: { round: ['1', '2', '0', '-1', 'abc', '1.5', '1e3', '9'.repeat(40), '%20'] } },
+  // A long poll only while the round is open: round 1 is closed, and generated waitMs values are capped at 30 s.
+  'GET /v1/jobs/:job/rendezvous/:round': { access: 'job', query: { node: '0', incarnation: '0', waitMs: '0' }, params: { round: ['1', '2', '0', '-1', 'abc', '1.5', '1e3', '9'.repeat(40), '%20'] } },
   'GET /v1/jobs/:job/shards': { access: 'job' },
   'POST /v1/jobs/:job/shards/lease': { access: 'job', body: { ...trainer, count: 2 } },
   'POST /v1/jobs/:job/shards/done': { access: 'job', body: { ...trainer, step: 1, shards: [{ epoch: 0, shardIndex: 0 }] } },

@@ -113,12 +113,8 @@ export class MasterService {
       return { status: 'failed', round, reason: `job ${job.id} is ${job.phase}${job.reason ? `: ${job.reason}` : ''}` };
     }
     const key = { jobId: job.id, round };
-    let current = await this.store.rendezvous.getRound(key);
+    const current = await this.roundRow(job, round);
     if (!current) throw new HttpError(404, 'round_not_found', `job ${job.id} has no rendezvous round ${round}`);
-    if (this.decisionDue(job, current)) {
-      await this.decide(job, round);
-      current = (await this.store.rendezvous.getRound(key))!;
-    }
     if (current.status === ROUND_OPEN) return { status: 'open', round };
     if (current.status !== ROUND_CLOSED) return { status: 'failed', round, reason: `rendezvous round ${round} failed` };
     const member = await this.store.rendezvous.getMember(key, node);
@@ -133,10 +129,31 @@ export class MasterService {
     };
   }
 
+  /**
+   * Whether a poll of this round would now answer anything but 'open' (the job ended, the round
+   * closed or failed): what a long poll of the round waits for. O(1): the job's row and the
+   * round's, and the round policy only when a deadline passed (roundRow).
+   */
+  async roundSettled(job: Job, round: number): Promise<boolean> {
+    const current = await this.store.jobs.get(job.id);
+    if (!current || isTerminalPhase(current.phase as JobPhase)) return true;
+    return (await this.roundRow(job, round))?.status !== ROUND_OPEN;
+  }
+
+  /** The round's row, after the round policy ran if the row says it is due (a deadline, a full round). */
+  private async roundRow(job: Job, round: number): Promise<RendezvousRound | undefined> {
+    const key = { jobId: job.id, round };
+    const current = await this.store.rendezvous.getRound(key);
+    if (!this.decisionDue(job, current)) return current;
+    await this.decide(job, round);
+    return this.store.rendezvous.getRound(key);
+  }
+
   /** Applies the round policy (it reads every member): once per change, see decisionDue. */
   private async decide(job: Job, round: number): Promise<void> {
     const settled = await this.store.transaction((tx) => settleRound(tx, { jobId: job.id, round }, roundRules(job), this.now()));
     if (settled.status === 'closed') this.hooks.roundClosed?.(job.id, Math.max(0, this.now() - settled.openedAt) / 1000);
+    this.hooks.roundDecided?.(job.id, round);
   }
 
   async heartbeat(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {

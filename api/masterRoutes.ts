@@ -6,16 +6,21 @@ import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { bearerToken, namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { MasterService } from './master.ts';
+import { MAX_WAIT_MS, type LongPolls } from './longPoll.ts';
 
 const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
 const roundParams = z.strictObject({ job: z.string().min(1).max(253), round: z.coerce.number().int().min(1) });
 const roundQuery = z.strictObject({
   node: z.coerce.number().int().min(0),
   incarnation: z.coerce.number().int().min(0),
+  /** Long poll: hold the answer while the round is open, up to this long. 0 (default): answer now. */
+  waitMs: z.coerce.number().int().min(0).max(MAX_WAIT_MS).default(0),
 });
 
+/** What the long polls of one round share (api/longPoll.ts); a decision on the round nudges it. */
+export const roundPollKey = (jobId: string, round: number) => `round ${jobId} ${round}`;
 
-export function registerMasterRoutes(app: FastifyInstance, master: MasterService): void {
+export function registerMasterRoutes(app: FastifyInstance, master: MasterService, polls: LongPolls): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
     return master.authorize(jobId, bearerToken(request), namedNode(request));
@@ -32,11 +37,19 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
     return { round: await master.join(j, parseInput(joinRequest, request.body, 'body')) };
   });
 
+  // Round status; with waitMs a long poll that answers once the round closes or fails (or the job
+  // ends), else 'open' after waitMs. Waiting, it re-reads the job's and the round's rows, one read
+  // per interval shared by every waiting agent of the round in this process (api/longPoll.ts).
   app.get('/v1/jobs/:job/rendezvous/:round', async (request) => {
     const { job: jobId, round } = parseInput(roundParams, request.params, 'path');
-    const j = await master.authorize(jobId, bearerToken(request), namedNode(request));
-    const { node, incarnation } = parseInput(roundQuery, request.query, 'query');
-    return master.roundStatus(j, round, node, incarnation);
+    const authorize = () => master.authorize(jobId, bearerToken(request), namedNode(request));
+    const j = await authorize();
+    const { node, incarnation, waitMs } = parseInput(roundQuery, request.query, 'query');
+    const status = await master.roundStatus(j, round, node, incarnation);
+    if (status.status !== 'open' || waitMs === 0) return status;
+    await polls.wait(request, { key: roundPollKey(jobId, round), read: () => master.roundSettled(j, round), ready: (settled) => settled, waitMs });
+    // The job row again: it may have ended meanwhile.
+    return master.roundStatus(await authorize(), round, node, incarnation);
   });
 
   app.post('/v1/jobs/:job/nodes/heartbeat', async (request) => {

@@ -11,6 +11,8 @@ import type { Store } from '../store/index.ts';
 export interface MasterHooks {
   processFailed?(jobId: string, failureClass: string): void;
   roundClosed?(jobId: string, seconds: number): void;
+  /** The round policy ran on a round here (closed, failed or still open): its long polls may answer. */
+  roundDecided?(jobId: string, round: number): void;
   heartbeat?(jobId: string, step: number | null, at: number): void;
 }
 

@@ -22,7 +22,10 @@ describeEachStore('rendezvous at scale', (h) => {
     await store.transaction(async (tx) => {
       for (let nodeId = 0; nodeId < AGENTS; nodeId++) await tx.nodes.upsertLaunch({ jobId: 'burst', nodeId, incarnation: 0, backend: 'local', status: 'launching' });
     });
-    const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
+    // Every agent's request is in flight at once here (inject, no jitter): a limit above the burst,
+    // so none is shed with 429 (api/overload.ts; agents would retry it). This test is about the round.
+    const config = loadConfig({ ROVER_API_MAX_IN_FLIGHT: String(AGENTS * 4) });
+    const app = await buildApi({ config, store, logger: createLogger('test', 'silent') });
     await app.ready();
     const deadline = Date.now() + DEADLINE_MS;
     // Every request is answered 200: the agent would retry a 5xx, but a burst must not cause one

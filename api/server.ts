@@ -4,13 +4,16 @@ import { registerBrainRoutes } from './brainRoutes.ts';
 import { registerConfigRoutes } from './configRoutes.ts';
 import { MasterService } from './master.ts';
 import { createApiMetrics } from './metrics.ts';
-import { registerMasterRoutes } from './masterRoutes.ts';
+import { registerMasterRoutes, roundPollKey } from './masterRoutes.ts';
+import { LongPolls } from './longPoll.ts';
 import { LedgerService } from './ledger.ts';
 import { registerTrainerRoutes } from './trainerRoutes.ts';
 
 export interface ApiDeps extends HttpAppDeps {
   /** Clock for rendezvous and heartbeat decisions; tests may pass their own. */
   now?: () => number;
+  /** The long polls of this process (tests pass one to see that none is left waiting). */
+  polls?: LongPolls;
 }
 
 export async function buildApi(deps: ApiDeps) {
@@ -20,12 +23,15 @@ export async function buildApi(deps: ApiDeps) {
   const registry = metrics.registry;
   metrics.instrument(app);
 
-  const master = new MasterService(deps.store, now, metrics.hooks, deps.config.operatorToken);
-  registerMasterRoutes(app, master);
+  // Long polls of this process; a round decided here wakes its own waiters at once.
+  const polls = (deps.polls ?? new LongPolls()).install(app);
+  const hooks = { ...metrics.hooks, roundDecided: (jobId: string, round: number) => polls.nudge(roundPollKey(jobId, round)) };
+  const master = new MasterService(deps.store, now, hooks, deps.config.operatorToken);
+  registerMasterRoutes(app, master, polls);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
   registerTrainerRoutes(app, (jobId, token, ref) => master.authorize(jobId, token, ref), new LedgerService(deps.store, deps.now ?? Date.now));
-  registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store);
+  registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store, polls);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

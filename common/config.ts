@@ -41,6 +41,7 @@ const envSchema = z.object({
     })
     .optional(),
   ROVER_API_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
+  ROVER_API_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
   ROVER_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ROVER_WATCH_POLL_MS: millis.default(500),
@@ -118,6 +119,11 @@ export interface RoverConfig {
     urls: string[];
     /** Largest accepted request body in bytes. Default 1 MiB. */
     bodyLimitBytes: number;
+    /**
+     * Requests one API process works on at once (long polls that wait excluded); above it a new
+     * request gets 429 with Retry-After (api/overload.ts). Default 256.
+     */
+    maxInFlight: number;
   };
   /**
    * Secret of the operator (the `rover brain …` commands, the worker's Brain requests): the Brain
@@ -233,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       url: apiUrls[0]!,
       urls: apiUrls,
       bodyLimitBytes: e.ROVER_API_BODY_LIMIT,
+      maxInFlight: e.ROVER_API_MAX_IN_FLIGHT,
     },
     operatorToken: e.ROVER_OPERATOR_TOKEN,
     logLevel: e.ROVER_LOG_LEVEL,
