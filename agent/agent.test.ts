@@ -51,6 +51,7 @@ function startAgent(script: string, overrides: Partial<AgentSettings> = {}) {
     host: '127.0.0.1',
     logLevel: 'silent',
     checkpointDir: join(dir, 'checkpoints'),
+    startJitterMs: 0,
     ...overrides,
   };
   const out = lineSink();

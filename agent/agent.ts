@@ -7,7 +7,10 @@ import { killedFromOutside } from '../common/failureCulprit.ts';
 import type { HeartbeatRequest, HeartbeatResponse, NodeReport, NodeReportResponse, RoundStatus } from '../common/protocol.ts';
 import {
   abortableSleep,
+  DEFAULT_START_JITTER_MS,
   MasterHttpError,
+  ROUND_WAIT_MS,
+  startDelayMs,
   withRetry,
   type Backoff,
   type MasterClient,
@@ -50,7 +53,7 @@ export interface AgentOptions {
 const STDERR_TAIL_MAX_CHARS = 16_000;
 /** After a process fails, how long the others may take to end on their own before the report. */
 const FAILURE_SETTLE_MS = 1500;
-/** Round status polling starts this often and slows down to the second value. */
+/** Against an API that answers a long poll at once (one from before long polls), polls start this often and slow down to the second value. */
 const POLL_FIRST_MS = 200;
 const POLL_MAX_MS = 1000;
 const NODE_CHECK_POLL_MS = 300;
@@ -100,6 +103,8 @@ export class Agent {
     let exit: AgentExit;
     try {
       const { node, incarnation, host } = this.settings;
+      // Agents of a job start together: spread their first requests (see startJitterMs).
+      await abortableSleep(startDelayMs(this.settings.startJitterMs ?? DEFAULT_START_JITTER_MS), this.abort.signal);
       await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
       this.log.info({ host }, 'registered');
       heartbeats = this.heartbeatLoop();
@@ -197,8 +202,12 @@ export class Agent {
     const ref = { node: this.settings.node, incarnation: this.settings.incarnation };
     let delay = POLL_FIRST_MS;
     for (;;) {
-      const status = await this.call('rendezvous poll', (signal) => this.master.roundStatus(round, ref, signal));
+      const asked = Date.now();
+      const status = await this.call('rendezvous poll', (signal) => this.master.roundStatus(round, ref, signal, ROUND_WAIT_MS));
       if (status.status !== 'open') return status;
+      // 'open' after the wait: ask again at once. Sooner, the API did not hold the request (one
+      // from before long polls, or one shutting down): back off as a plain poll would.
+      if (Date.now() - asked >= ROUND_WAIT_MS / 2) continue;
       await abortableSleep(delay, this.abort.signal);
       delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
     }
@@ -388,6 +397,11 @@ export class Agent {
           backoff: this.opts.backoff,
           onRetry: (err, attempt, delayMs) => {
             const lastError = describeError(err);
+            // A 429 is an answer (the API sheds load; the delay honours its Retry-After), not an outage.
+            if (err instanceof MasterHttpError && err.status === 429) {
+              this.log.info({ attempt, delayMs }, `${what}: the master is busy; retrying`);
+              return;
+            }
             this.cutOff = { since: this.cutOff?.since ?? attemptStarted, failedCall: this.cutOff?.failedCall ?? what, lastError };
             this.log.warn({ attempt, delayMs, err: lastError }, `${what} failed; retrying`);
           },

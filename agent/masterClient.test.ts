@@ -2,12 +2,15 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { retryAfterMs } from '../common/apiUrls.ts';
 import {
   backoffDelayMs,
   HttpMasterClient,
   isRetryable,
   MasterHttpError,
   MasterProtocolError,
+  retryDelayMs,
+  startDelayMs,
   withRetry,
 } from './masterClient.ts';
 
@@ -27,6 +30,46 @@ describe('backoffDelayMs', () => {
 
   it('stays at the cap for huge attempt numbers', () => {
     expect(backoffDelayMs(10_000, backoff, almostOne)).toBe(4999);
+  });
+});
+
+describe('startDelayMs (jitter of the first request)', () => {
+  it('draws uniformly below the bound, and is 0 when the bound is 0', () => {
+    expect(startDelayMs(1000, () => 0)).toBe(0);
+    expect(startDelayMs(1000, () => 0.5)).toBe(500);
+    expect(startDelayMs(1000, () => 0.999999)).toBe(999);
+    expect(startDelayMs(0, () => 0.5)).toBe(0);
+  });
+
+  it('spreads a thousand agents over the whole window', () => {
+    const delays = Array.from({ length: 1000 }, () => startDelayMs(1000));
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...delays)).toBeLessThan(1000);
+    // Every tenth of the window gets some: no burst at one instant.
+    const tenths = new Set(delays.map((d) => Math.floor(d / 100)));
+    expect(tenths.size).toBe(10);
+  });
+});
+
+describe('Retry-After', () => {
+  it('reads delta-seconds and an HTTP date, capped, and ignores junk', () => {
+    expect(retryAfterMs('1')).toBe(1000);
+    expect(retryAfterMs(' 2 ')).toBe(2000);
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 7000)).toBe(3000);
+    expect(retryAfterMs('86400')).toBe(60_000);
+    expect(retryAfterMs(null)).toBeUndefined();
+    expect(retryAfterMs('soon')).toBeUndefined();
+    expect(retryAfterMs('-1')).toBeUndefined();
+  });
+
+  it('waits at least what the answer asked for, plus up to as much again, never less than the backoff', () => {
+    const busy = new MasterHttpError(429, 'POST /x', '', 1000);
+    expect(retryDelayMs(busy, 0, { baseMs: 200, capMs: 5000 }, () => 0)).toBe(1000);
+    expect(retryDelayMs(busy, 0, { baseMs: 200, capMs: 5000 }, () => 0.5)).toBe(1500);
+    // A later attempt whose backoff draw is longer keeps it.
+    expect(retryDelayMs(busy, 6, { baseMs: 200, capMs: 5000 }, () => 0.9)).toBe(4500);
+    // Without Retry-After: the backoff alone.
+    expect(retryDelayMs(new MasterHttpError(503, 'POST /x', ''), 0, { baseMs: 200, capMs: 5000 }, () => 0.5)).toBe(100);
   });
 });
 
@@ -118,6 +161,12 @@ describe('HttpMasterClient', () => {
     const { seen, client } = await serve(200, JSON.stringify({ status: 'open', round: 2 }));
     expect(await client.roundStatus(2, { node: 3, incarnation: 1 })).toEqual({ status: 'open', round: 2 });
     expect(seen[0]?.url).toBe('/v1/jobs/job-a%20b/rendezvous/2?node=3&incarnation=1');
+  });
+
+  it('long-polls the round with waitMs in the query only when it waits', async () => {
+    const { seen, client } = await serve(200, JSON.stringify({ status: 'open', round: 2 }));
+    await client.roundStatus(2, { node: 3, incarnation: 1 }, undefined, 20_000);
+    expect(seen[0]?.url).toBe('/v1/jobs/job-a%20b/rendezvous/2?node=3&incarnation=1&waitMs=20000');
   });
 
   it('turns a non-2xx answer into MasterHttpError with its status', async () => {

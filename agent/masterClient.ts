@@ -17,7 +17,7 @@ import {
   type RegisterRequest,
   type RoundStatus,
 } from '../common/protocol.ts';
-import { ApiEndpoints } from '../common/apiUrls.ts';
+import { ApiEndpoints, retryAfterDelayMs, retryAfterMs } from '../common/apiUrls.ts';
 import { nodeCheckResponse, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 
 export interface NodeRef {
@@ -28,7 +28,8 @@ export interface NodeRef {
 export interface MasterClient {
   register(req: RegisterRequest, signal?: AbortSignal): Promise<void>;
   join(req: JoinRequest, signal?: AbortSignal): Promise<JoinResponse>;
-  roundStatus(round: number, ref: NodeRef, signal?: AbortSignal): Promise<RoundStatus>;
+  /** With `waitMs`, a long poll: the master answers once the round leaves 'open', or after waitMs. */
+  roundStatus(round: number, ref: NodeRef, signal?: AbortSignal, waitMs?: number): Promise<RoundStatus>;
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse>;
   report(req: NodeReport, signal?: AbortSignal): Promise<NodeReportResponse>;
   /** Evidence (stack dumps) into the job's event bus; optional for test doubles. */
@@ -43,6 +44,8 @@ export class MasterHttpError extends Error {
     readonly status: number,
     readonly endpoint: string,
     body: string,
+    /** What the answer's Retry-After header asked for (429 from an overloaded API, 503). */
+    readonly retryAfterMs?: number,
   ) {
     super(`${endpoint} answered HTTP ${status}${body ? `: ${body.slice(0, 500)}` : ''}`);
     this.name = 'MasterHttpError';
@@ -67,7 +70,7 @@ export interface HttpMasterClientOptions {
   token: string;
   /** Which replica to start with (modulo their count): the node id spreads agents over them. */
   start?: number;
-  /** Per-attempt timeout. Default 10 s. */
+  /** Per-attempt timeout. Default 10 s; a long poll gets its wait on top. */
   requestTimeoutMs?: number;
 }
 
@@ -91,9 +94,10 @@ export class HttpMasterClient implements MasterClient {
     return this.receive('POST', '/rendezvous/join', req, joinResponse, signal);
   }
 
-  roundStatus(round: number, ref: NodeRef, signal?: AbortSignal): Promise<RoundStatus> {
-    const query = `?node=${ref.node}&incarnation=${ref.incarnation}`;
-    return this.receive('GET', `/rendezvous/${round}${query}`, undefined, roundStatus, signal);
+  roundStatus(round: number, ref: NodeRef, signal?: AbortSignal, waitMs = 0): Promise<RoundStatus> {
+    // An agent of before long polls sends no waitMs; this one only when it waits.
+    const query = `?node=${ref.node}&incarnation=${ref.incarnation}${waitMs > 0 ? `&waitMs=${waitMs}` : ''}`;
+    return this.receive('GET', `/rendezvous/${round}${query}`, undefined, roundStatus, signal, waitMs);
   }
 
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
@@ -112,8 +116,11 @@ export class HttpMasterClient implements MasterClient {
     await this.send('POST', '/nodes/events', req, signal);
   }
 
-  /** One request (to the first replica that can be reached); resolves with the body of a 2xx answer. */
-  private async send(method: Method, path: string, body: unknown, signal?: AbortSignal): Promise<string> {
+  /**
+   * One request (to the first replica that can be reached); resolves with the body of a 2xx answer.
+   * `waitMs`: the server may hold the answer that long (a long poll), on top of the attempt's timeout.
+   */
+  private async send(method: Method, path: string, body: unknown, signal?: AbortSignal, waitMs = 0): Promise<string> {
     const init = {
       method,
       headers: {
@@ -122,9 +129,9 @@ export class HttpMasterClient implements MasterClient {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     };
-    const res = await this.endpoints.fetch(this.jobPath + path, init, { ...(signal && { signal }), attemptTimeoutMs: this.requestTimeoutMs });
+    const res = await this.endpoints.fetch(this.jobPath + path, init, { ...(signal && { signal }), attemptTimeoutMs: this.requestTimeoutMs + waitMs });
     const text = await res.text();
-    if (!res.ok) throw new MasterHttpError(res.status, endpointName(method, path), text);
+    if (!res.ok) throw new MasterHttpError(res.status, endpointName(method, path), text, retryAfterMs(res.headers.get('retry-after')));
     return text;
   }
 
@@ -135,8 +142,9 @@ export class HttpMasterClient implements MasterClient {
     body: unknown,
     schema: S,
     signal?: AbortSignal,
+    waitMs = 0,
   ): Promise<z.infer<S>> {
-    const text = await this.send(method, path, body, signal);
+    const text = await this.send(method, path, body, signal, waitMs);
     const endpoint = endpointName(method, path);
     let json: unknown;
     try {
@@ -178,6 +186,25 @@ export function backoffDelayMs(attempt: number, backoff: Backoff = DEFAULT_BACKO
   return Math.floor(random() * ceiling);
 }
 
+/**
+ * One round-status request of the agent waits this long for the round to leave 'open' (a long
+ * poll: the API holds it, re-reading the round's row, and caps the wait at 30 s). Its timeout is
+ * the per-attempt timeout plus this.
+ */
+export const ROUND_WAIT_MS = 20_000;
+
+/**
+ * Agents of a job are started together (a launch, a whole-job relaunch): each first waits a
+ * uniform random delay in [0, maxMs) so that a thousand registrations and joins reach the API
+ * spread over a second rather than in one burst (issue 14). Default bound 1 s
+ * (ROVER_START_JITTER_MS; 0 turns it off).
+ */
+export const DEFAULT_START_JITTER_MS = 1000;
+
+export function startDelayMs(maxMs: number, random = Math.random): number {
+  return maxMs > 0 ? Math.floor(random() * maxMs) : 0;
+}
+
 export interface RetryOptions {
   backoff?: Backoff;
   /** Aborting stops the loop; the loop then rejects with the signal's reason. */
@@ -185,6 +212,17 @@ export interface RetryOptions {
   retryable?: (err: unknown) => boolean;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
   random?: () => number;
+}
+
+/**
+ * The pause before retry `attempt` after `err`: the backoff's draw, but never less than what an
+ * answer's Retry-After asked for, plus jitter (common/apiUrls.ts retryAfterDelayMs), so agents
+ * told to come back in a second do not all come back in the same millisecond.
+ */
+export function retryDelayMs(err: unknown, attempt: number, backoff: Backoff = DEFAULT_BACKOFF, random = Math.random): number {
+  const drawn = backoffDelayMs(attempt, backoff, random);
+  const asked = err instanceof MasterHttpError ? err.retryAfterMs : undefined;
+  return asked === undefined ? drawn : Math.max(drawn, retryAfterDelayMs(asked, random));
 }
 
 /** Calls `fn` until it resolves, a non-retryable error occurs, or the signal aborts. */
@@ -197,7 +235,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     } catch (err) {
       signal?.throwIfAborted();
       if (!retryable(err)) throw err;
-      const delayMs = backoffDelayMs(attempt, opts.backoff, opts.random);
+      const delayMs = retryDelayMs(err, attempt, opts.backoff, opts.random);
       opts.onRetry?.(err, attempt, delayMs);
       await abortableSleep(delayMs, signal);
     }

@@ -29,6 +29,7 @@ describe('parseAgentSettings', () => {
       host: '127.0.0.1',
       logLevel: 'info',
       checkpointDir: '.rover/checkpoints/job-demo',
+      startJitterMs: 1000,
     });
     expect(parseAgentSettings({ ...valid, ROVER_CHECKPOINT_DIR: '/mnt/ckpt/demo' }).checkpointDir).toBe('/mnt/ckpt/demo');
   });

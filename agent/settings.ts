@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseApiUrls } from '../common/apiUrls.ts';
+import { DEFAULT_START_JITTER_MS } from './masterClient.ts';
 
 export const entrypointSchema = z.object({
   command: z.string().min(1),
@@ -54,6 +55,8 @@ const envSchema = z.object({
   ROVER_MEMORY_LIMIT_BYTES: integer(1).optional(),
   /** The job's checkpoint folder (spec.checkpoint.dir); empty or unset: the clients' default. */
   ROVER_CHECKPOINT_DIR: z.string().optional(),
+  /** Bound of the random delay before the first request (agent/masterClient.ts startDelayMs); 0: none. */
+  ROVER_START_JITTER_MS: integer(0).default(DEFAULT_START_JITTER_MS),
 });
 
 export interface AgentSettings {
@@ -80,6 +83,8 @@ export interface AgentSettings {
    * .rover/checkpoints/<job>.
    */
   checkpointDir: string;
+  /** The agent waits a random delay below this before its first request. Default 1 s; 0: none. */
+  startJitterMs?: number;
 }
 
 export class AgentSettingsError extends Error {
@@ -109,5 +114,6 @@ export function parseAgentSettings(env: NodeJS.ProcessEnv): AgentSettings {
     logLevel: e.ROVER_LOG_LEVEL,
     memoryLimitBytes: e.ROVER_MEMORY_LIMIT_BYTES,
     checkpointDir: e.ROVER_CHECKPOINT_DIR || path.join('.rover', 'checkpoints', e.ROVER_JOB),
+    startJitterMs: e.ROVER_START_JITTER_MS,
   };
 }

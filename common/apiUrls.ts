@@ -66,3 +66,21 @@ export class ApiEndpoints {
     throw lastError;
   }
 }
+
+/**
+ * Milliseconds a Retry-After header asks for (delta-seconds or an HTTP date; RFC 9110 §10.2.3),
+ * capped at `capMs`; undefined when absent or unreadable. The Rover API sends it with 429 when it
+ * sheds load (api/overload.ts).
+ */
+export function retryAfterMs(header: string | null | undefined, now = Date.now(), capMs = 60_000): number | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  // An HTTP date starts with the day's name (`Fri, 07 Nov 2025 …`); Date.parse alone reads '-1' as a year.
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : /^[A-Za-z]/.test(value) ? Date.parse(value) - now : NaN;
+  return Number.isFinite(ms) ? Math.min(capMs, Math.max(0, ms)) : undefined;
+}
+
+/** How long to wait before retrying after a Retry-After of `ms`: at least that, plus up to as much again at random. */
+export function retryAfterDelayMs(ms: number, random = Math.random): number {
+  return ms + Math.floor(random() * ms);
+}

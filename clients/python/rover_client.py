@@ -16,7 +16,7 @@ What it does for a training process the Rover agent started:
 Errors: RoverError; StaleRound when the job moved to a newer rendezvous round (the agent is
 about to restart this process: stop touching the ledger).
 """
-import hashlib, json, os, shutil, time, urllib.error, urllib.parse, urllib.request
+import hashlib, json, os, random, shutil, time, urllib.error, urllib.parse, urllib.request
 
 SHM_ROOT = "/dev/shm/rover"
 
@@ -101,10 +101,18 @@ def write_durably(path, data):
         os.close(fd)
 
 
+def _retry_after(value, cap=60.0):
+    """Seconds a Retry-After header (delta-seconds) asks for; 1 when absent or unreadable."""
+    try:
+        return min(cap, max(0.0, float(int((value or "").strip()))))
+    except ValueError:
+        return 1.0
+
+
 class Client:
     def __init__(self, env=None, timeout=30, retry_for=120):
         self.env = env if isinstance(env, TrainerEnv) else TrainerEnv(env)
-        # The API may be restarting: keep retrying unreachable/5xx for this many seconds.
+        # The API may be restarting or busy: keep retrying unreachable/5xx/429 for this many seconds.
         self.timeout, self.retry_for = timeout, retry_for
         self._latest = None
         # The API replica requests go to; the next one after a connection error.
@@ -148,6 +156,12 @@ class Client:
                     info = {"message": payload}
                 if e.code == 409 and info.get("error") == "stale_round":
                     raise StaleRound(info.get("message", "stale round")) from None
+                if e.code == 429 and retry:
+                    # The API sheds load: wait what it asks (Retry-After), plus up to as much again.
+                    after = _retry_after(e.headers.get("Retry-After"))
+                    time.sleep(max(delay, after + random.uniform(0, after)))
+                    delay = min(delay * 2, 5)
+                    continue
                 if e.code >= 500 and retry:
                     time.sleep(delay)
                     delay = min(delay * 2, 5)

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ApiEndpoints, parseApiUrls } from '../../common/apiUrls.ts';
+import { ApiEndpoints, parseApiUrls, retryAfterDelayMs, retryAfterMs } from '../../common/apiUrls.ts';
 import {
   checkpointReportResponse,
   jobConfigResponse,
@@ -87,6 +87,9 @@ export async function writeDurably(file: string, data: Uint8Array): Promise<void
   }
 }
 
+/** How long a request keeps retrying while the API answers 429 (it sheds load; see api/overload.ts). */
+const BUSY_RETRY_MS = 120_000;
+
 export class RoverClient {
   private latest: LatestCheckpoint | undefined;
 
@@ -119,7 +122,13 @@ export class RoverClient {
     };
     const url = toAgent ? `${this.env.agentUrl}${target.agent}` : `/v1/jobs/${encodeURIComponent(this.env.job)}/${target}`;
     if (!toAgent && !this.api) throw new RoverError(`${method} ${url}: ROVER_API_URL is not set (is this process started by a Rover agent?)`);
-    const res = toAgent ? await fetch(url, init) : await this.api!.fetch(url, init);
+    const send = () => (toAgent ? fetch(url, init) : this.api!.fetch(url, init));
+    let res = await send();
+    // The API sheds load with 429: wait what it asks (Retry-After) plus jitter, for up to BUSY_RETRY_MS.
+    for (const until = Date.now() + BUSY_RETRY_MS; res.status === 429 && Date.now() < until; res = await send()) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, retryAfterDelayMs(retryAfterMs(res.headers.get('retry-after')) ?? 1000)));
+    }
     const text = await res.text();
     const json = (text ? JSON.parse(text) : null) as { error?: string; message?: string } | null;
     if (res.status === 409 && json?.error === 'stale_round') throw new StaleRound(json.message ?? 'stale round');
