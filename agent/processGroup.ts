@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { occupiedProcessGroups, waitUntilGroupsEmpty } from '../common/procfs.ts';
 import { withMemoryLimit } from './memoryLimit.ts';
+import { REFILL_AFTER_MS, type Standby, type StandbyPool } from './standby.ts';
 
 export interface TrainerSpec {
   localRank: number;
@@ -36,6 +37,12 @@ export interface ProcessGroupOptions {
    * succeeded (stop() takes its own). Default 10 s, the agent's default shutdown grace.
    */
   shutdownGraceMs?: number;
+  /**
+   * spec.entrypoint.preload: with `standbys`, each process is taken from its local rank's warm
+   * standby (agent/standby.ts) when one fits, else started cold.
+   */
+  preload?: readonly string[];
+  standbys?: StandbyPool | undefined;
 }
 
 export interface TrainerExit {
@@ -76,6 +83,9 @@ const AFTER_KILL_WAIT_MS = 5000;
 
 class Trainer {
   readonly child: ChildProcess;
+  /** Taken from a warm standby rather than started cold. */
+  readonly warm: boolean = false;
+  private past: () => void = () => {};
   step: number | null = null;
   /** Seconds of `compute=` on the latest ROVER_STEP line that had one. */
   computeSeconds: number | null = null;
@@ -93,39 +103,56 @@ class Trainer {
     readonly spec: TrainerSpec,
     opts: ProcessGroupOptions,
   ) {
-    const cmd = withMemoryLimit(opts.command, opts.args, opts.memoryLimitBytes);
-    this.child = spawn(cmd.command, cmd.args, {
-      cwd: opts.cwd,
-      env: spec.env,
-      // setsid(): the process leads a new session and process group (id = its pid), which holds
-      // everything it starts, so one kill(-pid) reaches a wrapper and the trainer behind it. Its
-      // own session also keeps signals meant for the agent (a terminal's Ctrl-C, a kill of the
-      // agent's group) away from it: the agent forwards them, once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const prefix = `[rank ${spec.rank}] `;
     const tailLines = opts.tailLines ?? 50;
     const out = opts.stdout ?? process.stdout;
     const err = opts.stderr ?? process.stderr;
-    createInterface({ input: this.child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+    const prefix = `[rank ${spec.rank}] `;
+    const onStdout = (line: string) => {
       out.write(prefix + line + '\n');
       const step = STEP_LINE.exec(line);
       if (step) {
         this.step = Number(step[1]);
         const compute = COMPUTE_FIELD.exec(line);
         if (compute) this.computeSeconds = Number(compute[1]);
+        this.past();
       }
       const resumed = this.step === null ? RESUME_LINE.exec(line) : null;
       if (resumed) this.step = Number(resumed[1]);
       if (SAVE_BEGIN_LINE.test(line)) this.saving = true;
       else if (SAVE_END_LINE.test(line)) this.saving = false;
-    });
-    createInterface({ input: this.child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+    };
+    const onStderr = (line: string) => {
       err.write(prefix + line + '\n');
       this.stderrTap?.(line);
       this.remember(line, tailLines);
-    });
+    };
+    const launch = { command: opts.command, args: opts.args, cwd: opts.cwd, preload: opts.preload ?? [], memoryLimitBytes: opts.memoryLimitBytes };
+    let standby: Standby | undefined;
+    if (opts.standbys && launch.preload.length) {
+      // The rank's next standby warms once this process is past its start (first step, end, or a while).
+      const pastStart = new Promise<void>((resolve) => (this.past = resolve));
+      setTimeout(this.past, REFILL_AFTER_MS).unref();
+      standby = opts.standbys.take(spec.localRank, launch, spec.env, pastStart);
+    }
+    if (standby) {
+      this.child = standby.child;
+      this.warm = true;
+      standby.start(spec.env, onStdout, onStderr);
+    } else {
+      const cmd = withMemoryLimit(opts.command, opts.args, opts.memoryLimitBytes);
+      this.child = spawn(cmd.command, cmd.args, {
+        cwd: opts.cwd,
+        env: spec.env,
+        // setsid(): the process leads a new session and process group (id = its pid), which holds
+        // everything it starts, so one kill(-pid) reaches a wrapper and the trainer behind it. Its
+        // own session also keeps signals meant for the agent (a terminal's Ctrl-C, a kill of the
+        // agent's group) away from it: the agent forwards them, once.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      createInterface({ input: this.child.stdout!, crlfDelay: Infinity }).on('line', onStdout);
+      createInterface({ input: this.child.stderr!, crlfDelay: Infinity }).on('line', onStderr);
+    }
     this.finished = new Promise((resolve) => {
       let settled = false;
       let drainTimer: NodeJS.Timeout | undefined;
@@ -135,6 +162,7 @@ class Trainer {
         settled = true;
         clearTimeout(drainTimer);
         const tail = this.tail.join('\n');
+        this.past();
         this.exit = { localRank: spec.localRank, rank: spec.rank, exitCode, signal, stderrTail: tail, exitedAt: exitedAt ?? Date.now(), step: this.step };
         resolve(this.exit);
       };
@@ -200,6 +228,11 @@ export class ProcessGroup {
 
   static start(opts: ProcessGroupOptions): ProcessGroup {
     return new ProcessGroup(opts);
+  }
+
+  /** Local ranks whose process was taken from a warm standby (agent/standby.ts). */
+  warmRanks(): number[] {
+    return this.trainers.filter((t) => t.warm).map((t) => t.spec.localRank);
   }
 
   /** Highest `ROVER_STEP <n>` any process printed, or null before the first. */

@@ -2,6 +2,15 @@
 import { trainerBaseEnv } from '../common/processEnv.ts';
 import type { AgentSettings } from './settings.ts';
 
+/**
+ * The variables trainerEnv sets that depend on the round (the placement). A warm standby
+ * (agent/standby.ts) starts with every other variable of its trainer and gets these at the go.
+ */
+export const ROUND_ENV_NAMES: readonly string[] = [
+  'RANK', 'WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK', 'ROLE_WORLD_SIZE',
+  'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT', 'ROVER_ROUND',
+];
+
 export interface Placement {
   round: number;
   groupRank: number;
@@ -57,4 +66,18 @@ export function trainerEnv(
     ROVER_TOKEN: settings.token,
     ROVER_ROUND: String(placement.round),
   };
+}
+
+/**
+ * What a warm standby of `localRank` starts with: the trainer's environment without the round's
+ * variables (ROUND_ENV_NAMES). So the host entries, PYTHONUNBUFFERED, the spec's env (with
+ * OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, …), LOCAL_RANK, LOCAL_WORLD_SIZE, ROLE_NAME,
+ * TORCHELASTIC_MAX_RESTARTS, TORCHELASTIC_RUN_ID and the node's identity and token for the client
+ * are valid while the preload modules import.
+ */
+export function standbyEnv(settings: AgentSettings, localRank: number, baseEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const placeholder: Placement = { round: 1, groupRank: 0, nodes: 1, masterAddr: '', masterPort: 0 };
+  const env = trainerEnv(settings, placeholder, localRank, baseEnv);
+  for (const name of ROUND_ENV_NAMES) delete env[name];
+  return env;
 }
