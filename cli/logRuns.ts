@@ -18,6 +18,8 @@ export interface LogSelection {
   tail?: number;
   /** 'trainer': the training processes' output; 'agent': the agent's structured (JSON) lines. */
   source: 'trainer' | 'agent';
+  /** Only the file's first this many bytes (what it held when `rover logs --follow` started). */
+  endByte?: number;
 }
 
 interface Segment {
@@ -37,13 +39,20 @@ export function agentLineTime(line: string): number | undefined {
   }
 }
 
+/** Whether a line belongs in the output of `source`: a run header always does. */
+export function lineOfSource(line: string, source: LogSelection['source']): boolean {
+  return parseLogHeader(line) !== undefined || (agentLineTime(line) !== undefined) === (source === 'agent');
+}
+
 /** The selected lines of one node's log file, each kept incarnation opened by its header line. */
 export async function selectNodeLog(file: string, selection: LogSelection): Promise<string[]> {
   const segments: Segment[] = [];
   let current: Segment | undefined;
   let lineTime = 0;
   let kept = 0;
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  if (selection.endByte === 0) return [];
+  const input = createReadStream(file, { encoding: 'utf8', ...(selection.endByte !== undefined && { end: selection.endByte - 1 }) });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   for await (const line of lines) {
     const header = parseLogHeader(line);
     if (header) {
@@ -63,7 +72,7 @@ export async function selectNodeLog(file: string, selection: LogSelection): Prom
     }
     const agentTime = agentLineTime(line);
     if (agentTime !== undefined) lineTime = agentTime;
-    if ((agentTime !== undefined) !== (selection.source === 'agent')) continue;
+    if (!lineOfSource(line, selection.source)) continue;
     if (selection.since !== undefined && lineTime < selection.since) continue;
     current.lines.push(line);
     kept++;

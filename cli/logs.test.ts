@@ -1,7 +1,9 @@
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { logHeader } from '../cluster/local/localBackend.ts';
+import { lineOfSource, selectNodeLog } from './logRuns.ts';
 import { followLogs, jobLogDir, LogTail, nodeLogFile } from './logs.ts';
 
 let home: string;
@@ -47,6 +49,22 @@ describe('LogTail', () => {
     appendFileSync(file, bytes.subarray(cut));
     await tail.poll();
     expect(output).toBe('loss 0.5 ✓\n');
+  });
+
+  it('after a selection, follows from where it ended and prints only lines of the same kind', async () => {
+    const file = nodeLogFile(dir, 0);
+    const agentLine = (time: number) => `{"level":30,"time":${time},"name":"agent","msg":"heartbeat"}\n`;
+    writeFileSync(file, `${logHeader({ run: 1000, nodeId: 0, incarnation: 0, launchedAt: 1000 })}step 1\n${agentLine(2000)}step 2\n`);
+    // `rover logs --tail 1 --follow`: the selection, up to the bytes there were at the start...
+    const printed = new Map([[0, statSync(file).size]]);
+    appendFileSync(file, 'step 3\n'); // written between the size and the read: printed once, by the tail
+    const selected = await selectNodeLog(file, { run: 'current', source: 'trainer', tail: 1, endByte: printed.get(0) });
+    expect(selected.slice(1)).toEqual(['step 2']);
+    // ...then what is appended, trainer lines only, run headers included.
+    const tail = new LogTail({ dir, prefix: true, write, from: printed, keep: (line) => lineOfSource(line, 'trainer') });
+    appendFileSync(file, `${agentLine(3000)}${logHeader({ run: 1000, nodeId: 0, incarnation: 1, launchedAt: 4000 })}step 4\n`);
+    await tail.poll();
+    expect(output).toBe(`[node 0] step 3\n${logHeader({ run: 1000, nodeId: 0, incarnation: 1, launchedAt: 4000 })}[node 0] step 4\n`);
   });
 
   it('starts over when a file is truncated', async () => {

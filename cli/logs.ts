@@ -1,7 +1,7 @@
 // `rover logs`: prints the per-node log files the local backend writes to
 // <home>/logs/<job>/node-<N>.log (every run and incarnation of a node appends to the same file,
 // each opened by a header line; cli/logRuns.ts selects from them), and with --follow keeps
-// printing what is appended, like `tail -f` over all nodes.
+// printing what is appended after the selection, like `tail -f` over all nodes.
 import { existsSync } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../common/config.ts';
 import { parseDuration } from '../common/spec/units.ts';
-import { selectNodeLog, type LogSelection } from './logRuns.ts';
+import { parseLogHeader } from '../cluster/local/localBackend.ts';
+import { lineOfSource, selectNodeLog, type LogSelection } from './logRuns.ts';
 import { rayLogsCommand } from './rayLogs.ts';
 import { withStore } from './shardProgress.ts';
 
@@ -44,6 +45,11 @@ export async function listNodeLogs(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/** A line with its node's tag in front; a run header (it names its node already) stays as it is. */
+function tagged(tag: string, line: string): string {
+  return parseLogHeader(line) ? line : tag + line;
+}
+
 interface TailedFile {
   offset: number;
   decoder: StringDecoder;
@@ -58,6 +64,10 @@ export interface LogTailOptions {
   /** Prefix each line with `[node N] `. */
   prefix: boolean;
   write: (text: string) => void;
+  /** Byte offset to start each node's file at (what was already printed); 0 for others. */
+  from?: ReadonlyMap<number, number>;
+  /** Only the lines it accepts are printed (default: every line). */
+  keep?: (line: string) => boolean;
 }
 
 /** Reads new bytes from a job's node logs on each `poll()`, remembering where it stopped. */
@@ -92,7 +102,7 @@ export class LogTail {
     }
     let file = this.files.get(node);
     if (!file) {
-      file = { offset: 0, decoder: new StringDecoder('utf8'), partial: '' };
+      file = { offset: this.options.from?.get(node) ?? 0, decoder: new StringDecoder('utf8'), partial: '' };
       this.files.set(node, file);
     }
     if (size < file.offset) file.offset = 0; // truncated or replaced: start over
@@ -116,13 +126,15 @@ export class LogTail {
   }
 
   private emit(node: number, lines: string): void {
-    if (!this.options.prefix) {
+    const { keep, prefix } = this.options;
+    if (!prefix && !keep) {
       this.options.write(lines);
       return;
     }
-    const tag = `[node ${node}] `;
+    const tag = prefix ? `[node ${node}] ` : '';
     const body = lines.endsWith('\n') ? lines.slice(0, -1) : lines;
-    this.options.write(`${body.split('\n').map((line) => tag + line).join('\n')}\n`);
+    const kept = body.split('\n').filter((line) => !keep || keep(line));
+    if (kept.length > 0) this.options.write(`${kept.map((line) => tagged(tag, line)).join('\n')}\n`);
   }
 }
 
@@ -177,7 +189,7 @@ export function registerLogsCommand(program: Command): void {
     .option('--tail <n>', 'only the last N lines of each node')
     .option('--since <when>', 'only lines since a duration ago (10m, 1h30m) or a time (2026-05-01T12:00:00Z)')
     .option('--agent', "the agent's JSON lines (registration, rendezvous, restarts) instead of the trainers' output")
-    .option('-f, --follow', 'keep printing appended lines until Ctrl-C (everything the files get, agent lines too)')
+    .option('-f, --follow', 'then keep printing appended lines (of the same kind: trainer output, or with --agent the agent\'s) until Ctrl-C')
     .addHelpText('after', '\nEach incarnation starts with a header line: === rover run <run created> · node N · incarnation I · launched <time> ===')
     .action(async (job: string, options: LogsOptions) => {
       let node: number | undefined;
@@ -200,22 +212,25 @@ export function registerLogsCommand(program: Command): void {
         throw new Error(`no logs for job "${job}": ${dir} does not exist (node logs are written there by the local backend; check the job name with \`rover list\`)`);
       }
       const write = (text: string) => void process.stdout.write(text);
-      const tailOptions = { dir, node, prefix: node === undefined, write };
-      if (!options.follow) {
-        if (node !== undefined && !existsSync(nodeLogFile(dir, node))) {
-          const nodes = await listNodeLogs(dir);
-          throw new Error(`no log for node ${node}: ${nodeLogFile(dir, node)} does not exist (nodes with logs: ${nodes.join(', ') || 'none'})`);
-        }
-        // The store knows when the job's current run was created; without it, the newest run in each file.
-        const jobId = path.basename(dir);
-        const currentRun = selection.run === 'current' ? await withStore(config, async (store) => (await store.jobs.get(jobId))?.createdAt) : undefined;
-        for (const n of node === undefined ? await listNodeLogs(dir) : [node]) {
-          const lines = await selectNodeLog(nodeLogFile(dir, n), { ...selection, currentRun });
-          const tag = node === undefined ? `[node ${n}] ` : '';
-          if (lines.length > 0) write(`${lines.map((l) => (l.startsWith('=== rover run ') ? l : tag + l)).join('\n')}\n`);
-        }
-        return;
+      if (!options.follow && node !== undefined && !existsSync(nodeLogFile(dir, node))) {
+        const nodes = await listNodeLogs(dir);
+        throw new Error(`no log for node ${node}: ${nodeLogFile(dir, node)} does not exist (nodes with logs: ${nodes.join(', ') || 'none'})`);
       }
+      // What the files hold now is selected (--run, --since, --tail, --agent); --follow then prints
+      // what is appended after it, of the same kind.
+      const nodes = node === undefined ? await listNodeLogs(dir) : [node];
+      const printed = new Map<number, number>();
+      for (const n of nodes) printed.set(n, (await stat(nodeLogFile(dir, n)).catch(() => undefined))?.size ?? 0);
+      // The store knows when the job's current run was created; without it, the newest run in each file.
+      const jobId = path.basename(dir);
+      const currentRun = selection.run === 'current' ? await withStore(config, async (store) => (await store.jobs.get(jobId))?.createdAt) : undefined;
+      for (const n of nodes) {
+        const lines = await selectNodeLog(nodeLogFile(dir, n), { ...selection, currentRun, endByte: printed.get(n) });
+        const tag = node === undefined ? `[node ${n}] ` : '';
+        if (lines.length > 0) write(`${lines.map((l) => tagged(tag, l)).join('\n')}\n`);
+      }
+      if (!options.follow) return;
+      const tailOptions = { dir, node, prefix: node === undefined, write, from: printed, keep: (line: string) => lineOfSource(line, selection.source) };
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal);
