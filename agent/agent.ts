@@ -18,6 +18,7 @@ import {
 import { captureHangEvidence } from './hangEvidence.ts';
 import { checkHook, takePart, type CheckEnd } from './nodeCheck.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
+import { standbyPool, trainerLaunch, type StandbyPool } from './standby.ts';
 import type { AgentSettings } from './settings.ts';
 import { trainerEnv } from './torchrunEnv.ts';
 import { UsageSampler } from './usage.ts';
@@ -82,6 +83,8 @@ export class Agent {
   /** Since when (ms) and at which call the master stopped answering; cleared by the next answer. */
   private cutOff: { since: number; failedCall: string; lastError: string } | undefined;
   private stopping: Promise<void> = Promise.resolve();
+  /** Warm standby processes for spec.entrypoint.preload (agent/standby.ts); none without it. */
+  private standbys: StandbyPool | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.settings = opts.settings;
@@ -103,6 +106,10 @@ export class Agent {
     let exit: AgentExit;
     try {
       const { node, incarnation, host } = this.settings;
+      // Standbys import the preload modules while the node registers and waits for its round.
+      this.standbys = standbyPool(this.settings, this.opts.baseEnv ?? process.env, this.log, (data) =>
+        void this.call('report a standby failure', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'standby_failed', data: { ...data } }, signal) ?? Promise.resolve()).catch(() => {}),
+      );
       // Agents of a job start together: spread their first requests (see startJitterMs).
       await abortableSleep(startDelayMs(this.settings.startJitterMs ?? DEFAULT_START_JITTER_MS), this.abort.signal);
       await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
@@ -114,6 +121,7 @@ export class Agent {
       exit = err instanceof AgentExit ? err : new AgentExit(1, `agent error: ${(err as Error).stack ?? String(err)}`);
     }
     await this.stopGroup();
+    await this.standbys?.close();
     this.finish(exit);
     await heartbeats;
     this.log[exit.code === 1 ? 'error' : 'info']({ exitCode: exit.code }, exit.message);
@@ -215,7 +223,7 @@ export class Agent {
 
   /** Runs one group to its end; returns an exit, or undefined to rejoin. */
   private async runGroup(closed: ClosedRound): Promise<AgentExit | undefined> {
-    const { entrypoint, nprocPerNode } = this.settings;
+    const { nprocPerNode } = this.settings;
     const extraEnv = await (this.opts.groupEnv?.(closed) ?? Promise.resolve({})).catch((err: unknown) => {
       this.log.warn({ err }, 'could not prepare the group environment; trainers will ask the API themselves');
       return {};
@@ -227,18 +235,17 @@ export class Agent {
     }));
     const restartRequested = new Promise<'restart'>((resolve) => (this.requestRestart = () => resolve('restart')));
     this.group = ProcessGroup.start({
-      command: entrypoint.command,
-      args: entrypoint.args,
-      cwd: entrypoint.workdir,
+      ...trainerLaunch(this.settings),
+      standbys: this.standbys,
       trainers,
-      memoryLimitBytes: this.settings.memoryLimitBytes ? this.settings.memoryLimitBytes / nprocPerNode : undefined,
       shutdownGraceMs: this.settings.shutdownGraceMs,
       ...this.opts.output,
     });
     this.groupRound = closed.round;
     const { round, groupRank, nodes, masterAddr, masterPort } = closed;
     const pids = this.group.livePids().map((p) => p.pid);
-    this.log.info({ round, groupRank, nodes, masterAddr, masterPort, restarts: this.restarts, pids }, 'started trainers');
+    const warm = this.group.warmRanks();
+    this.log.info({ round, groupRank, nodes, masterAddr, masterPort, restarts: this.restarts, pids, ...(warm.length && { warm }) }, 'started trainers');
 
     const outcome = await Promise.race([this.group.outcome, restartRequested, this.aborted]);
     this.requestRestart = null;

@@ -24,7 +24,7 @@ function findPrlimit(): string | null {
 }
 
 /** The command line that runs `command args` with at most `bytes` of data memory; unchanged without a limit or prlimit. */
-export function withMemoryLimit(command: string, args: string[], bytes: number | undefined): { command: string; args: string[]; enforced: boolean } {
+export function withMemoryLimit(command: string, args: readonly string[], bytes: number | undefined): { command: string; args: readonly string[]; enforced: boolean } {
   const prlimit = bytes && bytes > 0 ? findPrlimit() : null;
   if (!prlimit || !bytes) return { command, args, enforced: false };
   // prlimit sets the limit and execs the command: same pid, same signals.

@@ -22,7 +22,7 @@ export interface TrainerSpec {
 
 export interface ProcessGroupOptions {
   command: string;
-  args: string[];
+  args: readonly string[];
   cwd?: string;
   trainers: TrainerSpec[];
   /** Where `[rank R] ` prefixed output goes. Default: this process's stdout/stderr. */

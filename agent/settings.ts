@@ -10,6 +10,8 @@ export const entrypointSchema = z.object({
   env: z.record(z.string(), z.string()).default({}),
   /** Working directory of the training processes; default the agent's. */
   workdir: z.string().min(1).optional(),
+  /** Modules warm standby processes import ahead of a round (agent/standby.ts); none: every start is cold. */
+  preload: z.array(z.string().min(1)).optional(),
 });
 export type Entrypoint = z.infer<typeof entrypointSchema>;
 

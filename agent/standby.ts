@@ -33,7 +33,8 @@ import type { Logger } from 'pino';
 import { waitUntilGroupsEmpty } from '../common/procfs.ts';
 import { parsePythonCommand, type PythonCommand } from '../common/pythonCommand.ts';
 import { withMemoryLimit } from './memoryLimit.ts';
-import { ROUND_ENV_NAMES } from './torchrunEnv.ts';
+import type { AgentSettings } from './settings.ts';
+import { ROUND_ENV_NAMES, standbyEnv } from './torchrunEnv.ts';
 
 const BOOTSTRAP = fileURLToPath(new URL('./standby.py', import.meta.url));
 /** A trainer that took a standby gets a new one after its first step, its end, or this long. */
@@ -71,6 +72,37 @@ export interface StandbyPoolOptions {
   startEnv(localRank: number): NodeJS.ProcessEnv;
   log?: Pick<Logger, 'info' | 'warn'>;
   onFailure?(failure: StandbyFailure): void;
+}
+
+/** How the agent starts each training process: its entrypoint, the preload list, its share of the node's memory. */
+export function trainerLaunch(settings: AgentSettings): StandbyLaunch {
+  const { entrypoint, memoryLimitBytes, nprocPerNode } = settings;
+  return {
+    command: entrypoint.command,
+    args: entrypoint.args,
+    cwd: entrypoint.workdir,
+    preload: entrypoint.preload ?? [],
+    memoryLimitBytes: memoryLimitBytes ? memoryLimitBytes / nprocPerNode : undefined,
+  };
+}
+
+/**
+ * The agent's pool: undefined without spec.entrypoint.preload. An entrypoint that is not
+ * `python script|-m module` (the spec refuses those with a preload list) warms nothing.
+ */
+export function standbyPool(
+  settings: AgentSettings,
+  baseEnv: NodeJS.ProcessEnv,
+  log: Pick<Logger, 'info' | 'warn'>,
+  onFailure: (failure: StandbyFailure) => void,
+): StandbyPool | undefined {
+  const launch = trainerLaunch(settings);
+  if (!launch.preload.length) return undefined;
+  if (!parsePythonCommand(launch.command, launch.args)) {
+    log.warn({ command: launch.command, args: launch.args }, 'spec.entrypoint.preload needs `python script …` or `python -m module …`: every start is cold');
+    return undefined;
+  }
+  return new StandbyPool({ nproc: settings.nprocPerNode, launch, startEnv: (localRank) => standbyEnv(settings, localRank, baseEnv), log, onFailure });
 }
 
 const launchKey = (l: StandbyLaunch) => JSON.stringify([l.command, l.args, l.cwd ?? null, l.preload, l.memoryLimitBytes ?? null]);

@@ -24,6 +24,7 @@ export const NODE_EVENT_KINDS = [
   'straggler_detected', // while training: a node's windowed step compute time above 2× the job median {seconds, medianSeconds, relaunch}
   'brain_plan', // a resource plan the job received {optimizer: initial|oom|running, rule, reason, inputs, decidedBy: brain|job master, nodes?, memoryBytes?, nodeId?}
   'control_plane_outage', // an agent reached the API again after its calls failed {downMs: since the first failed attempt, failedCall, lastError}
+  'standby_failed', // warm standbys (spec.entrypoint.preload) could not be warmed; the node's trainers start cold {localRank, pid, preload, reason, exitCode, signal, stderrTail}
   'node_check', // pre-flight node check: a round's result {round, ok, seconds, peers} or the verdict {verdict: ok|faulty|straggler, bestSeconds, medianSeconds, exclude}
 ] as const;
 export type NodeEventKind = (typeof NODE_EVENT_KINDS)[number];

@@ -140,7 +140,7 @@ function nestsAtMost(value: unknown, limit: number): boolean {
   return true;
 }
 
-export const AGENT_EVENT_KINDS = ['stack_dump', 'control_plane_outage'] as const;
+export const AGENT_EVENT_KINDS = ['stack_dump', 'control_plane_outage', 'standby_failed'] as const;
 
 /** POST /v1/jobs/:job/nodes/events — evidence the agent gathered, into the job's event bus. */
 export const agentEvent = z.strictObject({
