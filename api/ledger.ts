@@ -1,10 +1,10 @@
 // The trainer-facing service: the shard ledger (lease, done, give back) and the checkpoint
 // commit protocol, over the store. One ledger row per job serialises rewinds: the first trainer
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
-// replays exactly the data after it; requests from older rounds are refused as stale.
+// replays exactly the data after it; requests from older rounds are refused as stale. Lease and
+// done requests of a job are group-committed: those that arrive together share one transaction.
 import { realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { JobSpec } from '../common/spec/index.ts';
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
   CheckpointReportWire,
@@ -20,16 +20,14 @@ import type {
 import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { HttpError } from './errors.ts';
+import { GroupCommit } from './groupCommit.ts';
+import { ENTER_ROUND, opWeight, runShardBatch, specOf, stale, type ShardOp, type ShardOpResult, type TrainerRef } from './shardBatch.ts';
 
-type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
-
-function specOf(job: Job): JobSpec {
-  return job.spec as JobSpec;
-}
-
-function stale(job: Job, ref: TrainerRef, current: number): HttpError {
-  return new HttpError(409, 'stale_round', `job ${job.id} is in rendezvous round ${current}; rank ${ref.rank} of round ${ref.round} must restart`);
-}
+/**
+ * Shards one group-commit batch may name (leases asked plus done reports); a single larger
+ * request (at most 1,024 by the protocol) still runs, alone.
+ */
+const BATCH_MAX_SHARDS = 2048;
 
 /** Epochs, from the first, whose every shard is settled (done, poisoned or skipped). */
 async function settledEpochs(tx: TransactionScope, jobId: string): Promise<number> {
@@ -43,6 +41,16 @@ async function settledEpochs(tx: TransactionScope, jobId: string): Promise<numbe
 }
 
 export class LedgerService {
+  /**
+   * Lease and done requests of one job that arrive while its transaction runs go together into
+   * the next one (api/groupCommit.ts, api/shardBatch.ts): one transaction per round trip of the
+   * store, however many trainers ask at once.
+   */
+  private readonly batches = new GroupCommit<ShardOp, ShardOpResult>((jobId, ops) => this.runBatch(jobId, ops), {
+    maxWeight: BATCH_MAX_SHARDS,
+    weight: opWeight,
+  });
+
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
@@ -115,74 +123,41 @@ export class LedgerService {
   }
 
   async lease(job: Job, req: LeaseRequest): Promise<LeaseResponse> {
-    const dataset = specOf(job).spec.dataset;
-    if (!dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
-    const resumeStep = await this.enterRound(job, req);
-    const owner = leaseOwner(req);
-    const now = this.now();
-    const leaseExpiresAt = now + dataset.leaseTimeout;
-    const maxAttempts = dataset.maxRetries + 1;
-    return this.tx(async (tx) => {
-      const ledger = (await tx.shardLedgers.get(job.id, { lock: 'share' }))!;
-      if (ledger.round !== req.round) throw stale(job, req, ledger.round);
-      const shards: LeaseResponse['shards'] = [];
-      for (;;) {
-        const got = await tx.shards.leaseNext(job.id, owner, req.count - shards.length, now, dataset.leaseTimeout);
-        for (const s of got) {
-          if (s.attempts <= maxAttempts) {
-            shards.push({ epoch: s.epoch, shardIndex: s.shardIndex, startIndex: s.startIndex, endIndex: s.endIndex, attempts: s.attempts });
-            continue;
-          }
-          const key = { jobId: job.id, epoch: s.epoch, shardIndex: s.shardIndex };
-          const policy = dataset.onPoison;
-          if (policy === 'skip') await tx.shards.markSkipped(key);
-          else await tx.shards.markPoison(key);
-          await tx.nodeEvents.append({
-            jobId: job.id,
-            nodeId: req.node,
-            incarnation: req.incarnation,
-            kind: 'shard_poisoned',
-            data: { epoch: s.epoch, shardIndex: s.shardIndex, attempts: s.attempts - 1, policy },
-          });
-        }
-        if (got.length === 0 || shards.length >= req.count) break;
-      }
-      let finished = false;
-      if (shards.length === 0) {
-        const p = await tx.shards.progress(job.id);
-        finished = p.queued + p.inFlight === 0;
-      }
-      return { shards, finished, leaseExpiresAt, resumeStep };
-    });
+    if (!specOf(job).spec.dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
+    // A request of a round the ledger has not entered (or of a new run) enters it, then leases;
+    // after that the ledger is at its round or past it (then the batch answers stale_round).
+    for (let tries = 0; ; tries++) {
+      const outcome = await this.batches.submit(job.id, { kind: 'lease', job, req });
+      if (outcome !== ENTER_ROUND) return outcome as LeaseResponse;
+      if (tries >= 3) throw new HttpError(503, 'ledger_busy', `job ${job.id}: the shard ledger keeps moving; retry`);
+      await this.enterRound(job, req);
+    }
   }
 
   async done(job: Job, req: DoneRequest): Promise<DoneResponse> {
-    const owner = leaseOwner(req);
-    const result = await this.tx(async (tx) => {
-      const ledger = await tx.shardLedgers.get(job.id, { lock: 'share' });
-      if (!ledger || ledger.round !== req.round) throw stale(job, req, ledger?.round ?? 0);
-      const ignored: DoneResponse['ignored'] = [];
-      let counted = 0;
-      for (const s of req.shards) {
-        if (await tx.shards.complete({ jobId: job.id, ...s }, owner, req.step)) counted += 1;
-        else ignored.push(s);
-      }
-      return { counted, ignored };
-    });
-    if (result.counted > 0) await this.announceEpochs(job);
-    return result;
+    return (await this.batches.submit(job.id, { kind: 'done', job, req })) as DoneResponse;
+  }
+
+  /**
+   * One group-commit batch of a job: one contended transaction (MySQL: READ COMMITTED, rerun as
+   * a whole when chosen as a deadlock victim), then the epoch announcement it found due. The
+   * announcement is its own compare-and-set transaction after the commit; should it fail, the
+   * next done batch finds the epoch still settled and unannounced and tries again.
+   */
+  private async runBatch(jobId: string, ops: ShardOp[]) {
+    const { outcomes, epochSettled } = await this.store.contendedTransaction((tx) => runShardBatch(tx, jobId, ops, this.now()));
+    if (epochSettled) await this.announceEpochs(jobId).catch(() => undefined);
+    return outcomes;
   }
 
   /** Appends epoch_done for each newly settled epoch, once each (compare-and-set on the ledger). */
-  private async announceEpochs(job: Job): Promise<void> {
+  private async announceEpochs(jobId: string): Promise<void> {
     for (;;) {
       const announced = await this.tx(async (tx) => {
-        const ledger = await tx.shardLedgers.get(job.id);
-        if (!ledger) return false;
-        const settled = await settledEpochs(tx, job.id);
-        if (settled <= ledger.epochsDone) return false;
-        if (!(await tx.shardLedgers.advanceEpochsDone(job.id, ledger.epochsDone))) return false;
-        await tx.nodeEvents.append({ jobId: job.id, kind: 'epoch_done', data: { epoch: ledger.epochsDone } });
+        const ledger = await tx.shardLedgers.get(jobId);
+        if (!ledger || !(await tx.shards.epochSettled(jobId, ledger.epochsDone))) return false;
+        if (!(await tx.shardLedgers.advanceEpochsDone(jobId, ledger.epochsDone))) return false;
+        await tx.nodeEvents.append({ jobId, kind: 'epoch_done', data: { epoch: ledger.epochsDone } });
         return true;
       });
       if (!announced) return;
