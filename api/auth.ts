@@ -13,15 +13,18 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
 }
 
-/** What a request says about the node acting: each field present when the request names it. */
+/** What a request says about who acts: each field present when the request names it. */
 export interface NamedNode {
   node?: number;
   incarnation?: number;
+  /** A training process's global rank, with the rendezvous round it was started in. */
+  rank?: number;
+  round?: number;
 }
 
 /**
- * The node and incarnation a request names (`node` and `incarnation` in its JSON body and in its
- * query), read before the body is validated so that a node token's scope is checked first. Each
+ * The node, incarnation, rank and round a request names (in its JSON body and in its query), read
+ * before the body is validated so that a node token's scope is checked first. Each
  * value is read as the routes' schemas read it, `Number(value)` (zod's z.coerce.number), so
  * `"1.0"`, `"+1"` and `"1e0"` name node 1 here too; a value that is no number is NaN, which
  * matches no token (a job token ignores this). Body and query naming different values read as
@@ -29,7 +32,7 @@ export interface NamedNode {
  */
 export function namedNode(request: FastifyRequest): NamedNode {
   const named: NamedNode = {};
-  for (const field of ['node', 'incarnation'] as const) {
+  for (const field of ['node', 'incarnation', 'rank', 'round'] as const) {
     const values = new Set<number>();
     for (const source of [request.body, request.query]) {
       if (typeof source !== 'object' || source === null) continue;

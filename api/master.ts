@@ -45,7 +45,8 @@ export class MasterService {
   /**
    * Loads the job and checks the caller's token, in constant time: the job's token (its digest is
    * stored), or a node token of this run (common/tokens.ts nodeToken) — which, when the request
-   * names a node or incarnation (`ref`, api/auth.ts namedNode), must be that node incarnation's.
+   * names a node or incarnation (`ref`, api/auth.ts namedNode), must be that node incarnation's,
+   * and where it names a rank and round, a rank that node holds in that round.
    * 403 for an unknown job and a wrong token alike (the digest itself included), and for another
    * node's token.
    */
@@ -59,6 +60,18 @@ export class MasterService {
     const named = { node: ref.node ?? scope.node, incarnation: ref.incarnation ?? scope.incarnation };
     if (named.node !== scope.node || named.incarnation !== scope.incarnation) {
       throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${named.node} incarnation ${named.incarnation}`);
+    }
+    // A training process names its global rank and round: the rank must be one of the node's in
+    // that round (group rank × nprocPerNode + local rank), or one node could report, say, every
+    // rank's checkpoint and commit a step alone. One member row.
+    if (ref.rank !== undefined && ref.round !== undefined) {
+      const nproc = (job.spec as JobSpec).spec.nprocPerNode;
+      const member = Number.isInteger(ref.round) ? await this.store.rendezvous.getMember({ jobId: job.id, round: ref.round }, scope.node) : undefined;
+      const holds = member?.incarnation === scope.incarnation && member.rank !== null;
+      if (!holds || Math.floor(ref.rank / nproc) !== member.rank) {
+        const ranks = holds ? `it holds ranks ${member.rank! * nproc}–${member.rank! * nproc + nproc - 1} there` : 'it has no rank there';
+        throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as rank ${ref.rank} in round ${ref.round}: ${ranks}`);
+      }
     }
     return job;
   }

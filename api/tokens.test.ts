@@ -111,6 +111,19 @@ describeEachStore('job tokens at the API', (h) => {
       const leaseAs = (incarnation: unknown) =>
         api.inject({ method: 'POST', url: '/v1/jobs/a/shards/lease', headers: bearer(node0), payload: { node: 0, incarnation, rank: 0 } });
       for (const incarnation of ['1', '1.0', '+1']) expect((await leaseAs(incarnation)).statusCode, `incarnation ${incarnation}`).toBe(403);
+      // A training process's rank must be one its node holds in the round it names: node 0 holds
+      // rank 0 of round 1 (one process per node), so it cannot report rank 1's step as its own.
+      await store.rendezvous.openRound({ jobId: 'a', round: 1, minNodes: 1, maxNodes: 2 });
+      for (const n of [0, 1]) await store.rendezvous.join({ jobId: 'a', round: 1, nodeId: n, incarnation: 0, host: 'h' });
+      await store.rendezvous.closeRound({ jobId: 'a', round: 1, ranks: [{ nodeId: 0, rank: 0 }, { nodeId: 1, rank: 1 }], masterAddr: 'h', masterPort: 1 });
+      const stepAs = (rank: unknown, round: unknown = 1) =>
+        api.inject({ method: 'POST', url: '/v1/jobs/a/trainers/step', headers: bearer(node0), payload: { node: 0, incarnation: 0, rank, round, step: 1 } });
+      expect((await stepAs(0)).statusCode).toBe(200);
+      for (const [rank, round] of [[1, 1], ['1.0', 1], [0, 2], [0, 'x']] as const) {
+        const res = await stepAs(rank, round);
+        expect(res.statusCode, `rank ${rank} round ${round}`).toBe(403);
+      }
+      expect((await stepAs(1)).json().message).toContain('cannot act as rank 1 in round 1: it holds ranks 0–0 there');
       // A plan request records history: the worker's job token or the operator, not a trainer's node token.
       const optimize = (token: string) => brain.inject({ method: 'POST', url: '/brain/v1/optimize', headers: bearer(token), payload: { job: 'a', stage: 'initial' } });
       expect((await optimize(node0)).statusCode).toBe(403);
