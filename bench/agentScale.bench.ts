@@ -1,17 +1,20 @@
 // The agent hot path at scale: N simulated agents against the real API process(es) and store.
 // Each agent does what agent/agent.ts does, over the agent's own HTTP client (fetch, keep-alive):
-// register, start heartbeating, ask for the node check, join, poll the round with the agent's
-// backoff (200 ms × 1.5 up to 1 s), then heartbeat at 1 Hz. Prints one line per case:
+// wait a random start delay (up to 1 s, as the agent), register, start heartbeating, ask for the
+// node check, join, long-poll the round (waitMs 20 s, as the agent), then heartbeat at 1 Hz; a 429
+// is retried after its Retry-After plus jitter. Prints one line per case:
 //   agentScale: store=sqlite replicas=1 nodes=1000 rendezvous_p99_ms=… rendezvous_max_ms=…
 //     heartbeat_p50_ms=… heartbeat_p99_ms=… api_cpu_per_s=… timeouts=…
 // rendezvous: from the last join answered to each agent knowing its rank; heartbeats: a steady
 // window after every agent has its rank; api_cpu_per_s: CPU seconds of the API process(es) per
-// second of that window (/proc/<pid>/stat); timeouts: requests that hit the agent's 10 s timeout.
+// second of that window (/proc/<pid>/stat); timeouts: requests that hit the agent's 10 s timeout;
+// shed: requests the API answered 429 (ROVER_API_MAX_IN_FLIGHT; BENCH_MAX_IN_FLIGHT sets it).
 // The job sits between hangTimeout and startupTimeout with no step yet (trainers still starting):
 // the hang check's expensive case, where it used to read every node on every heartbeat.
 // Knobs: BENCH_NODES (default 1000,4000), BENCH_REPLICAS (default 1), BENCH_STORES (default
 // sqlite,mysql; mysql needs ROVER_TEST_MYSQL_URL), BENCH_WINDOW_S (heartbeat window, default 60),
-// BENCH_RENDEZVOUS_TIMEOUT_S (give up on ranks after this, default 300). Asserts nothing.
+// BENCH_RENDEZVOUS_TIMEOUT_S (give up on ranks after this, default 300), BENCH_MAX_IN_FLIGHT (the
+// API's ROVER_API_MAX_IN_FLIGHT; default the API's). Asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -20,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
-import { abortableSleep, HttpMasterClient, withRetry } from '../agent/masterClient.ts';
+import { abortableSleep, DEFAULT_START_JITTER_MS, HttpMasterClient, MasterHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/masterClient.ts';
 import type { RoundStatus } from '../common/protocol.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
@@ -30,6 +33,7 @@ const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boo
 const NODES = list(process.env.BENCH_NODES ?? '1000,4000').map(Number);
 const REPLICAS = list(process.env.BENCH_REPLICAS ?? '1').map(Number);
 const STORES = list(process.env.BENCH_STORES ?? 'sqlite,mysql');
+const MAX_IN_FLIGHT = process.env.BENCH_MAX_IN_FLIGHT;
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_S ?? 60) * 1000;
 const RENDEZVOUS_TIMEOUT_MS = Number(process.env.BENCH_RENDEZVOUS_TIMEOUT_S ?? 300) * 1000;
 const HEARTBEAT_MS = 1000;
@@ -43,6 +47,8 @@ interface Stats {
   registered: number;
   joined: number;
   timeouts: number;
+  /** Requests answered 429. */
+  shed: number;
   errors: number;
   /** The first error that was not a timeout, for the log. */
   firstError?: string;
@@ -88,6 +94,7 @@ async function agent(node: number, baseUrls: string[], stats: Stats, signal: Abo
       signal,
       onRetry: (err) => {
         if ((err as Error).name === 'TimeoutError') return void stats.timeouts++;
+        if (err instanceof MasterHttpError && err.status === 429) return void stats.shed++;
         stats.errors++;
         stats.firstError ??= String((err as Error).cause ?? err);
       },
@@ -105,6 +112,7 @@ async function agent(node: number, baseUrls: string[], stats: Stats, signal: Abo
       });
     }
   };
+  await abortableSleep(startDelayMs(DEFAULT_START_JITTER_MS), signal);
   await call((s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
   stats.registered++;
   const beating = heartbeats().catch(() => {});
@@ -112,13 +120,10 @@ async function agent(node: number, baseUrls: string[], stats: Stats, signal: Abo
   ({ round } = await call((s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
   stats.lastJoinAt = Math.max(stats.lastJoinAt, performance.now());
   stats.joined++;
-  let delay = 200;
   let status: RoundStatus;
   for (;;) {
-    status = await call((s) => master.roundStatus(round, { node, incarnation }, s));
+    status = await call((s) => master.roundStatus(round, { node, incarnation }, s, ROUND_WAIT_MS));
     if (status.status !== 'open') break;
-    await abortableSleep(delay, signal);
-    delay = Math.min(1000, Math.round(delay * 1.5));
   }
   if (status.status !== 'closed') throw new Error(`node ${node}: round ${round} ${status.status}`);
   stats.rankedAt[node] = performance.now();
@@ -138,6 +143,7 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
 function startApi(home: string, storeUrl: string, port: number, index: number): ChildProcess {
   const log = openSync(path.join(home, `api-${index}.log`), 'a');
   const env: NodeJS.ProcessEnv = { ...process.env, ROVER_HOME: home, ROVER_STORE_URL: storeUrl, ROVER_API_HOST: '127.0.0.1', ROVER_API_PORT: String(port), ROVER_LOG_LEVEL: 'warn' };
+  if (MAX_IN_FLIGHT) env.ROVER_API_MAX_IN_FLIGHT = MAX_IN_FLIGHT;
   delete env.ROVER_API_URL;
   // BENCH_API_PROFILE=<dir>: a V8 CPU profile of each API process, written when it stops.
   const profile = process.env.BENCH_API_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_PROFILE}`] : [];
@@ -175,7 +181,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
     }
     const cpuReaders = apis.map((api) => cpuReader(api.pid!));
     const apiCpu = () => cpuReaders.reduce((sum, read) => sum + read(), 0);
-    const stats: Stats = { registered: 0, joined: 0, timeouts: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
+    const stats: Stats = { registered: 0, joined: 0, timeouts: 0, shed: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
     const failures: string[] = [];
     const agents = Array.from({ length: nodes }, (_, node) =>
       agent(node, ports.map((port) => `http://127.0.0.1:${port}`), stats, abort.signal).catch((err: Error) => {
@@ -184,7 +190,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
     );
     const ranked = () => Object.keys(stats.rankedAt).length;
     const progress = process.env.BENCH_VERBOSE
-      ? setInterval(() => process.stderr.write(`agentScale: registered=${stats.registered} joined=${stats.joined} ranked=${ranked()} timeouts=${stats.timeouts} errors=${stats.errors}\n`), 5000)
+      ? setInterval(() => process.stderr.write(`agentScale: registered=${stats.registered} joined=${stats.joined} ranked=${ranked()} timeouts=${stats.timeouts} shed=${stats.shed} errors=${stats.errors}\n`), 5000)
       : undefined;
     await waitFor(() => ranked() + failures.length >= nodes, 'every agent to know its rank', RENDEZVOUS_TIMEOUT_MS);
     clearInterval(progress);
@@ -203,7 +209,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
       `agentScale: store=${store} replicas=${replicas} nodes=${nodes} rendezvous_p99_ms=${ms(percentile(rendezvous, 99))} ` +
         `rendezvous_max_ms=${ms(rendezvous.length ? Math.max(...rendezvous) : NaN)} heartbeat_p50_ms=${ms(percentile(stats.heartbeatMs, 50))} ` +
         `heartbeat_p99_ms=${ms(percentile(stats.heartbeatMs, 99))} api_cpu_per_s=${cpu.toFixed(2)} timeouts=${stats.timeouts} ` +
-        `ranked=${ranked()}/${nodes} heartbeats=${stats.heartbeatMs.length} errors=${stats.errors + failures.length}`,
+        `ranked=${ranked()}/${nodes} heartbeats=${stats.heartbeatMs.length} errors=${stats.errors + failures.length} shed=${stats.shed}`,
     );
     if (failures.length) process.stderr.write(`agentScale: ${failures.length} agents failed, first: ${failures[0]}\n`);
     if (stats.firstError) process.stderr.write(`agentScale: first retried error: ${stats.firstError}\n`);
