@@ -1,6 +1,7 @@
 // spec.entrypoint: what each training process runs. The command is a program name or a list
 // [program, args…]; either way the resolved spec has one shape, command + args.
 import { z } from 'zod';
+import { parsePythonCommand } from '../pythonCommand.ts';
 import { describeValue } from './errors.ts';
 import { LIMITS, filePath, list, map, requiredSection, str, text } from './fields.ts';
 
@@ -10,6 +11,9 @@ const RESERVED_ENV = [
   'ROLE_RANK', 'ROLE_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT',
   'TORCHELASTIC_MAX_RESTARTS', 'TORCHELASTIC_RUN_ID',
 ];
+
+/** A dotted Python module name: torch, torch.distributed, my_pkg.models. */
+const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
 const PROGRAM_MESSAGE =
   'must be one program, run without a shell; put its arguments in spec.entrypoint.args or write a list (e.g. command: [python3, train.py])';
@@ -57,10 +61,29 @@ export const entrypoint = requiredSection(
     workdir: filePath
       .optional()
       .describe("Working directory of the processes. Local backend, and Ray without runtimeEnv.working_dir: relative to the spec file's folder, which is also the default."),
+    preload: list(str().regex(MODULE_NAME, 'must be a Python module name, e.g. torch or torch.distributed'))
+      .optional()
+      .describe(
+        'Python modules to import ahead of time (e.g. [torch]): each node keeps one warm standby process per local rank that already started Python and imported them, and a restart runs the script in it instead of a cold start. Only for `python script.py …` or `python -m module …`. Default: none, every start is cold.',
+      ),
   },
   'what each training process runs, e.g. entrypoint: {command: [python3, train.py]}',
-).transform(({ command, args, env, workdir }) => {
-  // The resolved spec keeps one shape (command + args), whichever form was written.
-  const [program, ...leading] = Array.isArray(command) ? command.map(String) : [command];
-  return { command: program!, args: [...leading, ...args], env, ...(workdir !== undefined && { workdir }) };
-});
+)
+  .superRefine(({ command, args, preload }, ctx) => {
+    // Only once command and args are valid (their own errors say what is wrong with them).
+    if (!preload?.length || !Array.isArray(args)) return;
+    const words: unknown[] = [...(Array.isArray(command) ? command : [command]), ...args];
+    if (!words.every((w) => ['string', 'number', 'boolean'].includes(typeof w))) return;
+    const [program, ...rest] = words.map(String);
+    if (!program || parsePythonCommand(program, rest)) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['preload'],
+      message: `needs a Python entrypoint: \`python [options] script.py …\` or \`python [options] -m module …\` (got ${JSON.stringify([program, ...rest].join(' ').slice(0, 80))})`,
+    });
+  })
+  .transform(({ command, args, env, workdir, preload }) => {
+    // The resolved spec keeps one shape (command + args), whichever form was written.
+    const [program, ...leading] = Array.isArray(command) ? command.map(String) : [command];
+    return { command: program!, args: [...leading, ...args], env, ...(workdir !== undefined && { workdir }), ...(preload?.length && { preload }) };
+  });

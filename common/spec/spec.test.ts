@@ -105,6 +105,16 @@ describe('defaults', () => {
     expect(r.ok && r.spec.spec.entrypoint).toMatchObject({ args: ['--steps', '30', '--fast', 'true'], env: { OMP_NUM_THREADS: '4' } });
   });
 
+  it('keeps spec.entrypoint.preload for python script and -m entrypoints, and leaves it out when empty', () => {
+    const spec = minimal();
+    spec.spec.entrypoint = { command: ['/opt/venv/bin/python', '-u'], args: ['-m', 'pkg.train'], preload: ['torch', 'torch.distributed'] };
+    const r = parseJobSpec(spec, opts);
+    expect(r.ok && r.spec.spec.entrypoint).toMatchObject({ command: '/opt/venv/bin/python', args: ['-u', '-m', 'pkg.train'], env: {}, preload: ['torch', 'torch.distributed'] });
+    spec.spec.entrypoint = { command: 'python3', args: ['train.py'], preload: [] };
+    const empty = parseJobSpec(spec, opts);
+    expect(empty.ok && 'preload' in empty.spec.spec.entrypoint).toBe(false);
+  });
+
   it('accepts JSON with a $schema key and drops the key', () => {
     const text = JSON.stringify({ $schema: '../deploy/schema/elasticjob.schema.json', ...minimal() }, null, '\t');
     const r = parseJobSpecText(text, opts);
@@ -136,6 +146,9 @@ const BAD_SPECS: [string, string, string, Change][] = [
   ['args not a list', 'spec.entrypoint.args', 'must be a list', (s) => (s.spec.entrypoint.args = '--steps 30')],
   ['an arg that is a mapping', 'spec.entrypoint.args[1]', 'must be a string (got a mapping)', (s) => (s.spec.entrypoint.args = ['a', { b: 1 }])],
   ['env overriding a torchrun variable', 'spec.entrypoint.env.RANK', 'set by Rover', (s) => (s.spec.entrypoint.env = { RANK: '0' })],
+  ['preload that is not a module name', 'spec.entrypoint.preload[0]', 'must be a Python module name', (s) => (s.spec.entrypoint.preload = ['torch distributed'])],
+  ['preload for a shell entrypoint', 'spec.entrypoint.preload', 'needs a Python entrypoint', (s) => Object.assign(s.spec.entrypoint, { command: 'sh', args: ['-c', 'python3 train.py'], preload: ['torch'] })],
+  ['preload for python -c', 'spec.entrypoint.preload', 'needs a Python entrypoint', (s) => Object.assign(s.spec.entrypoint, { command: ['python3', '-c'], args: ['print(1)'], preload: ['torch'] })],
   ['unknown top-level key', 'status', 'unknown field; allowed here: $schema, apiVersion, kind, metadata, spec', (s) => (s.status = {})],
   ['unknown key in spec', 'spec.nodez', 'did you mean "nodes"?', (s) => (s.spec.nodez = { min: 1 })],
   ['unknown nested key', 'spec.faultTolerance.maxRestarts', 'allowed here: maxProcessRestarts', (s) => (s.spec.faultTolerance = { maxRestarts: 1 })],
