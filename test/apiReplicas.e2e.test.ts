@@ -11,7 +11,7 @@ import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cl
 import { freePort } from '../deploy/local/devServer.ts';
 import { createMysqlDatabase, MYSQL_URL_ENV } from '../store/testing.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { childPids, jobSpec } from './jobFixtures.ts';
+import { trainerPids, jobSpec } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
 const mysqlUrl = process.env[MYSQL_URL_ENV] || undefined;
@@ -68,7 +68,7 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
         const node = await stack.store.nodes.get({ jobId: name, nodeId: 0, incarnation: 0 });
         return node?.pid && (node.step ?? 0) >= 5 ? node : undefined;
       }, 'node 0 to train', 120_000, 50);
-      const [trainer] = await childPids(node0.pid!);
+      const [trainer] = await trainerPids(node0.pid!);
       expect(trainer, 'node 0 runs a trainer').toBeDefined();
       process.kill(trainer!, 'SIGKILL');
       await waitUntil(async () => {

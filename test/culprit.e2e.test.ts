@@ -12,7 +12,7 @@ import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { startTestStack, type TestStack } from './stack.ts';
-import { childPids, repoRoot } from './jobFixtures.ts';
+import { trainerPids, repoRoot } from './jobFixtures.ts';
 
 function spec(name: string, entrypoint: { command: string; args: string[] }, faultTolerance: Record<string, number> = {}): JobSpec {
   const parsed = parseJobSpec({
@@ -83,7 +83,7 @@ describe('the culprit, not the victims', () => {
         return s.phase === 'RUNNING' && nodes.length === 2 && nodes.every((n) => (n.step ?? 0) >= 3) ? n1 : undefined;
       }, `node 1 incarnation ${loss} training`, 90_000, 200);
       // The whole node goes, as a machine would: its agent and every trainer.
-      const trainers = await childPids(node1.pid!);
+      const trainers = await trainerPids(node1.pid!);
       for (const pid of [node1.pid!, ...trainers]) {
         try { process.kill(-pid, 'SIGKILL'); } catch { process.kill(pid, 'SIGKILL'); }
       }

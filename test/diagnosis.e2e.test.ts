@@ -10,7 +10,7 @@ import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { childPids, jobSpec, repoRoot } from './jobFixtures.ts';
+import { trainerPids, jobSpec, repoRoot } from './jobFixtures.ts';
 import { parsePrometheusText, sampleSum, type Exposition } from './promText.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -69,7 +69,7 @@ describe('diagnosis on the local backend', () => {
       const [n0] = await stack.store.nodes.listByJob('sigkill', { statuses: ['running'] });
       return s?.phase === 'RUNNING' && n0 && (n0.step ?? 0) >= 3 && n0.pid ? n0 : undefined;
     }, 'sigkill training', 90_000, 200);
-    const [trainer] = await childPids(node.pid!);
+    const [trainer] = await trainerPids(node.pid!);
     process.kill(trainer!, 'SIGKILL');
     const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');

@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 
@@ -53,4 +54,16 @@ export function jobSpecInput(home: string, name: string, o: JobOptions = {}) {
 export async function childPids(pid: number): Promise<number[]> {
   const { stdout } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', String(pid)]).catch(() => ({ stdout: '' }));
   return stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+}
+
+/**
+ * Pids of an agent's training processes, in start order: its children except the esbuild service
+ * that tsx starts beside an agent run from the TypeScript sources (it comes and goes with tsx's
+ * transform cache, so "the first child" is not always a trainer).
+ */
+export async function trainerPids(agentPid: number): Promise<number[]> {
+  const cmdline = (pid: number) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  const children = await childPids(agentPid);
+  const lines = await Promise.all(children.map(cmdline));
+  return children.filter((_, i) => lines[i] !== '' && !lines[i]!.includes('esbuild'));
 }

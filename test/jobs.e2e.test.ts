@@ -15,7 +15,7 @@ import type { JobStatus } from '../workflows/job/messages.ts';
 import { scaleUpdate, statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { childPids, jobSpec, jobSpecInput, repoRoot } from './jobFixtures.ts';
+import { trainerPids, jobSpec, jobSpecInput, repoRoot } from './jobFixtures.ts';
 
 const run = promisify(execFile);
 
@@ -67,7 +67,7 @@ describe('elastic jobs on the local backend', () => {
     const handle = await submit(jobSpec(stack.home, 'proc-kill'));
     await running('proc-kill');
     const [agent] = await agentPids('proc-kill');
-    const [trainer] = await childPids(agent!);
+    const [trainer] = await trainerPids(agent!);
     process.kill(trainer!, 'SIGKILL');
     const result = await jobOutcome(handle);
     expect(result.phase).toBe('SUCCEEDED');
@@ -110,7 +110,7 @@ describe('elastic jobs on the local backend', () => {
     const handle = await submit(jobSpec(stack.home, 'stop-me', { steps: 100000 }));
     await running('stop-me');
     const agents = await agentPids('stop-me');
-    const trainers = (await Promise.all(agents.map(childPids))).flat();
+    const trainers = (await Promise.all(agents.map(trainerPids))).flat();
     expect(trainers.length).toBe(4);
     await handle.signal(stopSignal, { reason: 'test over' });
     const result: JobStatus = await jobOutcome(handle);
@@ -124,7 +124,7 @@ describe('elastic jobs on the local backend', () => {
     const handle = await submit(jobSpec(stack.home, 'cancel-me', { steps: 100000 }));
     await running('cancel-me');
     const agents = await agentPids('cancel-me');
-    const trainers = (await Promise.all(agents.map(childPids))).flat();
+    const trainers = (await Promise.all(agents.map(trainerPids))).flat();
     await handle.cancel();
     const result: JobStatus = await jobOutcome(handle);
     expect(result.phase).toBe('STOPPED');

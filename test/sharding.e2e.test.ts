@@ -10,7 +10,7 @@ import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { childPids, repoRoot } from './jobFixtures.ts';
+import { trainerPids, repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
 const SIZE = 2400;
@@ -94,7 +94,7 @@ describe('sharded jobs', () => {
     const handle = await submitJob(stack.client, shardedSpec(stack.home, name, flash), { taskQueue: stack.config.temporal.taskQueue });
 
     const nodes = await stepAtLeast(name, 9);
-    const trainer = (await childPids(nodes.find((n) => n.nodeId === 1)!.pid!))[0];
+    const trainer = (await trainerPids(nodes.find((n) => n.nodeId === 1)!.pid!))[0];
     process.kill(trainer!, 'SIGKILL');
     const later = await stepAtLeast(name, 30);
     process.kill(-later.find((n) => n.nodeId === 2)!.pid!, 'SIGKILL');

@@ -12,7 +12,7 @@ import { submitJob } from '../cli/jobs.ts';
 import { scaleUpdate } from '../workflows/job/messages.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { childPids } from './jobFixtures.ts';
+import { trainerPids } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { torchJobSpec, torchPythonOrSkip } from './torchFixtures.ts';
 
@@ -75,7 +75,7 @@ describe('real PyTorch jobs', () => {
     // read from its node's shared memory (the next save is EVERY steps away).
     const first = await waitUntil(async () => Math.max(0, ...(await committed('ddp-faults'))), 'a committed checkpoint', 180_000, 50);
     const node1 = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
-    process.kill((await childPids(node1.pid!))[0]!, 'SIGKILL');
+    process.kill((await trainerPids(node1.pid!))[0]!, 'SIGKILL');
     const afterKill = await waitUntil(async () => {
       const all = await restores('ddp-faults');
       return all.length >= 4 ? all : undefined;
