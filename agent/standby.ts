@@ -28,15 +28,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { waitUntilGroupsEmpty } from '../common/procfs.ts';
+import { repoRoot } from '../common/repoRoot.ts';
 import { parsePythonCommand, type PythonCommand } from '../common/pythonCommand.ts';
 import { withMemoryLimit } from './memoryLimit.ts';
 import type { AgentSettings } from './settings.ts';
 import { ROUND_ENV_NAMES, standbyEnv } from './torchrunEnv.ts';
 
-const BOOTSTRAP = fileURLToPath(new URL('./standby.py', import.meta.url));
+/** Beside this file in the sources; the build in dist/ runs the one in the sources too (tsc copies no .py). */
+const BOOTSTRAP = path.join(repoRoot, 'agent', 'standby.py');
 /** A trainer that took a standby gets a new one after its first step, its end, or this long. */
 export const REFILL_AFTER_MS = 10_000;
 /** Deaths while warming (without a preload error) before the pool gives up on warming. */
