@@ -20,6 +20,7 @@ import { nodeToken, tokenDigest } from '../common/tokens.ts';
 import { buildApi } from '../api/server.ts';
 import { openStore } from '../store/index.ts';
 import { RoverClient, readTrainerEnv, sha256Hex } from '../clients/ts/roverClient.ts';
+import { acceptsConnection } from '../test/helpers.ts';
 import { FlashSaver } from './flashCheckpoint.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -102,6 +103,10 @@ describe('flash checkpoint', () => {
     const { store, saver, env, round } = await stack(job);
     const py = (...args: string[]) => run('python3', ['-c', PY, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
 
+    // The saver listens on 127.0.0.1 only: another address of this machine is refused.
+    const port = Number(new URL(env.ROVER_AGENT_URL!).port);
+    expect(await acceptsConnection('127.0.0.1', port)).toBe(true);
+    expect(await acceptsConnection('127.0.0.2', port)).toBe(false);
     const saved = (await py('save', String(8 << 20))).stdout.trim();
     await saver.flush();
     expect(saver.failures).toEqual([]);

@@ -3,6 +3,7 @@
 // this node takes part in a check.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
+import { acceptsConnection } from '../test/helpers.ts';
 import { bindAddress, exchange, ExchangeServer, runCheckRound, takePart } from './nodeCheck.ts';
 
 const DROPPED = /closed without acknowledging|ECONNRESET|EPIPE/;
@@ -21,6 +22,8 @@ describe('the node-check exchange server', () => {
   it('listens on the node address it is given, not on every interface', async () => {
     const server = await open();
     await expect(exchange('127.0.0.1', server.port, server.rotate(), 16, 5_000)).resolves.toBeUndefined();
+    // Another address of this machine: a listener on every interface would accept it.
+    expect(await acceptsConnection('127.0.0.2', server.port)).toBe(false);
     // A name is resolved to this node's address (a Kubernetes pod's service name, here localhost).
     expect(['127.0.0.1', '::1']).toContain(await bindAddress('localhost'));
   });

@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
-import { jobOutcome, waitUntil } from './helpers.ts';
+import { acceptsConnection, jobOutcome, waitUntil } from './helpers.ts';
 import { jobSpecInput, repoRoot } from './jobFixtures.ts';
 import { startTestStack } from './stack.ts';
 
@@ -83,6 +83,10 @@ describeEachStore('least privilege on the local backend', (h) => {
       expect(await get('/brain/v1/config?job=priv-a')).toBe(200);
       expect(await get('/brain/v1/config?job=priv-b')).toBe(403);
       expect(await get('/brain/v1/configs')).toBe(403);
+      // The embedded stack's API listens on 127.0.0.1 only: another address of this machine is refused.
+      const apiPort = Number(new URL(api).port);
+      expect(await acceptsConnection('127.0.0.1', apiPort)).toBe(true);
+      expect(await acceptsConnection('127.0.0.2', apiPort)).toBe(false);
 
       // The store holds digests only: no row carries the token, and neither does the file.
       const jobs = await stack.store.db.selectFrom('jobs').selectAll().execute();
