@@ -23,7 +23,7 @@ import { z } from 'zod';
 import type { ApiEndpoints } from '../common/apiUrls.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { nodeShmDir } from '../common/flashShm.ts';
-import { secretMatches } from '../common/tokens.ts';
+import { bearerOf, secretMatches } from '../common/tokens.ts';
 import { trainerRef } from '../common/trainerProtocol.ts';
 
 /** A checkpoint report the API has not answered in this long fails: flush() on SIGTERM must end. */
@@ -146,8 +146,7 @@ export class FlashSaver {
 
   /** Whether the request presents this node's token (constant-time comparison). */
   private authorized(req: IncomingMessage): boolean {
-    const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
-    return secretMatches(m?.[1], this.opts.token);
+    return secretMatches(bearerOf(req.headers.authorization), this.opts.token);
   }
 
   async start(): Promise<string> {

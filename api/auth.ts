@@ -3,14 +3,13 @@
 // trainers), for that job. Every refusal is one and the same
 // reply, so a caller without a valid token cannot tell an unknown job from a wrong token.
 import type { FastifyRequest } from 'fastify';
-import { nodeTokenScope, secretMatches, tokenMatches } from '../common/tokens.ts';
+import { bearerOf, nodeTokenScope, secretMatches, tokenMatches } from '../common/tokens.ts';
 import type { Store } from '../store/index.ts';
 import { HttpError } from './errors.ts';
 
-/** The `Authorization: Bearer <token>` header's token. */
+/** The `Authorization: Bearer <token>` header's token (common/tokens.ts bearerOf). */
 export function bearerToken(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  return header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+  return bearerOf(request.headers.authorization);
 }
 
 /** What a request says about who acts: each field present when the request names it. */

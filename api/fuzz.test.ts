@@ -380,7 +380,8 @@ describe('fuzzing every HTTP route', () => {
  */
 function allowed(access: Access, r: FuzzRequest, token: string | undefined, options: InjectOptions): boolean {
   if (access === 'open') return true;
-  const sentRight = token !== undefined && (options.headers as Record<string, string>).authorization === `Bearer ${token}`;
+  // The scheme name is case-insensitive (common/tokens.ts bearerOf).
+  const sentRight = token !== undefined && /^bearer (.+)$/i.exec((options.headers as Record<string, string>).authorization ?? '')?.[1] === token;
   if (!sentRight) return false;
   const query = new URL(options.url as string, 'http://x').searchParams;
   let body: Record<string, unknown> | undefined;

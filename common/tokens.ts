@@ -95,3 +95,11 @@ export function secretMatches(presented: string | undefined, secret: string | un
   if (!presented || !secret) return false;
   return timingSafeEqual(sha256(presented), sha256(secret));
 }
+
+/**
+ * The token of an `Authorization: Bearer <token>` header; undefined for no header or another
+ * scheme. The scheme name is case-insensitive (RFC 9110 §11.1), one space before the token.
+ */
+export function bearerOf(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^bearer (.+)$/i.exec(header)?.[1];
+}
