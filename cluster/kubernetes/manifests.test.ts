@@ -32,10 +32,17 @@ describe('kubernetes manifests', () => {
     expect(pod.spec).toMatchObject({
       serviceAccountName: 'trainer', imagePullSecrets: [{ name: 'regcred' }], nodeSelector: { pool: 'gpu' },
       tolerations: [{ key: 'gpu', operator: 'Exists' }], priorityClassName: 'high', hostname: 'rover-mnist-1', subdomain: 'rover-mnist',
-      terminationGracePeriodSeconds: 10,
+      terminationGracePeriodSeconds: 10, automountServiceAccountToken: true,
     });
     expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'ROVER_HOST', value: 'rover-mnist-1.rover-mnist.ml.svc' });
     expect(headlessService('mnist', 'ml', owner).spec).toMatchObject({ clusterIP: 'None', selector: { 'rover.dev/job': 'mnist' } });
+  });
+
+  it('gives a pod no Kubernetes API token unless the spec names a service account for it', () => {
+    const s = spec({ image: 'r:1' });
+    const pod = nodePod({ jobId: 'mnist', nodeId: 0, incarnation: 0, spec: s, resources: s.spec.resources, agentEnv: {} }, kubernetesOptions(s), owner, { agentCommand: ['agent'], terminationGraceSeconds: 10 });
+    expect(pod.spec?.automountServiceAccountToken).toBe(false);
+    expect(pod.spec?.serviceAccountName).toBeUndefined();
   });
 
   it('keeps a relaunched pod off the Kubernetes node its predecessor failed the node check on', () => {

@@ -123,6 +123,9 @@ export function nodePod(launch: NodeLaunch, opts: KubernetesOptions, owner: V1Ow
       enableServiceLinks: false,
       terminationGracePeriodSeconds: settings.terminationGraceSeconds,
       serviceAccountName: opts.serviceAccount,
+      // The agent never calls the Kubernetes API: a pod gets an API token only when the spec
+      // names a service account for the trainers' own use.
+      automountServiceAccountToken: opts.serviceAccount !== undefined,
       imagePullSecrets: opts.imagePullSecrets.map((name) => ({ name })),
       nodeSelector: Object.keys(opts.nodeSelector).length > 0 ? opts.nodeSelector : undefined,
       tolerations: opts.tolerations.length > 0 ? opts.tolerations : undefined,
