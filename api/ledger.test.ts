@@ -208,6 +208,19 @@ describeEachStore('trainer API', (h) => {
     expect(existsSync(path.join(dir, 'shared', 's1-r1'))).toBe(false);
     expect(existsSync(path.join(dir, 'shared', 's2-r1'))).toBe(true);
     expect(existsSync(dir)).toBe(true);
+    // Step 3 in nested/, step 4 in nested/deep/ beside a file no step reported: dropping step 3
+    // leaves nested/ (a kept step lies below it, and it holds a folder), and all of step 4.
+    mkdirSync(path.join(dir, 'nested', 'deep'), { recursive: true });
+    writeFileSync(path.join(dir, 'nested', 'deep', 'other'), 'keep me');
+    for (const [step, folder] of [[3, 'nested'], [4, 'nested/deep']] as const) {
+      for (const rank of [0, 1]) {
+        const file = path.join(dir, folder, `s${step}-r${rank}`);
+        writeFileSync(file, 'x');
+        await call('POST', 'checkpoints', { ...t(rank), step, path: file, bytes: 1, checksum: sha('a') });
+      }
+    }
+    expect(existsSync(path.join(dir, 'nested', 's3-r0'))).toBe(false);
+    expect(['s4-r0', 's4-r1', 'other'].map((f) => existsSync(path.join(dir, 'nested', 'deep', f)))).toEqual([true, true, true]);
     await app.close();
     rmSync(dir, { recursive: true, force: true });
   });

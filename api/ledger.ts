@@ -3,7 +3,7 @@
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
 // replays exactly the data after it; requests from older rounds are refused as stale. Lease and
 // done requests of a job are group-committed: those that arrive together share one transaction.
-import { realpath, rm } from 'node:fs/promises';
+import { readdir, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
@@ -266,7 +266,8 @@ export class LedgerService {
  * are removed, by their real path (checked again here: a symlink may have appeared since the report).
  * A step may be a folder of its own (torch.distributed.checkpoint writes <dir>/dcp-<step>/ with
  * each rank's file and a .metadata no rank reports): a folder below the checkpoint folder that
- * held removed files and holds no file of a kept step (`kept`) goes as a whole.
+ * held removed files, holds no file of a kept step (`kept`, at any depth) and holds files only
+ * (no folder of its own) goes as a whole.
  */
 async function removeFiles(job: Job, paths: string[], kept: Set<string>): Promise<void> {
   const dir = specOf(job).spec.checkpoint.dir;
@@ -282,10 +283,14 @@ async function removeFiles(job: Job, paths: string[], kept: Set<string>): Promis
   );
   const realDir = await realpath(dir).catch(() => undefined);
   for (const folder of folders) {
-    if ([...kept].some((k) => path.dirname(k) === folder)) continue;
+    const inside = `${path.normalize(folder)}${path.sep}`;
+    if ([...kept].some((k) => path.normalize(k).startsWith(inside))) continue;
     // The folder itself must be strictly inside the checkpoint folder: checked like a file in it.
     const verdict = await checkCheckpointPath(dir, folder);
     if (!verdict.ok || verdict.realPath === undefined || verdict.realPath === realDir) continue;
+    // A step's folder holds files only; one with folders of its own is someone's tree: left alone.
+    const entries = await readdir(verdict.realPath, { withFileTypes: true }).catch(() => undefined);
+    if (!entries || entries.some((e) => !e.isFile())) continue;
     await rm(verdict.realPath, { recursive: true, force: true }).catch(() => undefined);
   }
 }
