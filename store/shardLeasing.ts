@@ -206,6 +206,8 @@ export abstract class ShardLeasing extends Repository {
 
   /** True when `epoch` has shards and every one is settled (done, poisoned or skipped). */
   async epochSettled(jobId: string, epoch: number, trx?: Trx): Promise<boolean> {
+    // Usually an open shard answers at once; only a settled-looking epoch needs the second probe.
+    if (await this.hasOpen(jobId, epoch, trx)) return false;
     const any = await this.q(trx)
       .selectFrom('shards')
       .select('shardIndex')
@@ -213,7 +215,7 @@ export abstract class ShardLeasing extends Repository {
       .where('epoch', '=', epoch)
       .limit(1)
       .executeTakeFirst();
-    return any !== undefined && !(await this.hasOpen(jobId, epoch, trx));
+    return any !== undefined;
   }
 
   /**
