@@ -106,16 +106,17 @@ export class Agent {
     let exit: AgentExit;
     try {
       const { node, incarnation, host } = this.settings;
-      // Standbys import the preload modules while the node registers and waits for its round.
-      this.standbys = standbyPool(this.settings, this.opts.baseEnv ?? process.env, this.log, (data) =>
-        void this.call('report a standby failure', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'standby_failed', data: { ...data } }, signal) ?? Promise.resolve()).catch(() => {}),
-      );
       // Agents of a job start together: spread their first requests (see startJitterMs).
       await abortableSleep(startDelayMs(this.settings.startJitterMs ?? DEFAULT_START_JITTER_MS), this.abort.signal);
       await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
       this.log.info({ host }, 'registered');
       heartbeats = this.heartbeatLoop();
       await this.nodeCheck();
+      // Standbys import the preload modules while the node waits for its first round (after the
+      // node check, whose timings their imports would skew).
+      this.standbys = standbyPool(this.settings, this.opts.baseEnv ?? process.env, this.log, (data) =>
+        void this.call('report a standby failure', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'standby_failed', data: { ...data } }, signal) ?? Promise.resolve()).catch(() => {}),
+      );
       exit = await this.loop();
     } catch (err) {
       exit = err instanceof AgentExit ? err : new AgentExit(1, `agent error: ${(err as Error).stack ?? String(err)}`);
