@@ -60,43 +60,44 @@ interface Sample {
   share?: { reportedMs: number; roundClosedMs: number } | undefined;
 }
 
-/** Complete lines of `file` from byte `from` on. */
-function linesFrom(file: string, from: number): string[] {
-  if (!existsSync(file)) return [];
+/**
+ * The complete lines of `file` from byte `from` on, as one text. torchrun's ranks share a pipe,
+ * so two ranks' lines can run together ("…restart=1ROVER_START rank=2 …"): callers match
+ * markers anywhere, not per line.
+ */
+function textFrom(file: string, from: number): string {
+  if (!existsSync(file)) return '';
   const text = readFileSync(file).subarray(from).toString('utf8');
-  return text.split('\n').slice(0, -1);
+  return text.slice(0, text.lastIndexOf('\n') + 1);
 }
 
-const STEP = /ROVER_STEP (\d+) .*?at=(\d+(?:\.\d+)?)/;
+const STEP = /ROVER_STEP (\d+) [^\n]*?at=(\d+\.\d+)/g;
+
+/** Every `ROVER_STEP <n> … at=<s>` in `text`: step and epoch ms. */
+const stepsIn = (text: string) => [...text.matchAll(STEP)].map((m) => ({ step: Number(m[1]), at: Number(m[2]) * 1000 }));
 
 /**
- * When all ranks stepped again, from the log lines written after the kill: on each node, the
- * lines after its ranks' new ROVER_START lines; the first step number every rank printed; the
- * latest `at=` of those (epoch ms). Undefined while not there yet.
+ * When all ranks stepped again, from what the logs got after the kill: on each node, the output
+ * after its ranks' new ROVER_START lines; the first step number every rank printed; the latest
+ * `at=` of those (epoch ms). Undefined while not there yet.
  */
 function allSteppingAt(logs: string[], offsets: number[]): number | undefined {
   const byStep = new Map<number, number[]>();
   for (const [i, file] of logs.entries()) {
-    const lines = linesFrom(file, offsets[i]!);
-    const starts = lines.flatMap((l, j) => (l.includes('ROVER_START') ? [j] : []));
+    const text = textFrom(file, offsets[i]!);
+    const starts = [...text.matchAll(/ROVER_START/g)];
     if (starts.length < RANKS / logs.length) return undefined;
-    for (const line of lines.slice(starts.at(-1)! + 1)) {
-      const m = STEP.exec(line);
-      if (m) byStep.set(Number(m[1]), [...(byStep.get(Number(m[1])) ?? []), Number(m[2]) * 1000]);
-    }
+    for (const { step, at } of stepsIn(text.slice(starts.at(-1)!.index))) byStep.set(step, [...(byStep.get(step) ?? []), at]);
   }
   const complete = [...byStep.entries()].filter(([, at]) => at.length >= RANKS).sort((a, b) => a[0] - b[0]);
   return complete.length ? Math.max(...complete[0]![1]) : undefined;
 }
 
-/** Every rank printed step ≥ 3 in the log lines written since `offsets`. */
-function allStepping(logs: string[], offsets: number[]): boolean {
+/** Every rank printed step ≥ 3 in the logs. */
+function allStepping(logs: string[]): boolean {
   const counts = new Map<number, number>();
-  for (const [i, file] of logs.entries()) {
-    for (const line of linesFrom(file, offsets[i]!)) {
-      const m = STEP.exec(line);
-      if (m && Number(m[1]) >= 3) counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1);
-    }
+  for (const file of logs) {
+    for (const { step } of stepsIn(textFrom(file, 0))) if (step >= 3) counts.set(step, (counts.get(step) ?? 0) + 1);
   }
   return [...counts.values()].some((c) => c >= RANKS);
 }
@@ -106,7 +107,7 @@ const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
 async function sample(name: string, start: () => Promise<Run>): Promise<Sample> {
   const run = await start();
   try {
-    await waitUntil(() => allStepping(run.logs, run.logs.map(() => 0)) && run.ready(), `${name}: all ranks stepping`, 240_000, 200);
+    await waitUntil(() => allStepping(run.logs) && run.ready(), `${name}: all ranks stepping`, 240_000, 200);
     const victim = await waitUntil(() => run.trainer(1), `${name}: a trainer of node 1`, 30_000);
     const offsets = run.logs.map(sizeOf);
     const killedAt = Date.now();
