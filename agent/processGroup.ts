@@ -10,7 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { occupiedProcessGroups, waitUntilGroupsEmpty } from '../common/procfs.ts';
 import { withMemoryLimit } from './memoryLimit.ts';
-import { REFILL_AFTER_MS, type Standby, type StandbyPool } from './standby.ts';
+import { REFILL_AFTER_MS, type StandbyPool } from './standby.ts';
+import type { Standby } from './standbyProcess.ts';
 
 export interface TrainerSpec {
   localRank: number;

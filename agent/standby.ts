@@ -18,42 +18,27 @@
 // args, working directory, preload list, memory limit) differs from what the round asks for is
 // stale: that rank starts cold and a new standby is warmed for the new launch.
 //
-// Life cycle: one per local rank, warmed when the pool is made (the agent's start) and again for a
-// rank whose standby a group took once that trainer printed its first ROVER_STEP, ended, or ran
-// REFILL_AFTER_MS (so warming never competes for the CPU with a restart's own start). A standby
+// Life cycle: one per local rank, warmed when the pool is made (the agent's start, after its node
+// check) and again for a rank whose standby a group took once that trainer printed its first
+// ROVER_STEP, ended, or ran REFILL_AFTER_MS (so warming never competes for the CPU with a
+// restart's own start). A standby
 // killed while it waits is replaced at once; one whose preload fails (or that dies warming
 // WARM_ATTEMPTS times in a row) is given up with a standby_failed event, and the ranks start cold.
 // close() kills every waiting standby; a standby whose agent died reads end of file and exits.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { waitUntilGroupsEmpty } from '../common/procfs.ts';
-import { repoRoot } from '../common/repoRoot.ts';
-import { parsePythonCommand, type PythonCommand } from '../common/pythonCommand.ts';
-import { withMemoryLimit } from './memoryLimit.ts';
+import { parsePythonCommand } from '../common/pythonCommand.ts';
 import type { AgentSettings } from './settings.ts';
+import { Standby, type StandbyLaunch } from './standbyProcess.ts';
 import { ROUND_ENV_NAMES, standbyEnv } from './torchrunEnv.ts';
 
-/** Beside this file in the sources; the build in dist/ runs the one in the sources too (tsc copies no .py). */
-const BOOTSTRAP = path.join(repoRoot, 'agent', 'standby.py');
+export type { Standby, StandbyLaunch } from './standbyProcess.ts';
+
 /** A trainer that took a standby gets a new one after its first step, its end, or this long. */
 export const REFILL_AFTER_MS = 10_000;
 /** Deaths while warming (without a preload error) before the pool gives up on warming. */
 const WARM_ATTEMPTS = 3;
-/** Lines of output a standby keeps before its go (import warnings), replayed to its trainer. */
-const MAX_BUFFERED_LINES = 200;
 const KILL_WAIT_MS = 5000;
-
-/** What a rank's standby runs: the entrypoint as the trainers run it cold, and what to import first. */
-export interface StandbyLaunch {
-  command: string;
-  args: readonly string[];
-  cwd?: string | undefined;
-  preload: readonly string[];
-  memoryLimitBytes?: number | undefined;
-}
 
 /** A launch whose standbys could not be warmed: every rank starts cold from now on. */
 export interface StandbyFailure {
@@ -115,99 +100,6 @@ export function envMismatch(start: NodeJS.ProcessEnv, env: NodeJS.ProcessEnv): s
     if (!(name in start) && !ROUND_ENV_NAMES.includes(name) && !name.startsWith('ROVER_')) return `${name} is set only at the go`;
   }
   return undefined;
-}
-
-/** One warm process of a local rank: warming, ready, or failed to import; taken by one trainer at most. */
-export class Standby {
-  readonly child: ChildProcess;
-  state: 'warming' | 'ready' | 'failed' = 'warming';
-  failure = '';
-  taken = false;
-  readonly startedAt = Date.now();
-  readonly stderrTail: string[] = [];
-  /** Resolves when the process exited or could not start. */
-  readonly exited: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>;
-  private buffered: { stderr: boolean; line: string }[] = [];
-  private sink: ((line: string, stderr: boolean) => void) | null = null;
-
-  constructor(
-    readonly localRank: number,
-    readonly launch: StandbyLaunch,
-    private readonly python: PythonCommand,
-    readonly startEnv: NodeJS.ProcessEnv,
-    onState: (s: Standby) => void,
-  ) {
-    const { options, target } = python;
-    const args = [...options, BOOTSTRAP, target.kind, target.kind === 'script' ? target.path : target.name, ...launch.preload];
-    const cmd = withMemoryLimit(launch.command, args, launch.memoryLimitBytes);
-    // detached: setsid(), as for a cold trainer (agent/processGroup.ts). fd 3 says ready or failed.
-    this.child = spawn(cmd.command, cmd.args, { cwd: launch.cwd, env: startEnv, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    this.child.stdin!.on('error', () => {}); // EPIPE of a go to a process that died: its exit says the rest
-    const lines = (stream: Readable, stderr: boolean) =>
-      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.output(line, stderr));
-    lines(this.child.stdout!, false);
-    lines(this.child.stderr!, true);
-    createInterface({ input: this.child.stdio[3] as Readable, crlfDelay: Infinity }).on('line', (line) => {
-      if (this.state !== 'warming') return;
-      this.state = line === 'ready' ? 'ready' : 'failed';
-      this.failure = line.replace(/^failed /, '');
-      onState(this);
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.on('error', (err) => {
-        if (this.child.pid !== undefined) return;
-        this.failure = `could not start ${launch.command}: ${err.message}`;
-        resolve({ exitCode: null, signal: null });
-      });
-      this.child.on('exit', (exitCode, signal) => resolve({ exitCode, signal }));
-    });
-  }
-
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
-  get alive(): boolean {
-    return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /**
-   * Turns the standby into its trainer: output (with what it printed while warming) goes to the
-   * handlers from now on, and the go carries the trainer's whole environment, argv and cwd.
-   */
-  start(env: NodeJS.ProcessEnv, onStdout: (line: string) => void, onStderr: (line: string) => void): void {
-    this.sink = (line, stderr) => (stderr ? onStderr : onStdout)(line);
-    for (const { line, stderr } of this.buffered.splice(0)) this.sink(line, stderr);
-    const { target, rest } = this.python;
-    const go = {
-      set: Object.fromEntries(Object.entries(env).filter(([name, value]) => this.startEnv[name] !== value)),
-      argv: [target.kind === 'script' ? target.path : '-m', ...rest],
-      cwd: path.resolve(this.launch.cwd ?? process.cwd()),
-      // A standby whose preload failed runs exactly the cold command line instead (same pid).
-      cold: [this.launch.command, ...this.launch.args],
-      env,
-    };
-    this.child.stdin!.end(JSON.stringify(go) + '\n');
-  }
-
-  /** SIGKILL to its whole process group: a waiting standby has run no user code, nothing to save. */
-  kill(): void {
-    try {
-      if (this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-
-  private output(line: string, stderr: boolean): void {
-    if (stderr) {
-      this.stderrTail.push(line);
-      if (this.stderrTail.length > 50) this.stderrTail.shift();
-    }
-    if (this.sink) return this.sink(line, stderr);
-    this.buffered.push({ line, stderr });
-    if (this.buffered.length > MAX_BUFFERED_LINES) this.buffered.shift();
-  }
 }
 
 /** One standby per local rank for a Python entrypoint; see the header. */
