@@ -5,8 +5,11 @@
 //               per-lease cost of the store alone, in this process);
 //   path=ledger the trainer service the API routes call (api/ledger.ts LedgerService), in this
 //               process: round checks, poison rules and the group commit, no HTTP;
-//   path=api    the real API in its own process over HTTP, each leaser a trainer client
-//               (clients/ts/roverClient.ts): HTTP, auth and parsing on top of path=ledger.
+//   path=api    the real API in its own process, each leaser sending the trainer protocol's
+//               requests over HTTP keep-alive (node:http): HTTP, auth and parsing on top of
+//               path=ledger. Not the trainer clients' fetch: on the 2-core machine 64 loops of
+//               fetch drove 1,600 /healthz requests per second, of node:http 8,000; the bench's
+//               client would measure itself, and real trainers run on other machines.
 // Prints one line per case, with the check that every shard was done exactly once:
 //   shardLeases: store=sqlite path=api leasers=64 count=1 leases_per_s=… requests_per_s=…
 //     lease_p50_ms=… lease_p99_ms=… api_cpu_per_s=… done=10000/10000 exactly_once=yes double_leases=0
@@ -14,16 +17,17 @@
 // all are done; double_leases: shards handed to a leaser while another still held them.
 // MySQL runs when ROVER_TEST_MYSQL_URL (or BENCH_MYSQL_URL) is set. Knobs: BENCH_SHARDS (default
 // 10000), BENCH_LEASERS (default 64), BENCH_COUNTS (shards per lease, default 1,4), BENCH_PATHS
-// (default store,ledger,api), BENCH_API_PROFILE (a folder: CPU profile of the API process). Asserts nothing.
+// (default store,ledger,api), BENCH_STORES (default sqlite,mysql), BENCH_API_PROFILE (a folder:
+// CPU profile of the API process). Asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
 import { LedgerService } from '../api/ledger.ts';
-import { readTrainerEnv, RoverClient } from '../clients/ts/roverClient.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore, type Store } from '../store/index.ts';
@@ -33,6 +37,7 @@ const SHARDS = Number(process.env.BENCH_SHARDS ?? 10_000);
 const LEASERS = Number(process.env.BENCH_LEASERS ?? 64);
 const COUNTS = list(process.env.BENCH_COUNTS ?? '1,4').map(Number);
 const PATHS = list(process.env.BENCH_PATHS ?? 'store,ledger,api');
+const STORES = list(process.env.BENCH_STORES ?? 'sqlite,mysql');
 const JOB = 'bench';
 const TOKEN = randomBytes(16).toString('hex');
 /** 64 leasers are 8 nodes of 8 ranks each. */
@@ -222,12 +227,28 @@ async function ledgerCase(store: string, url: string, count: number): Promise<vo
   }
 }
 
-/** The real API over HTTP: one trainer client per leaser. */
+/** POST `body` as JSON with the job's token over `agent`; the reply's JSON, or an error for a non-200. */
+function post(agent: http.Agent, url: string, body: unknown): Promise<any> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`POST ${url}: HTTP ${res.statusCode}: ${text}`))));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** The real API over HTTP: each leaser a trainer's lease and done requests. */
 async function apiCase(store: string, url: string, home: string, count: number): Promise<void> {
   const db = await openStore(url);
   await createJob(db);
   const port = await freePort();
   const api = startApi(home, url, port);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: LEASERS });
   try {
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
@@ -235,13 +256,16 @@ async function apiCase(store: string, url: string, home: string, count: number):
       if (Date.now() > deadline || api.exitCode !== null) throw new Error(`API did not start; see ${home}/api.log`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const client = (i: number) =>
-      new RoverClient(readTrainerEnv({ ROVER_JOB: JOB, ROVER_API_URL: base, ROVER_TOKEN: TOKEN, ROVER_NODE: String(Math.floor(i / RANKS_PER_NODE)), ROVER_ROUND: '1', RANK: String(i) }));
-    const clients = Array.from({ length: LEASERS }, (_, i) => client(i));
+    const shardsUrl = (what: string) => `${base}/v1/jobs/${JOB}/shards/${what}`;
+    const ref = (i: number) => ({ node: Math.floor(i / RANKS_PER_NODE), incarnation: 0, rank: i, round: 1 });
+    const keys = (shards: { epoch: number; shardIndex: number }[]) => shards.map((s) => ({ epoch: s.epoch, shardIndex: s.shardIndex }));
     // Untimed: the first lease creates the ledger and the epoch's rows; give the shard back.
-    const first = await clients[0]!.lease(1);
-    await clients[0]!.giveBack(first.shards);
-
+    const first = await post(agent, shardsUrl('lease'), { ...ref(0), count: 1 });
+    await post(agent, shardsUrl('giveback'), { ...ref(0), shards: keys(first.shards) });
+    const clients = Array.from({ length: LEASERS }, (_, i): Leaser => ({
+      lease: (n) => post(agent, shardsUrl('lease'), { ...ref(i), count: n }),
+      done: async (step, shards) => (await post(agent, shardsUrl('done'), { ...ref(i), step, shards: keys(shards) })).counted,
+    }));
     const cpu = cpuReader(api.pid!);
     const cpuBefore = cpu();
     const clientBefore = process.cpuUsage();
@@ -256,6 +280,7 @@ async function apiCase(store: string, url: string, home: string, count: number):
       exactly_once: tally.exactlyOnce(progress.done) ? 'yes' : 'NO', double_leases: tally.doubleLeases,
     });
   } finally {
+    agent.destroy();
     await db.close();
     if (api.exitCode === null && api.signalCode === null) {
       const exited = new Promise((r) => api.once('exit', r));
@@ -290,7 +315,7 @@ async function withDatabase(store: string, run: (url: string, home: string) => P
 }
 
 const mysqlUrl = process.env.BENCH_MYSQL_URL ?? process.env.ROVER_TEST_MYSQL_URL;
-for (const store of ['sqlite', 'mysql']) {
+for (const store of STORES) {
   if (store === 'mysql' && !mysqlUrl) {
     console.log('shardLeases: store=mysql skipped: set ROVER_TEST_MYSQL_URL (bash deploy/local/mariadb.sh prints one)');
     continue;
