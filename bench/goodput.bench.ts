@@ -16,16 +16,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTemporal, submitJob } from '../cli/jobs.ts';
-import { startStack, stopStack } from '../cli/up.ts';
+import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
-import { loadConfig } from '../common/config.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
-import { openStore } from '../store/index.ts';
 import { childPids, repoRoot } from '../test/jobFixtures.ts';
 import { cachedTorchPython } from '../test/torchFixtures.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
+import { startBenchStack } from './benchStack.ts';
 
 const SECONDS = Number(process.env.BENCH_GOODPUT_SECONDS ?? 300);
 // On a machine so loaded that a restart takes longer than this, no launcher keeps any step.
@@ -93,21 +91,8 @@ async function measure(launcher: Launcher) {
 }
 
 async function underRover(): Promise<number> {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-goodput-'));
-  const config = loadConfig({
-    ...process.env,
-    ROVER_HOME: home,
-    ROVER_TEMPORAL_PORT: String(await freePort()),
-    ROVER_UI_PORT: String(await freePort()),
-    ROVER_API_PORT: String(await freePort()),
-    ROVER_BRAIN_PORT: String(await freePort()),
-    ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    ROVER_WATCH_POLL_MS: '100',
-    ROVER_LOG_LEVEL: 'warn',
-  });
-  await startStack(config);
-  const { client, close } = await connectTemporal(config);
-  const store = await openStore(config.storeUrl);
+  const stack = await startBenchStack('goodput', { ROVER_WATCH_POLL_MS: '100' });
+  const { home, config, client, store } = stack;
   const name = 'goodput';
   try {
     const parsed = parseJobSpec({
@@ -143,9 +128,7 @@ async function underRover(): Promise<number> {
     await handle.result().catch(() => undefined);
     return goodput;
   } finally {
-    await close();
-    await store.close();
-    await stopStack(config);
+    await stack.close();
   }
 }
 

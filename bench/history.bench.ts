@@ -2,17 +2,12 @@
 // worker settings: events while the job trains idle (nothing the workflow acts on happens), per
 // killed training process (restart in place) and per killed agent (node relaunch).
 // Prints figures; asserts nothing.
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { finalJobStatus, connectTemporal, submitJob, type SubmittedJobHandle } from '../cli/jobs.ts';
-import { startStack, stopStack } from '../cli/up.ts';
-import { loadConfig } from '../common/config.ts';
+import { finalJobStatus, submitJob, type SubmittedJobHandle } from '../cli/jobs.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { freePort } from '../deploy/local/devServer.ts';
-import { openStore } from '../store/index.ts';
 import { statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
+import { startBenchStack } from './benchStack.ts';
 
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 120);
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -27,21 +22,8 @@ async function until<T>(check: () => Promise<T | undefined>, what: string, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-'));
-const config = loadConfig({
-  ...process.env,
-  ROVER_HOME: home,
-  ROVER_TEMPORAL_PORT: String(await freePort()),
-  ROVER_UI_PORT: String(await freePort()),
-  ROVER_API_PORT: String(await freePort()),
-  // Every listener on a free port: a stack that is already up must not make this one fail.
-  ROVER_BRAIN_PORT: String(await freePort()),
-  ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-  ROVER_LOG_LEVEL: 'warn',
-});
-await startStack(config);
-const { client, close } = await connectTemporal(config);
-const store = await openStore(config.storeUrl);
+const stack = await startBenchStack('history');
+const { home, config, client, store } = stack;
 const events = async (handle: SubmittedJobHandle) => (await handle.describe()).historyLength;
 const lines: string[] = [];
 try {
@@ -98,8 +80,6 @@ try {
   await handle.signal(stopSignal, { reason: 'bench done' });
   await finalJobStatus(handle);
 } finally {
-  await close();
-  await store.close();
-  await stopStack(config);
+  await stack.close();
 }
 for (const line of lines) console.log(line);

@@ -1,18 +1,14 @@
 // Job start-up and recovery latency on the embedded stack, 4 nodes × 2 processes:
 //   submit → every rank training, and a killed training process → every rank training again.
 // Prints figures; asserts nothing about time.
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectTemporal, submitJob } from '../cli/jobs.ts';
-import { startStack, stopStack } from '../cli/up.ts';
+import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
-import { loadConfig } from '../common/config.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
-import { freePort } from '../deploy/local/devServer.ts';
-import { openStore } from '../store/index.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
+import { startBenchStack } from './benchStack.ts';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 3);
 const NODES = 4;
@@ -45,22 +41,8 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-'));
-const config = loadConfig({
-  ...process.env,
-  ROVER_HOME: home,
-  ROVER_TEMPORAL_PORT: String(await freePort()),
-  ROVER_UI_PORT: String(await freePort()),
-  ROVER_API_PORT: String(await freePort()),
-  // Every listener on a free port: a stack that is already up must not make this one fail.
-  ROVER_BRAIN_PORT: String(await freePort()),
-  ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-  ROVER_WATCH_POLL_MS: '100',
-  ROVER_LOG_LEVEL: 'warn',
-});
-await startStack(config);
-const { client, close } = await connectTemporal(config);
-const store = await openStore(config.storeUrl);
+const stack = await startBenchStack('recovery', { ROVER_WATCH_POLL_MS: '100' });
+const { home, config, client, store } = stack;
 const startup: number[] = [];
 const recovery: number[] = [];
 try {
@@ -93,9 +75,7 @@ try {
     await handle.result();
   }
 } finally {
-  await close();
-  await store.close();
-  await stopStack(config);
+  await stack.close();
 }
 const line = (label: string, values: number[]) =>
   `${label.padEnd(44)} median ${median(values)} ms  min ${Math.min(...values)} ms  max ${Math.max(...values)} ms  (n=${values.length})`;

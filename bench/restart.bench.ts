@@ -17,17 +17,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTemporal, submitJob } from '../cli/jobs.ts';
-import { startStack, stopStack } from '../cli/up.ts';
+import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
-import { loadConfig } from '../common/config.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
-import { openStore } from '../store/index.ts';
 import { repoRoot } from '../test/jobFixtures.ts';
 import { cachedTorchPython } from '../test/torchFixtures.ts';
 import { waitUntil } from '../test/waits.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
+import { startBenchStack } from './benchStack.ts';
 
 const N = Number(process.env.BENCH_RESTART_N ?? 5);
 const TRAINER_ARGS = ['examples/torch_ddp.py', '--samples', '1000000', '--shard-size', '32', '--step-time', '0.05', '--checkpoint-every', '20', '--timeout', '60'];
@@ -144,21 +142,8 @@ function childPidsSync(pid: number): number[] {
 }
 
 async function roverLauncher() {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-restart-'));
-  const config = loadConfig({
-    ...process.env,
-    ROVER_HOME: home,
-    ROVER_TEMPORAL_PORT: String(await freePort()),
-    ROVER_UI_PORT: String(await freePort()),
-    ROVER_API_PORT: String(await freePort()),
-    ROVER_BRAIN_PORT: String(await freePort()),
-    ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    ROVER_WATCH_POLL_MS: '100',
-    ROVER_LOG_LEVEL: 'warn',
-  });
-  await startStack(config);
-  const { client, close } = await connectTemporal(config);
-  const store = await openStore(config.storeUrl);
+  const stack = await startBenchStack('restart', { ROVER_WATCH_POLL_MS: '100' });
+  const { home, config, client, store } = stack;
   let jobs = 0;
 
   const start = async (preload: string[]): Promise<Run> => {
@@ -204,14 +189,7 @@ async function roverLauncher() {
       },
     };
   };
-  return {
-    start,
-    close: async () => {
-      await close();
-      await store.close();
-      await stopStack(config);
-    },
-  };
+  return { start, close: stack.close };
 }
 
 async function torchrunLauncher(): Promise<Run> {
