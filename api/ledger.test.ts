@@ -225,6 +225,33 @@ describeEachStore('trainer API', (h) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('never deletes a kept step named through a symlink, nor a file no step reported', async () => {
+    const store = await h.open();
+    const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
+    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
+    await round(1);
+    // b/ is also reachable as alias/ (a "latest" link); u/ holds step 1 beside someone's notes.
+    mkdirSync(path.join(dir, 'b'));
+    symlinkSync(path.join(dir, 'b'), path.join(dir, 'alias'));
+    mkdirSync(path.join(dir, 'u'));
+    writeFileSync(path.join(dir, 'u', 'notes.txt'), 'keep me');
+    const report = async (step: number, files: string[]) => {
+      for (const [rank, file] of files.entries()) {
+        writeFileSync(path.join(dir, file), `step ${step}`);
+        await call('POST', 'checkpoints', { ...t(rank), step, path: path.join(dir, file), bytes: 1, checksum: sha('a') });
+      }
+    };
+    await report(1, ['u/s1-r0', 'b/f-r1']);
+    await report(2, ['b/s2-r0', 'alias/f-r1']); // keep 1: step 1 goes; b/f-r1 is step 2's file too
+    expect(readFileSync(path.join(dir, 'b', 'f-r1'), 'utf8')).toBe('step 2');
+    await report(3, ['alias/s3-r0', 'alias/s3-r1']); // step 2 goes; step 3 lives in b/, named through alias/
+    expect(existsSync(path.join(dir, 'u', 's1-r0'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'u', 'notes.txt'), 'utf8')).toBe('keep me');
+    expect(['s2-r0', 'f-r1', 's3-r0', 's3-r1'].map((f) => existsSync(path.join(dir, 'b', f)))).toEqual([false, false, true, true]);
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('poisons a shard leased too often and fails or skips it per spec', async () => {
     for (const onPoison of ['fail', 'skip'] as const) {
       const store = await h.open();

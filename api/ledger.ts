@@ -116,8 +116,7 @@ export class LedgerService {
       return { step: resume, partial };
     });
     if (partial.length > 0) {
-      const keptPaths = new Set(await this.keptPaths(job));
-      await removeFiles(job, partial.map((c) => c.path).filter((p) => !keptPaths.has(p)), keptPaths);
+      await removeFiles(job, partial.map((c) => c.path), await this.keptPaths(job));
     }
     return step;
   }
@@ -248,8 +247,7 @@ export class LedgerService {
       return { committed: true, reported, worldSize, doomed: doomedReports.map((r) => r.path) };
     });
     // Files of a kept step may share a path with a dropped one (a trainer reusing names): spare them.
-    const keptPaths = new Set(await this.keptPaths(job));
-    await removeFiles(job, outcome.doomed.filter((p) => !keptPaths.has(p)), keptPaths);
+    await removeFiles(job, outcome.doomed, await this.keptPaths(job));
     return { committed: outcome.committed, reported: outcome.reported, worldSize: outcome.worldSize };
   }
 
@@ -263,34 +261,36 @@ export class LedgerService {
 /**
  * Best effort: a file already gone, or on storage this host cannot see, is not an error. Paths
  * come from trainers, so only files whose real folder is inside the job's real checkpoint folder
- * are removed, by their real path (checked again here: a symlink may have appeared since the report).
- * A step may be a folder of its own (torch.distributed.checkpoint writes <dir>/dcp-<step>/ with
- * each rank's file and a .metadata no rank reports): a folder below the checkpoint folder that
- * held removed files, holds no file of a kept step (`kept`, at any depth) and holds files only
- * (no folder of its own) goes as a whole.
+ * are removed, by their real path (checked again here: a symlink may have appeared since the
+ * report), and never one that is really a file of a kept step (`kept`, as reported: compared by
+ * real path, so a name through a symlink does not hide it). A step may be a folder of its own
+ * (torch.distributed.checkpoint writes <dir>/dcp-<step>/ with each rank's file and a .metadata no
+ * rank reports): a folder below the checkpoint folder that held removed files, holds no file of a
+ * kept step at any depth, and holds nothing but such leftovers (dotfiles, *.distcp) goes whole.
  */
-async function removeFiles(job: Job, paths: string[], kept: Set<string>): Promise<void> {
+async function removeFiles(job: Job, paths: string[], kept: string[]): Promise<void> {
   const dir = specOf(job).spec.checkpoint.dir;
+  const real = async (p: string) => {
+    const verdict = await checkCheckpointPath(dir, p);
+    return verdict.ok ? verdict.realPath : undefined;
+  };
+  const keptReal = new Set((await Promise.all(kept.map(real))).filter((p): p is string => p !== undefined));
   const folders = new Set<string>();
   await Promise.all(
     paths.map(async (p) => {
-      const verdict = await checkCheckpointPath(dir, p);
-      if (verdict.ok && verdict.realPath !== undefined) {
-        await rm(verdict.realPath, { force: true }).catch(() => undefined);
-        folders.add(path.dirname(p));
-      }
+      const file = await real(p);
+      if (file === undefined || keptReal.has(file)) return;
+      await rm(file, { force: true }).catch(() => undefined);
+      folders.add(path.dirname(file));
     }),
   );
   const realDir = await realpath(dir).catch(() => undefined);
+  if (realDir === undefined) return;
   for (const folder of folders) {
-    const inside = `${path.normalize(folder)}${path.sep}`;
-    if ([...kept].some((k) => path.normalize(k).startsWith(inside))) continue;
-    // The folder itself must be strictly inside the checkpoint folder: checked like a file in it.
-    const verdict = await checkCheckpointPath(dir, folder);
-    if (!verdict.ok || verdict.realPath === undefined || verdict.realPath === realDir) continue;
-    // A step's folder holds files only; one with folders of its own is someone's tree: left alone.
-    const entries = await readdir(verdict.realPath, { withFileTypes: true }).catch(() => undefined);
-    if (!entries || entries.some((e) => !e.isFile())) continue;
-    await rm(verdict.realPath, { recursive: true, force: true }).catch(() => undefined);
+    if (!folder.startsWith(`${realDir}${path.sep}`)) continue;
+    if ([...keptReal].some((k) => k.startsWith(`${folder}${path.sep}`))) continue;
+    const entries = await readdir(folder, { withFileTypes: true }).catch(() => undefined);
+    if (!entries || entries.some((e) => !e.isFile() || !(e.name.startsWith('.') || e.name.endsWith('.distcp')))) continue;
+    await rm(folder, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -14,7 +14,7 @@ import {
 } from '../common/trainerProtocol.ts';
 import type { Job } from '../store/index.ts';
 import { bearerToken, namedNode, type NamedNode } from './auth.ts';
-import { parseInput } from './errors.ts';
+import { HttpError, parseInput } from './errors.ts';
 import type { LedgerService } from './ledger.ts';
 
 const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
@@ -71,7 +71,12 @@ export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize
   app.get('/v1/jobs/:job/checkpoints/latest', async (request) => {
     const j = await job(request);
     const q = parseInput(latestRefQuery, request.query, 'query');
-    const ref = q.round === undefined ? undefined : { node: q.node ?? 0, incarnation: q.incarnation ?? 0, rank: q.rank ?? 0, round: q.round };
+    // With a round, the caller is the trainer entering it: it names itself in full, so that a
+    // node token's rank is checked like on every other trainer call.
+    if (q.round !== undefined && (q.node === undefined || q.incarnation === undefined || q.rank === undefined)) {
+      throw new HttpError(400, 'invalid_request', 'query: with round, also node, incarnation and rank (the trainer entering the round)');
+    }
+    const ref = q.round === undefined ? undefined : { node: q.node!, incarnation: q.incarnation!, rank: q.rank!, round: q.round };
     return ledger.latest(j, ref);
   });
 }
