@@ -99,9 +99,10 @@ function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
 function sqliteDialect(file: string): Dialect {
   try {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    const database = new BetterSqlite3(file);
+    // The wait for another process's lock first: switching a new file to WAL while another
+    // process migrates it otherwise fails at once with "database is locked".
+    const database = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     database.pragma('journal_mode = WAL');
-    database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     return new ImmediateSqliteDialect({ database: withStatementCache(database) });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
