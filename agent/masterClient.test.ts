@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -192,6 +194,25 @@ describe('HttpMasterClient', () => {
     await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 });
     expect(seen).toHaveLength(2);
   });
+
+  it('times every attempt out against a server that never answers, under garbage collection too', async () => {
+    // Node 20 can collect a signal of AbortSignal.any() with its listeners, and a request given it
+    // then never times out (common/apiUrls.ts attemptSignal). The attempt's signal must stay alive.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    server = createServer(() => {}).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new HttpMasterClient({ baseUrls: [url], job: 'j', token: 't', requestTimeoutMs: 300 });
+    const collecting = setInterval(gc, 20);
+    try {
+      const errors = await Promise.all(Array.from({ length: 50 }, () => client.register({ node: 0, incarnation: 0, pid: 1, host: 'h' }).catch((e: unknown) => e)));
+      expect(errors.map((e) => (e as Error).name)).toEqual(Array(50).fill('TimeoutError'));
+    } finally {
+      clearInterval(collecting);
+      server.closeAllConnections();
+    }
+  }, 10_000);
 
   it('fails fast with a retryable error when nothing listens', async () => {
     const client = new HttpMasterClient({ baseUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], job: 'j', token: 't' });

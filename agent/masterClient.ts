@@ -72,6 +72,8 @@ export interface HttpMasterClientOptions {
   start?: number;
   /** Per-attempt timeout. Default 10 s; a long poll gets its wait on top. */
   requestTimeoutMs?: number;
+  /** The fetch to send with; default the global one (see ApiEndpoints). */
+  fetch?: typeof fetch;
 }
 
 export class HttpMasterClient implements MasterClient {
@@ -81,7 +83,7 @@ export class HttpMasterClient implements MasterClient {
   readonly endpoints: ApiEndpoints;
 
   constructor(private readonly opts: HttpMasterClientOptions) {
-    this.endpoints = new ApiEndpoints(opts.baseUrls.map((u) => u.replace(/\/+$/, '')), opts.start);
+    this.endpoints = new ApiEndpoints(opts.baseUrls.map((u) => u.replace(/\/+$/, '')), opts.start, opts.fetch);
     this.jobPath = `/v1/jobs/${encodeURIComponent(opts.job)}`;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   }

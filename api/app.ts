@@ -32,7 +32,7 @@ export function createHttpApp(deps: HttpAppDeps, name: string) {
   const { onRoute } = deps;
   if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   // 429 above the in-flight limit, and no work for clients that have gone (api/overload.ts).
-  new InFlightGate(deps.config.api.maxInFlight).install(app);
+  new InFlightGate({ maxInFlight: deps.config.api.maxInFlight, maxLagMs: deps.config.api.maxLagMs }).install(app);
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof HttpError) {
       return reply.status(error.statusCode).send({ error: error.code, message: error.message, details: error.details });

@@ -24,8 +24,8 @@ export function registerConfigRoutes(app: FastifyInstance, authorize: Authorize,
     const read = () => brain.jobConfig(jobId);
     const first = await read();
     if (query.after === undefined || first.version !== query.after || query.waitMs === 0) return answer(first);
-    await polls.wait(request, { key: `config ${jobId}`, read, ready: (c) => c.version !== query.after, waitMs: query.waitMs });
-    return answer(await read());
+    const changed = await polls.wait(request, { key: `config ${jobId}`, read, ready: (c) => c.version !== query.after, waitMs: query.waitMs });
+    return answer(changed ?? (await read()));
   });
 }
 

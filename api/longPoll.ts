@@ -13,12 +13,15 @@ import { clientGone, setWaiting } from './overload.ts';
 /** The held request re-reads the store this often: a uniform draw in [min, max) per read. */
 export const POLL_MIN_MS = 250;
 export const POLL_MAX_MS = 500;
+/** Waiters woken per turn of the event loop when one read satisfies many. */
+const WAKE_BATCH = 200;
 /** Longest any long poll may ask to wait; below the agent's per-attempt timeout (agent/masterClient.ts). */
 export const MAX_WAIT_MS = 30_000;
 
 interface Waiter {
   ready: (value: unknown) => boolean;
-  wake: () => void;
+  /** Ends the wait; with the value read that satisfied `ready`, if that is why. */
+  wake: (value?: { read: unknown }) => void;
 }
 
 interface Watched {
@@ -61,27 +64,27 @@ export class LongPolls {
   }
 
   /**
-   * Resolves when `ready` holds for a shared read, `waitMs` passed, the client went, or the server
-   * began to close; never rejects (a failing read ends the wait: the caller's own read reports it).
-   * The caller answers from its own fresh read afterwards. Not counted in flight meanwhile.
+   * Resolves when `ready` holds for a shared read (with that value), or with undefined when
+   * `waitMs` passed, the client went, the server began to close or a read failed; never rejects.
+   * Without a value the caller answers from its own fresh read. Not counted in flight meanwhile.
    */
-  async wait<T>(request: FastifyRequest, w: WaitFor<T>): Promise<void> {
-    if (this.closed || w.waitMs <= 0 || clientGone(request)) return;
+  async wait<T>(request: FastifyRequest, w: WaitFor<T>): Promise<T | undefined> {
+    if (this.closed || w.waitMs <= 0 || clientGone(request)) return undefined;
     const entry = this.entry(w.key, w.read);
     setWaiting(request, true);
     try {
-      await new Promise<void>((resolve) => {
-        const waiter: Waiter = { ready: w.ready as (value: unknown) => boolean, wake: () => done() };
-        const deadline = setTimeout(() => done(), w.waitMs);
-        const gone = () => done();
-        request.raw.once('close', gone);
-        const done = () => {
+      return await new Promise<T | undefined>((resolve) => {
+        const done = (value?: { read: unknown }) => {
           clearTimeout(deadline);
           request.raw.off('close', gone);
           entry.waiters.delete(waiter);
           if (entry.waiters.size === 0) this.forget(entry);
-          resolve();
+          resolve(value?.read as T | undefined);
         };
+        const waiter: Waiter = { ready: w.ready as (value: unknown) => boolean, wake: done };
+        const deadline = setTimeout(() => done(), w.waitMs);
+        const gone = () => done();
+        request.raw.once('close', gone);
         entry.waiters.add(waiter);
       });
     } finally {
@@ -133,21 +136,31 @@ export class LongPolls {
     entry.timer = setTimeout(() => void this.tick(entry), delay);
   }
 
-  /** One shared read; wakes the waiters it satisfies (all of them if it failed). */
+  /**
+   * One shared read; wakes the waiters it satisfies (all of them if it failed). A nudge meanwhile
+   * (`reading` until the waking is done) makes it read again right after, never a second chain.
+   */
   private async tick(entry: Watched): Promise<void> {
     entry.timer = undefined;
     entry.reading = true;
     entry.again = false;
-    let ready: (waiter: Waiter) => boolean;
+    let read: { value: unknown } | undefined;
     try {
-      const value = await entry.read();
-      ready = (waiter) => waiter.ready(value);
+      read = { value: await entry.read() };
     } catch {
-      ready = () => true;
-    } finally {
-      entry.reading = false;
+      read = undefined;
     }
-    for (const waiter of [...entry.waiters]) if (ready(waiter)) waiter.wake();
+    // In batches, letting other requests in between: a thousand agents' answers to one round's
+    // closing would otherwise hold the event loop for their whole time (api/overload.ts sheds then).
+    const waiters = [...entry.waiters];
+    for (let i = 0; i < waiters.length; i++) {
+      if (i > 0 && i % WAKE_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      const waiter = waiters[i]!;
+      if (!entry.waiters.has(waiter)) continue; // its wait ended meanwhile
+      if (!read) waiter.wake();
+      else if (waiter.ready(read.value)) waiter.wake({ read: read.value });
+    }
+    entry.reading = false;
     // Still watched (waiters left, not forgotten meanwhile): the next read.
     if (entry.waiters.size === 0 || this.watched.get(entry.key) !== entry) return;
     if (entry.again) void this.tick(entry);

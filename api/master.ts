@@ -122,15 +122,34 @@ export class MasterService {
    * runs only when the round row says a deadline passed (last call, join timeout) or it filled.
    */
   async roundStatus(job: Job, round: number, node: number, incarnation: number): Promise<RoundStatus> {
+    const current = isTerminalPhase(job.phase as JobPhase) ? undefined : await this.roundRow(job, round);
+    return this.roundAnswer(job, current, round, node, incarnation);
+  }
+
+  /**
+   * What a long poll of a round re-reads (shared by every waiting poll of the round in a process,
+   * api/longPoll.ts): the job's row and the round's, the round policy run first when due. O(1).
+   * `settled`: a poll would now answer anything but 'open' (the job ended, the round closed or failed).
+   */
+  async roundRows(job: Job, round: number): Promise<{ job: Job | undefined; round: RendezvousRound | undefined; settled: boolean }> {
+    const current = await this.store.jobs.get(job.id);
+    if (!current || isTerminalPhase(current.phase as JobPhase)) return { job: current, round: undefined, settled: true };
+    const row = await this.roundRow(current, round);
+    return { job: current, round: row, settled: row?.status !== ROUND_OPEN };
+  }
+
+  /**
+   * This node's answer from the job's and the round's rows already read: its own member row is the
+   * one read left (a thousand polls woken by one round's closing cost a thousand point reads).
+   */
+  async roundAnswer(job: Job, current: RendezvousRound | undefined, round: number, node: number, incarnation: number): Promise<RoundStatus> {
     if (isTerminalPhase(job.phase as JobPhase)) {
       return { status: 'failed', round, reason: `job ${job.id} is ${job.phase}${job.reason ? `: ${job.reason}` : ''}` };
     }
-    const key = { jobId: job.id, round };
-    const current = await this.roundRow(job, round);
     if (!current) throw new HttpError(404, 'round_not_found', `job ${job.id} has no rendezvous round ${round}`);
     if (current.status === ROUND_OPEN) return { status: 'open', round };
     if (current.status !== ROUND_CLOSED) return { status: 'failed', round, reason: `rendezvous round ${round} failed` };
-    const member = await this.store.rendezvous.getMember(key, node);
+    const member = await this.store.rendezvous.getMember({ jobId: job.id, round }, node);
     if (!member || member.incarnation !== incarnation || member.rank === null) return { status: 'excluded', round };
     return {
       status: 'closed',
@@ -140,17 +159,6 @@ export class MasterService {
       masterAddr: current.masterAddr ?? '127.0.0.1',
       masterPort: current.masterPort ?? 0,
     };
-  }
-
-  /**
-   * Whether a poll of this round would now answer anything but 'open' (the job ended, the round
-   * closed or failed): what a long poll of the round waits for. O(1): the job's row and the
-   * round's, and the round policy only when a deadline passed (roundRow).
-   */
-  async roundSettled(job: Job, round: number): Promise<boolean> {
-    const current = await this.store.jobs.get(job.id);
-    if (!current || isTerminalPhase(current.phase as JobPhase)) return true;
-    return (await this.roundRow(job, round))?.status !== ROUND_OPEN;
   }
 
   /** The round's row, after the round policy ran if the row says it is due (a deadline, a full round). */

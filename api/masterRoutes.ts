@@ -47,12 +47,15 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
     const { node, incarnation, waitMs } = parseInput(roundQuery, request.query, 'query');
     const status = await master.roundStatus(j, round, node, incarnation);
     if (status.status !== 'open' || waitMs === 0) return status;
-    await polls.wait(request, { key: roundPollKey(jobId, round), read: () => master.roundSettled(j, round), ready: (settled) => settled, waitMs });
-    // The job row again: it may have ended meanwhile.
+    const seen = await polls.wait(request, { key: roundPollKey(jobId, round), read: () => master.roundRows(j, round), ready: (rows) => rows.settled, waitMs });
+    // Settled: answered from the shared read and this node's member row. Else (the wait ran out,
+    // the server is closing, the job is gone) the way any poll is answered, the job read again.
+    if (seen?.job) return master.roundAnswer(seen.job, seen.round, round, node, incarnation);
     return master.roundStatus(await authorize(), round, node, incarnation);
   });
 
-  app.post('/v1/jobs/:job/nodes/heartbeat', async (request) => {
+  // Shed first under overload (api/overload.ts): a heartbeat comes again on its own a beat later.
+  app.post('/v1/jobs/:job/nodes/heartbeat', { config: { shedFirst: true } }, async (request) => {
     const j = await job(request);
     return master.heartbeat(j, parseInput(heartbeatRequest, request.body, 'body'));
   });

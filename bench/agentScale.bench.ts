@@ -1,5 +1,6 @@
 // The agent hot path at scale: N simulated agents against the real API process(es) and store.
-// Each agent does what agent/agent.ts does, over the agent's own HTTP client (fetch, keep-alive):
+// Each agent does what agent/agent.ts does, over the agent's own HTTP client (keep-alive sockets of
+// its own, as a real agent process has):
 // wait a random start delay (up to 1 s, as the agent), register, start heartbeating, ask for the
 // node check, join, long-poll the round (waitMs 20 s, as the agent), then heartbeat at 1 Hz; a 429
 // is retried after its Retry-After plus jitter. Prints one line per case:
@@ -18,6 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -82,10 +84,46 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/**
+ * fetch over node:http with keep-alive sockets of one simulated agent alone, as a real agent (a
+ * process of its own) has. The global fetch would put every simulated agent's connections in one
+ * pool, which looks for a free connection by scanning them all: with thousands of long polls held
+ * open, each request would cost O(N) in this process and the figures would measure that.
+ */
+function agentFetch(): typeof fetch {
+  const sockets = new HttpAgent({ keepAlive: true });
+  return ((input: string | URL, init: RequestInit = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const signal = init.signal ?? undefined;
+      if (signal?.aborted) return reject(signal.reason);
+      const req = httpRequest(new URL(String(input)), { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, agent: sockets }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          signal?.removeEventListener('abort', onAbort);
+          const headers = Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')] as [string, string]);
+          resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 0, headers }));
+        });
+      });
+      // A timeout or an abort rejects with the signal's reason, as fetch does (TimeoutError counts as a timeout).
+      const onAbort = () => {
+        req.destroy();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      });
+      req.end(typeof init.body === 'string' ? init.body : undefined);
+    })) as typeof fetch;
+}
+
 /** One simulated agent: the requests of agent/agent.ts, without trainers. */
 async function agent(node: number, baseUrls: string[], stats: Stats, signal: AbortSignal): Promise<void> {
   // Like a real agent given every replica: it starts at replica node % count.
-  const master = new HttpMasterClient({ baseUrls, start: node, job: JOB, token: TOKEN });
+  const master = new HttpMasterClient({ baseUrls, start: node, job: JOB, token: TOKEN, fetch: agentFetch() });
   const incarnation = 0;
   const host = `10.0.${node >> 8}.${node & 255}`;
   let round = 0;

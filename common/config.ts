@@ -42,6 +42,7 @@ const envSchema = z.object({
     .optional(),
   ROVER_API_BODY_LIMIT: z.coerce.number().int().positive().default(1024 * 1024),
   ROVER_API_MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
+  ROVER_API_MAX_LAG_MS: millis.default(1000),
   ROVER_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   ROVER_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   ROVER_WATCH_POLL_MS: millis.default(500),
@@ -124,6 +125,11 @@ export interface RoverConfig {
      * request gets 429 with Retry-After (api/overload.ts). Default 256.
      */
     maxInFlight: number;
+    /**
+     * A new request gets 429 too while the API's event loop has not come round for longer than
+     * this (it is working through a backlog of requests; api/overload.ts). Default 1 s.
+     */
+    maxLagMs: number;
   };
   /**
    * Secret of the operator (the `rover brain …` commands, the worker's Brain requests): the Brain
@@ -240,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       urls: apiUrls,
       bodyLimitBytes: e.ROVER_API_BODY_LIMIT,
       maxInFlight: e.ROVER_API_MAX_IN_FLIGHT,
+      maxLagMs: e.ROVER_API_MAX_LAG_MS,
     },
     operatorToken: e.ROVER_OPERATOR_TOKEN,
     logLevel: e.ROVER_LOG_LEVEL,
