@@ -53,7 +53,7 @@ describe('formatJobStatus', () => {
           node({ id: 0, rank: 0, status: 'running', pid: 4241 }),
         ],
       }),
-      { step: 1200, stepsPerSecond: 12.345, fraction: null, etaSeconds: null, shards: null },
+      { step: 1200, stepsPerSecond: 12.345, maxSteps: null, fraction: null, etaSeconds: null, basis: null, shards: null },
     );
     expect(text).toBe(
       [
@@ -85,7 +85,7 @@ describe('formatJobStatus', () => {
       ...counts({ total: 20, done: 14, inFlight: 2, queued: 3, skipped: 1 }),
       epochs: [{ epoch: 0, ...counts({ total: 10, done: 10 }) }, { epoch: 1, ...counts({ total: 10, done: 4, inFlight: 2, queued: 3, skipped: 1 }) }],
     };
-    const text = formatJobStatus(status({ checkpointStep: 40, epochsDone: 1 }), { step: null, stepsPerSecond: null, fraction: 0.75, etaSeconds: 185, shards });
+    const text = formatJobStatus(status({ checkpointStep: 40, epochsDone: 1 }), { step: null, stepsPerSecond: null, maxSteps: null, fraction: 0.75, etaSeconds: 185, basis: 'dataset', shards });
     expect(text).toContain('checkpoint:   step 40\nepochs done:  1');
     expect(text).toContain('progress:     75.0%\nETA:          3m05s');
     expect(text).toContain(

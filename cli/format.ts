@@ -1,6 +1,7 @@
 // Plain-text rendering for the job commands: aligned tables, the `rover status` page and the
 // one-line progress of `submit --wait`, `up` and `watch`.
 import type { JobStatus } from '../workflows/job/messages.ts';
+import { formatEta, formatFraction, formatRate } from '../common/trainingProgress.ts';
 import type { JobProgress } from './progress.ts';
 
 type Cell = string | number | null | undefined;
@@ -23,38 +24,22 @@ export function formatTime(date: Date | undefined): string {
   return `${date.toISOString().slice(0, 19).replace('T', ' ')}Z`;
 }
 
-/** A duration for people: `42s`, `3m05s`, `2h07m`, `3d04h`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, '0')}h`;
-}
-
-/** Steps per second with three significant digits: `0.125`, `12.3`, `1234`. */
-export function formatRate(stepsPerSecond: number): string {
-  return stepsPerSecond >= 100 ? stepsPerSecond.toFixed(0) : stepsPerSecond.toPrecision(3);
-}
-
-/** `45.2%`, never 100% before the work is done. */
-function formatFraction(fraction: number): string {
-  return `${(Math.floor(fraction * 1000) / 10).toFixed(1)}%`;
-}
-
 /**
- * The one-line progress: `RUNNING · world 8 · round 1 · step 1200 · 12.3 steps/s · 45.2% · ETA 3m05s`,
- * leaving out what is not known yet.
+ * The one-line progress: `RUNNING · world 8 · round 1 · step 1200 · 12.3 steps/s · 45.2% · ETA 3m05s`
+ * (`step 1200/5000` with a step target), leaving out what is not known yet.
  */
-export function formatProgressLine(status: Pick<JobStatus, 'phase' | 'worldSize' | 'round'>, progress?: Pick<JobProgress, 'step' | 'stepsPerSecond' | 'fraction' | 'etaSeconds'>): string {
+export function formatProgressLine(
+  status: Pick<JobStatus, 'phase' | 'worldSize' | 'round'>,
+  progress?: Pick<JobProgress, 'step' | 'stepsPerSecond' | 'fraction' | 'etaSeconds'> & { maxSteps?: number | null },
+): string {
   return [
     status.phase,
     `world ${status.worldSize}`,
     `round ${status.round}`,
-    ...(progress?.step != null ? [`step ${progress.step}`] : []),
+    ...(progress?.step != null ? [`step ${progress.step}${progress.maxSteps ? `/${progress.maxSteps}` : ''}`] : []),
     ...(progress?.stepsPerSecond != null ? [`${formatRate(progress.stepsPerSecond)} steps/s`] : []),
     ...(progress?.fraction != null ? [formatFraction(progress.fraction)] : []),
-    ...(progress?.etaSeconds != null ? [`ETA ${formatDuration(progress.etaSeconds)}`] : []),
+    ...(progress?.etaSeconds != null ? [`ETA ${formatEta(progress.etaSeconds)}`] : []),
   ].join(' · ');
 }
 
@@ -121,10 +106,11 @@ export function formatJobStatus(status: JobStatus, progress?: JobProgress): stri
     ['reason', status.reason],
     ['checkpoint', status.checkpointStep ? `step ${status.checkpointStep}` : null],
     ['epochs done', status.epochsDone ?? 0],
-    ['step', progress?.step],
+    ['step', progress?.step == null ? null : `${progress.step}${progress.maxSteps ? ` of ${progress.maxSteps}` : ''}`],
     ['steps/s', progress?.stepsPerSecond == null ? null : formatRate(progress.stepsPerSecond)],
-    // Only with a dataset: shards done over all epochs' shards, and the time left at that pace.
-    ...(progress?.fraction == null ? [] : ([['progress', formatFraction(progress.fraction)], ['ETA', progress.etaSeconds == null ? null : formatDuration(progress.etaSeconds)]] as const)),
+    // Only with a step target (step / spec.maxSteps, the time left at the step rate) or a dataset
+    // (shards done over all epochs' shards, the time left at the pace since the job started).
+    ...(progress?.fraction == null ? [] : ([['progress', formatFraction(progress.fraction)], ['ETA', progress.etaSeconds == null ? null : formatEta(progress.etaSeconds)]] as const)),
   ]);
   const checked = status.nodes.some((n) => n.check);
   const nodes =

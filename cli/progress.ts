@@ -1,7 +1,10 @@
-// A job's training progress as the CLI shows it: the step, the step rate, and (when the dataset
-// size is known) the fraction done and an ETA. Steps and shards are hot-path data, so they come
-// from the store, not the workflow: the nodes' latest step, one node's recent step samples, and
-// the shard counts. Each read is a few indexed queries, whatever the job's size.
+// A job's training progress as the CLI shows it: the step, the step rate, and (toward the spec's
+// step target, or through the dataset's shards) the fraction done and an ETA. Steps and shards are
+// hot-path data, so they come from the store, not the workflow: the nodes' latest step, one
+// node's recent step samples, and the shard counts. Each read is a few indexed queries, whatever
+// the job's size. The arithmetic is common/trainingProgress.ts, shared with the job workflow.
+import type { JobSpec } from '../common/spec/index.ts';
+import { estimateProgress, RATE_WINDOW_MS, stepRate, type ProgressEstimate } from '../common/trainingProgress.ts';
 import { METRIC_STEP, type ShardProgress, type Store } from '../store/index.ts';
 import type { JobStatus } from '../workflows/job/messages.ts';
 
@@ -10,38 +13,16 @@ export interface JobProgress {
   step: number | null;
   /** Steps per second over the last RATE_WINDOW_MS (null: too few samples). */
   stepsPerSecond: number | null;
-  /** Shards done (or skipped) over all epochs' shards, 0..1; null without a dataset. */
+  /** The spec's step target (spec.maxSteps); null: none. */
+  maxSteps: number | null;
+  /** 0..1 (null: unknown): step / maxSteps with a step target, else shards done (or skipped) over all epochs' shards. */
   fraction: number | null;
-  /** Seconds left at the pace so far (null: unknown). */
+  /** Seconds left (null: unknown): at the step rate toward maxSteps, else at the dataset's pace since the job started. */
   etaSeconds: number | null;
+  /** What fraction and etaSeconds measure: the step target wins over the dataset. */
+  basis: ProgressEstimate['basis'];
   /** The dataset's shard counts, for the table of `rover status`. */
   shards: ShardProgress | null;
-}
-
-/** Step samples older than this do not count towards the rate. */
-export const RATE_WINDOW_MS = 60_000;
-
-/**
- * Steps per second from one node's step samples (time in ms, oldest first): the slope between
- * the first and last sample after the last restart (a step that went down). Null with fewer
- * than two samples or no time between them.
- */
-export function stepRate(samples: readonly { value: number; createdAt: number }[]): number | null {
-  let start = 0;
-  for (let i = 1; i < samples.length; i++) if (samples[i]!.value < samples[i - 1]!.value) start = i;
-  const first = samples[start];
-  const last = samples[samples.length - 1];
-  if (!first || !last || last.createdAt <= first.createdAt) return null;
-  return ((last.value - first.value) * 1000) / (last.createdAt - first.createdAt);
-}
-
-/**
- * Seconds left when `fraction` of the work took `elapsedMs`, assuming the same pace: the
- * standard linear estimate. Null before any progress or once done.
- */
-export function etaSeconds(fraction: number | null, elapsedMs: number): number | null {
-  if (fraction === null || fraction <= 0 || fraction >= 1 || elapsedMs <= 0) return null;
-  return ((elapsedMs / 1000) * (1 - fraction)) / fraction;
 }
 
 /** Reads the job's progress from an open store; `startedAt` is when the job's workflow started (ms). */
@@ -52,12 +33,11 @@ export async function readJobProgress(store: Store, status: JobStatus, startedAt
   const rankZero = status.nodes.find((n) => n.rank === 0 && n.status === 'running') ?? status.nodes.find((n) => n.status === 'running');
   const samples = rankZero ? await store.metrics.list(status.jobId, METRIC_STEP, { nodeId: rankZero.id, since: now - RATE_WINDOW_MS }) : [];
   const shards = await store.shards.progress(status.jobId);
-  const fraction = shards.total === 0 ? null : (shards.done + shards.poison + shards.skipped) / shards.total;
-  return {
-    step: steps.length === 0 ? null : Math.max(...steps),
-    stepsPerSecond: stepRate(samples.filter((s) => s.incarnation === rankZero?.incarnation)),
-    fraction,
-    etaSeconds: etaSeconds(fraction, now - startedAt),
-    shards: shards.total === 0 ? null : shards,
-  };
+  const job = await store.jobs.get(status.jobId);
+  const maxSteps = (job?.spec as JobSpec | undefined)?.spec?.maxSteps ?? null;
+  const step = steps.length === 0 ? null : Math.max(...steps);
+  const stepsPerSecond = stepRate(samples.filter((s) => s.incarnation === rankZero?.incarnation));
+  const shardFraction = shards.total === 0 ? null : (shards.done + shards.poison + shards.skipped) / shards.total;
+  const estimate = estimateProgress({ step, stepsPerSecond, maxSteps, shardFraction, elapsedMs: now - startedAt });
+  return { step, stepsPerSecond, maxSteps, ...estimate, shards: shards.total === 0 ? null : shards };
 }

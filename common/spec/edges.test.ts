@@ -223,6 +223,9 @@ const FOREIGN_KEYS: [string, string, string][] = [
   ['image', 'spec', 'did you mean "spec.kubernetes.image"?'],
   ['working_dir', 'spec.entrypoint', 'did you mean "workdir"?'],
   ['shard_size', 'spec.dataset', 'did you mean "shardSize"?'],
+  ['max_steps', 'spec', 'did you mean "maxSteps"? (Rover\'s keys are camelCase)'],
+  ['steps', 'spec', 'did you mean "maxSteps"? (the step target that progress and ETA are measured toward)'],
+  ['max_steps', 'spec.dataset', 'did you mean "spec.maxSteps"?'],
 ];
 
 describe('did you mean', () => {

@@ -57,6 +57,8 @@ const resources = z.strictObject({
 
 /** A trillion samples; and at most a million shards per epoch. */
 const MAX_SAMPLES = 1e12;
+/** A trillion steps: past any real run, still exact in a double. */
+const MAX_STEPS = 1e12;
 const MAX_SHARDS = 1_000_000;
 
 const dataset = z
@@ -229,6 +231,11 @@ const spec = requiredSection(
     entrypoint: entrypoint.describe('What each training process runs.'),
     resources: resources.prefault({}).describe('Resources of one node.'),
     dataset: dataset.optional().describe('Dataset sharded by Rover; omit if the trainer reads data itself.'),
+    maxSteps: int(1, MAX_STEPS)
+      .optional()
+      .describe(
+        "The step the training ends at (the trainer's own max_steps; Rover does not stop the job there): `rover status` and the workflow's current details show the progress toward it and an ETA at the current step rate. With a dataset too, it is what progress measures.",
+      ),
     faultTolerance: faultTolerance.prefault({}).describe('Restart budgets and liveness timeouts.'),
     rendezvous: rendezvous.prefault({}).describe('How a round of nodes is formed.'),
     autoScaling: autoScaling.prefault({}).describe("Auto-scaling by the Brain's running plan (throughput per node)."),

@@ -162,6 +162,9 @@ const BAD_SPECS: [string, string, string, Change][] = [
   ['shardSize > size', 'spec.dataset.shardSize', 'got 200 > 100', (s) => (s.spec.dataset = { size: 100, shardSize: 200 })],
   ['negative dataset size', 'spec.dataset.size', '≥ 1 (got -5)', (s) => (s.spec.dataset = { size: -5, shardSize: 1 })],
   ['epochs 0', 'spec.dataset.epochs', '≥ 1 (got 0)', (s) => (s.spec.dataset = { size: 10, shardSize: 1, epochs: 0 })],
+  ['maxSteps 0', 'spec.maxSteps', '≥ 1 (got 0)', (s) => (s.spec.maxSteps = 0)],
+  ['fractional maxSteps', 'spec.maxSteps', 'must be a whole number (got 2.5)', (s) => (s.spec.maxSteps = 2.5)],
+  ['maxSteps as text', 'spec.maxSteps', 'must be a whole number (got "10k")', (s) => (s.spec.maxSteps = '10k')],
   ['kubernetes without image', 'spec.kubernetes.image', 'needs a container image', (s) => (s.spec.backend = 'kubernetes')],
   ['bad toleration effect', 'spec.kubernetes.tolerations[0].effect', 'one of', (s) => (s.spec.kubernetes = { image: 'i', tolerations: [{ effect: 'Never' }] })],
   ['ray address not a URL', 'spec.ray.address', 'dashboard URL', (s) => (s.spec.ray = { address: 'localhost' })],
@@ -171,6 +174,16 @@ const BAD_SPECS: [string, string, string, Change][] = [
   ['label key with a prefix and a bad value', 'metadata.labels["example.com/team"]', 'label values', (s) => (s.metadata.labels = { 'example.com/team': 'ml platform' })],
   ['spec not a mapping', 'spec', 'must be a mapping of fields (got 5)', (s) => (s.spec = 5)],
 ];
+
+describe('step target', () => {
+  it('spec.maxSteps is optional and kept as the whole number written', () => {
+    const input = minimal();
+    const without = parseJobSpec(input, opts);
+    expect(without.ok && without.spec.spec.maxSteps).toBeUndefined();
+    input.spec.maxSteps = 5000;
+    expect(parseJobSpec(input, opts)).toMatchObject({ ok: true, spec: { spec: { maxSteps: 5000 } } });
+  });
+});
 
 describe('bad specs', () => {
   it('has at least 20 distinct cases', () => {

@@ -54,6 +54,11 @@ const ALIASES = new Map<string, Alias>([
   ['cwd', { target: 'spec.entrypoint.workdir', note: 'the working directory' }],
   ['cmd', { target: 'spec.entrypoint.command', note: 'the program to run' }],
   ['environment', { target: 'spec.entrypoint.env', note: 'environment variables' }],
+  ['steps', { target: 'spec.maxSteps', note: 'the step target that progress and ETA are measured toward' }],
+  ['totalsteps', { target: 'spec.maxSteps', note: 'the step target that progress and ETA are measured toward' }],
+  ['numsteps', { target: 'spec.maxSteps', note: 'the step target that progress and ETA are measured toward' }],
+  ['trainsteps', { target: 'spec.maxSteps', note: 'the step target that progress and ETA are measured toward' }],
+  ['targetsteps', { target: 'spec.maxSteps', note: 'the step target that progress and ETA are measured toward' }],
 ]);
 
 /** The message for `key`, unknown in the object at `parent` (`here` is that path, dotted). */
