@@ -11,9 +11,10 @@ import { clipPendingReason } from '../common/pendingNodes.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
+import { RATE_WINDOW_MS, stepRate, type StepReading } from '../common/trainingProgress.ts';
 import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
-import { LIVE_NODE_STATUSES, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
   store: Store;
@@ -138,7 +139,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         const rows = await store.nodeEvents.list(jobId, { after: cursor, kinds: JOB_STATE_EVENT_KINDS, limit: 500 });
         const due = rows.some((r) => !PROGRESS_EVENT_KINDS.includes(r.kind as NodeEventKind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
         if (due || now() >= deadline) {
-          return rows.map((r): JobEvent => ({
+          const events = rows.map((r): JobEvent => ({
             id: r.id,
             kind: r.kind as NodeEventKind,
             nodeId: r.nodeId,
@@ -146,6 +147,8 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
             data: (r.data ?? {}) as Record<string, unknown>,
             at: r.createdAt,
           }));
+          const progress = await readStep(jobId, live);
+          return progress ? { events, progress } : { events };
         }
         ctx.heartbeat({ cursor });
         await ctx.sleep(config.timing.watchPollMs);
@@ -205,6 +208,22 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         await backend.deleteNode(node, config.timing.shutdownGraceMs);
       }),
     );
+  }
+
+  /**
+   * The highest step of the running nodes (rows this poll read anyway) and rank 0's step rate
+   * over the last minute: one indexed read of one node's samples, whatever the job's size.
+   */
+  async function readStep(jobId: string, live: Node[]): Promise<StepReading | undefined> {
+    const running = live.filter((n) => n.status === 'running' && n.step !== null && n.step !== undefined);
+    if (running.length === 0) return undefined;
+    const step = Math.max(...running.map((n) => n.step!));
+    // Ranks step together in data-parallel jobs: rank 0's node (any running one else) sets the pace.
+    const pacer = running.find((n) => n.rank === 0) ?? running[0]!;
+    const readAt = now();
+    const samples = await store.metrics.list(jobId, METRIC_STEP, { nodeId: pacer.nodeId, since: readAt - RATE_WINDOW_MS });
+    const stepsPerSecond = stepRate(samples.filter((s) => s.incarnation === pacer.incarnation));
+    return { step, stepsPerSecond: stepsPerSecond === null ? null : Number(stepsPerSecond.toPrecision(6)), readAt };
   }
 
   /** The job's launched, unregistered nodes with the backend's current reasons. */

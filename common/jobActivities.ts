@@ -4,6 +4,7 @@ import type { JobEvent } from './events.ts';
 import type { PendingNode } from './pendingNodes.ts';
 import type { JobPhase } from './phases.ts';
 import type { JobSpec } from './spec/index.ts';
+import type { StepReading } from './trainingProgress.ts';
 
 export interface NodeIdentity {
   id: number;
@@ -22,6 +23,18 @@ export type RoundDeadlineCheck =
   | { status: 'failed'; reason: string }
   /** The round was no longer open (closed, or failed by the API); its event is on its way. */
   | { status: 'settled' };
+
+/** What one watchNodes call returns. */
+export interface WatchResult {
+  /** The events the workflow acts on, oldest first; empty when the long deadline passed first. */
+  events: JobEvent[];
+  /**
+   * The training step as the call's last look at the store saw it, with rank 0's step rate:
+   * it rides on a return the workflow gets anyway, so the current details show a live step
+   * without a history event per step. Absent: no running node has reported a step.
+   */
+  progress?: StepReading;
+}
 
 export interface JobActivities {
   /**
@@ -44,14 +57,16 @@ export interface JobActivities {
   /**
    * Tails the job's event log after `cursor`, turning dead processes and silent nodes into
    * node_lost events; returns the events of kinds the workflow acts on (JOB_STATE_EVENT_KINDS)
-   * as soon as there are any, else an empty batch after ROVER_WATCH_MAX_WAIT_MS.
+   * as soon as there are any, else an empty batch after ROVER_WATCH_MAX_WAIT_MS; either way
+   * with the latest step and rate. Calls recorded before the progress existed returned the bare
+   * event list (see watchResultOf).
    */
   watchNodes(input: {
     jobId: string;
     cursor: number;
     /** The job's phase as the workflow decided it, recorded in the job row for metrics (absent in calls scheduled before). */
     phase?: JobPhase;
-  }): Promise<JobEvent[]>;
+  }): Promise<WatchResult>;
   /**
    * A round's join deadline passed by the workflow's timer: settles it with the same round policy
    * the API applies (common/rendezvous.ts decideRound), whether or not any agent is alive to ask.
@@ -61,4 +76,9 @@ export interface JobActivities {
   describePendingNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<PendingNode[]>;
   /** Records the final phase (agents are told to stop) and tears every node of the job down. */
   finishJob(input: { jobId: string; phase: JobPhase; reason: string | null }): Promise<void>;
+}
+
+/** A watchNodes result as the workflow reads it: histories recorded before WatchResult hold the bare event list. */
+export function watchResultOf(result: WatchResult | JobEvent[]): WatchResult {
+  return Array.isArray(result) ? { events: result } : result;
 }

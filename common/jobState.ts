@@ -4,6 +4,7 @@ import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.t
 import type { JobEvent, NodeEventKind, RoundMember } from './events.ts';
 import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
+import type { StepReading } from './trainingProgress.ts';
 import type { PendingNode } from './pendingNodes.ts';
 import { formatDuration } from './rendezvous.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
@@ -92,6 +93,11 @@ export interface JobStateData {
    * openedAt + joinTimeout, later if the store said not yet. Absent: no round open, or not timed.
    */
   openRound?: { round: number; checkAt: number };
+  /**
+   * The latest training step and rate a watchNodes call read from the store, with when (store
+   * clock, ms): only for the current details, never a decision. Absent: none read yet.
+   */
+  progress?: StepReading;
 }
 
 /** Side effects the workflow performs for the state. */

@@ -48,6 +48,31 @@ describe('job summaries', () => {
     expect(md).not.toContain('- w1');
   });
 
+  it('shows the latest step read, its rate, the progress toward spec.maxSteps and the ETA, with when it was read', () => {
+    const data = initialJobState(2);
+    data.phase = 'RUNNING';
+    data.checkpointRate = { at: 0, stepsPerSecond: 3.14159 };
+    data.progress = { step: 1200, stepsPerSecond: 10, readAt: Date.UTC(2026, 10, 30, 9, 12, 3) };
+    const md = jobCurrentDetails(data, 4, 5000);
+    const lines = md.split('\n');
+    // One rate: the live one, not the one between checkpoints.
+    expect(lines[0]).toBe('**RUNNING** · world size 4 · round 0 · 2 target nodes · no checkpoint yet');
+    expect(lines[2]).toBe('Step 1200 of 5000 (24.0%) · 10.0 steps/s · ETA 6m20s · read at 2026-11-30 09:12:03Z');
+  });
+
+  it('shows the step without a target, and before the rate is known, leaving out what it cannot say', () => {
+    const data = initialJobState(1);
+    data.progress = { step: 7, stepsPerSecond: null, readAt: Date.UTC(2026, 10, 30, 9, 0, 0) };
+    expect(jobCurrentDetails(data, 1).split('\n')[2]).toBe('Step 7 · read at 2026-11-30 09:00:00Z');
+    expect(jobCurrentDetails(data, 1, 10).split('\n')[2]).toBe('Step 7 of 10 (70.0%) · read at 2026-11-30 09:00:00Z');
+    data.progress = { step: 12, stepsPerSecond: 2, readAt: Date.UTC(2026, 10, 30, 9, 0, 0) };
+    expect(jobCurrentDetails(data, 1, 10).split('\n')[2]).toBe('Step 12 of 10 (100.0%) · 2.00 steps/s · read at 2026-11-30 09:00:00Z');
+  });
+
+  it('has no step line before any step was read', () => {
+    expect(jobCurrentDetails(initialJobState(1), 1, 10)).not.toMatch(/Step \d/);
+  });
+
   it('says which node is relaunched and why, and what a scale removes', () => {
     const before = [node(3, 1, 'node 3 incarnation 1 failed with exit code 137 (OOM-killed)')];
     expect(launchSummary([{ id: 3, incarnation: 2 }], { before })).toBe('relaunch node 3 → incarnation 2: node 3 incarnation 1 failed with exit code 137 (OOM-killed)');

@@ -6,6 +6,7 @@
 import type { NodeIdentity } from './jobActivities.ts';
 import type { JobStateData, NodeRecord } from './jobState.ts';
 import type { JobSpec } from './spec/index.ts';
+import { formatEta, formatFraction, formatRate, stepTargetProgress, type StepReading } from './trainingProgress.ts';
 
 /** Longest activity summary we write, in characters: a line in the event history, not a report. */
 const ACTIVITY_SUMMARY_CHARS = 200;
@@ -47,6 +48,7 @@ export function jobStaticDetails(spec: JobSpec, specFile?: string): string {
     ['backend', s.backend],
     ['resources per node', `${s.resources.cpu} CPU, ${bytes(s.resources.memory)}${s.resources.gpu ? `, ${s.resources.gpu} GPU` : ''}`],
     ['restart budgets', `${s.faultTolerance.maxProcessRestarts} process restarts per node, ${s.faultTolerance.maxNodeRelaunches} node relaunches`],
+    ...(s.maxSteps ? [['step target', String(s.maxSteps)] as [string, string]] : []),
     ['checkpoints', s.checkpoint.dir ?? 'none'],
     ['user', `${spec.metadata.user}${spec.metadata.group ? ` (${spec.metadata.group})` : ''}`],
     ...(specFile ? [['spec file', specFile] as [string, string]] : []),
@@ -61,25 +63,48 @@ function cell(text: string | number | null | undefined): string {
   return oneLine(String(text), 120).replace(/\|/g, '\\|');
 }
 
+/** UTC to the second, `2026-11-30 09:12:03Z`: when a step was read. */
+function utc(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}
+
 /**
- * The workflow's current details (Markdown): phase, world size, round, committed checkpoint and
- * the training rate between the last two, a node table with incarnation, status and last failure,
- * and the recent warnings. `worldSize` is processes in the current world (JobState.worldSize()).
+ * `Step 1200 of 5000 (24.0%) · 12.3 steps/s · ETA 5m08s · read at 2026-11-30 09:12:03Z`: the
+ * latest step the watch activity read, the rate, and toward spec.maxSteps the progress and time
+ * left as of that reading (it is as old as the workflow's last wake-up, so it says when).
  */
-export function jobCurrentDetails(data: JobStateData, worldSize: number): string {
+export function stepLine(reading: StepReading, maxSteps?: number): string {
+  const target = maxSteps ? stepTargetProgress(reading.step, reading.stepsPerSecond, maxSteps) : undefined;
+  return [
+    `Step ${reading.step}${maxSteps ? ` of ${maxSteps}` : ''}${target?.fraction != null ? ` (${formatFraction(target.fraction)})` : ''}`,
+    ...(reading.stepsPerSecond !== null ? [`${formatRate(reading.stepsPerSecond)} steps/s`] : []),
+    ...(target?.etaSeconds != null ? [`ETA ${formatEta(target.etaSeconds)}`] : []),
+    `read at ${utc(reading.readAt)}`,
+  ].join(' · ');
+}
+
+/**
+ * The workflow's current details (Markdown): phase, world size, round, committed checkpoint, the
+ * latest step with its rate (and progress and ETA toward spec.maxSteps) as last read, a node table
+ * with incarnation, status and last failure, and the recent warnings. `worldSize` is processes in
+ * the current world (JobState.worldSize()).
+ */
+export function jobCurrentDetails(data: JobStateData, worldSize: number, maxSteps?: number): string {
+  const liveRate = data.progress?.stepsPerSecond != null;
   const facts = [
     `**${data.phase}**`,
     `world size ${worldSize}`,
     `round ${data.round}`,
     `${data.targetNodes} target nodes`,
     data.checkpointStep ? `checkpoint at step ${data.checkpointStep}` : 'no checkpoint yet',
-    // Measured between the last two checkpoints: the workflow does not see heartbeats.
-    ...(data.checkpointRate?.stepsPerSecond !== undefined ? [`${Number(data.checkpointRate.stepsPerSecond.toPrecision(3))} steps/s`] : []),
+    // Between the last two checkpoints, when the step line below has no rate of its own.
+    ...(!liveRate && data.checkpointRate?.stepsPerSecond !== undefined ? [`${Number(data.checkpointRate.stepsPerSecond.toPrecision(3))} steps/s`] : []),
     ...(data.epochsDone ? [`${data.epochsDone} epochs done`] : []),
     ...(data.nodeRelaunches ? [`${data.nodeRelaunches} node relaunches`] : []),
     ...(data.processRestarts ? [`${data.processRestarts} process restarts`] : []),
   ];
   const lines = [facts.join(' · ')];
+  if (data.progress) lines.push('', stepLine(data.progress, maxSteps));
   if (data.reason) lines.push('', `Reason: ${oneLine(data.reason, 1000)}`);
   lines.push('', '| node | rank | incarnation | status | last failure |', '|---|---|---|---|---|');
   for (const n of data.nodes) lines.push(`| ${n.id} | ${cell(n.rank)} | ${n.incarnation} | ${n.status} | ${cell(n.lastError ?? n.reason)} |`);

@@ -1,5 +1,5 @@
 // The job's story where users look: the Temporal Web UI (user metadata, execution status, a
-// short history), typed refusals and the API's metrics. Real worker, API, agents and trainers on
+// short history, the live step), typed refusals and the API's metrics. Real worker, API, agents and trainers on
 // the suite's Temporal dev server; the watch deadline is the production default (1 h).
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -44,7 +44,9 @@ describe('the job story in Temporal and the metrics', () => {
 
   it('describes itself in the Web UI as it moves, names why each activity runs, and keeps an idle history short', async () => {
     const name = 'story';
-    const handle = await submitJob(stack.client, jobSpec(stack.home, name, { nodes: 2, max: 3, steps: 1_000_000 }), { taskQueue: stack.config.temporal.taskQueue });
+    const spec = jobSpec(stack.home, name, { nodes: 2, max: 3, steps: 1_000_000 });
+    spec.spec.maxSteps = 1_000_000;
+    const handle = await submitJob(stack.client, spec, { taskQueue: stack.config.temporal.taskQueue });
     const described = await handle.describe();
     expect(await described.staticSummary()).toBe('story · 1–3 nodes × 2 procs · local · tester');
     expect(await described.staticDetails()).toContain('python3 examples/trainer.py');
@@ -75,6 +77,13 @@ describe('the job story in Temporal and the metrics', () => {
     const details = await currentDetails(name);
     expect(details).toMatch(/\| 1 \| \d \| 1 \| running \|/);
     expect(details).toContain('1 node relaunches');
+    // The live step rode in on the watch's returns (no event of its own): the step the store had,
+    // toward spec.maxSteps, with when it was read.
+    const stepLine = /^Step (\d+) of 1000000 \(\d+\.\d%\)( · [\d.]+ steps\/s)?( · ETA \S+)? · read at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m;
+    const shown = Number(stepLine.exec(details)?.[1]);
+    expect(shown, `no step line in the current details:\n${details}`).not.toBeNaN();
+    const reported = await stack.store.metrics.list(name, 'step', { limit: 100_000 });
+    expect(reported.some((m) => m.value === shown), `step ${shown} was never reported`).toBe(true);
     const summaries = await activitySummaries(name);
     expect(summaries[0]).toBe('record job story, open rendezvous round 1 for 2 nodes');
     expect(summaries).toContain('launch nodes 0, 1: job start');

@@ -19,7 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { JobEvent } from '../../common/events.ts';
-import type { JobActivities } from '../../common/jobActivities.ts';
+import { type JobActivities, watchResultOf } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
 import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, oneLine, removeSummary } from '../../common/jobSummaries.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
@@ -142,7 +142,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   let published = { phase: '', worldSize: -1 };
   const publish = () => {
     // Not a command: the Web UI reads it through the built-in metadata query, replay is unaffected.
-    setCurrentDetails(jobCurrentDetails(state.data, state.worldSize()));
+    setCurrentDetails(jobCurrentDetails(state.data, state.worldSize(), spec.spec.maxSteps));
     const now = { phase: state.data.phase, worldSize: state.worldSize() };
     if (now.phase === published.phase && now.worldSize === published.worldSize) return;
     published = now;
@@ -252,7 +252,13 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         events = undefined;
         const watchSummary = `wait for node events after #${state.data.cursor} (failures, rounds, checkpoints)`;
         watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase }]).then(
-          (batch) => void (events = batch),
+          (result) => {
+            const { events: batch, progress } = watchResultOf(result);
+            // The latest step rides on every return (no event of its own); a return that saw no
+            // step (every node restarting) keeps the last reading, which says when it was read.
+            if (progress) state.data.progress = progress;
+            events = batch;
+          },
           (err: unknown) => void (watchError = err),
         );
       }
