@@ -1,5 +1,5 @@
 // Agent flows against a real (fake) master over HTTP, with real training processes.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -148,6 +148,36 @@ describe('Agent', () => {
     expect(await exit).toBe(0);
     expect(out.lines().filter((l) => l.includes('TORCHELASTIC_RESTART_COUNT=1 '))).toHaveLength(2);
     expect(master.reports).toEqual([{ node: 0, incarnation: 0, kind: 'node_succeeded', round: 2, restarts: 1 }]);
+  });
+
+  it('joins the announced round while its old processes are still ending, and starts new ones only once they are gone', async () => {
+    const ready = () => [0, 1].every((rank) => existsSync(join(dir, `ready-${rank}`)));
+    master.heartbeatReply = (hb) => (hb.round === 1 && ready() ? { action: 'restart', round: 2 } : { action: 'none' });
+    // The first group takes 800 ms to end on SIGTERM and says when it ended; the second says when it started.
+    const script = `const fs = require('fs'), at = (what) => fs.writeFileSync(process.env.DIR + '/' + what + '-' + process.env.LOCAL_RANK, String(Date.now()));
+      if (${RESTART} === 0) { process.on('SIGTERM', () => setTimeout(() => { at('ended'); process.exit(0); }, 800)); at('ready'); ${FOREVER} }
+      else { at('started'); }`;
+    const { exit } = startAgent(script);
+    expect(await exit).toBe(0);
+    const read = (what: string) => [0, 1].map((rank) => Number(readFileSync(join(dir, `${what}-${rank}`), 'utf8')));
+    const [ended, started] = [read('ended'), read('started')];
+    expect(master.joinedAt).toHaveLength(2);
+    expect(master.joinedAt[1]!).toBeLessThan(Math.min(...ended));
+    expect(Math.min(...started)).toBeGreaterThanOrEqual(Math.max(...ended));
+  });
+
+  it('reports a failure at once, without the settle wait, when the master already announced a newer round', async () => {
+    // Rank 1 loses its connection; rank 0 would end with a traceback 1.3 s later, inside the settle
+    // wait, and be reported as the cause. But a newer round is open: the cause is another node.
+    master.heartbeatReply = (hb) => (hb.round === 1 && hb.processes.length === 1 ? { action: 'restart', round: 2 } : { action: 'none' });
+    const script = `if (${RESTART} === 0) {
+        if (process.env.LOCAL_RANK === '1') setTimeout(() => process.exit(1), 300);
+        else setTimeout(() => { console.error('Traceback (most recent call last):\\nRuntimeError: culprit'); process.exit(3); }, 1300);
+      } else process.exit(0);`;
+    master.charge = () => false;
+    const { exit } = startAgent(script);
+    expect(await exit).toBe(0);
+    expect(master.reports[0]).toMatchObject({ kind: 'process_failed', localRank: 1, exitCode: 1, round: 1 });
   });
 
   it('heartbeats step and usage, and on a stop reply ends with no process left', async () => {

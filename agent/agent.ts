@@ -235,6 +235,9 @@ export class Agent {
       env: { ...trainerEnv(this.settings, closed, localRank, this.opts.baseEnv ?? process.env), ...extraEnv },
     }));
     const restartRequested = new Promise<'restart'>((resolve) => (this.requestRestart = () => resolve('restart')));
+    // The previous group's processes were told to stop when its round ended, and the node joined
+    // this round meanwhile; they must be gone before new ones start (ports, GPU memory, shm).
+    await this.stopping;
     this.group = ProcessGroup.start({
       ...trainerLaunch(this.settings),
       standbys: this.standbys,
@@ -249,20 +252,23 @@ export class Agent {
     this.log.info({ round, groupRank, nodes, masterAddr, masterPort, restarts: this.restarts, pids, ...(warm.length && { warm }) }, 'started trainers');
 
     const outcome = await Promise.race([this.group.outcome, restartRequested, this.aborted]);
-    this.requestRestart = null;
     if (outcome === 'restart') {
-      this.log.info({ round }, 'master asked for a restart: stopping trainers to rejoin');
-      await this.stopGroup();
+      this.requestRestart = null;
+      // Not awaited: the node joins the next round while its processes end (the next group waits).
+      this.log.info({ round }, 'master asked for a restart: stopping trainers and rejoining');
+      void this.stopGroup();
       this.restarts++;
       return undefined;
     }
     if (outcome.kind === 'succeeded') {
+      this.requestRestart = null;
       this.group = null;
       await this.report({ kind: 'node_succeeded' });
       return new AgentExit(0, 'all training processes succeeded');
     }
     if (outcome.kind === 'stopped') throw new Error('process group stopped by someone else');
-    const { failure, allProcessesAlike } = await this.rootCause(outcome.failure);
+    const { failure, allProcessesAlike } = await this.rootCause(outcome.failure, restartRequested);
+    this.requestRestart = null;
     return this.onProcessFailure(failure, allProcessesAlike);
   }
 
@@ -271,11 +277,13 @@ export class Agent {
    * (SIGKILL by the OOM killer, a preemption) is the culprit over peers that exited with a
    * traceback after it, and is reported at once; otherwise a process that died with a traceback
    * explains the others (peers exit on a lost connection first, often before the culprit
-   * finished printing), so the others get FAILURE_SETTLE_MS to end first.
+   * finished printing), so the others get FAILURE_SETTLE_MS to end first — unless the master
+   * announces a newer round meanwhile (`newerRound`): another node's failure opened it, so the
+   * culprit is not here and the wait would only hold up the restart.
    */
-  private async rootCause(first: TrainerExit): Promise<{ failure: TrainerExit; allProcessesAlike: boolean }> {
+  private async rootCause(first: TrainerExit, newerRound: Promise<unknown>): Promise<{ failure: TrainerExit; allProcessesAlike: boolean }> {
     if (!this.group) return { failure: first, allProcessesAlike: false };
-    const failures = killedFromOutside(first) ? [first] : await this.group.failuresWithin(FAILURE_SETTLE_MS);
+    const failures = killedFromOutside(first) ? [first] : await this.group.failuresWithin(FAILURE_SETTLE_MS, newerRound);
     const failure =
       failures.find(killedFromOutside) ?? failures.find((f) => f.stderrTail.includes('Traceback (most recent call last):')) ?? first;
     const signature = (f: TrainerExit) => `${f.exitCode} ${f.signal} ${f.stderrTail.trimEnd().split('\n').at(-1) ?? ''}`;
@@ -291,11 +299,10 @@ export class Agent {
     );
     const { localRank, exitCode, signal, exitedAt, step } = failure;
     const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
+    // Not awaited: the node rejoins while the others end (the next group waits for them).
+    void this.stopGroup();
     // The failed process's own step lets the master tell a bug that repeats at the same step from one that moves on.
-    const [judged] = await Promise.all([
-      this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, allProcessesAlike, exitedAt, ...(step === null ? {} : { step }) }),
-      this.stopGroup(),
-    ]);
+    const judged = await this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, allProcessesAlike, exitedAt, ...(step === null ? {} : { step }) });
     // The master charges only a round's culprit to its node's budget, not the victims of another node's failure.
     this.failures = judged.failures ?? this.failures + 1;
     if (judged.charged === false) this.log.info({ failures: this.failures }, 'the failure was a consequence of another node\'s failure: not counted');
@@ -314,14 +321,21 @@ export class Agent {
   private async heartbeatLoop(): Promise<void> {
     const signal = this.abort.signal;
     const sampler = new UsageSampler();
+    const interval = this.settings.heartbeatIntervalMs;
     try {
+      let pause = interval;
       for (;;) {
-        await abortableSleep(this.settings.heartbeatIntervalMs, signal);
-        // Never give up while trainers run: a master outage must not stop training.
-        const reply = await this.call('heartbeat', async (s) => this.master.heartbeat(await this.heartbeat(sampler), s));
+        await abortableSleep(pause, signal);
+        const sent = Date.now();
+        // Never give up while trainers run: a master outage must not stop training. Held by the
+        // master up to one interval (a long poll), so a newer round is heard of when it opens.
+        const reply = await this.call('heartbeat', async (s) => this.master.heartbeat({ ...(await this.heartbeat(sampler)), waitMs: interval }, s));
         if (reply.action !== 'stop' && reply.captureStacks !== undefined) await this.captureEvidence(reply.captureStacks);
         if (reply.action !== 'stop' && reply.nodeCheck) this.servePeers();
         this.onHeartbeatReply(reply);
+        // One beat per interval: an answer sooner (a newer round, stacks wanted, an API that does
+        // not hold heartbeats) waits out the rest of it.
+        pause = Math.max(0, interval - (Date.now() - sent));
       }
     } catch (err) {
       if (signal.aborted) return;

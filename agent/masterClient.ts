@@ -103,7 +103,7 @@ export class HttpMasterClient implements MasterClient {
   }
 
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
-    return this.receive('POST', '/nodes/heartbeat', req, heartbeatResponse, signal);
+    return this.receive('POST', '/nodes/heartbeat', req, heartbeatResponse, signal, req.waitMs ?? 0);
   }
 
   report(req: NodeReport, signal?: AbortSignal): Promise<NodeReportResponse> {

@@ -251,11 +251,12 @@ export class ProcessGroup {
   /**
    * Failures of processes that ended on their own, waiting up to `ms` for the rest to end. The
    * first process to fail is often a victim (a peer that lost its connection), not the cause.
+   * `until` ends the wait early (the agent heard the culprit is elsewhere).
    */
-  async failuresWithin(ms: number): Promise<TrainerExit[]> {
+  async failuresWithin(ms: number, until?: Promise<unknown>): Promise<TrainerExit[]> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-    await Promise.race([Promise.all(this.trainers.map((t) => t.finished)), timeout]);
+    await Promise.race([Promise.all(this.trainers.map((t) => t.finished)), timeout, ...(until ? [until] : [])]);
     clearTimeout(timer);
     return this.trainers.flatMap((t) => (t.exit && t.exit.exitCode !== 0 ? [t.exit] : []));
   }

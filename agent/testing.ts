@@ -59,6 +59,8 @@ export class FakeMaster {
   readonly token = 'test-token';
   readonly job = 'job-test';
   readonly joins: JoinRequest[] = [];
+  /** When each join arrived (epoch ms), in order. */
+  readonly joinedAt: number[] = [];
   readonly heartbeats: HeartbeatRequest[] = [];
   readonly reports: NodeReport[] = [];
   readonly events: AgentEvent[] = [];
@@ -125,6 +127,7 @@ export class FakeMaster {
       const join = parse(joinRequest);
       if (!join) return [400, {}];
       this.joins.push(join);
+      this.joinedAt.push(Date.now());
       return [200, { round: ++this.round }];
     }
     const poll = /^\/rendezvous\/(\d+)$/.exec(path);

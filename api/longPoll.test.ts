@@ -1,7 +1,8 @@
 // Waiting instead of polling, over real HTTP and a real store: the round-status long poll answers
 // when another client's join closes the round (on this replica or another), 'open' once its wait
 // runs out, and stops when its client goes; above the in-flight limit the API answers 429 with
-// Retry-After, and the agent's client waits that long and then succeeds.
+// Retry-After, and the agent's client waits that long and then succeeds. A heartbeat is held the
+// same way until a newer round opens.
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { afterEach, expect, it } from 'vitest';
 import { HttpMasterClient, withRetry } from '../agent/masterClient.ts';
@@ -68,6 +69,30 @@ describeEachStore('waiting instead of polling', (h) => {
     const status = (await polled) as Extract<RoundStatus, { status: 'closed' }>;
     expect(status).toMatchObject({ status: 'closed', round, nodes: 2 });
     // The join decided the round here and woke the poll: far sooner than its 20 s.
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(api.polls.size).toBe(0);
+  });
+
+  it('holds a heartbeat until a peer\'s process failure opens the next round, then answers restart; none after waitMs otherwise', async () => {
+    const store = await h.open();
+    await seedJob(store, 2);
+    const api = await replica(store);
+    const round = await join(api.client(0), 0);
+    await join(api.client(1), 1);
+    expect(await api.client(0).roundStatus(round, { node: 0, incarnation: 0 })).toMatchObject({ status: 'closed', round });
+    const beat = (waitMs: number) => api.client(0).heartbeat({ node: 0, incarnation: 0, round, step: 3, processes: [], waitMs });
+    // Nothing happens: 'none' once the wait ran out, not before, and the beat was recorded on arrival.
+    let started = Date.now();
+    expect((await beat(400)).action).toBe('none');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect((await store.nodes.get({ jobId: JOB, nodeId: 0, incarnation: 0 }))?.step).toBe(3);
+
+    started = Date.now();
+    const held = beat(20_000);
+    await waitUntil(() => api.polls.size === 1, 5000, 'the heartbeat to be held');
+    await api.client(1).report({ node: 1, incarnation: 0, round, restarts: 0, kind: 'process_failed', localRank: 0, exitCode: null, signal: 'SIGKILL', exitedAt: Date.now() });
+    expect(await held).toMatchObject({ action: 'restart', round: round + 1 });
+    // The report opened the round here and woke the heartbeat: far sooner than its 20 s.
     expect(Date.now() - started).toBeLessThan(5000);
     expect(api.polls.size).toBe(0);
   });

@@ -8,7 +8,7 @@
 // closes the round) wakes its own waiters at once (`nudge`). A waiting request does not count
 // against the in-flight limit (api/overload.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { clientGone, setWaiting } from './overload.ts';
+import { setWaiting } from './overload.ts';
 
 /** The held request re-reads the store this often: a uniform draw in [min, max) per read. */
 export const POLL_MIN_MS = 250;
@@ -69,14 +69,17 @@ export class LongPolls {
    * Without a value the caller answers from its own fresh read. Not counted in flight meanwhile.
    */
   async wait<T>(request: FastifyRequest, w: WaitFor<T>): Promise<T | undefined> {
-    if (this.closed || w.waitMs <= 0 || clientGone(request)) return undefined;
+    // The connection, not the request stream: a request whose body was read (a POST) is a
+    // destroyed stream by then, its client still waiting.
+    const socket = request.raw.socket;
+    if (this.closed || w.waitMs <= 0 || socket.destroyed) return undefined;
     const entry = this.entry(w.key, w.read);
     setWaiting(request, true);
     try {
       return await new Promise<T | undefined>((resolve) => {
         const done = (value?: { read: unknown }) => {
           clearTimeout(deadline);
-          request.raw.off('close', gone);
+          socket.off('close', gone);
           entry.waiters.delete(waiter);
           if (entry.waiters.size === 0) this.forget(entry);
           resolve(value?.read as T | undefined);
@@ -84,7 +87,7 @@ export class LongPolls {
         const waiter: Waiter = { ready: w.ready as (value: unknown) => boolean, wake: done };
         const deadline = setTimeout(() => done(), w.waitMs);
         const gone = () => done();
-        request.raw.once('close', gone);
+        socket.once('close', gone);
         entry.waiters.add(waiter);
       });
     } finally {

@@ -218,6 +218,20 @@ export class MasterService {
     return [{ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
   }
 
+  /**
+   * The answer to a held heartbeat (api/masterRoutes.ts) once a newer round than the node's was
+   * read (`latest`, shared by every held heartbeat of the job in this process): restart if the
+   * round wants this node; its member row is the one read.
+   */
+  heldHeartbeatReply(job: Job, req: HeartbeatRequest, latest: RendezvousRound | undefined): Promise<HeartbeatResponse> {
+    return this.roundReply(job, req, latest);
+  }
+
+  /** The job's latest round: what held heartbeats wait on. O(1). */
+  latestRound(job: Job): Promise<RendezvousRound | undefined> {
+    return this.store.rendezvous.latestRound(job.id);
+  }
+
   /** Whether a newer round wants this node: its own member row, never the member list. */
   private async roundReply(job: Job, req: HeartbeatRequest, latest: RendezvousRound | undefined): Promise<HeartbeatResponse> {
     if (!latest || latest.round <= req.round) return { action: 'none' };
@@ -239,7 +253,7 @@ export class MasterService {
    */
   async report(job: Job, req: NodeReport): Promise<NodeReportResponse> {
     const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
-    return this.store.transaction(async (tx) => {
+    const reported = await this.store.transaction(async (tx): Promise<{ answer: NodeReportResponse; opened: boolean }> => {
       const node = await tx.nodes.get(key);
       if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
       const exit = { exitCode: req.exitCode ?? null, exitSignal: req.signal ?? null, exitReason: req.reason ?? req.stderrTail ?? null };
@@ -255,7 +269,7 @@ export class MasterService {
       }
       if (kind !== 'process_failed') {
         await tx.nodeEvents.append({ ...eventKey(key), kind, data });
-        return {};
+        return { answer: {}, opened: false };
       }
       await tx.nodes.update(key, exit);
       // Classified once, here where the exit is seen; the job master reads the class from the event.
@@ -274,9 +288,12 @@ export class MasterService {
       // Peers restart with this node: the next round, if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
       const trigger = { kind: 'process_failed', node: req.node, localRank: req.localRank, signal: req.signal ?? null, exitCode: req.exitCode ?? null } as const;
-      await applyRoundOpening(tx, job.id, decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec)));
-      return { charged: judged.role === 'culprit', failures };
+      const opened = await applyRoundOpening(tx, job.id, decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec)));
+      return { answer: { charged: judged.role === 'culprit', failures }, opened: opened !== undefined && opened > (latest?.round ?? 0) };
     });
+    // After the commit, so the held heartbeats' read sees the round: the peers hear of it at once.
+    if (reported.opened) this.hooks.roundOpened?.(job.id);
+    return reported.answer;
   }
 }
 

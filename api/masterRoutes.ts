@@ -20,6 +20,9 @@ const roundQuery = z.strictObject({
 /** What the long polls of one round share (api/longPoll.ts); a decision on the round nudges it. */
 export const roundPollKey = (jobId: string, round: number) => `round ${jobId} ${round}`;
 
+/** What a job's held heartbeats share: its latest round; a round opened by a report nudges it. */
+export const latestRoundPollKey = (jobId: string) => `latest round ${jobId}`;
+
 export function registerMasterRoutes(app: FastifyInstance, master: MasterService, polls: LongPolls): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
@@ -55,9 +58,22 @@ export function registerMasterRoutes(app: FastifyInstance, master: MasterService
   });
 
   // Shed first under overload (api/overload.ts): a heartbeat comes again on its own a beat later.
+  // With waitMs and nothing to ask of the node, a long poll: held until a newer round opens (one
+  // read of the job's latest round per interval, shared by the job's held heartbeats in this
+  // process) or waitMs passes, then answered as it was on arrival. Its store work is done on arrival.
   app.post('/v1/jobs/:job/nodes/heartbeat', { config: { shedFirst: true } }, async (request) => {
     const j = await job(request);
-    return master.heartbeat(j, parseInput(heartbeatRequest, request.body, 'body'));
+    const req = parseInput(heartbeatRequest, request.body, 'body');
+    const reply = await master.heartbeat(j, req);
+    const waitMs = Math.min(req.waitMs ?? 0, MAX_WAIT_MS);
+    if (reply.action !== 'none' || reply.captureStacks !== undefined || reply.nodeCheck || waitMs === 0) return reply;
+    const newer = await polls.wait(request, {
+      key: latestRoundPollKey(j.id),
+      read: () => master.latestRound(j),
+      ready: (latest) => latest !== undefined && latest.round > req.round,
+      waitMs,
+    });
+    return newer ? master.heldHeartbeatReply(j, req, newer) : reply;
   });
 
   app.post('/v1/jobs/:job/nodes/events', async (request) => {

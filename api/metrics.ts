@@ -13,6 +13,8 @@ export interface MasterHooks {
   roundClosed?(jobId: string, seconds: number): void;
   /** The round policy ran on a round here (closed, failed or still open): its long polls may answer. */
   roundDecided?(jobId: string, round: number): void;
+  /** A process failure reported here opened the job's next round: its held heartbeats may answer. */
+  roundOpened?(jobId: string): void;
   heartbeat?(jobId: string, step: number | null, at: number): void;
 }
 

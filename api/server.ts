@@ -4,7 +4,7 @@ import { registerBrainRoutes } from './brainRoutes.ts';
 import { registerConfigRoutes } from './configRoutes.ts';
 import { MasterService } from './master.ts';
 import { createApiMetrics } from './metrics.ts';
-import { registerMasterRoutes, roundPollKey } from './masterRoutes.ts';
+import { registerMasterRoutes, roundPollKey, latestRoundPollKey } from './masterRoutes.ts';
 import { LongPolls } from './longPoll.ts';
 import { LedgerService } from './ledger.ts';
 import { registerTrainerRoutes } from './trainerRoutes.ts';
@@ -25,7 +25,11 @@ export async function buildApi(deps: ApiDeps) {
 
   // Long polls of this process; a round decided here wakes its own waiters at once.
   const polls = (deps.polls ?? new LongPolls()).install(app);
-  const hooks = { ...metrics.hooks, roundDecided: (jobId: string, round: number) => polls.nudge(roundPollKey(jobId, round)) };
+  const hooks = {
+    ...metrics.hooks,
+    roundDecided: (jobId: string, round: number) => polls.nudge(roundPollKey(jobId, round)),
+    roundOpened: (jobId: string) => polls.nudge(latestRoundPollKey(jobId)),
+  };
   const master = new MasterService(deps.store, now, hooks, deps.config.operatorToken);
   registerMasterRoutes(app, master, polls);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.

@@ -63,6 +63,12 @@ export const heartbeatRequest = z.strictObject({
   checkpointing: z.boolean().optional(),
   /** Slowest local process's compute time of its latest step (no all-reduce wait): straggler detection. */
   computeSeconds: z.number().min(0).finite().optional(),
+  /**
+   * Long poll: with nothing to ask of the node, the master may hold the answer up to this long
+   * (ms, capped at the API's longest wait) and answers at once when a newer round opens. Agents
+   * send their heartbeat interval, so a restart reaches them without waiting for the next beat.
+   */
+  waitMs: z.number().int().min(0).optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
 
