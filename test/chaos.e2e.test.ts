@@ -1,10 +1,12 @@
 // The chaos soak's short variant (bench/chaos.bench.ts is the long one): one sharded job with
 // flash checkpoints on its own stack (own Temporal dev server, so it can be killed) survives 3
 // faults drawn from a printed seed (CHAOS_SEED=<n> replays a plan): SIGKILL of the worker, an API
-// replica, the Brain or the Temporal server, alone or together, or a planned rover down
-// --keep-jobs / up. SQLite with one API; MySQL with two API replicas.
+// replica, the Brain, the Temporal server or (MySQL) the store's MariaDB server, alone or
+// together, or a planned rover down --keep-jobs / up. SQLite with one API; MySQL with two API
+// replicas and a MariaDB server of the stack's own (ROVER_TEST_MYSQL_URL only says MySQL is
+// there: killing the shared server would break other tests), killed at least once per plan.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlDatabase, MYSQL_URL_ENV } from '../store/testing.ts';
+import { MYSQL_URL_ENV } from '../store/testing.ts';
 import { DOWN_UP, runChaosSoak, summary } from './chaos.ts';
 import { ChaosStack } from './chaosStack.ts';
 
@@ -15,17 +17,13 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
   const skip = dialect === 'mysql' && !mysqlUrl && process.env.CI !== 'true';
   describe.skipIf(skip)(`chaos soak (${dialect})`, () => {
     let stack: ChaosStack;
-    let dropDatabase: (() => Promise<void>) | undefined;
 
     beforeAll(async () => {
       if (dialect === 'mysql' && !mysqlUrl) throw new Error(`MySQL required in CI: set ${MYSQL_URL_ENV}`);
-      const database = dialect === 'mysql' ? await createMysqlDatabase(mysqlUrl!) : undefined;
-      dropDatabase = database?.drop;
-      stack = await ChaosStack.start({ replicas: database ? 2 : 1, ...(database && { storeUrl: database.url }) });
+      stack = await ChaosStack.start({ store: dialect, replicas: dialect === 'mysql' ? 2 : 1 });
     }, 600_000);
     afterAll(async () => {
       await stack?.close();
-      await dropDatabase?.();
     });
 
     it(`finishes a sharded job SUCCEEDED with exact shard and checkpoint accounting through 3 faults (CHAOS_SEED=${seed})`, async () => {
@@ -34,6 +32,8 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
         kills: 3,
         jobs: 1,
         faults: [...stack.parts, DOWN_UP],
+        // A store outage must not break a job: every MySQL plan kills the store at least once.
+        required: dialect === 'mysql' ? ['store'] : [],
         samples: 2400,
         stepTime: 0.5,
         // Early enough that all three land while the job trains (about 60 s of steps), even when

@@ -1,7 +1,7 @@
 // A chaos soak: sharded jobs with flash checkpoints train on a ChaosStack while faults drawn from
-// a seed hit it (SIGKILL of stack processes, alone or together, and planned `rover down
-// --keep-jobs` / up); then every job's accounting is checked. Used by test/chaos.e2e.test.ts and
-// bench/chaos.bench.ts; needs no vitest.
+// a seed hit it (SIGKILL of stack processes, the MySQL store's server among them, alone or
+// together, and planned `rover down --keep-jobs` / up); then every job's accounting is checked.
+// Used by test/chaos.e2e.test.ts and bench/chaos.bench.ts; needs no vitest.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { submitJob } from '../cli/jobs.ts';
@@ -24,10 +24,14 @@ export interface SoakOptions {
   jobs: number;
   /** What a fault may hit. */
   faults: Fault[];
+  /** Faults the plan must hold at least once (added to a point drawn from the seed when the draw missed them). */
+  required?: Fault[];
   /** Samples per job; shards of 20, 2 epochs, 2 nodes of 1 process. */
   samples: number;
   /** Seconds a trainer sleeps per step: long enough that the faults land while the jobs train. */
   stepTime: number;
+  /** How long killed parts stay down before their restart, ms (default 0: restarted at once). */
+  downMs?: number;
   /** Fault points are drawn uniformly in this range of the fraction of all shards done. */
   window: [number, number];
   log: (line: string) => void;
@@ -39,8 +43,11 @@ export interface AppliedFault {
   at: number;
   killedAt: number;
   readyAt: number;
-  /** Whether no API replica answered meanwhile, so agents had an outage to report. */
-  apiDown: boolean;
+  /**
+   * Whether agents had an outage to report: no API replica answered meanwhile (all killed, or a
+   * planned restart), or the store was down, so every call that needs it was answered 5xx.
+   */
+  cutOff: boolean;
 }
 
 export interface SoakResult {
@@ -51,8 +58,10 @@ export interface SoakResult {
   shardsExact: number;
   /** Longest control-plane outage an agent reported (control_plane_outage), seconds. */
   maxPauseS: number;
-  /** Faults that took every API replica down, and how many of them a control_plane_outage event covers. */
+  /** Faults that cut the agents off (AppliedFault.cutOff), and how many of them a control_plane_outage event covers. */
   outages: { seen: number; explained: number };
+  /** node_lost events of all jobs: nodes the faults cost a relaunch (allowed; a figure, not a check). */
+  nodesLost: number;
   /** Every broken promise, one line each; empty when the soak passed. */
   problems: string[];
 }
@@ -60,8 +69,12 @@ export interface SoakResult {
 const SHARD = 20;
 const EPOCHS = 2;
 
-/** The fault plan of a seed: `kills` points (fractions of all shards done in `window`, ascending), each hitting one fault or, one time in four, two or three at once. */
-export function planFaults(seed: number, kills: number, faults: Fault[], [low, high]: [number, number]): { at: number; targets: Fault[] }[] {
+/**
+ * The fault plan of a seed: `kills` points (fractions of all shards done in `window`, ascending),
+ * each hitting one fault or, one time in four, two or three at once. A `required` fault the draw
+ * missed joins a point drawn from the same seed (replacing a planned restart there).
+ */
+export function planFaults(seed: number, kills: number, faults: Fault[], [low, high]: [number, number], required: Fault[] = []): { at: number; targets: Fault[] }[] {
   const random = mulberry32(seed);
   const pick = () => faults[Math.floor(random() * faults.length)]!;
   const plan = Array.from({ length: kills }, () => {
@@ -71,6 +84,11 @@ export function planFaults(seed: number, kills: number, faults: Fault[], [low, h
     // A planned restart already restarts everything.
     return { at, targets: targets.has(DOWN_UP) ? [DOWN_UP as Fault] : [...targets] };
   });
+  for (const fault of required) {
+    if (kills === 0 || plan.some((p) => p.targets.includes(fault))) continue;
+    const point = plan[Math.floor(random() * kills)]!;
+    point.targets = point.targets.includes(DOWN_UP) || fault === DOWN_UP ? [fault] : [...point.targets, fault];
+  }
   return plan.sort((a, b) => a.at - b.at);
 }
 
@@ -101,7 +119,7 @@ function soakSpec(home: string, name: string, o: SoakOptions): JobSpec {
 
 /** Runs the soak on `stack` and checks every job; never throws for a broken promise, it lists it in `problems`. */
 export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<SoakResult> {
-  const plan = planFaults(o.seed, o.kills, o.faults, o.window);
+  const plan = planFaults(o.seed, o.kills, o.faults, o.window, o.required);
   o.log(`chaos: seed=${o.seed} plan=${plan.map((p) => `${p.targets.join('+')}@${p.at.toFixed(2)}`).join(' ')}`);
   const names = Array.from({ length: o.jobs }, (_, j) => `chaos-${o.seed}-${j}`);
   const handles = [];
@@ -121,9 +139,9 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     if ((await done()) >= 1) break;
     const killedAt = Date.now();
     if (targets.includes(DOWN_UP)) await stack.downAndUp();
-    else await stack.killAndRestart(targets as ChaosPart[]);
-    const apiDown = targets.includes(DOWN_UP) || apiParts.every((p) => targets.includes(p));
-    kills.push({ targets, at, killedAt, readyAt: Date.now(), apiDown });
+    else await stack.killAndRestart(targets as ChaosPart[], o.downMs);
+    const cutOff = targets.includes(DOWN_UP) || targets.includes('store') || apiParts.every((p) => targets.includes(p));
+    kills.push({ targets, at, killedAt, readyAt: Date.now(), cutOff });
     o.log(`chaos: fault ${kills.length}/${plan.length} ${targets.join('+')} at ${Math.round(at * 100)} % done, back in ${((Date.now() - killedAt) / 1000).toFixed(1)} s`);
   }
 
@@ -131,6 +149,7 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
   let succeeded = 0;
   let shardsExact = 0;
   const outageEvents: { from: number; to: number }[] = [];
+  let nodesLost = 0;
   for (const [j, name] of names.entries()) {
     const result = await jobOutcome(handles[j]!);
     if (result.phase === 'SUCCEEDED') succeeded += 1;
@@ -138,20 +157,22 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     const jobProblems = await checkJob(stack, name, o.samples, result.checkpointStep ?? null);
     if (!jobProblems.some((p) => p.startsWith('shards:'))) shardsExact += 1;
     problems.push(...jobProblems.map((p) => `${name}: ${p}`));
+    nodesLost += (await stack.store.nodeEvents.list(name, { kinds: ['node_lost'] })).length;
     const outages = await stack.store.nodeEvents.list(name, { kinds: ['control_plane_outage'] });
     for (const e of outages) outageEvents.push({ from: e.createdAt - (e.data as { downMs: number }).downMs, to: e.createdAt });
   }
-  // Each fault that left agents no API must show as an agent's outage overlapping it.
-  const seen = kills.filter((k) => k.apiDown);
+  // Each fault that cut the agents off must show as an agent's outage overlapping it: a heartbeat
+  // every 200 ms meets it, and the store's outage reaches the agents as the API's 5xx answers.
+  const seen = kills.filter((k) => k.cutOff);
   const explained = seen.filter((k) => outageEvents.some((e) => e.from <= k.readyAt && e.to >= k.killedAt));
-  if (explained.length < seen.length) problems.push(`${seen.length - explained.length} of ${seen.length} API outages have no control_plane_outage event`);
+  if (explained.length < seen.length) problems.push(`${seen.length - explained.length} of ${seen.length} outages have no control_plane_outage event`);
   const maxPauseS = Math.max(0, ...outageEvents.map((e) => (e.to - e.from) / 1000));
-  return { kills, jobs: names.length, succeeded, shardsExact, maxPauseS, outages: { seen: seen.length, explained: explained.length }, problems };
+  return { kills, jobs: names.length, succeeded, shardsExact, maxPauseS, outages: { seen: seen.length, explained: explained.length }, nodesLost, problems };
 }
 
 /** One line for the benchmark and the test log. */
 export function summary(seed: number, r: SoakResult): string {
-  return `chaos: seed=${seed} kills=${r.kills.length} jobs=${r.jobs} succeeded=${r.succeeded} shards_exact=${r.shardsExact} max_pause_s=${r.maxPauseS.toFixed(1)} outages_explained=${r.outages.explained}/${r.outages.seen}`;
+  return `chaos: seed=${seed} kills=${r.kills.length} jobs=${r.jobs} succeeded=${r.succeeded} shards_exact=${r.shardsExact} max_pause_s=${r.maxPauseS.toFixed(1)} outages_explained=${r.outages.explained}/${r.outages.seen} nodes_lost=${r.nodesLost}`;
 }
 
 interface StepRecord {

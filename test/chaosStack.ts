@@ -1,7 +1,8 @@
 // The stack a chaos soak breaks: its own Temporal dev server (state in a file, so a SIGKILLed
-// server comes back with every workflow), a worker, one or two API replicas and the Brain, each a
-// detached process that a restart starts again with the same command and environment. Used by
-// test/chaos.e2e.test.ts and bench/chaos.bench.ts; needs no vitest.
+// server comes back with every workflow), a worker, one or two API replicas, the Brain and, on
+// MySQL, its own MariaDB server (test/privateMariadb.ts), each a detached process that a restart
+// starts again with the same command and environment. Used by test/chaos.e2e.test.ts and
+// bench/chaos.bench.ts; needs no vitest.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,10 +13,11 @@ import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { devServerArgs, freePort, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { mysqlAnswers, preparePrivateMariadb, type PrivateMariadb } from './privateMariadb.ts';
 import { waitUntil } from './waits.ts';
 
-/** A stack process a fault can hit: 'api-0', 'api-1' are the replicas. */
-export type ChaosPart = 'temporal' | 'worker' | 'brain' | `api-${number}`;
+/** A stack process a fault can hit: 'api-0', 'api-1' are the replicas; 'store' is the MariaDB server. */
+export type ChaosPart = 'store' | 'temporal' | 'worker' | 'brain' | `api-${number}`;
 
 interface StackProcess {
   name: ChaosPart;
@@ -28,8 +30,8 @@ interface StackProcess {
 }
 
 export interface ChaosStackOptions {
-  /** Store URL; default a SQLite file in the stack's home. */
-  storeUrl?: string;
+  /** 'sqlite' (default): a file in the stack's home; 'mysql': a MariaDB server of the stack's own, in its home. */
+  store?: 'sqlite' | 'mysql';
   /** API replicas; agents get every one in ROVER_API_URL. Default 1. */
   replicas?: number;
   /** Extra environment for every Rover process. */
@@ -41,11 +43,13 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /**
- * Start order, for restarts of several parts too: the server before its clients, and the API
- * before the worker (a worker up while the API is not would take the agents' silence for lost
- * nodes; the API also starts faster, so the agents' outage is shorter).
+ * Start order, for restarts of several parts too: servers before their clients (the store first:
+ * the API, the Brain and the worker migrate it at boot), and the API before the worker (a worker
+ * up while the API is not would take the agents' silence for lost nodes; the API also starts
+ * faster, so the agents' outage is shorter).
  */
-const ORDER = (part: ChaosPart): number => (part === 'temporal' ? 0 : part === 'worker' ? 3 : part === 'brain' ? 2 : 1);
+const ORDER = (part: ChaosPart): number =>
+  part === 'store' ? -1 : part === 'temporal' ? 0 : part === 'worker' ? 3 : part === 'brain' ? 2 : 1;
 
 export class ChaosStack {
   readonly parts: ChaosPart[];
@@ -56,6 +60,7 @@ export class ChaosStack {
     readonly client: Client,
     private readonly connection: Connection,
     private readonly processes: StackProcess[],
+    private readonly mariadb: PrivateMariadb | undefined,
   ) {
     this.parts = processes.map((p) => p.name);
   }
@@ -63,6 +68,7 @@ export class ChaosStack {
   /** Starts every part and waits until each answers. */
   static async start(o: ChaosStackOptions = {}): Promise<ChaosStack> {
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-chaos-'));
+    const mariadb = o.store === 'mysql' ? await preparePrivateMariadb(path.join(home, 'mariadb')) : undefined;
     const temporalPort = await freePort();
     const apiPorts = await Promise.all(Array.from({ length: o.replicas ?? 1 }, () => freePort()));
     const brainPort = await freePort();
@@ -70,7 +76,7 @@ export class ChaosStack {
       ...(process.env as Record<string, string>),
       ROVER_HOME: home,
       ROVER_TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      ROVER_STORE_URL: o.storeUrl ?? `sqlite:${path.join(home, 'rover.db')}`,
+      ROVER_STORE_URL: mariadb?.url ?? `sqlite:${path.join(home, 'rover.db')}`,
       ROVER_API_URL: apiPorts.map((p) => `http://127.0.0.1:${p}`).join(','),
       ROVER_BRAIN_PORT: String(brainPort),
       ROVER_BRAIN_URL: `http://127.0.0.1:${brainPort}`,
@@ -88,6 +94,7 @@ export class ChaosStack {
       return { name, ...cmd, env: { ...env, ...extra }, ready, pid: 0, starts: 0 };
     };
     const processes: StackProcess[] = [
+      ...(mariadb ? [{ name: 'store' as const, command: mariadb.command, args: mariadb.args, env, ready: () => mysqlAnswers(mariadb.url), pid: 0, starts: 0 }] : []),
       {
         name: 'temporal',
         command: temporal,
@@ -101,9 +108,20 @@ export class ChaosStack {
       rover('brain', 'api/brainMain.ts', () => answers(`http://127.0.0.1:${brainPort}/healthz`)),
       ...apiPorts.map((port, i) => rover(`api-${i}`, 'api/main.ts', () => answers(`http://127.0.0.1:${port}/healthz`), { ROVER_API_PORT: String(port) })),
     ];
-    const stack = new ChaosStack(home, config, await openStore(config.storeUrl), ...(await connectClient(config)), processes);
+    // The store first: this process's own connection to it migrates it.
+    const [storeProcess] = processes.filter((p) => p.name === 'store');
+    let store: Store;
     try {
-      await stack.startInOrder(processes);
+      if (storeProcess) await startProcess(home, storeProcess);
+      store = await openStore(config.storeUrl);
+    } catch (err) {
+      if (storeProcess?.pid) await stopProcessGroup(storeProcess.pid, 5000);
+      mariadb?.remove();
+      throw err;
+    }
+    const stack = new ChaosStack(home, config, store, ...(await connectClient(config)), processes, mariadb);
+    try {
+      await stack.startInOrder(processes.filter((p) => p !== storeProcess));
     } catch (err) {
       await stack.close();
       throw err;
@@ -111,22 +129,21 @@ export class ChaosStack {
     return stack;
   }
 
-  private async startProcess(p: StackProcess): Promise<void> {
-    p.starts += 1;
-    const logFile = logPath(this.home, p.name, p.starts);
-    p.pid = spawnDetached(p.command, p.args, { env: p.env, logFile }).pid;
-    await waitUntil(async () => {
-      if (!isAlive(p.pid)) throw new Error(`${p.name} exited; log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
-      return existsSync(logFile) && p.ready(logFile);
-    }, `${p.name} to be ready`, 300_000, 200);
-  }
-
-  /** SIGKILLs these parts at once, then starts each again (same command and environment) in start order. */
-  async killAndRestart(parts: ChaosPart[]): Promise<void> {
+  /**
+   * SIGKILLs these parts at once, then starts each again (same command and environment) in start
+   * order, `downMs` after they died (an outage of a chosen length; default at once).
+   */
+  async killAndRestart(parts: ChaosPart[], downMs = 0): Promise<void> {
     const chosen = this.processes.filter((p) => parts.includes(p.name));
     for (const p of chosen) process.kill(-p.pid, 'SIGKILL');
     for (const p of chosen) await waitUntil(() => !isAlive(p.pid), `${p.name} ${p.pid} to die`, 10_000);
+    if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
     await this.startInOrder(chosen);
+  }
+
+  /** The parts that `rover up` runs: not the store, a server of its own that Rover only connects to. */
+  private get roverProcesses(): StackProcess[] {
+    return this.processes.filter((p) => p.name !== 'store');
   }
 
   /**
@@ -134,22 +151,35 @@ export class ChaosStack {
    * given its grace; the jobs' nodes train on), then every part started again as `rover up` would.
    */
   async downAndUp(): Promise<void> {
-    const processes = this.processes.map((p) => ({ name: p.name, pid: p.pid, logFile: logPath(this.home, p.name, p.starts) }));
+    const processes = this.roverProcesses.map((p) => ({ name: p.name, pid: p.pid, logFile: logPath(this.home, p.name, p.starts) }));
     // stopStack stops what rover up recorded in up.json; this stack records its processes the same way.
     writeFileSync(path.join(this.home, 'up.json'), JSON.stringify({ startedAt: new Date().toISOString(), processes, webUiUrl: '', apiUrl: this.config.api.url }));
     await stopStack(this.config, { keepJobs: true });
-    await this.startInOrder(this.processes);
+    await this.startInOrder(this.roverProcesses);
   }
 
   private async startInOrder(processes: StackProcess[]): Promise<void> {
-    for (const p of [...processes].sort((a, b) => ORDER(a.name) - ORDER(b.name))) await this.startProcess(p);
+    for (const p of [...processes].sort((a, b) => ORDER(a.name) - ORDER(b.name))) await startProcess(this.home, p);
   }
 
+  /** Stops every part (the store last, after its clients), then removes the store's datadir; logs stay in the home. */
   async close(): Promise<void> {
-    for (const p of this.processes) if (p.pid) await stopProcessGroup(p.pid, 5000);
+    for (const p of this.roverProcesses) if (p.pid) await stopProcessGroup(p.pid, 5000);
     await this.store.close();
     await this.connection.close();
+    for (const p of this.processes) if (p.name === 'store' && p.pid) await stopProcessGroup(p.pid, 5000);
+    this.mariadb?.remove();
   }
+}
+
+async function startProcess(home: string, p: StackProcess): Promise<void> {
+  p.starts += 1;
+  const logFile = logPath(home, p.name, p.starts);
+  p.pid = spawnDetached(p.command, p.args, { env: p.env, logFile }).pid;
+  await waitUntil(async () => {
+    if (!isAlive(p.pid)) throw new Error(`${p.name} exited; log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+    return existsSync(logFile) && p.ready(logFile);
+  }, `${p.name} to be ready`, 300_000, 200);
 }
 
 async function connectClient(config: RoverConfig): Promise<[Client, Connection]> {
