@@ -14,6 +14,7 @@ import type { JobSpec } from '../common/spec/index.ts';
 import { RATE_WINDOW_MS, stepRate, type StepReading } from '../common/trainingProgress.ts';
 import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
+import { noteStoreOutages } from './storeReachability.ts';
 import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
@@ -26,10 +27,12 @@ export interface JobActivityDeps {
 }
 
 export function createJobActivities(deps: JobActivityDeps): JobActivities {
-  const { store, config, logger } = deps;
+  const { config, logger } = deps;
   const now = deps.clock ?? Date.now;
   /** When this worker started: heartbeats missed while the control plane was down are not silence. */
   const startedAt = now();
+  /** Nor are those missed while the store could not be reached (storeLostAt: the last call that failed so). */
+  const { store, lostAt: storeLostAt } = noteStoreOutages(deps.store, now);
 
   const loadJob = async (jobId: string): Promise<Job & { spec: JobSpec }> => {
     const job = await store.jobs.get(jobId);
@@ -264,9 +267,10 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     const live = await store.nodes.listByJob(job.id, { statuses: LIVE_NODE_STATUSES });
     const dead = await backend.findDeadNodes(live);
     // Agents keep training through a control-plane outage (`rover down --keep-jobs`, a crash) and
-    // heartbeat again once the API is back: judge silence only after a whole heartbeatTimeout up.
+    // heartbeat again once the API and the store are back: judge silence only after a whole
+    // heartbeatTimeout up, this worker's and the store's.
     const cutoff = now() - job.spec.spec.faultTolerance.heartbeatTimeout;
-    const silent = cutoff >= startedAt ? await store.nodes.listSilentSince(job.id, cutoff, ['running']) : [];
+    const silent = cutoff >= Math.max(startedAt, storeLostAt()) ? await store.nodes.listSilentSince(job.id, cutoff, ['running']) : [];
     const lost = new Map<string, DeadNode>();
     for (const d of dead) lost.set(`${d.node.nodeId}/${d.node.incarnation}`, d);
     for (const node of silent) {
