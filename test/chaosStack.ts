@@ -176,10 +176,9 @@ async function startProcess(home: string, p: StackProcess): Promise<void> {
   p.starts += 1;
   const logFile = logPath(home, p.name, p.starts);
   p.pid = spawnDetached(p.command, p.args, { env: p.env, logFile }).pid;
-  await waitUntil(async () => {
-    if (!isAlive(p.pid)) throw new Error(`${p.name} exited; log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
-    return existsSync(logFile) && p.ready(logFile);
-  }, `${p.name} to be ready`, 300_000, 200);
+  // waitUntil retries a check that throws, so an exit ends the wait and is reported after it.
+  await waitUntil(async () => !isAlive(p.pid) || (existsSync(logFile) && (await p.ready(logFile))), `${p.name} to be ready`, 300_000, 200);
+  if (!isAlive(p.pid)) throw new Error(`${p.name} exited; log:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
 }
 
 async function connectClient(config: RoverConfig): Promise<[Client, Connection]> {
