@@ -54,7 +54,9 @@ export class RendezvousRepository extends Repository {
       if (!isDuplicateKey(err)) throw err;
       created = false;
     }
-    const round = await this.getRound(input, trx);
+    // A duplicate key means another transaction committed the row after this one's MySQL snapshot
+    // (REPEATABLE READ) was taken: a plain read would not see it, a locking read reads the latest.
+    const round = created ? await this.getRound(input, trx) : await this.getRoundForUpdate(input, trx);
     if (!round) throw new Error(`rendezvous round ${input.jobId}#${input.round} vanished right after insert`);
     return { round, created };
   }
@@ -65,6 +67,17 @@ export class RendezvousRepository extends Repository {
       .selectAll()
       .where('jobId', '=', key.jobId)
       .where('round', '=', key.round)
+      .executeTakeFirst();
+  }
+
+  /** The round's row, read locking on MySQL: the latest committed version, whatever the snapshot. */
+  private getRoundForUpdate(key: RoundKey, trx?: Trx): Promise<RendezvousRound | undefined> {
+    return this.q(trx)
+      .selectFrom('rendezvousRounds')
+      .selectAll()
+      .where('jobId', '=', key.jobId)
+      .where('round', '=', key.round)
+      .$if(this.dialect === 'mysql', (qb) => qb.forUpdate())
       .executeTakeFirst();
   }
 

@@ -205,4 +205,17 @@ describeEachStore('rendezvous', (h) => {
     expect((await store.rendezvous.latestRound('j'))?.round).toBe(1);
     expect(await store.rendezvous.getRound({ jobId: 'j', round: 9 })).toBeUndefined();
   });
+
+  // MySQL only: SQLite has one writer, so a transaction never inserts after another committed the row.
+  it.skipIf(h.dialect === 'sqlite')('opens a round that another connection committed after this transaction\'s snapshot: the existing round, not an error', async () => {
+    const url = await h.freshUrl();
+    const [mine, other] = [await h.open({ url }), await h.open({ url })];
+    const next = { jobId: 'j', round: 2, minNodes: 1, maxNodes: 2 };
+    const opened = await mine.transaction(async (tx) => {
+      await tx.rendezvous.latestRound('j'); // the snapshot: round 2 does not exist yet
+      await other.rendezvous.openRound(next);
+      return tx.rendezvous.openRound(next);
+    });
+    expect(opened).toMatchObject({ created: false, round: { round: 2, status: 'open' } });
+  });
 });
