@@ -4,7 +4,7 @@ import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type NodeKey, type NodePatch, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
@@ -17,6 +17,7 @@ import { nextComputeWindow, StragglerWatch } from './stragglerWatch.ts';
 import { NodeCheckCoordinator } from './nodeCheck.ts';
 import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import type { MasterHooks } from './metrics.ts';
+import { GroupCommit, type Settled } from './groupCommit.ts';
 
 export class MasterService {
   constructor(
@@ -41,6 +42,26 @@ export class MasterService {
 
   private readonly hangs: HangWatch;
   private readonly stragglers: StragglerWatch;
+
+  /**
+   * The writes of a job's heartbeats that arrive while its transaction runs go together into the
+   * next one (api/groupCommit.ts): one commit per round trip of the store, however many agents
+   * beat at once, instead of two per heartbeat (its node row, its samples).
+   */
+  private readonly beats = new GroupCommit<HeartbeatWrite, void>((_jobId, writes) => this.writeHeartbeats(writes), {
+    maxWeight: HEARTBEAT_BATCH_MAX,
+    weight: () => 1,
+  });
+
+  private async writeHeartbeats(writes: HeartbeatWrite[]): Promise<Settled<void>[]> {
+    // In node order, so two replicas' batches take the rows' locks in one order (MySQL).
+    const ordered = [...writes].sort((a, b) => a.key.nodeId - b.key.nodeId || a.key.incarnation - b.key.incarnation);
+    await this.store.contendedTransaction(async (tx) => {
+      for (const w of ordered) await tx.nodes.update(w.key, w.patch);
+      await tx.metrics.record(ordered.flatMap((w) => w.samples));
+    });
+    return writes.map(() => ({ ok: true, value: undefined }));
+  }
 
   /**
    * Loads the job and checks the caller's token, in constant time: the job's token (its digest is
@@ -186,16 +207,19 @@ export class MasterService {
     const moved = req.step !== null && req.step !== node.step;
     const checkpointing = req.checkpointing ? 1 : 0;
     const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
-    await this.store.nodes.update(key, {
-      lastHeartbeatAt: this.now(),
-      ...(req.step === null ? {} : { step: req.step }),
-      ...(moved ? { stepAt: this.now() } : {}),
-      ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
-      ...(computeWindow && { computeWindow }),
-    });
     // Read once for the throughput sample, the hang check and the round reply.
     const latest = await this.store.rendezvous.latestRound(job.id);
-    await this.store.metrics.record([...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)]);
+    await this.beats.submit(job.id, {
+      key,
+      patch: {
+        lastHeartbeatAt: this.now(),
+        ...(req.step === null ? {} : { step: req.step }),
+        ...(moved ? { stepAt: this.now() } : {}),
+        ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
+        ...(computeWindow && { computeWindow }),
+      },
+      samples: [...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)],
+    });
     this.hooks.heartbeat?.(job.id, req.step, this.now());
     if (computeWindow) await this.stragglers.check(job);
     const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);
@@ -296,6 +320,16 @@ export class MasterService {
     return reported.answer;
   }
 }
+
+/** What one heartbeat writes: its node row's fields and its metric samples. */
+interface HeartbeatWrite {
+  key: NodeKey;
+  patch: NodePatch;
+  samples: NewMetric[];
+}
+
+/** Heartbeats in one transaction at most: bounds a batch's lock time on MySQL. */
+const HEARTBEAT_BATCH_MAX = 500;
 
 /** The Brain's per-node usage samples from one heartbeat: memory and cpu summed over the node's processes, and its step. */
 function usageSamples(key: { jobId: string; nodeId: number; incarnation: number }, req: HeartbeatRequest): NewMetric[] {
