@@ -1,7 +1,8 @@
 // `rover logs`: prints the per-node log files the local backend writes to
 // <home>/logs/<job>/node-<N>.log (every run and incarnation of a node appends to the same file,
 // each opened by a header line; cli/logRuns.ts selects from them), and with --follow keeps
-// printing what is appended after the selection, like `tail -f` over all nodes.
+// printing what is appended after the selection, like `tail -f` over all nodes. Jobs on the ray
+// and kubernetes backends are read from there instead (cli/rayLogs.ts, cli/kubeLogs.ts).
 import { existsSync } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { loadConfig } from '../common/config.ts';
 import { parseDuration } from '../common/spec/units.ts';
 import { parseLogHeader } from '../cluster/local/localBackend.ts';
 import { lineOfSource, selectNodeLog, type LogSelection } from './logRuns.ts';
+import { kubeLogsCommand } from './kubeLogs.ts';
 import { rayLogsCommand } from './rayLogs.ts';
 import { withStore } from './shardProgress.ts';
 
@@ -190,7 +192,7 @@ export function registerLogsCommand(program: Command): void {
     .option('--since <when>', 'only lines since a duration ago (10m, 1h30m) or a time (2026-05-01T12:00:00Z)')
     .option('--agent', "the agent's JSON lines (registration, rendezvous, restarts) instead of the trainers' output")
     .option('-f, --follow', 'then keep printing appended lines (of the same kind: trainer output, or with --agent the agent\'s) until Ctrl-C')
-    .addHelpText('after', '\nEach incarnation starts with a header line: === rover run <run created> · node N · incarnation I · launched <time> ===')
+    .addHelpText('after', '\nEach incarnation starts with a header line: === rover run <run created> · node N · incarnation I · launched <time> ===\n(kubernetes jobs: each incarnation is a pod, read through the Kubernetes API; its header ends with · pod <name>)')
     .action(async (job: string, options: LogsOptions) => {
       let node: number | undefined;
       let selection: LogSelection;
@@ -207,6 +209,8 @@ export function registerLogsCommand(program: Command): void {
       const config = loadConfig();
       // Ray-backend jobs: the nodes' output is in their Ray jobs (cli/rayLogs.ts).
       if (await rayLogsCommand(config, job, node, options.follow ?? false)) return;
+      // Kubernetes-backend jobs: each incarnation's output is its pod's log (cli/kubeLogs.ts).
+      if (await kubeLogsCommand(config, job, node, selection, options.follow ?? false)) return;
       const dir = jobLogDir(config.home, job);
       if (!existsSync(dir)) {
         throw new Error(`no logs for job "${job}": ${dir} does not exist (node logs are written there by the local backend; check the job name with \`rover list\`)`);

@@ -50,10 +50,12 @@ export class KubernetesBackend implements ClusterBackend {
     await this.o.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching', resources: launch.resources });
     const owner = await this.ensureJobObjects(launch.jobId, namespace);
     const avoid = launch.avoidHostOfIncarnation === undefined ? undefined : await this.hostOf(namespace, podName(launch.jobId, launch.nodeId, launch.avoidHostOfIncarnation));
+    const run = (await this.o.store.jobs.get(launch.jobId))?.createdAt;
     const body = nodePod(launch, opts, owner, {
       agentCommand: this.o.agentCommand,
       terminationGraceSeconds: Math.ceil(this.o.terminationGraceMs / 1000),
       ...(avoid && { avoidNodes: [avoid] }),
+      ...(run !== undefined && { run }),
     });
     const pod = body.metadata!.name!;
     const created = await createOrExisting(() => this.core.createNamespacedPod({ namespace, body }));

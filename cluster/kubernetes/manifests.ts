@@ -7,6 +7,8 @@ import type { NodeLaunch } from '../types.ts';
 export const LABEL_JOB = 'rover.dev/job';
 export const LABEL_NODE = 'rover.dev/node';
 export const LABEL_INCARNATION = 'rover.dev/incarnation';
+/** The job run a pod belongs to: its creation time in ms (the store's jobs.createdAt). */
+export const LABEL_RUN = 'rover.dev/run';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 /** Name of the agent container in every node pod. */
 export const AGENT_CONTAINER = 'agent';
@@ -76,6 +78,8 @@ export interface PodSettings {
   terminationGraceSeconds: number;
   /** Kubernetes nodes this pod must not be scheduled on (a predecessor failed its node check there). */
   avoidNodes?: string[];
+  /** The job run (its creation time, ms): `rover logs --run current` tells runs apart by it. */
+  run?: number;
 }
 
 /** Required node anti-affinity by node name, or undefined when there is nothing to avoid. */
@@ -112,6 +116,7 @@ export function nodePod(launch: NodeLaunch, opts: KubernetesOptions, owner: V1Ow
         ...jobLabels(jobId),
         [LABEL_NODE]: String(nodeId),
         [LABEL_INCARNATION]: String(incarnation),
+        ...(settings.run !== undefined && { [LABEL_RUN]: String(settings.run) }),
       },
       ownerReferences: [owner],
     },

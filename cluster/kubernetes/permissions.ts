@@ -3,6 +3,8 @@
 export const BACKEND_PERMISSIONS: Record<string, readonly string[]> = {
   // createNamespacedPod; readNamespacedPod (delete wait); list + watch (pod cache, releaseJob); deleteNamespacedPod
   pods: ['create', 'get', 'list', 'watch', 'delete'],
+  // readNamespacedPodLog: `rover logs` of a kubernetes job (cli/kubeLogs.ts) run with this identity
+  'pods/log': ['get'],
   // createNamespacedService (headless service); deleteNamespacedService (job end)
   services: ['create', 'delete'],
   // createNamespacedConfigMap + readNamespacedConfigMap (owner object); deleteNamespacedConfigMap

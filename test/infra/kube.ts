@@ -1,6 +1,9 @@
 // A throwaway Kubernetes control plane for tests: etcd + kube-apiserver on 127.0.0.1 with a
 // token file, and kwok playing the kubelet of one fake node. kwok does not schedule, so a binder
 // loop binds pending pods to the fake node. Binaries come from deploy/k8s-test/build.sh's cache.
+// Pod logs: kwok serves a container's log from a file named by a kwok.x-k8s.io Logs object
+// (servePodLog), on its kubelet-like HTTPS server at 127.0.0.1:<node port>, which the node's
+// status advertises; kube-apiserver proxies GET pods/log there as to any kubelet.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import https from 'node:https';
@@ -8,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../../deploy/local/devServer.ts';
 
 /** Polls until truthy (no vitest import: the benchmarks use this harness too). */
@@ -69,6 +72,12 @@ export interface KubeCluster {
   workerKubeconfig: string;
   kc: KubeConfig;
   core: CoreV1Api;
+  /**
+   * Makes the fake kubelet serve `file` as the log of every container of the pod (CRI log
+   * format: `<RFC3339Nano time> stdout F <text>` per line; appends show up under follow=true).
+   * Resolves once the apiserver returns the pod's log, i.e. the pod is bound and kwok has it.
+   */
+  servePodLog(namespace: string, pod: string, file: string): Promise<void>;
   restartApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -119,7 +128,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
   const { binaries: bin, missing } = findKubeBinaries();
   if (!bin) throw new Error(`missing ${missing.join(', ')}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-kube-'));
-  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const [etcdPort, peerPort, apiPort, kubeletPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
 
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -161,6 +170,8 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
     '--disable-admission-plugins=ServiceAccount',
     '--profiling=false',
+    // pods/log goes to the node's InternalIP (127.0.0.1: kwok's server) at its kubelet port.
+    '--kubelet-preferred-address-types=InternalIP',
   ];
   let apiserver: Proc | undefined;
   let kwok: Proc | undefined;
@@ -192,10 +203,13 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     await startApiserver();
     await waitUntil(() => core.readNamespace({ name: 'default' }).then(() => true, () => false), 'namespace default', 60_000, 250);
     await core.createNode({ body: { metadata: { name: FAKE_NODE, annotations: { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok' } } } });
+    await installLogsCrd(kc);
     kwok = startProc(bin.kwok, [
       `--kubeconfig=${kubeconfig}`, `--config=${path.join(k8sTestDir, 'kwok.yaml')}`,
       '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-      '--cidr=10.244.0.0/16', '--node-ip=10.240.0.1',
+      // The node's address is where the apiserver fetches pod logs: kwok's own server.
+      '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1',
+      `--server-address=127.0.0.1:${kubeletPort}`, `--node-port=${kubeletPort}`, '--enable-crds=Logs',
     ], path.join(dir, 'kwok.log'));
     const k = kwok;
     await waitUntil(async () => {
@@ -234,14 +248,43 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     }
   })();
 
+  const custom = kc.makeApiClient(CustomObjectsApi);
   return {
     dir, server, kubeconfig, workerKubeconfig, kc, core,
+    async servePodLog(namespace, pod, file) {
+      const body = { apiVersion: `${KWOK_GROUP}/v1alpha1`, kind: 'Logs', metadata: { name: pod, namespace }, spec: { logs: [{ logsFile: file, follow: true }] } };
+      await custom.createNamespacedCustomObject({ group: KWOK_GROUP, version: 'v1alpha1', namespace, plural: 'logs', body });
+      await waitUntil(() => core.readNamespacedPodLog({ name: pod, namespace, tailLines: 1 }).then(() => true, () => false), `kwok to serve the log of ${pod}`, 60_000, 100);
+    },
     async restartApiserver() {
       await stopProc(apiserver);
       await startApiserver();
     },
     stop,
   };
+}
+
+const KWOK_GROUP = 'kwok.x-k8s.io';
+
+/** kwok's Logs resource (pod → log file), as a schema-less CRD: kwok watches it (--enable-crds=Logs). */
+async function installLogsCrd(kc: KubeConfig): Promise<void> {
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const name = `logs.${KWOK_GROUP}`;
+  await ext.createCustomResourceDefinition({
+    body: {
+      metadata: { name },
+      spec: {
+        group: KWOK_GROUP,
+        scope: 'Namespaced',
+        names: { kind: 'Logs', listKind: 'LogsList', plural: 'logs', singular: 'logs' },
+        versions: [{
+          name: 'v1alpha1', served: true, storage: true, subresources: { status: {} },
+          schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+        }],
+      },
+    },
+  });
+  await waitUntil(async () => (await ext.readCustomResourceDefinition({ name })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'), 'the Logs CRD established', 30_000, 100);
 }
 
 /** What kube-scheduler writes on a pod no node fits: PodScheduled False, reason Unschedulable. */
