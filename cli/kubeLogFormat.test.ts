@@ -30,11 +30,12 @@ describe('podRefs', () => {
       pod('stray'),
       pod('j-0-0', { node: '0', incarnation: '0', terminated: true, phase: 'Failed' }),
     ], RUN);
-    expect(refs.map((r) => [r.name, r.nodeId, r.incarnation, r.ended])).toEqual([
-      ['j-0-0', 0, 0, true],
-      ['j-0-1', 0, 1, false],
-      ['j-1-0', 1, 0, false],
+    expect(refs.map((r) => [r.name, r.nodeId, r.incarnation, r.ended, r.pending])).toEqual([
+      ['j-0-0', 0, 0, true, false],
+      ['j-0-1', 0, 1, false, false],
+      ['j-1-0', 1, 0, false, false],
     ]);
+    expect(podRefs([pod('p', { node: '0', incarnation: '0', phase: 'Pending' })], RUN)[0]?.pending).toBe(true);
   });
 
   it('tells runs apart by the run label; an unlabelled pod by its creation time, with a little slack', () => {
@@ -60,7 +61,7 @@ describe('podRefs', () => {
 
 describe('podHeader', () => {
   it('is the local backend\'s header plus the pod; a pod of an earlier run says so', () => {
-    const ref = { name: 'rover-j-2-1', nodeId: 2, incarnation: 1, launchedAt: RUN + 1000, current: true, ended: false };
+    const ref = { name: 'rover-j-2-1', nodeId: 2, incarnation: 1, launchedAt: RUN + 1000, current: true, ended: false, pending: false };
     expect(podHeader(ref, RUN)).toBe('=== rover run 2026-05-01T12:00:00.250Z · node 2 · incarnation 1 · launched 2026-05-01T12:00:01.250Z · pod rover-j-2-1 ===');
     expect(podHeader({ ...ref, current: false }, undefined)).toMatch(/^=== rover run earlier · node 2 · incarnation 1 · /);
   });

@@ -19,6 +19,8 @@ export interface PodRef {
   current: boolean;
   /** The agent container has ended: its log is complete. */
   ended: boolean;
+  /** Not running yet (unscheduled, pulling its image): no log yet. */
+  pending: boolean;
 }
 
 const ms = (t: Date | string | undefined): number | undefined => (t === undefined ? undefined : new Date(t).getTime());
@@ -41,6 +43,7 @@ export function podRefs(pods: V1Pod[], runStart: number): PodRef[] {
       launchedAt: ms(pod.status?.startTime) ?? created,
       current: labels[LABEL_RUN] !== undefined ? labels[LABEL_RUN] === String(runStart) : created + RUN_CLOCK_SLACK_MS >= runStart,
       ended: agent?.state?.terminated !== undefined || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed',
+      pending: (pod.status?.phase ?? 'Pending') === 'Pending',
     });
   }
   return refs.sort((a, b) => a.nodeId - b.nodeId || a.incarnation - b.incarnation);

@@ -5,8 +5,6 @@
 // backend, each incarnation is printed under a header line; --tail keeps the last N lines of
 // each node across its incarnations, --since asks the kubelet for the lines since a time,
 // --follow then streams what the pods write (and the pods of later incarnations) until Ctrl-C.
-import { Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, Log, type KubeConfig } from '@kubernetes/client-node';
 import type { RoverConfig } from '../common/config.ts';
@@ -16,8 +14,9 @@ import { loadKubeConfig, statusOf } from '../cluster/kubernetes/kubeClient.ts';
 import { AGENT_CONTAINER, jobSelector, LABEL_NODE } from '../cluster/kubernetes/manifests.ts';
 import type { Job } from '../store/index.ts';
 import {
-  compareStamps, kubeFailure, markOf, podHeader, podLogProblem, podRefs, ResumeAfter, sinceTimeOf, splitTimedLog, type LogMark, type PodRef,
+  kubeFailure, markOf, podHeader, podLogProblem, podRefs, sinceTimeOf, splitTimedLog, type LogMark, type PodRef,
 } from './kubeLogFormat.ts';
+import { PodStream } from './kubeLogStream.ts';
 import { lineOfSource, type LogSelection } from './logRuns.ts';
 import { withStore } from './shardProgress.ts';
 
@@ -126,6 +125,7 @@ class PodLogs {
         const read = await this.readSelected(pod, left);
         marks.set(pod.name, read?.mark);
         if (!read) continue;
+        if (pod.pending && read.mark === undefined) this.o.note(`rover logs: node ${pod.nodeId} incarnation ${pod.incarnation} (pod ${pod.name}) is pending: no log yet\n`);
         chosen.unshift({ pod, lines: read.lines });
         if (left !== undefined) left -= read.lines.length;
       }
@@ -164,6 +164,9 @@ class PodLogs {
       });
     } catch (err) {
       const code = statusOf(err);
+      // A pod not on a node yet has no log: the apiserver answers 200 with an empty, untyped
+      // body, which the client cannot parse.
+      if (code === undefined && pod.pending && /No Content-Type/i.test(String(err))) return '';
       // 400: the container has not started (pending, pulling its image); 404: deleted meanwhile.
       if (code === 400 || code === 404) {
         this.o.note(`rover logs: no log of node ${pod.nodeId} incarnation ${pod.incarnation} (pod ${pod.name}): ${podLogProblem(err)}\n`);
@@ -227,75 +230,6 @@ class PodLogs {
       if (code === 403 || code === 401) throw new Error(kubeFailure(err, `read the log of pod ${pod.name} in namespace ${this.namespace}`, this.server));
       return code === 404 ? PodStream.done() : undefined; // not started yet, or the apiserver away: next round
     }
-  }
-}
-
-/** One pod's follow stream: whole lines, after the resume point, of the selected source. */
-class PodStream {
-  controller: AbortController | undefined;
-  readonly sink: Writable;
-  /** The response ended or broke off (not by stop()): while the pod runs, open it again from `mark`. */
-  closed = false;
-  private stopping = false;
-  private readonly resume: ResumeAfter;
-  private readonly decoder = new StringDecoder('utf8');
-  private partial = '';
-
-  static done(): PodStream {
-    return new PodStream(undefined, () => false, () => undefined);
-  }
-
-  constructor(
-    /** The last whole line seen, read or streamed. */
-    public mark: LogMark | undefined,
-    private readonly keep: (text: string) => boolean,
-    private readonly print: (lines: string[]) => void,
-  ) {
-    this.resume = new ResumeAfter(mark);
-    this.sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        this.take(this.partial + this.decoder.write(chunk));
-        done();
-      },
-      final: (done) => {
-        this.closed = !this.stopping;
-        this.flush();
-        done();
-      },
-    });
-    // The response body reports a broken connection, and the abort of stop(), as an error.
-    this.sink.on('pipe', (source) =>
-      source.on('error', () => {
-        if (!this.stopping) this.closed = true;
-      }),
-    );
-  }
-
-  private take(text: string): void {
-    const end = text.lastIndexOf('\n') + 1;
-    this.partial = text.slice(end);
-    if (end > 0) this.printLines(text.slice(0, end - 1));
-  }
-
-  private printLines(text: string): void {
-    const fresh = splitTimedLog(`${text}\n`).filter((l) => this.resume.accept(l));
-    for (const { at } of fresh) {
-      if (at) this.mark = this.mark && compareStamps(this.mark.at, at) === 0 ? { at, count: this.mark.count + 1 } : { at, count: 1 };
-    }
-    const lines = fresh.filter((l) => this.keep(l.text));
-    if (lines.length > 0) this.print(lines.map((l) => l.text));
-  }
-
-  private flush(): void {
-    const rest = this.partial + this.decoder.end();
-    this.partial = '';
-    if (rest) this.printLines(rest);
-  }
-
-  stop(): void {
-    this.stopping = true;
-    this.controller?.abort();
-    this.flush();
   }
 }
 

@@ -226,6 +226,18 @@ describe.skipIf(!kubeAvailable())('rover logs of kubernetes jobs (pod logs throu
     expect(withoutLaunchTimes(result.stdout)).toBe([header('kworker', 0, 0), '[node 0] hello from the rover namespace', ''].join('\n'));
   });
 
+  it('says which incarnations are pending rather than printing nothing', async () => {
+    // No node fits its nodeSelector: the pod stays Pending (Unschedulable), without a log.
+    await createJob('kpending');
+    const spec = kubeJobSpec('kpending', { nodeSelector: { type: 'gpu-a100' } });
+    await backend.ensureNode({ jobId: 'kpending', nodeId: 0, incarnation: 0, spec, resources: spec.spec.resources, agentEnv: {} });
+    await waitUntil(
+      async () => (await cluster.core.readNamespacedPod({ name: podName('kpending', 0, 0), namespace: 'default' })).status?.conditions?.some((c) => c.reason === 'Unschedulable'),
+      'the pod marked Unschedulable', 30_000, 100,
+    );
+    expect(await logsOf('kpending')).toEqual({ stdout: '', stderr: 'rover logs: node 0 incarnation 0 (pod rover-kpending-0-0) is pending: no log yet\n' });
+  });
+
   it('fails in one clear line: no pods left, RBAC refusal, apiserver unreachable, no cluster configured', async () => {
     // A finished job: its pods, and their logs, are gone.
     await createJob('kdone', 'default', 'SUCCEEDED');
