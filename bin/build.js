@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const distDir = path.join(root, 'dist');
 const stampOf = (rootDir) => path.join(rootDir, 'dist', '.build-stamp');
+/** The workflows' Temporal bundle, in dist/; workers/jobWorker.ts loads it by this name. */
+const WORKFLOW_BUNDLE = 'workflow-bundle.js';
 
 /** The TypeScript files under `dir`, sorted; tests (*.test.ts) included, as tsc sees them. */
 function sourceFiles(dir) {
@@ -77,8 +79,25 @@ function build() {
     return status ?? 1;
   }
   if (status === 2) process.stderr.write('rover build: built despite the type errors above (see npm run typecheck)\n');
+  bundleWorkflows();
   writeStamp(root, startedAt, files);
   return 0;
+}
+
+/**
+ * Bundles the compiled workflows into dist/workflow-bundle.js (Temporal's bundleWorkflowCode, the
+ * webpack step every worker otherwise runs at start: seconds, tens of them on a loaded machine),
+ * which the workers load from dist (workers/jobWorker.ts workflowSource). A failure only warns:
+ * workers then bundle at start.
+ */
+function bundleWorkflows() {
+  const script = `import { writeFileSync } from 'node:fs';
+    import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+    const { code } = await bundleWorkflowCode({ workflowsPath: process.env.ROVER_WORKFLOWS, logger: new DefaultLogger('WARN') });
+    writeFileSync(process.env.ROVER_WORKFLOW_BUNDLE, code);`;
+  const env = { ...process.env, ROVER_WORKFLOWS: path.join(distDir, 'workflows', 'index.js'), ROVER_WORKFLOW_BUNDLE: path.join(distDir, WORKFLOW_BUNDLE) };
+  const { status } = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit', cwd: root, env });
+  if (status !== 0) process.stderr.write('rover build: could not bundle the workflows; workers bundle them at start\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = build();

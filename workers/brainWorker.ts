@@ -9,7 +9,7 @@ import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/index.ts';
 import { brainSyncWorkflowId, setIntervalSignal, type BrainConfigSyncInput } from '../workflows/brain/messages.ts';
-import { workflowsPath } from './jobWorker.ts';
+import { workflowSource } from './jobWorker.ts';
 import { temporalConnectionOptions } from '../common/temporalConnection.ts';
 
 export function configuredSources(config: RoverConfig, store: Store): ConfigSource[] {
@@ -31,7 +31,7 @@ export function createBrainWorker(o: BrainWorkerOptions): Promise<Worker> {
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath }),
+    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : workflowSource()),
     activities: createBrainActivities({ store: o.store, sources: o.sources, logger: o.logger }),
     shutdownGraceTime: '5s',
   });
