@@ -45,8 +45,8 @@ describe('podRefs', () => {
       pod('unlabelled-new', { node: '2', incarnation: '0', created: Math.floor(RUN / 1000) * 1000 }),
       pod('unlabelled-old', { node: '3', incarnation: '0', created: RUN - RUN_CLOCK_SLACK_MS - 1000 }),
     ], RUN);
-    expect(Object.fromEntries(refs.map((r) => [r.name, r.current]))).toEqual({
-      'labelled-now': true, 'labelled-before': false, 'unlabelled-new': true, 'unlabelled-old': false,
+    expect(Object.fromEntries(refs.map((r) => [r.name, [r.current, r.run]]))).toEqual({
+      'labelled-now': [true, RUN], 'labelled-before': [false, RUN - 3_600_000], 'unlabelled-new': [true, undefined], 'unlabelled-old': [false, undefined],
     });
   });
 
@@ -61,7 +61,7 @@ describe('podRefs', () => {
 
 describe('podHeader', () => {
   it('is the local backend\'s header plus the pod; a pod of an earlier run says so', () => {
-    const ref = { name: 'rover-j-2-1', nodeId: 2, incarnation: 1, launchedAt: RUN + 1000, current: true, ended: false, pending: false };
+    const ref = { name: 'rover-j-2-1', nodeId: 2, incarnation: 1, launchedAt: RUN + 1000, current: true, run: RUN, ended: false, pending: false };
     expect(podHeader(ref, RUN)).toBe('=== rover run 2026-05-01T12:00:00.250Z · node 2 · incarnation 1 · launched 2026-05-01T12:00:01.250Z · pod rover-j-2-1 ===');
     expect(podHeader({ ...ref, current: false }, undefined)).toMatch(/^=== rover run earlier · node 2 · incarnation 1 · /);
   });

@@ -17,6 +17,8 @@ export interface PodRef {
   launchedAt: number;
   /** Of the job's current run (its run label says so; unlabelled: created after the run began). Others are left over from earlier runs. */
   current: boolean;
+  /** The run it belongs to (its creation time, ms) when its label says. */
+  run: number | undefined;
   /** The agent container has ended: its log is complete. */
   ended: boolean;
   /** Not running yet (unscheduled, pulling its image): no log yet. */
@@ -42,6 +44,7 @@ export function podRefs(pods: V1Pod[], runStart: number): PodRef[] {
       incarnation,
       launchedAt: ms(pod.status?.startTime) ?? created,
       current: labels[LABEL_RUN] !== undefined ? labels[LABEL_RUN] === String(runStart) : created + RUN_CLOCK_SLACK_MS >= runStart,
+      run: /^\d+$/.test(labels[LABEL_RUN] ?? '') ? Number(labels[LABEL_RUN]) : undefined,
       ended: agent?.state?.terminated !== undefined || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed',
       pending: (pod.status?.phase ?? 'Pending') === 'Pending',
     });
@@ -51,7 +54,7 @@ export function podRefs(pods: V1Pod[], runStart: number): PodRef[] {
 
 /**
  * The line over an incarnation's output, as the local backend writes it (cluster/local
- * localBackend.ts logHeader) plus the pod's name; `run` undefined: a pod of an earlier run.
+ * localBackend.ts logHeader) plus the pod's name; `run` undefined: an earlier run, time unknown.
  */
 export function podHeader(ref: PodRef, run: number | undefined): string {
   const runText = run === undefined ? 'earlier' : new Date(run).toISOString();

@@ -177,7 +177,7 @@ class PodLogs {
   }
 
   private emit(pod: PodRef, lines: string[]): void {
-    const head = this.headed.has(pod.name) ? '' : `${podHeader(pod, pod.current ? this.job.createdAt : undefined)}\n`;
+    const head = this.headed.has(pod.name) ? '' : `${podHeader(pod, pod.current ? this.job.createdAt : pod.run)}\n`;
     this.headed.add(pod.name);
     const tag = this.o.node === undefined ? `[node ${pod.nodeId}] ` : '';
     this.o.write(`${head}${lines.map((l) => tag + l).join('\n')}\n`);

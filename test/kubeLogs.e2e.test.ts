@@ -207,7 +207,7 @@ describe.skipIf(!kubeAvailable())('rover logs of kubernetes jobs (pod logs throu
     expect(withoutLaunchTimes(current.stdout)).toBe([header('kruns', 1, 0), '[node 1] run 2 node 1', ''].join('\n'));
     expect(current.stderr).toBe('rover logs: 1 pod of earlier runs of kruns still exist; --run all shows them\n');
     const all = await logsOf('kruns', { run: 'all' });
-    expect(withoutLaunchTimes(all.stdout)).toBe([header('kruns', 0, 0, 'earlier'), '[node 0] run 1 node 0', header('kruns', 1, 0), '[node 1] run 2 node 1', ''].join('\n'));
+    expect(withoutLaunchTimes(all.stdout)).toBe([header('kruns', 0, 0, run1), '[node 0] run 1 node 0', header('kruns', 1, 0), '[node 1] run 2 node 1', ''].join('\n'));
     expect(all.stderr).toMatch(/Kubernetes keeps a pod's log only while the pod exists, and Rover deletes a run's pods when the run ends: earlier runs show only where their pods are left \(1 pod of earlier runs here\)/);
   });
 
