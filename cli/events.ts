@@ -1,6 +1,7 @@
 // `rover events <job>`: the job's event bus (node lifecycle, rendezvous rounds, classified
 // failures, diagnosis evidence), read from the store (ROVER_STORE_URL). --follow keeps polling
 // until the job has ended; --json prints one JSON object per line.
+import { untilInterrupted } from './output.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../common/config.ts';
@@ -70,20 +71,18 @@ export function registerEventsCommand(program: Command): void {
     .option('--json', 'one JSON object per line')
     .action(async (job: string, opts: { follow?: boolean; kind?: string[]; json?: boolean }) => {
       const store = await openStore(loadConfig().storeUrl);
-      const abort = new AbortController();
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
       try {
         const jobId = await resolveJobId(store, job);
-        await printEvents(store, jobId, {
-          follow: opts.follow ?? false,
-          kinds: opts.kind ?? [],
-          json: opts.json ?? false,
-          write: (t) => process.stdout.write(t),
-          signal: abort.signal,
-        });
+        await untilInterrupted((signal) =>
+          printEvents(store, jobId, {
+            follow: opts.follow ?? false,
+            kinds: opts.kind ?? [],
+            json: opts.json ?? false,
+            write: (t) => process.stdout.write(t),
+            signal,
+          }),
+        );
       } finally {
-        process.off('SIGINT', onSigint);
         await store.close();
       }
     });

@@ -5,6 +5,7 @@
 // backend, each incarnation is printed under a header line; --tail keeps the last N lines of
 // each node across its incarnations, --since asks the kubelet for the lines since a time,
 // --follow then streams what the pods write (and the pods of later incarnations) until Ctrl-C.
+import { untilInterrupted } from './output.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, Log, type KubeConfig } from '@kubernetes/client-node';
 import type { RoverConfig } from '../common/config.ts';
@@ -235,16 +236,7 @@ class PodLogs {
 
 /** `rover logs` for a kubernetes job, with Ctrl-C ending --follow; false when `job` is not on that backend. */
 export async function kubeLogsCommand(config: RoverConfig, job: string, node: number | undefined, selection: LogSelection, follow: boolean): Promise<boolean> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    const write = (text: string) => void process.stdout.write(text);
-    const note = (text: string) => void process.stderr.write(text);
-    return await printKubeJobLogs({ config, job, node, selection, follow, signal: stop.signal, write, note });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  const write = (text: string) => void process.stdout.write(text);
+  const note = (text: string) => void process.stderr.write(text);
+  return untilInterrupted((signal) => printKubeJobLogs({ config, job, node, selection, follow, signal, write, note }));
 }

@@ -3,6 +3,7 @@
 // each opened by a header line; cli/logRuns.ts selects from them), and with --follow keeps
 // printing what is appended after the selection, like `tail -f` over all nodes. Jobs on the ray
 // and kubernetes backends are read from there instead (cli/rayLogs.ts, cli/kubeLogs.ts).
+import { untilInterrupted } from './output.ts';
 import { existsSync } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -235,15 +236,6 @@ export function registerLogsCommand(program: Command): void {
       }
       if (!options.follow) return;
       const tailOptions = { dir, node, prefix: node === undefined, write, from: printed, keep: (line: string) => lineOfSource(line, selection.source) };
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
-        await followLogs({ ...tailOptions, pollMs: 250, signal: stop.signal });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      await untilInterrupted((signal) => followLogs({ ...tailOptions, pollMs: 250, signal }));
     });
 }

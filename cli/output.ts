@@ -52,3 +52,20 @@ export async function sayWhileWaiting<T>(task: Promise<T>, what: string, say: (m
     clearInterval(ticker);
   }
 }
+
+/**
+ * Runs `fn` with a signal that Ctrl-C (SIGINT) or SIGTERM aborts, for commands that follow
+ * output until interrupted (`logs -f`, `events -f`); the handlers are removed when it ends.
+ */
+export async function untilInterrupted<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await fn(stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

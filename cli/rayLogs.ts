@@ -2,6 +2,7 @@
 // incarnation), read through the Jobs API; when Rover stops a Ray job it first appends the
 // job's log to <home>/logs/<job>/node-<N>.log and then deletes it from Ray. So a node's log is
 // that file (incarnations Rover tore down) followed by what Ray still holds.
+import { untilInterrupted } from './output.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RoverConfig } from '../common/config.ts';
@@ -99,15 +100,6 @@ class RayLogTail {
 
 /** `rover logs` for a Ray job, with Ctrl-C ending --follow; false when `job` is not on the ray backend. */
 export async function rayLogsCommand(config: RoverConfig, job: string, node: number | undefined, follow: boolean): Promise<boolean> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    const write = (text: string) => void process.stdout.write(text);
-    return await printRayJobLogs({ config, job, node, follow, signal: stop.signal, write });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  const write = (text: string) => void process.stdout.write(text);
+  return untilInterrupted((signal) => printRayJobLogs({ config, job, node, follow, signal, write }));
 }

@@ -56,28 +56,19 @@ export class RendezvousRepository extends Repository {
     }
     // A duplicate key means another transaction committed the row after this one's MySQL snapshot
     // (REPEATABLE READ) was taken: a plain read would not see it, a locking read reads the latest.
-    const round = created ? await this.getRound(input, trx) : await this.getRoundForUpdate(input, trx);
+    const round = await this.getRound(input, trx, { lock: !created });
     if (!round) throw new Error(`rendezvous round ${input.jobId}#${input.round} vanished right after insert`);
     return { round, created };
   }
 
-  async getRound(key: RoundKey, trx?: Trx): Promise<RendezvousRound | undefined> {
+  /** The round's row. `lock`: on MySQL a locking read, which sees the latest commit whatever the transaction's snapshot. */
+  async getRound(key: RoundKey, trx?: Trx, opts: { lock?: boolean } = {}): Promise<RendezvousRound | undefined> {
     return this.q(trx)
       .selectFrom('rendezvousRounds')
       .selectAll()
       .where('jobId', '=', key.jobId)
       .where('round', '=', key.round)
-      .executeTakeFirst();
-  }
-
-  /** The round's row, read locking on MySQL: the latest committed version, whatever the snapshot. */
-  private getRoundForUpdate(key: RoundKey, trx?: Trx): Promise<RendezvousRound | undefined> {
-    return this.q(trx)
-      .selectFrom('rendezvousRounds')
-      .selectAll()
-      .where('jobId', '=', key.jobId)
-      .where('round', '=', key.round)
-      .$if(this.dialect === 'mysql', (qb) => qb.forUpdate())
+      .$if(this.dialect === 'mysql' && opts.lock === true, (qb) => qb.forUpdate())
       .executeTakeFirst();
   }
 
