@@ -34,6 +34,8 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
         faults: [...stack.parts, DOWN_UP],
         // A store outage must not break a job: every MySQL plan kills the store at least once.
         required: dialect === 'mysql' ? ['store'] : [],
+        // Killed parts stay down 1.5 s on MySQL: long enough that agents must meet the store's outage.
+        ...(dialect === 'mysql' && { downMs: 1500 }),
         samples: 2400,
         stepTime: 0.5,
         // Early enough that all three land while the job trains (about 60 s of steps), even when

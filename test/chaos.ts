@@ -37,6 +37,13 @@ export interface SoakOptions {
   log: (line: string) => void;
 }
 
+/**
+ * A store outage every agent must have met: five heartbeat intervals of the soak's jobs. A store
+ * restarted at once is back in a few hundred ms, which can fall between an agent's calls (a held
+ * heartbeat does its store work when it arrives), so such a fault need not show as an outage.
+ */
+const STORE_OUTAGE_SEEN_MS = 1000;
+
 export interface AppliedFault {
   targets: Fault[];
   /** Fraction of all shards done when it was due. */
@@ -45,7 +52,8 @@ export interface AppliedFault {
   readyAt: number;
   /**
    * Whether agents had an outage to report: no API replica answered meanwhile (all killed, or a
-   * planned restart), or the store was down, so every call that needs it was answered 5xx.
+   * planned restart), or the store was held down for STORE_OUTAGE_SEEN_MS or more, so every
+   * agent's next call that needs it was answered 5xx.
    */
   cutOff: boolean;
 }
@@ -140,7 +148,7 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     const killedAt = Date.now();
     if (targets.includes(DOWN_UP)) await stack.downAndUp();
     else await stack.killAndRestart(targets as ChaosPart[], o.downMs);
-    const cutOff = targets.includes(DOWN_UP) || targets.includes('store') || apiParts.every((p) => targets.includes(p));
+    const cutOff = targets.includes(DOWN_UP) || (targets.includes('store') && (o.downMs ?? 0) >= STORE_OUTAGE_SEEN_MS) || apiParts.every((p) => targets.includes(p));
     kills.push({ targets, at, killedAt, readyAt: Date.now(), cutOff });
     o.log(`chaos: fault ${kills.length}/${plan.length} ${targets.join('+')} at ${Math.round(at * 100)} % done, back in ${((Date.now() - killedAt) / 1000).toFixed(1)} s`);
   }
@@ -162,7 +170,7 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     for (const e of outages) outageEvents.push({ from: e.createdAt - (e.data as { downMs: number }).downMs, to: e.createdAt });
   }
   // Each fault that cut the agents off must show as an agent's outage overlapping it: a heartbeat
-  // every 200 ms meets it, and the store's outage reaches the agents as the API's 5xx answers.
+  // every 200 ms meets it, and a long enough store outage reaches the agents as the API's 5xx answers.
   const seen = kills.filter((k) => k.cutOff);
   const explained = seen.filter((k) => outageEvents.some((e) => e.from <= k.readyAt && e.to >= k.killedAt));
   if (explained.length < seen.length) problems.push(`${seen.length - explained.length} of ${seen.length} outages have no control_plane_outage event`);
