@@ -26,6 +26,9 @@ export interface JobActivityDeps {
   clock?: () => number;
 }
 
+/** How often a waiting watchNodes reads the step again for its heartbeat details (one indexed read). */
+const LIVE_STEP_READ_MS = 10_000;
+
 export function createJobActivities(deps: JobActivityDeps): JobActivities {
   const { config, logger } = deps;
   const now = deps.clock ?? Date.now;
@@ -126,7 +129,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       });
     },
 
-    async watchNodes({ jobId, cursor, phase }) {
+    async watchNodes({ jobId, cursor, phase, stepKnown }) {
       const job = await loadJob(jobId);
       // The workflow owns the phase; the job row follows it here, where the workflow calls anyway,
       // so `rover_jobs{phase}` is right without an activity (and history events) per phase change.
@@ -134,6 +137,9 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const backend = backendFor(job.spec);
       const ctx = Context.current();
       const deadline = now() + config.timing.watchMaxWaitMs;
+      // The latest step reading rides on the activity's heartbeats too: the Web UI shows a pending
+      // activity's heartbeat details live, and heartbeats add no history event.
+      let reading: StepReading | undefined;
       for (;;) {
         const live = await reportDeadNodes(job, backend);
         await recordPendingReasons(job, backend, live.filter((n) => n.status === 'launching'));
@@ -141,7 +147,9 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         // progress records wait a while for company (each return adds ~6 events to its history).
         const rows = await store.nodeEvents.list(jobId, { after: cursor, kinds: JOB_STATE_EVENT_KINDS, limit: 500 });
         const due = rows.some((r) => !PROGRESS_EVENT_KINDS.includes(r.kind as NodeEventKind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
-        if (due || now() >= deadline) {
+        if (!reading || now() - reading.readAt >= LIVE_STEP_READ_MS) reading = (await readStep(jobId, live)) ?? reading;
+        const firstStep = stepKnown === false && reading !== undefined;
+        if (due || firstStep || now() >= deadline) {
           const events = rows.map((r): JobEvent => ({
             id: r.id,
             kind: r.kind as NodeEventKind,
@@ -153,7 +161,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           const progress = await readStep(jobId, live);
           return progress ? { events, progress } : { events };
         }
-        ctx.heartbeat({ cursor });
+        ctx.heartbeat({ cursor, ...(reading && { step: reading }) });
         await ctx.sleep(config.timing.watchPollMs);
       }
     },

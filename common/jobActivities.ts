@@ -66,6 +66,12 @@ export interface JobActivities {
     cursor: number;
     /** The job's phase as the workflow decided it, recorded in the job row for metrics (absent in calls scheduled before). */
     phase?: JobPhase;
+    /**
+     * False while the workflow has no step reading: the first step read then wakes it, once, so
+     * its current details show the step soon after training starts, not at the next event or
+     * deadline. Absent (calls scheduled before): no such wake.
+     */
+    stepKnown?: boolean;
   }): Promise<WatchResult>;
   /**
    * A round's join deadline passed by the workflow's timer: settles it with the same round policy

@@ -53,6 +53,19 @@ describe('the job story in Temporal and the metrics', () => {
 
     await stepping(name, 3);
     expect(await currentDetails(name)).toMatch(/^\*\*RUNNING\*\* · world size 4 · round 1 /);
+    // The first step read wakes the workflow once, so the details show it without any incident
+    // (nothing else would wake it for up to ROVER_WATCH_MAX_WAIT_MS, an hour here).
+    const stepLine = /^Step (\d+) of 1000000 \(\d+\.\d%\)( · [\d.]+ steps\/s)?( · ETA \S+)? · read at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m;
+    await waitUntil(async () => stepLine.test(await currentDetails(name)), 'a step line in the current details', 30_000, 200);
+    // Meanwhile the waiting watch carries the live step in its heartbeat details (the Web UI's
+    // pending activity), which add no history event.
+    const heartbeatStep = async () => {
+      const pending = (await handleOf(name).describe()).raw.pendingActivities ?? [];
+      const details = pending.flatMap((a) => a.heartbeatDetails?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<{ step?: { step: number } }>(p));
+      return details.find((d) => d.step)?.step?.step;
+    };
+    const live = await waitUntil(heartbeatStep, 'the watch activity\'s heartbeat details to carry the step', 60_000, 500);
+    expect(live).toBeGreaterThanOrEqual(1);
     // The job row follows the workflow's phase, and so does the phase gauge.
     await waitUntil(async () => sampleSum(await metrics(), 'rover_jobs', { phase: 'RUNNING' }) === 1, 'rover_jobs{phase="RUNNING"} 1', 30_000, 200);
     expect(sampleSum(await metrics(), 'rover_jobs', { phase: 'LAUNCHING' })).toBe(0);
@@ -79,7 +92,6 @@ describe('the job story in Temporal and the metrics', () => {
     expect(details).toContain('1 node relaunches');
     // The live step rode in on the watch's returns (no event of its own): the step the store had,
     // toward spec.maxSteps, with when it was read.
-    const stepLine = /^Step (\d+) of 1000000 \(\d+\.\d%\)( · [\d.]+ steps\/s)?( · ETA \S+)? · read at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/m;
     const shown = Number(stepLine.exec(details)?.[1]);
     expect(shown, `no step line in the current details:\n${details}`).not.toBeNaN();
     const reported = await stack.store.metrics.list(name, 'step', { limit: 100_000 });

@@ -251,7 +251,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       if (!watch) {
         events = undefined;
         const watchSummary = `wait for node events after #${state.data.cursor} (failures, rounds, checkpoints)`;
-        watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase }]).then(
+        watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase, stepKnown: state.data.progress !== undefined }]).then(
           (result) => {
             const { events: batch, progress } = watchResultOf(result);
             // The latest step rides on every return (no event of its own); a return that saw no
