@@ -74,6 +74,15 @@ describe('readJobProgress', () => {
     expect(formatJobStatus(job.status, progress)).toContain('progress:     100.0%\nETA:          -');
   });
 
+  it('keeps the last step of an ended job, whose nodes are no longer running', async () => {
+    const job = await jobAt(5000, { maxSteps: 5000 });
+    for (const nodeId of [0, 1]) await job.store.nodes.update({ jobId: 'p', nodeId, incarnation: 0 }, { status: 'succeeded' });
+    const ended: JobStatus = { ...job.status, phase: 'SUCCEEDED', nodes: job.status.nodes.map((n) => ({ ...n, status: 'succeeded' as const })) };
+    const progress = await readJobProgress(job.store, ended, T0 - 60_000, T0);
+    expect(progress).toMatchObject({ step: 5000, maxSteps: 5000, fraction: 1 });
+    expect(formatJobStatus(ended, progress)).toContain('step:         5000 of 5000');
+  });
+
   it('shows no progress without a step target or a dataset', async () => {
     const job = await jobAt(1200, {});
     const progress = await readJobProgress(job.store, job.status, T0 - 60_000, T0);

@@ -3,6 +3,7 @@
 // hot-path data, so they come from the store, not the workflow: the nodes' latest step, one
 // node's recent step samples, and the shard counts. Each read is a few indexed queries, whatever
 // the job's size. The arithmetic is common/trainingProgress.ts, shared with the job workflow.
+import { isTerminalPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { estimateProgress, RATE_WINDOW_MS, stepRate, type ProgressEstimate } from '../common/trainingProgress.ts';
 import { METRIC_STEP, type ShardProgress, type Store } from '../store/index.ts';
@@ -27,8 +28,10 @@ export interface JobProgress {
 
 /** Reads the job's progress from an open store; `startedAt` is when the job's workflow started (ms). */
 export async function readJobProgress(store: Store, status: JobStatus, startedAt: number, now = Date.now()): Promise<JobProgress> {
-  const running = await store.nodes.listByJob(status.jobId, { statuses: ['running'] });
-  const steps = running.flatMap((n) => (n.step === null || n.step === undefined ? [] : [n.step]));
+  // An ended job's nodes are stopped: its step is the last any of them reached.
+  const ended = isTerminalPhase(status.phase);
+  const nodes = await store.nodes.listByJob(status.jobId, ended ? {} : { statuses: ['running'] });
+  const steps = nodes.flatMap((n) => (n.step === null || n.step === undefined ? [] : [n.step]));
   // The rate of rank 0's node (any running node else): ranks step together in data-parallel jobs.
   const rankZero = status.nodes.find((n) => n.rank === 0 && n.status === 'running') ?? status.nodes.find((n) => n.status === 'running');
   const samples = rankZero ? await store.metrics.list(status.jobId, METRIC_STEP, { nodeId: rankZero.id, since: now - RATE_WINDOW_MS }) : [];
