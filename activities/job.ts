@@ -196,6 +196,9 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
       await backendFor(job.spec).releaseJob?.(jobId);
       logger.info({ jobId, phase, reason }, 'job finished');
+      // Once per job: every node row, the ended ones' final steps included.
+      const steps = (await store.nodes.listByJob(jobId)).flatMap((n) => (n.step === null || n.step === undefined ? [] : [n.step]));
+      return steps.length === 0 ? null : { step: Math.max(...steps), stepsPerSecond: null, readAt: now() };
     },
   };
 

@@ -262,8 +262,10 @@ export class Agent {
     }
     if (outcome.kind === 'succeeded') {
       this.requestRestart = null;
+      // The last step the processes printed: later than the last heartbeat's.
+      const step = this.group.latestStep();
       this.group = null;
-      await this.report({ kind: 'node_succeeded' });
+      await this.report({ kind: 'node_succeeded', ...(step !== null && { step }) });
       return new AgentExit(0, 'all training processes succeeded');
     }
     if (outcome.kind === 'stopped') throw new Error('process group stopped by someone else');

@@ -286,7 +286,7 @@ export class MasterService {
       // Past its memory limit (local: prlimit) a process dies with MemoryError: the OOM path.
       const oomKilled = kind !== 'node_succeeded' && looksOutOfMemory(req.stderrTail);
       const data = { ...rest, ...(oomKilled && { oomKilled: true }) };
-      if (kind === 'node_succeeded') await tx.nodes.update(key, { status: 'succeeded', endedAt: now, exitCode: 0 });
+      if (kind === 'node_succeeded') await tx.nodes.update(key, { status: 'succeeded', endedAt: now, exitCode: 0, ...(req.step != null && { step: req.step }) });
       if (kind === 'node_failed') {
         await tx.nodes.update(key, { status: 'failed', endedAt: now, ...exit });
         await tx.shards.releaseByPrefix(job.id, nodeLeasePrefix(req.node, req.incarnation));

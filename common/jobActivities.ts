@@ -80,8 +80,12 @@ export interface JobActivities {
   expireRound(input: { jobId: string; round: number }): Promise<RoundDeadlineCheck>;
   /** Of these nodes, the ones still launched but not registered, each with the backend's reason. */
   describePendingNodes(input: { jobId: string; nodes: NodeIdentity[] }): Promise<PendingNode[]>;
-  /** Records the final phase (agents are told to stop) and tears every node of the job down. */
-  finishJob(input: { jobId: string; phase: JobPhase; reason: string | null }): Promise<void>;
+  /**
+   * Records the final phase (agents are told to stop) and tears every node of the job down.
+   * Returns the job's last step (the highest any node reached; no rate), for the final current
+   * details; null before any step (and undefined from calls recorded before it returned one).
+   */
+  finishJob(input: { jobId: string; phase: JobPhase; reason: string | null }): Promise<StepReading | null>;
 }
 
 /** A watchNodes result as the workflow reads it: histories recorded before WatchResult hold the bare event list. */

@@ -108,7 +108,11 @@ describe('the job story in Temporal and the metrics', () => {
     await rover('stop', name, '--reason', 'story told');
     expect(await jobOutcome(handle)).toMatchObject({ phase: 'STOPPED', reason: 'story told' });
     expect((await handle.describe()).status.name).toBe('COMPLETED');
-    expect(await currentDetails(name)).toMatch(/^\*\*STOPPED\*\*/);
+    const final = await currentDetails(name);
+    expect(final).toMatch(/^\*\*STOPPED\*\*/);
+    // The final details carry the job's last step, not the watch's last reading.
+    const lastStep = Math.max(...(await stack.store.nodes.listByJob(name)).map((n) => n.step ?? 0));
+    expect(Number(stepLine.exec(final)?.[1]), final).toBe(lastStep);
     expect(await activitySummaries(name)).toContain('finish the job STOPPED: story told; tear its nodes down');
     // A stopped node is stopped, not lost afterwards.
     const events = await stack.store.nodeEvents.list(name, { kinds: ['node_stopped', 'node_lost'] });

@@ -214,10 +214,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     const from = state.data.targetNodes;
     await perform(state.scale(request.nodes, request.requestId), { why: `scale ${from} → ${request.nodes}` });
   };
-  /** Records the final phase and tears every node down. */
-  const finish = () => {
+  /** Records the final phase, tears every node down, and keeps the job's last step for the details. */
+  const finish = async () => {
     const { phase, reason } = state.data;
-    return summarized(`finish the job ${phase}${reason ? `: ${reason}` : ''}; tear its nodes down`).finishJob({ jobId, phase, reason });
+    const last = await summarized(`finish the job ${phase}${reason ? `: ${reason}` : ''}; tear its nodes down`).finishJob({ jobId, phase, reason });
+    if (last) state.data.progress = last;
   };
 
   const historyFull = () => {
