@@ -11,7 +11,9 @@
 // handled as a pod restart would be: its node's processes die and a new invocation starts.
 // Rover: the embedded stack (`rover up`), flash checkpoints, the local backend.
 // Needs the torch venv (bash deploy/local/torch.sh). Knobs: BENCH_GOODPUT_SECONDS,
-// BENCH_GOODPUT_KILL_EVERY_S. Prints figures; asserts nothing.
+// BENCH_GOODPUT_KILL_EVERY_S, BENCH_GOODPUT_PRELOAD (comma-separated modules for Rover's
+// spec.entrypoint.preload, e.g. torch: warm standbys; default none, cold restarts). Prints
+// figures; asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,6 +28,7 @@ import { stopSignal } from '../workflows/job/messages.ts';
 import { startBenchStack } from './benchStack.ts';
 
 const SECONDS = Number(process.env.BENCH_GOODPUT_SECONDS ?? 300);
+const PRELOAD = (process.env.BENCH_GOODPUT_PRELOAD ?? '').split(',').filter(Boolean);
 // On a machine so loaded that a restart takes longer than this, no launcher keeps any step.
 const KILL_EVERY_S = Number(process.env.BENCH_GOODPUT_KILL_EVERY_S ?? 45);
 const AGENT_KILL_AT_S = SECONDS / 2;
@@ -100,7 +103,7 @@ async function underRover(): Promise<number> {
       spec: {
         nodes: { min: 2, max: 2 },
         nprocPerNode: 2,
-        entrypoint: { command: python!, args: TRAINER_ARGS, workdir: repoRoot, env: TRAINER_ENV },
+        entrypoint: { command: python!, args: TRAINER_ARGS, workdir: repoRoot, env: TRAINER_ENV, ...(PRELOAD.length > 0 && { preload: PRELOAD }) },
         // torchrun sets no memory limit: neither does this run (the default 2Gi per process,
         // enforced with prlimit --data, can fail importing torch._dynamo under memory pressure).
         resources: { memory: '16Gi' },
@@ -197,4 +200,4 @@ async function underTorchrun(): Promise<number> {
 const rover = await underRover();
 const torchrun = await underTorchrun();
 const ratio = torchrun > 0 ? (rover / torchrun).toFixed(2) : 'n/a (torchrun kept no step)';
-console.log(`goodput: rover=${rover.toFixed(3)} torchrun=${torchrun.toFixed(3)} ratio=${ratio}`);
+console.log(`goodput: rover=${rover.toFixed(3)} torchrun=${torchrun.toFixed(3)} ratio=${ratio} preload=${PRELOAD.join(',') || 'none'}`);
