@@ -250,6 +250,16 @@ async function followDemoJob(config: RoverConfig, job: string, until: Promise<vo
   }
 }
 
+/** The environment that points other `rover` commands at ports `up` was given by flag ('' if none). */
+function portExports(options: UpOptions): string {
+  const moved = [
+    ['ROVER_TEMPORAL_PORT', options.temporalPort],
+    ['ROVER_UI_PORT', options.uiPort],
+    ['ROVER_API_PORT', options.apiPort],
+  ].filter(([name, value]) => value !== undefined && process.env[name!] !== value);
+  return moved.map(([name, value]) => `${name}=${value}`).join(' ');
+}
+
 function configWithPorts(options: UpOptions): RoverConfig {
   const env = { ...process.env };
   if (options.temporalPort) env.ROVER_TEMPORAL_PORT = options.temporalPort;
@@ -285,6 +295,8 @@ export function registerUpCommands(
       say(`Rover API:       ${stack.apiUrl}`);
       say(`Temporal:        ${config.temporal.address} (namespace ${config.temporal.namespace})`);
       say(`logs:            ${path.join(config.home, 'logs')}`);
+      const moved = portExports(options);
+      if (moved) say(`other rover commands use the default ports unless told: export ${moved}`);
       let demoJob: string | undefined;
       if (options.demo) {
         try {

@@ -38,6 +38,8 @@ describe('rover up', () => {
     try {
       await waitUntil(() => output.includes('press Ctrl-C'), `rover up to be running; output so far:\n${output}`, 120_000, 200);
       expect(output).toContain(`Temporal Web UI: http://127.0.0.1:${uiPort}`);
+      // Moved ports: it says how to point other commands at them.
+      expect(output).toContain(`export ROVER_TEMPORAL_PORT=${temporalPort} ROVER_UI_PORT=${uiPort} ROVER_API_PORT=${apiPort}`);
       expect(output).toContain('demo job submitted');
 
       const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
