@@ -6,6 +6,7 @@
 // asked again every 30 s, which is the job's timer, not the hot path).
 // watchNodes may wait longer than the window (ROVER_WATCH_MAX_WAIT_MS), so only what the hot
 // path caused could add events.
+import { setMaxListeners } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -99,6 +100,8 @@ describe('heartbeats and workflow history', () => {
     await waitUntil(() => backend.tokens.size === AGENTS, 'every node launched', 120_000, 200);
 
     const abort = new AbortController();
+    // Every simulated agent waits on this one signal while it backs off between retries.
+    setMaxListeners(AGENTS + 10, abort.signal);
     /** Nodes whose heartbeat was answered while `counting`. */
     const beating = new Set<number>();
     let counting = false;
