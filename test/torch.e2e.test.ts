@@ -1,6 +1,7 @@
 // Real PyTorch end to end (gloo, CPU; examples/torch_ddp.py on rover_torch): 2 nodes × 2
-// processes with flash checkpoints and the shard ledger. A trainer SIGKILLed between checkpoints
-// costs only the steps since the committed one, read back from shared memory; an agent SIGKILLed
+// processes with flash checkpoints and the shard ledger, the faulty job's trainers behind a user's
+// bash launch script. A trainer SIGKILLed at a step drawn from a printed seed costs only the steps
+// since the latest committed checkpoint, read back from shared memory; an agent SIGKILLed
 // relaunches its node, whose ranks read the committed state from storage; and the final model of
 // that run is bit-for-bit the model of an undisturbed run with the same seed and data.
 import { execFile } from 'node:child_process';
@@ -11,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import { submitJob } from '../cli/jobs.ts';
 import { scaleUpdate } from '../workflows/job/messages.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
+import { findNodeProcesses } from '../cluster/local/processes.ts';
+import { mulberry32 } from '../common/shardPlan.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { trainerPids } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { torchJobSpec, torchPythonOrSkip } from './torchFixtures.ts';
 
@@ -20,6 +22,8 @@ const run = promisify(execFile);
 // 2400 samples in shards of 16: 150 shards, 4 per step, 38 steps; a checkpoint every 8.
 const DATASET = { size: 2400, shardSize: 16 };
 const EVERY = 8;
+/** Draws which trainer dies, and at which step; TORCH_KILL_SEED=<n> replays a run. */
+const seed = Number(process.env.TORCH_KILL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 interface Restore {
   node: number;
@@ -52,12 +56,31 @@ describe('real PyTorch jobs', () => {
     if (missingInCi) throw missingInCi;
     if (!python) ctx.skip();
   };
-  const ddpJob = (name: string) =>
+  const ddpJob = (name: string, wrapped: boolean) =>
     torchJobSpec(stack.home, name, python!, {
       script: 'examples/torch_ddp.py',
       args: ['--step-time', '0.1', '--checkpoint-every', String(EVERY), '--final-params', path.join(stack.home, `${name}.pt`)],
       dataset: DATASET,
+      wrapped,
     });
+  /** Steps a rank printed (ROVER_STEP) in its node's log, in order, up to the first line matching `until`. */
+  const stepsOf = (job: string, node: number, rank: number, until?: RegExp): number[] => {
+    const steps: number[] = [];
+    for (const line of readFileSync(nodeLogPath(stack.home, job, node), 'utf8').split('\n')) {
+      if (!line.startsWith(`[rank ${rank}] `)) continue;
+      if (until?.test(line)) break;
+      const step = /^\[rank \d+\] ROVER_STEP (\d+) /.exec(line)?.[1];
+      if (step) steps.push(Number(step));
+    }
+    return steps;
+  };
+  /** The python training process of one rank of a local node (its wrapper, bash, is its parent). */
+  const trainerOfRank = (job: string, node: number, rank: number): number => {
+    const processes = findNodeProcesses({ jobId: job, nodeId: node, incarnation: 0, home: stack.home }) ?? [];
+    const trainer = processes.find((p) => p.comm.startsWith('python') && readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`));
+    if (!trainer) throw new Error(`no python process of rank ${rank} on node ${node} of ${job}: ${JSON.stringify(processes)}`);
+    return trainer.pid;
+  };
   /** The job's checkpoint_restored events: where each rank found the state it resumed from. */
   const restores = async (name: string): Promise<Restore[]> =>
     (await stack.store.nodeEvents.listAfter(name, 0, 10_000))
@@ -66,24 +89,35 @@ describe('real PyTorch jobs', () => {
   const committed = async (name: string) =>
     (await stack.store.nodeEvents.listAfter(name, 0, 10_000)).filter((e) => e.kind === 'checkpoint_committed').map((e) => (e.data as { step: number }).step);
 
-  it('resumes a killed trainer from shared memory and a killed agent from storage, ending with the undisturbed run\'s exact parameters', async (ctx) => {
+  it(`resumes a trainer killed at a random step from shared memory and a killed agent from storage, ending with the undisturbed run's exact parameters (TORCH_KILL_SEED=${seed})`, async (ctx) => {
     needTorch(ctx);
-    const submit = (name: string) => submitJob(stack.client, ddpJob(name), { taskQueue: stack.config.temporal.taskQueue });
-    const [calm, faulty] = await Promise.all([submit('ddp-calm'), submit('ddp-faults')]);
+    const submit = (name: string, wrapped: boolean) => submitJob(stack.client, ddpJob(name, wrapped), { taskQueue: stack.config.temporal.taskQueue });
+    const [calm, faulty] = await Promise.all([submit('ddp-calm', false), submit('ddp-faults', true)]);
 
-    // A trainer of node 1 dies between checkpoints: every rank resumes from the committed step,
-    // read from its node's shared memory (the next save is EVERY steps away).
+    // A trainer of node 1 dies at a step between two checkpoints, both drawn from the seed: every
+    // rank resumes from the latest step committed before the kill, read from its node's shared memory.
+    const random = mulberry32(seed);
+    const victim = 2 + Math.floor(random() * 2);
     const first = await waitUntil(async () => Math.max(0, ...(await committed('ddp-faults'))), 'a committed checkpoint', 180_000, 50);
-    const node1 = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
-    process.kill((await trainerPids(node1.pid!))[0]!, 'SIGKILL');
+    const killAt = first + 1 + Math.floor(random() * (EVERY - 1));
+    await waitUntil(() => stepsOf('ddp-faults', 1, victim).some((s) => s >= killAt), `rank ${victim} to reach step ${killAt}`, 180_000, 20);
+    process.kill(trainerOfRank('ddp-faults', 1, victim), 'SIGKILL');
     const afterKill = await waitUntil(async () => {
       const all = await restores('ddp-faults');
       return all.length >= 4 ? all : undefined;
     }, 'all 4 ranks to resume', 120_000, 200);
-    expect(afterKill.map((r) => [r.node, r.rank, r.step, r.source]).sort()).toEqual([[0, 0, first, 'shm'], [0, 1, first, 'shm'], [1, 2, first, 'shm'], [1, 3, first, 'shm']]);
+    // The wrapper saw its trainer killed (bash: 128 + SIGKILL) and passed that on; the last step the
+    // trainer printed before it is the step it died at.
+    const exited = new RegExp(`^\\[rank ${victim}\\] wrapper: rank ${victim} trainer exited with status (\\d+)$`, 'm').exec(readFileSync(nodeLogPath(stack.home, 'ddp-faults', 1), 'utf8'));
+    expect(exited?.[1]).toBe('137');
+    const killedAt = Math.max(...stepsOf('ddp-faults', 1, victim, /wrapper: .* exited with status/));
+    expect(killedAt).toBeGreaterThanOrEqual(killAt);
+    const resumeStep = Math.max(...(await committed('ddp-faults')).filter((s) => s <= killedAt));
+    expect(resumeStep).toBeGreaterThanOrEqual(first);
+    expect(afterKill.map((r) => [r.node, r.rank, r.step, r.source]).sort()).toEqual([[0, 0, resumeStep, 'shm'], [0, 1, resumeStep, 'shm'], [1, 2, resumeStep, 'shm'], [1, 3, resumeStep, 'shm']]);
 
     // Then node 1's agent dies after the next commit: the relaunched node has no shared memory of it.
-    await waitUntil(async () => (await committed('ddp-faults')).some((s) => s > first), 'a commit after the resume', 180_000, 50);
+    await waitUntil(async () => (await committed('ddp-faults')).some((s) => s > resumeStep), 'a commit after the resume', 180_000, 50);
     const agent = (await stack.store.nodes.listByJob('ddp-faults', { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
     process.kill(-agent.pid!, 'SIGKILL');
 
@@ -93,7 +127,7 @@ describe('real PyTorch jobs', () => {
     expect(faultyResult.nodeRelaunches).toBe(1);
     const relaunched = (await restores('ddp-faults')).filter((r) => r.node === 1 && r.incarnation === 1);
     expect(relaunched).toHaveLength(2);
-    expect(relaunched.every((r) => r.source === 'storage' && r.step > first)).toBe(true);
+    expect(relaunched.every((r) => r.source === 'storage' && r.step > resumeStep)).toBe(true);
     expect(await committed('ddp-faults')).toContain(relaunched[0]!.step);
 
     // Exactly-once data and complete state capture together: the same parameters, bit for bit.

@@ -31,7 +31,12 @@ export interface TorchJobOptions {
   args: string[];
   nodes?: { min: number; max: number; initial: number };
   dataset: { size: number; shardSize: number };
+  /** Run the trainer behind test/trainers/torch_wrapper.sh (bash stays its parent), as users' launch scripts do. */
+  wrapped?: boolean;
 }
+
+/** A user's launch script around the trainer: bash → python, passing the exit status on. */
+export const TORCH_WRAPPER = path.join(repoRoot, 'test/trainers/torch_wrapper.sh');
 
 /** 2 local nodes × 2 processes of a torch example (gloo, CPU) with flash checkpoints and a sharded dataset. */
 export function torchJobSpec(home: string, name: string, python: string, o: TorchJobOptions): JobSpec {
@@ -40,7 +45,11 @@ export function torchJobSpec(home: string, name: string, python: string, o: Torc
     spec: {
       nodes: o.nodes ?? { min: 2, max: 2, initial: 2 },
       nprocPerNode: 2,
-      entrypoint: { command: python, args: [o.script, ...o.args], workdir: repoRoot, env: { OMP_NUM_THREADS: '1' } },
+      entrypoint: {
+        ...(o.wrapped ? { command: TORCH_WRAPPER, args: [python, o.script, ...o.args] } : { command: python, args: [o.script, ...o.args] }),
+        workdir: repoRoot,
+        env: { OMP_NUM_THREADS: '1' },
+      },
       dataset: { ...o.dataset, epochs: 1, shuffle: true, seed: 7 },
       faultTolerance: { maxProcessRestarts: 3, maxNodeRelaunches: 3, heartbeatInterval: '200ms', heartbeatTimeout: '10s' },
       rendezvous: { lastCallTimeout: '2s', joinTimeout: '90s' },
