@@ -2,12 +2,16 @@
 // Each agent does what agent/agent.ts does, over the agent's own HTTP client (keep-alive sockets of
 // its own, as a real agent process has):
 // wait a random start delay (up to 1 s, as the agent), register, start heartbeating, ask for the
-// node check, join, long-poll the round (waitMs 20 s, as the agent), then heartbeat at 1 Hz; a 429
-// is retried after its Retry-After plus jitter. Prints one line per case:
+// node check, join, long-poll the round (waitMs 20 s, as the agent), then heartbeat once a second,
+// each heartbeat held by the API up to that second (waitMs, as the agent: so every agent keeps a
+// request open nearly all the time); a 429 is retried after its Retry-After plus jitter. Prints
+// one line per case:
 //   agentScale: store=sqlite replicas=1 nodes=1000 rendezvous_p99_ms=… rendezvous_max_ms=…
 //     heartbeat_p50_ms=… heartbeat_p99_ms=… api_cpu_per_s=… timeouts=…
 // rendezvous: from the last join answered to each agent knowing its rank; heartbeats: a steady
-// window after every agent has its rank; api_cpu_per_s: CPU seconds of the API process(es) per
+// window after every agent has its rank, each heartbeat's answer time past its hold (no round
+// opens in the window, so the API holds each one the whole second: the rest is its work and the
+// network); api_cpu_per_s: CPU seconds of the API process(es) per
 // second of that window (/proc/<pid>/stat); timeouts: requests that hit the agent's 10 s timeout;
 // shed: requests the API answered 429 (ROVER_API_MAX_IN_FLIGHT; BENCH_MAX_IN_FLIGHT sets it).
 // The job sits between hangTimeout and startupTimeout with no step yet (trainers still starting):
@@ -140,14 +144,18 @@ async function agent(node: number, baseUrls: string[], stats: Stats, signal: Abo
   const heartbeats = async () => {
     // One trainer process, no step yet; usage as the agent samples it.
     const processes = [{ localRank: 0, pid: 1000 + node, cpuPercent: 95, rssBytes: 2 ** 31 }];
+    let pause = HEARTBEAT_MS;
     for (;;) {
-      await abortableSleep(HEARTBEAT_MS, signal);
+      await abortableSleep(pause, signal);
+      const sent = performance.now();
       await call(async (s) => {
         const started = performance.now();
-        const reply = await master.heartbeat({ node, incarnation, round, step: null, processes }, s);
-        if (started >= stats.window.from && started < stats.window.to) stats.heartbeatMs.push(performance.now() - started);
+        const reply = await master.heartbeat({ node, incarnation, round, step: null, processes, waitMs: HEARTBEAT_MS }, s);
+        if (started >= stats.window.from && started < stats.window.to) stats.heartbeatMs.push(Math.max(0, performance.now() - started - HEARTBEAT_MS));
         return reply;
       });
+      // One beat per interval, as the agent: an answer sooner (a round opened) waits out the rest.
+      pause = Math.max(0, HEARTBEAT_MS - (performance.now() - sent));
     }
   };
   await abortableSleep(startDelayMs(DEFAULT_START_JITTER_MS), signal);
