@@ -20,7 +20,7 @@ import { createJobActivities } from './job.ts';
 const AGENT_SETTINGS = [
   'ROVER_API_URL', 'ROVER_JOB', 'ROVER_NODE', 'ROVER_INCARNATION', 'ROVER_TOKEN', 'ROVER_NPROC_PER_NODE', 'ROVER_ENTRYPOINT',
   'ROVER_MAX_PROCESS_RESTARTS', 'ROVER_HEARTBEAT_INTERVAL_MS', 'ROVER_SHUTDOWN_GRACE_MS', 'ROVER_CHECKPOINT_DIR',
-  'ROVER_CHECKPOINT_FLASH', 'ROVER_LOG_LEVEL',
+  'ROVER_CHECKPOINT_FLASH', 'ROVER_LOG_LEVEL', 'ROVER_START_JITTER_MS',
 ].sort();
 
 const SECRETS = {
@@ -80,6 +80,10 @@ describeEachStore('the environment a launch gives an agent', (h) => {
     const agentToken = nodeToken(SECRETS.ROVER_OPERATOR_TOKEN, tokenDigest(token), { node: 0, incarnation: 0 });
     expect(agentToken).not.toContain(token);
     expect(env).toMatchObject({ ROVER_TOKEN: agentToken, ROVER_JOB: 'envjob', ROVER_NODE: '0', ROVER_INCARNATION: '0', ROVER_API_URL: 'http://api.internal:8470' });
+    // A node launched alone registers at once; three launched together spread over 3 ms.
+    expect(env.ROVER_START_JITTER_MS).toBe('1');
+    await acts.launchNodes({ jobId: 'envjob', runKey, nodes: [1, 2, 3].map((id) => ({ id, incarnation: 0 })) });
+    expect(launches.slice(1).map((l) => l.agentEnv.ROVER_START_JITTER_MS)).toEqual(['3', '3', '3']);
     expectNoSecret(env);
 
     // Kubernetes: the pod's environment is the launch's plus the node's address and pod name.

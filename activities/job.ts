@@ -12,6 +12,7 @@ import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { JobSpec } from '../common/spec/index.ts';
 import { RATE_WINDOW_MS, stepRate, type StepReading } from '../common/trainingProgress.ts';
+import { startJitterBoundMs } from '../common/startJitter.ts';
 import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { noteStoreOutages } from './storeReachability.ts';
@@ -106,7 +107,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           spec: job.spec,
           resources,
           ...(n.avoidHostOfIncarnation !== undefined && { avoidHostOfIncarnation: n.avoidHostOfIncarnation }),
-          agentEnv: agentEnv(config, job, n, agentToken(job, runKey, n)),
+          agentEnv: agentEnv(config, job, n, agentToken(job, runKey, n), nodes.length),
         });
         if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
@@ -298,8 +299,11 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
   }
 }
 
-/** The agent's environment: everything it needs to find the master and run its processes. */
-function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity, token: string): Record<string, string> {
+/**
+ * The agent's environment: everything it needs to find the master and run its processes.
+ * `startedTogether`: the nodes of this launch, which bounds the agent's start jitter.
+ */
+function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeIdentity, token: string, startedTogether: number): Record<string, string> {
   const s = job.spec.spec;
   return {
     ROVER_API_URL: config.api.urls.join(','),
@@ -315,5 +319,6 @@ function agentEnv(config: RoverConfig, job: Job & { spec: JobSpec }, node: NodeI
     ROVER_CHECKPOINT_DIR: s.checkpoint.dir ?? '',
     ROVER_CHECKPOINT_FLASH: String(s.checkpoint.flash),
     ROVER_LOG_LEVEL: config.logLevel,
+    ROVER_START_JITTER_MS: String(startJitterBoundMs(startedTogether)),
   };
 }

@@ -4,10 +4,10 @@ import { createServer } from 'node:net';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { killedFromOutside } from '../common/failureCulprit.ts';
+import { MAX_START_JITTER_MS } from '../common/startJitter.ts';
 import type { HeartbeatRequest, HeartbeatResponse, NodeReport, NodeReportResponse, RoundStatus } from '../common/protocol.ts';
 import {
   abortableSleep,
-  DEFAULT_START_JITTER_MS,
   MasterHttpError,
   ROUND_WAIT_MS,
   startDelayMs,
@@ -107,7 +107,7 @@ export class Agent {
     try {
       const { node, incarnation, host } = this.settings;
       // Agents of a job start together: spread their first requests (see startJitterMs).
-      await abortableSleep(startDelayMs(this.settings.startJitterMs ?? DEFAULT_START_JITTER_MS), this.abort.signal);
+      await abortableSleep(startDelayMs(this.settings.startJitterMs ?? MAX_START_JITTER_MS), this.abort.signal);
       await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
       this.log.info({ host }, 'registered');
       heartbeats = this.heartbeatLoop();

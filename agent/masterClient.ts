@@ -196,13 +196,9 @@ export function backoffDelayMs(attempt: number, backoff: Backoff = DEFAULT_BACKO
 export const ROUND_WAIT_MS = 20_000;
 
 /**
- * Agents of a job are started together (a launch, a whole-job relaunch): each first waits a
- * uniform random delay in [0, maxMs) so that a thousand registrations and joins reach the API
- * spread over a second rather than in one burst (issue 14). Default bound 1 s
- * (ROVER_START_JITTER_MS; 0 turns it off).
+ * A uniform random delay in [0, maxMs), ms: an agent's wait before its first request, so that
+ * agents started together spread their registrations (the bound: common/startJitter.ts).
  */
-export const DEFAULT_START_JITTER_MS = 1000;
-
 export function startDelayMs(maxMs: number, random = Math.random): number {
   return maxMs > 0 ? Math.floor(random() * maxMs) : 0;
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseApiUrls } from '../common/apiUrls.ts';
-import { DEFAULT_START_JITTER_MS } from './masterClient.ts';
+import { MAX_START_JITTER_MS } from '../common/startJitter.ts';
 
 export const entrypointSchema = z.object({
   command: z.string().min(1),
@@ -58,7 +58,7 @@ const envSchema = z.object({
   /** The job's checkpoint folder (spec.checkpoint.dir); empty or unset: the clients' default. */
   ROVER_CHECKPOINT_DIR: z.string().optional(),
   /** Bound of the random delay before the first request (agent/masterClient.ts startDelayMs); 0: none. */
-  ROVER_START_JITTER_MS: integer(0).default(DEFAULT_START_JITTER_MS),
+  ROVER_START_JITTER_MS: integer(0).default(MAX_START_JITTER_MS),
 });
 
 export interface AgentSettings {

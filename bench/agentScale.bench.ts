@@ -1,7 +1,7 @@
 // The agent hot path at scale: N simulated agents against the real API process(es) and store.
 // Each agent does what agent/agent.ts does, over the agent's own HTTP client (keep-alive sockets of
 // its own, as a real agent process has):
-// wait a random start delay (up to 1 s, as the agent), register, start heartbeating, ask for the
+// wait a random start delay (below N ms, at most 1 s, as the launch gives the agents), register, start heartbeating, ask for the
 // node check, join, long-poll the round (waitMs 20 s, as the agent), then heartbeat once a second,
 // each heartbeat held by the API up to that second (waitMs, as the agent: so every agent keeps a
 // request open nearly all the time); a 429 is retried after its Retry-After plus jitter. Prints
@@ -29,9 +29,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
-import { abortableSleep, DEFAULT_START_JITTER_MS, HttpMasterClient, MasterHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/masterClient.ts';
+import { abortableSleep, HttpMasterClient, MasterHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/masterClient.ts';
 import type { RoundStatus } from '../common/protocol.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
+import { startJitterBoundMs } from '../common/startJitter.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore } from '../store/index.ts';
 
@@ -125,7 +126,7 @@ function agentFetch(): typeof fetch {
 }
 
 /** One simulated agent: the requests of agent/agent.ts, without trainers. */
-async function agent(node: number, baseUrls: string[], stats: Stats, signal: AbortSignal): Promise<void> {
+async function agent(node: number, nodes: number, baseUrls: string[], stats: Stats, signal: AbortSignal): Promise<void> {
   // Like a real agent given every replica: it starts at replica node % count.
   const master = new HttpMasterClient({ baseUrls, start: node, job: JOB, token: TOKEN, fetch: agentFetch() });
   const incarnation = 0;
@@ -158,7 +159,7 @@ async function agent(node: number, baseUrls: string[], stats: Stats, signal: Abo
       pause = Math.max(0, HEARTBEAT_MS - (performance.now() - sent));
     }
   };
-  await abortableSleep(startDelayMs(DEFAULT_START_JITTER_MS), signal);
+  await abortableSleep(startDelayMs(startJitterBoundMs(nodes)), signal);
   await call((s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
   stats.registered++;
   const beating = heartbeats().catch(() => {});
@@ -230,7 +231,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
     const stats: Stats = { registered: 0, joined: 0, timeouts: 0, shed: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
     const failures: string[] = [];
     const agents = Array.from({ length: nodes }, (_, node) =>
-      agent(node, ports.map((port) => `http://127.0.0.1:${port}`), stats, abort.signal).catch((err: Error) => {
+      agent(node, nodes, ports.map((port) => `http://127.0.0.1:${port}`), stats, abort.signal).catch((err: Error) => {
         if (!abort.signal.aborted) failures.push(err.message);
       }),
     );

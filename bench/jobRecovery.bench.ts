@@ -1,5 +1,7 @@
 // Job start-up and recovery latency on the embedded stack, 4 nodes × 2 processes:
-//   submit → every rank training, and a killed training process → every rank training again.
+//   submit → every rank training; a killed training process → every rank training again; a
+//   killed agent → its node relaunched, with the new agent's start (its process spawned → its
+//   registration stored: node_launched → node_registered) → every rank training again.
 // Prints figures; asserts nothing about time.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -45,6 +47,8 @@ const stack = await startBenchStack('recovery', { ROVER_WATCH_POLL_MS: '100' });
 const { home, config, client, store } = stack;
 const startup: number[] = [];
 const recovery: number[] = [];
+const agentStart: number[] = [];
+const relaunch: number[] = [];
 try {
   for (let i = 0; i < ITERATIONS; i++) {
     const name = `bench-${i}`;
@@ -71,6 +75,16 @@ try {
     process.kill(children[0]!, 'SIGKILL');
     recovery.push((await until(() => allRanksStepping(home, name, offsets), `${name} recovered`)) - killed);
 
+    // The agent of node 1 dies: its node is relaunched as incarnation 1.
+    const victim = (await store.nodes.listByJob(name, { statuses: ['running'] })).find((n) => n.nodeId === 1)!;
+    const relaunchOffsets = Array.from({ length: NODES }, (_, n) => statSync(nodeLogPath(home, name, n)).size);
+    const agentKilled = Date.now();
+    process.kill(victim.pid!, 'SIGKILL');
+    relaunch.push((await until(() => allRanksStepping(home, name, relaunchOffsets), `${name} relaunched`, 180_000)) - agentKilled);
+    const events = await store.nodeEvents.list(name, { kinds: ['node_launched', 'node_registered'] });
+    const at = (kind: string) => events.find((e) => e.kind === kind && e.nodeId === 1 && e.incarnation === victim.incarnation + 1)!.createdAt;
+    agentStart.push(at('node_registered') - at('node_launched'));
+
     await handle.signal(stopSignal, { reason: 'bench done' });
     await handle.result();
   }
@@ -81,3 +95,5 @@ const line = (label: string, values: number[]) =>
   `${label.padEnd(44)} median ${median(values)} ms  min ${Math.min(...values)} ms  max ${Math.max(...values)} ms  (n=${values.length})`;
 console.log(line(`submit → all ${NODES * NPROC} ranks training`, startup));
 console.log(line('process kill → all ranks training again', recovery));
+console.log(line('agent kill → all ranks training again', relaunch));
+console.log(line('relaunched agent: spawned → registered', agentStart));
