@@ -119,7 +119,11 @@ async function underRover(): Promise<number> {
       name: 'rover',
       trainers: async (node) => {
         const pid = await agentPid(node);
-        return pid ? childPids(pid) : [];
+        if (!pid) return [];
+        // The agent's children are its trainers and, with preload, its warm standbys: a trainer is
+        // one that printed its pid in a ROVER_START line.
+        const started = new Set([...readFileSync(nodeLogPath(home, name, node), 'utf8').matchAll(/ ROVER_START .* pid=(\d+)$/gm)].map((m) => Number(m[1])));
+        return (await childPids(pid)).filter((p) => started.has(p));
       },
       killAgent: async (node) => {
         const pid = await agentPid(node);

@@ -68,7 +68,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print(f"ROVER_START rank={os.environ.get('RANK', '0')} world_size={os.environ.get('WORLD_SIZE', '1')} "
           f"local_rank={os.environ.get('LOCAL_RANK', '0')} "
-          f"restart={os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", flush=True)
+          f"restart={os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')} pid={os.getpid()}", flush=True)
     dist.init_process_group(backend="gloo", init_method="env://", timeout=datetime.timedelta(seconds=args.timeout))
     rank, world = dist.get_rank(), dist.get_world_size()
 
