@@ -4,15 +4,16 @@
 // tested in common/jobState*.test.ts; these stories prove the workflow carries it out.
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
+import type { JobStateData, NodeRecord } from '../../common/jobState.ts';
+import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
 import { taskQueueFor } from '../../test/helpers.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import { bundleWorkflows, createJobWorker } from '../../workers/jobWorker.ts';
-import type { elasticJob } from './elasticJob.ts';
+import type { Carried, elasticJob } from './elasticJob.ts';
 import { JOB_FAILED, scaleUpdate, statusQuery, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
 
 describe('the job workflow with fake activities', () => {
@@ -149,4 +150,87 @@ describe('the job workflow with fake activities', () => {
       expect(world.rounds).toHaveLength(2);
     });
   });
+
+  /** The carried state the latest run of the job started with (what the run before it handed over). */
+  const latestCarried = async (handle: WorkflowHandle): Promise<Carried | undefined> => {
+    const { runId } = await handle.describe();
+    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const input = defaultPayloadConverter.fromPayload<ElasticJobInput>(started!.input!.payloads![0]!);
+    return input.carried as Carried | undefined;
+  };
+  /** Waits until a run has taken over with every event the world holds applied; returns what it was handed. */
+  const handedOver = (handle: WorkflowHandle, world: FakeJobWorld) =>
+    waitUntil(async () => {
+      const carried = await latestCarried(handle);
+      return carried?.state.cursor === world.events.length ? carried : undefined;
+    }, `a run carrying event #${world.events.length}`, 20_000, 50);
+
+  it('continues as new after every batch of events at a low cap, and every carried field survives the hand-over', async ({ task }) => {
+    const world = new FakeJobWorld();
+    const GiB = 1024 ** 3;
+    // The Brain is down for the initial plan (the job asks again later) and raises memory after an OOM.
+    world.brain = (input) =>
+      input.stage === 'initial' ? brainDown() : { stage: 'oom', rule: 'oom-double-memory', reason: 'node 1 ran out of memory at 2 GiB', resources: { memoryBytes: 4 * GiB, cpu: 1 } };
+    const spec = jobSpec({ min: 2, max: 4, initial: 3, maxNodeRelaunches: 1, pendingTimeout: '10m' });
+    await withJob(task.name, world, { spec, continueAsNewAfterEvents: 1 }, async (handle) => {
+      await running(world, handle, 3);
+      await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 4, requestId: 'grow-to-4' }] });
+      await launched(world, '3#0');
+      world.registerAll();
+      world.closeRound();
+      await handedOver(handle, world);
+      // Node 0: a user error in every process before any step (remembered, and a crash-loop signature).
+      world.emit('process_failed', { id: 0, incarnation: 0 }, {
+        localRank: 0, exitCode: 1, restarts: 1, step: null, round: 2, role: 'culprit', failures: 1, allProcessesAlike: true,
+        failure: { class: 'userError', rule: 'python-exception' },
+        stderrTail: 'Traceback (most recent call last):\n  File "train.py", line 7, in <module>\nValueError: batch of 0 samples',
+      });
+      world.emit('node_check', { id: 0, incarnation: 0 }, { verdict: 'ok', bestSeconds: 0.05, medianSeconds: 0.06 });
+      world.emit('checkpoint_committed', null, { step: 100, worldSize: 4, round: 2 });
+      await handedOver(handle, world);
+      world.progress = { step: 230, stepsPerSecond: 11.5, readAt: Date.now() };
+      world.emit('checkpoint_committed', null, { step: 200, worldSize: 4, round: 2 });
+      world.emit('epoch_done', null, { epoch: 0 });
+      await handedOver(handle, world);
+      // Node 1 is OOM-killed: relaunched with the Brain's memory (the whole budget); node 2 then fails: shrink to 3.
+      world.emit('node_failed', { id: 1, incarnation: 0 }, { exitCode: 137, reason: 'OOMKilled', oomKilled: true });
+      await launched(world, '1#1');
+      world.emit('node_failed', { id: 2, incarnation: 0 }, { exitCode: 1, reason: 'process restarts exhausted (3/3)' });
+      const before = await handedOver(handle, world);
+
+      // The story filled every field, so comparing them all compares something.
+      const nodes = before.state.nodes;
+      expect(Object.keys(before.state).sort()).toEqual(STATE_FIELDS);
+      for (const field of NODE_FIELDS) expect(nodes.some((n) => n[field] !== undefined && n[field] !== null), `some node has ${field}`).toBe(true);
+      expect(before.state).toMatchObject({ phase: 'RESCALING', targetNodes: 3, round: 4, roundNodes: 4, nodeRelaunches: 1, processRestarts: 1, appliedRequestIds: ['grow-to-4'], brainInitialMissed: true });
+
+      // A late registration of a replaced incarnation changes nothing but the cursor: the next hand-over is the same state.
+      const late = world.emit('node_registered', { id: 1, incarnation: 0 }, { pid: 4242 });
+      const after = await handedOver(handle, world);
+      for (const field of STATE_FIELDS) {
+        if (field === 'cursor') expect(after.state.cursor).toBe(late.id);
+        else expect(after.state[field], field).toEqual(before.state[field]);
+      }
+      expect(after.runKey).toBe(before.runKey);
+      expect([after.pendingScale, after.stopReason, after.token]).toEqual([[], null, undefined]);
+      // Every launch, in whichever run, derived the agents' token from the first run's key.
+      expect(world.launches.map((l) => [key(l), l.runKey === before.runKey])).toEqual([['0#0', true], ['1#0', true], ['2#0', true], ['3#0', true], ['1#1', true]]);
+      expect(world.launches.at(-1)?.resources).toEqual({ memoryBytes: 4 * GiB, cpu: 1 });
+
+      await handle.signal(stopSignal, { reason: 'story told' });
+      const result = await jobOutcome(handle);
+      expect([result.phase, result.reason, result.checkpointStep, result.epochsDone]).toEqual(['STOPPED', 'story told', 200, 1]);
+    });
+  });
 });
+
+/** Every field of the carried job state and of a node record: the compiler names one added and missing here. */
+const STATE_FIELDS = Object.keys({
+  phase: 1, reason: 1, targetNodes: 1, round: 1, roundNodes: 1, nodes: 1, nodeRelaunches: 1, processRestarts: 1, cursor: 1,
+  appliedRequestIds: 1, warnings: 1, plans: 1, brainInitialMissed: 1, userErrors: 1, checkpointStep: 1, checkpointRate: 1,
+  epochsDone: 1, crashLoop: 1, openRound: 1, progress: 1,
+} satisfies Record<keyof JobStateData, 1>).sort() as (keyof JobStateData)[];
+const NODE_FIELDS = Object.keys({
+  id: 1, incarnation: 1, status: 1, rank: 1, restarts: 1, pid: 1, exitCode: 1, reason: 1, resources: 1, check: 1, lastError: 1, pendingSince: 1,
+} satisfies Record<keyof NodeRecord, 1>) as (keyof NodeRecord)[];
