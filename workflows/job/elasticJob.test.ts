@@ -8,7 +8,7 @@ import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common'
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { JobStateData, NodeRecord } from '../../common/jobState.ts';
+import { initialJobState, type JobStateData, type NodeRecord } from '../../common/jobState.ts';
 import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
 import { taskQueueFor } from '../../test/helpers.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
@@ -221,6 +221,43 @@ describe('the job workflow with fake activities', () => {
       await handle.signal(stopSignal, { reason: 'story told' });
       const result = await jobOutcome(handle);
       expect([result.phase, result.reason, result.checkpointStep, result.epochsDone]).toEqual(['STOPPED', 'story told', 200, 1]);
+    });
+  });
+
+  // A scale or a stop that arrives while a run hands over (it waits for its handlers to finish)
+  // travels in pendingScale / stopReason; runs carried over before runKey was named call it token.
+  const runningTwoNodes = (world: FakeJobWorld, runKey: string): JobStateData => {
+    for (const id of [0, 1]) world.launches.push({ id, incarnation: 0, runKey });
+    world.rounds.push({ round: 1, targetNodes: 2, cause: 'job start' });
+    const state = initialJobState(2);
+    state.nodes.forEach((n, rank) => Object.assign(n, { status: 'running', rank, pid: 100 + n.id }));
+    return { ...state, phase: 'RUNNING', round: 1, roundNodes: 2 };
+  };
+
+  it('a run handed a queued scale under the old name of its key applies the scale with that key and carries it on as runKey', async ({ task }) => {
+    const world = new FakeJobWorld();
+    const carried: Omit<Carried, 'runKey'> = { state: runningTwoNodes(world, 'key-named-token'), token: 'key-named-token', pendingScale: [{ nodes: 3, requestId: 'queued-at-hand-over' }], stopReason: null };
+    const spec = jobSpec({ min: 1, max: 4, initial: 2, maxNodeRelaunches: 1 });
+    await withJob(task.name, world, { spec, continueAsNewAfterEvents: 1, carried }, async (handle) => {
+      await launched(world, '2#0');
+      expect(world.launches.map((l) => [key(l), l.runKey])).toEqual([['0#0', 'key-named-token'], ['1#0', 'key-named-token'], ['2#0', 'key-named-token']]);
+      expect(world.rounds.at(-1)).toEqual({ round: 2, targetNodes: 3, cause: 'scale to 3 nodes' });
+      const next = await handedOver(handle, world);
+      expect([next.runKey, next.token, next.pendingScale, next.state.targetNodes, next.state.appliedRequestIds]).toEqual(['key-named-token', undefined, [], 3, ['queued-at-hand-over']]);
+      await handle.signal(stopSignal, {});
+      expect((await jobOutcome(handle)).reason).toBe('stopped by user');
+    });
+  });
+
+  it('a run handed a stop ends the job STOPPED with its reason at once, launching nothing', async ({ task }) => {
+    const world = new FakeJobWorld();
+    const carried: Carried = { state: runningTwoNodes(world, 'k'), runKey: 'k', pendingScale: [], stopReason: 'stopped while the run handed over' };
+    await withJob(task.name, world, { spec: jobSpec({ min: 1, max: 4, initial: 2, maxNodeRelaunches: 1 }), carried }, async (handle) => {
+      const result = await jobOutcome(handle);
+      expect([result.phase, result.reason]).toEqual(['STOPPED', 'stopped while the run handed over']);
+      expect(result.nodes.map((n) => n.status)).toEqual(['stopped', 'stopped']);
+      expect(world.finished).toEqual({ phase: 'STOPPED', reason: 'stopped while the run handed over' });
+      expect(world.launches).toHaveLength(2);
     });
   });
 });
