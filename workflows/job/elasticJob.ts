@@ -50,8 +50,8 @@ const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
   retry: { initialInterval: '1 second', maximumInterval: '5 seconds' },
 });
 
-/** What travels through continue-as-new besides the spec. */
-interface Carried {
+/** What travels through continue-as-new besides the spec (exported for the test that checks every field survives it). */
+export interface Carried {
   state: JobStateData;
   /** Random, not secret: the worker derives the job's token from it (common/tokens.ts). */
   runKey: string;

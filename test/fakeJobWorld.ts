@@ -1,0 +1,148 @@
+// An in-memory world for the job workflow's own tests: the JobActivities (and the Brain's
+// OptimizerActivities) as plain functions over a list of nodes and an event log the test writes.
+// No store, no API, no agents: a test plays the agents and the API by emitting the events they
+// would (common/events.ts), and reads what the workflow asked the world to do.
+import os from 'node:os';
+import { ApplicationFailure } from '@temporalio/common';
+import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
+import type { JobEvent, NodeEventKind } from '../common/events.ts';
+import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
+import type { JobPhase } from '../common/phases.ts';
+import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
+import type { StepReading } from '../common/trainingProgress.ts';
+
+/** One launchNodes entry as the world received it. */
+export interface Launch extends NodeIdentity {
+  runKey: string;
+  resources?: NodeResources;
+}
+
+/** How long an idle watchNodes call waits before it returns an empty batch (the real one: up to an hour). */
+const WATCH_MAX_WAIT_MS = 1000;
+
+export class FakeJobWorld {
+  readonly events: JobEvent[] = [];
+  readonly launches: Launch[] = [];
+  readonly removed: NodeIdentity[] = [];
+  readonly rounds: { round: number; targetNodes: number; cause: string }[] = [];
+  readonly brainAsked: OptimizeActivityInput[] = [];
+  finished: { phase: JobPhase; reason: string | null } | undefined;
+  /** The step reading every watchNodes return carries (absent: no step reported yet). */
+  progress: StepReading | undefined;
+  /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
+  brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
+  private launchHeld: Promise<void> | undefined;
+  private releaseLaunch: (() => void) | undefined;
+  private wakeWatchers: (() => void)[] = [];
+
+  /** Launches wait until `releaseLaunches`: a test acts while the job is launching. */
+  holdLaunches(): void {
+    this.launchHeld = new Promise((resolve) => (this.releaseLaunch = resolve));
+  }
+
+  releaseLaunches(): void {
+    this.releaseLaunch?.();
+    this.launchHeld = undefined;
+  }
+
+  /** Appends an event the agents or the API would write; the next watchNodes returns it. */
+  emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
+    const event: JobEvent = { id: this.events.length + 1, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() };
+    this.events.push(event);
+    for (const wake of this.wakeWatchers.splice(0)) wake();
+    return event;
+  }
+
+  /** The newest incarnation launched of each node that is not removed since, by node id. */
+  liveNodes(): NodeIdentity[] {
+    const latest = new Map<number, NodeIdentity>();
+    for (const l of this.launches) latest.set(l.id, { id: l.id, incarnation: l.incarnation });
+    return [...latest.values()]
+      .filter((n) => !this.removed.some((r) => r.id === n.id && r.incarnation === n.incarnation))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  /** Every live node's agent registers (as the API records it). */
+  registerAll(): void {
+    for (const node of this.liveNodes()) this.emit('node_registered', node, { pid: 1000 + node.id, host: `host-${node.id}` });
+  }
+
+  /** The API closes the latest round with every live node, ranked by node id. */
+  closeRound(): void {
+    const round = this.rounds.at(-1)?.round ?? 0;
+    const members = this.liveNodes().map((n, groupRank) => ({ node: n.id, incarnation: n.incarnation, groupRank }));
+    this.emit('round_closed', null, { round, members, excluded: [], masterAddr: '127.0.0.1', masterPort: 29500 });
+  }
+
+  /** Every live node's processes exit 0. */
+  succeedAll(): void {
+    for (const node of this.liveNodes()) this.emit('node_succeeded', node);
+  }
+
+  private openRoundOf(targetNodes: number, cause: string): number {
+    const round = this.rounds.length + 1;
+    this.rounds.push({ round, targetNodes, cause });
+    this.emit('round_opened', null, { round, cause });
+    return round;
+  }
+
+  activities(): JobActivities & OptimizerActivities {
+    return {
+      prepareJob: async ({ targetNodes }) => void this.openRoundOf(targetNodes, 'job start'),
+      launchNodes: async ({ runKey, nodes }): Promise<LaunchedNode[]> => {
+        await this.launchHeld;
+        for (const n of nodes) {
+          const known = this.launches.some((l) => l.id === n.id && l.incarnation === n.incarnation);
+          if (!known) this.launches.push({ id: n.id, incarnation: n.incarnation, runKey, ...(n.resources && { resources: n.resources }) });
+        }
+        return nodes.map((n) => ({ id: n.id, incarnation: n.incarnation, pid: 100 + n.id }));
+      },
+      removeNodes: async ({ nodes }) => void this.removed.push(...nodes),
+      openRound: async ({ targetNodes, cause }) => this.openRoundOf(targetNodes, cause),
+      watchNodes: async ({ cursor }) => {
+        const after = () => this.events.filter((e) => e.id > cursor);
+        if (after().length === 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, WATCH_MAX_WAIT_MS);
+            this.wakeWatchers.push(() => (clearTimeout(timer), resolve()));
+          });
+        }
+        return { events: after(), ...(this.progress && { progress: this.progress }) };
+      },
+      expireRound: async () => ({ status: 'settled' }),
+      describePendingNodes: async () => [],
+      finishJob: async ({ phase, reason }) => {
+        this.finished = { phase, reason };
+        return this.progress ? { step: this.progress.step, stepsPerSecond: null, readAt: this.progress.readAt } : null;
+      },
+      optimize: async (input) => {
+        this.brainAsked.push(input);
+        return this.brain(input);
+      },
+      recordLocalPlan: async () => undefined,
+    };
+  }
+}
+
+/** A Brain that does not answer: the activity fails at once, without retries. */
+export function brainDown(): never {
+  throw ApplicationFailure.nonRetryable('connect ECONNREFUSED 127.0.0.1:8080', 'BrainUnreachable');
+}
+
+/** A job spec for the fake world: one process per node, the given node counts and relaunch budget. */
+export function jobSpec(o: { min: number; max: number; initial: number; maxNodeRelaunches: number; pendingTimeout?: string }): JobSpec {
+  const parsed = parseJobSpec({
+    metadata: { name: 'fake-world-job', user: 'tester' },
+    spec: {
+      nodes: { min: o.min, max: o.max, initial: o.initial },
+      nprocPerNode: 1,
+      entrypoint: { command: 'python3', args: ['train.py'], workdir: os.tmpdir() },
+      faultTolerance: { maxNodeRelaunches: o.maxNodeRelaunches, ...(o.pendingTimeout && { pendingTimeout: o.pendingTimeout }) },
+    },
+  });
+  if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
+  return parsed.spec;
+}
+
+/** `id#incarnation`, the way a test names a node incarnation. */
+export const key = (n: { id: number; incarnation: number }) => `${n.id}#${n.incarnation}`;
