@@ -56,8 +56,8 @@ describe('rover brain config validate', () => {
     expect(result.code).toBe(EXIT_INVALID_SPEC);
     expect(result.stderr.trimEnd().split('\n')).toEqual([
       `${path.join(folder, 'team-a.yaml')}: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)`,
-      expect.stringMatching(new RegExp(`^${path.join(folder, 'typo.yaml')}:2:1: invalid YAML: `)),
       `${path.join(folder, 'team-c.yml')}: configuration name "team-b" is already used in ${path.join(folder, 'team-b.yaml')}; names must be unique within a source (this one is ignored)`,
+      expect.stringMatching(new RegExp(`^${path.join(folder, 'typo.yaml')}:2:1: invalid YAML: `)),
       `${folder}: invalid: 3 problems; valid beside them: 1 configuration (team-b)`,
     ]);
   }, 150_000);

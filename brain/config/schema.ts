@@ -148,16 +148,22 @@ export function parseBrainConfigYaml(text: string, where: string): SourceRead {
   return parseBrainConfigs(value, where);
 }
 
-/** Joins reads in order; of two configurations with one name the first is kept and the second rejected, naming both places. */
+/**
+ * Joins reads in order, each read's problems in its place (so problems come in file/key order);
+ * of two configurations with one name the first is kept and the second rejected, naming both places.
+ */
 export function mergeReads(reads: SourceRead[]): SourceRead {
-  const out: SourceRead = { configs: [], errors: reads.flatMap((r) => r.errors) };
+  const out: SourceRead = { configs: [], errors: [] };
   const seen = new Map<string, string>();
-  for (const c of reads.flatMap((r) => r.configs)) {
-    const first = seen.get(c.config.name);
-    if (first !== undefined) out.errors.push(`${c.where}: configuration name "${c.config.name}" is already used in ${first}; names must be unique within a source (this one is ignored)`);
-    else {
-      seen.set(c.config.name, c.where);
-      out.configs.push(c);
+  for (const read of reads) {
+    out.errors.push(...read.errors);
+    for (const c of read.configs) {
+      const first = seen.get(c.config.name);
+      if (first !== undefined) out.errors.push(`${c.where}: configuration name "${c.config.name}" is already used in ${first}; names must be unique within a source (this one is ignored)`);
+      else {
+        seen.set(c.config.name, c.where);
+        out.configs.push(c);
+      }
     }
   }
   return out;
