@@ -5,7 +5,10 @@ import { z } from 'zod';
 import { issueLines, shown } from './issues.ts';
 
 /** One value, or a list of which any may match. */
-const oneOrMany = z.union([z.string().min(1, { error: 'must not be empty' }), z.array(z.string().min(1, { error: 'must not be empty' })).min(1, { error: 'must not be an empty list' })], { error: 'must be a non-empty string or a non-empty list of them' });
+const nonEmpty = z.string().min(1, { error: 'must not be empty' });
+const oneOrMany = z.union([nonEmpty, z.array(nonEmpty).min(1, { error: 'must not be an empty list' })], {
+  error: 'must be a non-empty string or a non-empty list of them',
+});
 
 export const selectorSchema = z.strictObject({
   user: oneOrMany.optional(),
@@ -22,9 +25,11 @@ export type Selector = z.infer<typeof selectorSchema>;
  * `must be a number in (0, 1]`; the value given is added where the error is reported.
  */
 function numberIn(min: number, max: number, o: { minExclusive?: boolean; int?: boolean } = {}) {
-  const upper = max === Number.MAX_SAFE_INTEGER ? '' : `, ${max}]`;
-  const range = upper ? `in ${o.minExclusive ? '(' : '['}${min}${upper}` : `≥ ${min}`;
-  const error = o.int ? (upper ? `must be an integer ${range}` : min === 1 ? 'must be a positive integer' : `must be an integer ${range}`) : `must be a number ${range}`;
+  const unbounded = max === Number.MAX_SAFE_INTEGER;
+  const error =
+    unbounded && o.int && min === 1
+      ? 'must be a positive integer'
+      : `must be ${o.int ? 'an integer' : 'a number'} ${unbounded ? `≥ ${min}` : `in ${o.minExclusive ? '(' : '['}${min}, ${max}]`}`;
   const n = o.int ? z.number({ error }).int({ error }) : z.number({ error });
   return (o.minExclusive ? n.gt(min, { error }) : n.min(min, { error })).max(max, { error });
 }
