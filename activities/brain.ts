@@ -15,6 +15,16 @@ function canonical(c: { name: string; priority: number; include: unknown; exclud
   return JSON.stringify([c.name, c.priority, c.include, c.exclude, c.configure]);
 }
 
+/** Problems kept in the sync workflow's state (it travels through continue-as-new and every status query). */
+export const MAX_REJECTED_LINES = 50;
+
+/** The read's problems, at most MAX_REJECTED_LINES of them, the last line saying how to see the rest. */
+function boundedProblems(errors: string[], location: string): string[] {
+  if (errors.length <= MAX_REJECTED_LINES) return errors;
+  const more = errors.length - (MAX_REJECTED_LINES - 1);
+  return [...errors.slice(0, MAX_REJECTED_LINES - 1), `… and ${more} more problems in ${location} (\`rover brain config validate\` on the files lists them all)`];
+}
+
 export function createBrainActivities({ store, sources, logger }: BrainActivityDeps): BrainActivities {
   return {
     async syncBrainSource({ source: name }): Promise<SyncResult> {
@@ -33,17 +43,16 @@ export function createBrainActivities({ store, sources, logger }: BrainActivityD
       }
       // Rejected entries are left out alone; every valid one is served.
       const configs = read.configs.map((c) => c.config);
-      const error = read.errors.length > 0 ? `${source.location}: ${read.errors.join('; ')}` : null;
-      if (error) logger.warn({ source: name, error }, 'brain config entries rejected; the valid ones are served');
+      const rejected = boundedProblems(read.errors, source.location);
+      if (rejected.length > 0) logger.warn({ source: name, rejected }, 'brain config entries rejected; the valid ones are served');
+      const done = (version: number, changed: boolean, count: number): SyncResult => ({ ok: rejected.length === 0, version, changed, configs: count, error: null, rejected });
       const before = served.map(canonical).sort();
       const after = configs.map(canonical).sort();
-      if (latest && before.length === after.length && before.every((c, i) => c === after[i])) {
-        return { ok: error === null, version: latest.version, changed: false, configs: served.length, error };
-      }
+      if (latest && before.length === after.length && before.every((c, i) => c === after[i])) return done(latest.version, false, served.length);
       const version = (latest?.version ?? 0) + 1;
       const published = await store.brainConfigs.publishSnapshot(name, version, configs);
       if (published) logger.info({ source: name, version, configs: configs.length }, 'brain config snapshot published');
-      return { ok: error === null, version, changed: published, configs: configs.length, error };
+      return done(version, published, configs.length);
     },
   };
 }

@@ -1,22 +1,43 @@
 // What `rover brain status` and `rover status` print about the Brain.
 import { describe, expect, it } from 'vitest';
 import type { JobStatus } from '../workflows/job/messages.ts';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { formatBrainStatus, validateBrainConfigFile } from './brain.ts';
+import { formatBrainStatus } from './brain.ts';
 import { formatJobStatus } from './format.ts';
 
 describe('rover brain status', () => {
+  const status = { intervalMs: 1000, version: 3, configs: 2, syncs: 10, failures: 1, lastErrorAt: 1, lastSyncAt: Date.UTC(2026, 10, 25, 14, 0, 0), lastChangeAt: 1, runs: 1 };
+
   it('shows each source with its served version and last error, "-" for what is unknown', () => {
     const text = formatBrainStatus([
-      { source: 'default', state: 'running', status: { source: 'default', intervalMs: 1000, version: 3, configs: 2, syncs: 10, failures: 1, lastError: 'team.yaml[0].include.usr: Unrecognized key', lastErrorAt: 1, lastSyncAt: Date.UTC(2026, 10, 25, 14, 0, 0), lastChangeAt: 1, runs: 1 } },
+      { source: 'default', state: 'running', status: { ...status, source: 'default', lastError: '/etc/rover/brain: cannot read the directory: ENOENT', rejected: [] } },
       { source: 'db', state: 'starting', error: 'no sync workflow yet' },
     ]);
     expect(text.split('\n')).toEqual([
       'SOURCE   STATE     VERSION  CONFIGS  SYNCS  LAST SYNC             ERROR',
-      'default  running   3        2        10     2026-11-25 14:00:00Z  team.yaml[0].include.usr: Unrecognized key',
+      'default  running   3        2        10     2026-11-25 14:00:00Z  /etc/rover/brain: cannot read the directory: ENOENT',
       'db       starting  -        -        -      -                     no sync workflow yet',
+    ]);
+  });
+
+  it("lists each source's rejected entries under it, one problem a line", () => {
+    const rejected = ['/etc/rover/brain/team-a.yaml: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)'];
+    const text = formatBrainStatus([
+      { source: 'default', state: 'running', status: { ...status, source: 'default', lastError: null, rejected } },
+      { source: 'clean', state: 'running', status: { ...status, source: 'clean', lastError: null, rejected: [] } },
+      { source: 'db', state: 'running', status: { ...status, source: 'db', lastError: null, rejected: ['row "a": include.usr: unknown field', 'row "b": configure: required'] } },
+    ]);
+    expect(text.split('\n')).toEqual([
+      'SOURCE   STATE    VERSION  CONFIGS  SYNCS  LAST SYNC             ERROR',
+      'default  running  3        2        10     2026-11-25 14:00:00Z  entries rejected (1 problem, below)',
+      'clean    running  3        2        10     2026-11-25 14:00:00Z  -',
+      'db       running  3        2        10     2026-11-25 14:00:00Z  entries rejected (2 problems, below)',
+      '',
+      'Rejected entries (not served; every other entry of their source is):',
+      'default:',
+      '  /etc/rover/brain/team-a.yaml: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)',
+      'db:',
+      '  row "a": include.usr: unknown field',
+      '  row "b": configure: required',
     ]);
   });
 });
@@ -29,30 +50,5 @@ describe('rover status with Brain plans', () => {
       plans: [{ stage: 'oom', rule: 'oom-factor', applied: 'node 0 incarnation 1: memory 134217728 → 268435456 bytes', reason: 'node 0 ran out of memory at 134217728 bytes', at: 0 }],
     };
     expect(formatJobStatus(status)).toContain('plan oom (oom-factor): node 0 incarnation 1: memory 128 MiB → 256 MiB — node 0 ran out of memory at 128 MiB');
-  });
-});
-
-describe('rover brain config validate', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-brain-validate-'));
-  const file = (name: string, text: string) => {
-    writeFileSync(path.join(dir, name), text);
-    return path.join(dir, name);
-  };
-
-  it('accepts a valid file, naming each configuration', async () => {
-    const f = file('ok.yaml', 'name: cv\ninclude: {labels: {team: cv}}\nconfigure: {optimizer: {oomFactor: 3}, queue: gpu}\n');
-    expect(await validateBrainConfigFile(f)).toEqual({ ok: true, text: `${f}: configuration "cv" is valid` });
-  });
-
-  it('names the entry and field of an out-of-range setting, a duplicate name in both places, and bad YAML', async () => {
-    const f = file('bad.yaml', 'configs:\n  - {name: a, configure: {optimizer: {efficiencyThreshold: 2, oomFactor: 3}}}\n  - {name: b, configure: {}}\n  - {name: b, configure: {}}\n');
-    const report = await validateBrainConfigFile(f);
-    expect(report.ok).toBe(false);
-    expect(report.text).toContain(`${f}[0].configure.optimizer.efficiencyThreshold`);
-    expect(report.text).toContain(`${f}[2]: configuration name "b" is already used in ${f}[1]`);
-    expect(report.text).toContain(`${f}[1]: configuration "b" is valid`);
-    const broken = await validateBrainConfigFile(file('broken.yaml', 'name: [x\n'));
-    expect(broken.ok).toBe(false);
-    expect(broken.text).toContain('invalid YAML');
   });
 });

@@ -1,10 +1,11 @@
 // `rover brain …`: the Brain's configuration sync status (Temporal queries of the
 // brainConfigSync workflows) and what configuration a job would get (the Brain HTTP API).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { mergeReads, parseBrainConfigYaml } from '../brain/config/schema.ts';
+import { mergeReads, parseBrainConfigYaml, type SourceRead } from '../brain/config/schema.ts';
+import { YamlDirSource } from '../brain/sources/yamlDir.ts';
 import { parseSourceList } from '../brain/sources/registry.ts';
 import type { ConfigResponse, ServedConfig } from '../brain/protocol.ts';
 import { characteristicsOf } from '../brain/service.ts';
@@ -81,35 +82,49 @@ export async function brainSyncStatuses(client: Client, configured: string[]): P
   return rows;
 }
 
+/** The status table, then every source's rejected entries, one problem a line under its source. */
 export function formatBrainStatus(rows: SourceStatus[]): string {
-  return formatTable(
+  const rejected = (row: SourceStatus) => row.status?.rejected ?? [];
+  const table = formatTable(
     ['SOURCE', 'STATE', 'VERSION', 'CONFIGS', 'SYNCS', 'LAST SYNC', 'ERROR'],
-    rows.map(({ source, state, status, error }) => [
-      source,
-      state,
-      status?.version,
-      status?.configs,
-      status?.syncs,
-      status?.lastSyncAt ? formatTime(new Date(status.lastSyncAt)) : undefined,
-      status?.lastError ?? error,
-    ]),
+    rows.map((row) => {
+      const { source, state, status, error } = row;
+      const problems = rejected(row).length;
+      return [
+        source,
+        state,
+        status?.version,
+        status?.configs,
+        status?.syncs,
+        status?.lastSyncAt ? formatTime(new Date(status.lastSyncAt)) : undefined,
+        status?.lastError ?? (problems > 0 ? `entries rejected (${problems} problem${problems === 1 ? '' : 's'}, below)` : error),
+      ];
+    }),
   );
+  const withRejected = rows.filter((r) => rejected(r).length > 0);
+  if (withRejected.length === 0) return table;
+  const lines = withRejected.flatMap((r) => [`${r.source}:`, ...rejected(r).map((p) => `  ${p}`)]);
+  return [table, '', 'Rejected entries (not served; every other entry of their source is):', ...lines].join('\n');
 }
 
 /**
- * `rover brain config validate <file>`: the file checked as a source would check it (YAML, the
- * schema and its ranges, unique names). Returns the report and whether every entry is valid.
+ * `rover brain config validate <file|folder>`: checked as a source would check it (YAML, the
+ * schema and its ranges, unique names; a folder as the `yaml` source reads it). Returns whether
+ * every entry is valid and the report: a short OK, or one line per problem and a summary.
  */
-export async function validateBrainConfigFile(file: string): Promise<{ ok: boolean; text: string }> {
-  let yaml: string;
+export async function validateBrainConfigFile(target: string): Promise<{ ok: boolean; text: string }> {
+  let read: SourceRead;
   try {
-    yaml = await readFile(file, 'utf8');
+    if ((await stat(target)).isDirectory()) read = await new YamlDirSource('validate', target).read();
+    else read = mergeReads([parseBrainConfigYaml(await readFile(target, 'utf8'), target)]);
   } catch (err) {
-    return { ok: false, text: `${file}: cannot read it: ${(err as Error).message}` };
+    return { ok: false, text: `${target}: cannot read it: ${(err as Error).message}` };
   }
-  const read = mergeReads([parseBrainConfigYaml(yaml, file)]);
-  const valid = read.configs.map((c) => `${c.where}: configuration "${c.config.name}" is valid`);
-  return { ok: read.errors.length === 0, text: [...valid, ...read.errors].join('\n') || `${file}: no configuration in it` };
+  const names = read.configs.map((c) => c.config.name);
+  const valid = names.length === 0 ? 'no configuration' : `${names.length} configuration${names.length === 1 ? '' : 's'} (${names.join(', ')})`;
+  if (read.errors.length === 0) return { ok: true, text: `${target}: OK, ${valid}` };
+  const problems = `${read.errors.length} problem${read.errors.length === 1 ? '' : 's'}`;
+  return { ok: false, text: [...read.errors, `${target}: invalid: ${problems}; valid beside them: ${valid}`].join('\n') };
 }
 
 function selectorText(s: unknown): string {
@@ -132,8 +147,8 @@ export function registerBrainCommands(program: Command): void {
       try {
         const rows = await brainSyncStatuses(client, sources.map((s) => s.name));
         out.writeOut?.(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatBrainStatus(rows)}\n`);
-        // A source still starting is no failure; a read error or an orphaned workflow is.
-        if (rows.some((r) => r.state === 'orphaned' || r.status?.lastError)) process.exitCode = 1;
+        // A source still starting is no failure; a read error, a rejected entry or an orphaned workflow is.
+        if (rows.some((r) => r.state === 'orphaned' || r.status?.lastError || (r.status?.rejected ?? []).length > 0)) process.exitCode = 1;
       } finally {
         await close();
       }
@@ -163,8 +178,8 @@ export function registerBrainCommands(program: Command): void {
     });
   cfg
     .command('validate')
-    .description('Check a configuration file before it is deployed: YAML, fields and their ranges, unique names')
-    .argument('<file>', 'YAML file with one configuration, a list, or {configs: [...]}')
+    .description('Check a configuration file or folder before it is deployed: YAML, fields and their ranges, unique names (exit 2 when invalid)')
+    .argument('<file|folder>', 'YAML file with one configuration, a list, or {configs: [...]}; or a folder of them, read as the yaml source reads it')
     .action(async function (this: Command, file: string) {
       const out = this.configureOutput();
       const { ok, text } = await validateBrainConfigFile(file);

@@ -3,24 +3,32 @@
 import { fromJson, Repository, toJson, type Trx } from './repository.ts';
 import type { BrainConfigEntryRow } from './schema.ts';
 
+/** The JSON columns of a configuration row. */
+export const BRAIN_CONFIG_JSON_COLUMNS = ['include', 'exclude', 'configure'] as const;
+
 export interface BrainConfigEntry extends Omit<BrainConfigEntryRow, 'include' | 'exclude' | 'configure'> {
   include: unknown;
   exclude: unknown;
   configure: unknown;
+  /** Columns whose text is not JSON (their value above is that text), for the source to report. */
+  unparsable: (typeof BRAIN_CONFIG_JSON_COLUMNS)[number][];
 }
 
 export class BrainConfigEntriesRepository extends Repository {
   /** Every row, by name. JSON that does not parse is returned as the raw text, for the source to report. */
   async list(trx?: Trx): Promise<BrainConfigEntry[]> {
     const rows = await this.q(trx).selectFrom('brainConfigEntries').selectAll().orderBy('name').execute();
-    const parse = (text: string): unknown => {
-      try {
-        return fromJson(text);
-      } catch {
-        return text;
+    return rows.map((r) => {
+      const entry: BrainConfigEntry = { ...r, unparsable: [] };
+      for (const column of BRAIN_CONFIG_JSON_COLUMNS) {
+        try {
+          entry[column] = fromJson(r[column]);
+        } catch {
+          entry.unparsable.push(column);
+        }
       }
-    };
-    return rows.map((r) => ({ ...r, include: parse(r.include), exclude: parse(r.exclude), configure: parse(r.configure) }));
+      return entry;
+    });
   }
 
   async put(entry: { name: string; priority: number; include: unknown; exclude: unknown; configure: unknown }, trx?: Trx): Promise<void> {

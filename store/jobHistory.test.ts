@@ -60,8 +60,8 @@ describeEachStore('job history', (h) => {
     await store.brainConfigEntries.put({ name: 'tuned', priority: 0, include: {}, exclude: {}, configure: { optimizer: { efficiencyThreshold: 2, oomFactor: 3 } } });
     const read = await source.read();
     expect(read.configs.map((c) => c.config)).toEqual([gpu]);
-    expect(read.errors.join('\n')).toContain('row "bad".include');
-    expect(read.errors.join('\n')).toContain('row "tuned".configure.optimizer.efficiencyThreshold');
+    expect(read.errors.join('\n')).toContain('row "bad": include.usr: unknown field');
+    expect(read.errors.join('\n')).toContain('row "tuned": configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)');
     expect(await store.brainConfigEntries.remove('bad')).toBe(true);
     expect((await source.read()).errors).toHaveLength(1);
   });

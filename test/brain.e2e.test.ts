@@ -1,6 +1,7 @@
 // Brain configuration sync on the real Temporal dev server: a YAML directory edited on disk is
-// served by the Brain API within 2 sync intervals; a broken edit keeps the last good snapshot
-// and the error shows in the workflow's status; the workflow continues-as-new carrying its state.
+// served by the Brain API within 2 sync intervals; a broken file is left out alone, listed in the
+// workflow's status (and `rover brain status`) with its path and field, the valid ones served;
+// the workflow continues-as-new carrying its state.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
-import { brainSyncStatuses, type SourceStatus } from '../cli/brain.ts';
+import { brainSyncStatuses, formatBrainStatus, type SourceStatus } from '../cli/brain.ts';
 import { createBrainWorker, ensureSyncWorkflows } from '../workers/brainWorker.ts';
 import { bundleWorkflows } from '../workers/jobWorker.ts';
 import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
@@ -78,14 +79,15 @@ describe('brainConfigSync with a YAML directory', () => {
     expect(after.lastError).toBeNull();
   });
 
-  it('rejects a broken file alone, serves a valid edit beside it, and reports the error until fixed', async () => {
+  it('rejects a broken file alone, serves a valid edit beside it, and lists the rejected entries until fixed', async () => {
     const good = await status();
     writeConfig('broken.yaml', 'name: broken\ninclude: {usr: ada}\nconfigure: {queue: bad}\n');
     const broken = await waitUntil(async () => {
       const s = await status();
-      return s.lastError ? s : undefined;
+      return s.rejected.length > 0 ? s : undefined;
     }, 'the broken edit to be reported', 60_000);
-    expect(broken.lastError).toContain('broken.yaml.include');
+    expect(broken.rejected).toEqual([`${path.join(dir, 'broken.yaml')}: include.usr: unknown field (known: user, group, cluster, name, labels)`]);
+    expect(broken.lastError).toBeNull();
     expect(broken.version).toBe(good.version);
     expect((await served()).configure.queue).toBe('v2');
     // An out-of-range optimizer setting is rejected with its entry; the valid edit beside them is served.
@@ -94,22 +96,31 @@ describe('brainConfigSync with a YAML directory', () => {
     await waitUntil(async () => (await served()).configure.queue === 'v2b', 'the valid edit beside the broken file to be served', 60_000);
     const both = await waitUntil(async () => {
       const s = await status();
-      return s.lastError?.includes('tuned.yaml.configure.optimizer.efficiencyThreshold') ? s : undefined;
+      return s.rejected.length === 2 ? s : undefined;
     }, 'the bad setting to be reported', 60_000);
-    expect(both.lastError).toContain('broken.yaml.include');
+    expect(both.rejected).toEqual([
+      `${path.join(dir, 'broken.yaml')}: include.usr: unknown field (known: user, group, cluster, name, labels)`,
+      `${path.join(dir, 'tuned.yaml')}: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)`,
+    ]);
     expect((await served()).configure.optimizer).toBeUndefined();
+    // rover brain status shows them under their source, and fails.
+    const text = formatBrainStatus(await brainSyncStatuses(temporal.client, [source]));
+    expect(text).toContain(`${source}:\n  ${path.join(dir, 'broken.yaml')}: include.usr: unknown field`);
+    expect(text).toContain(`  ${path.join(dir, 'tuned.yaml')}: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)`);
     rmSync(path.join(dir, 'tuned.yaml'));
     // A duplicate name is rejected naming both files.
     writeConfig('zz-copy.yaml', 'name: cv\nconfigure: {queue: copy}\n');
-    await waitUntil(async () => (await status()).lastError?.includes('zz-copy.yaml: configuration name "cv" is already used in team.yaml'), 'the duplicate to be reported', 60_000);
+    const duplicate = `${path.join(dir, 'zz-copy.yaml')}: configuration name "cv" is already used in ${path.join(dir, 'team.yaml')}`;
+    await waitUntil(async () => (await status()).rejected.some((r) => r.startsWith(duplicate)), 'the duplicate to be reported', 60_000);
     expect((await served()).configure.queue).toBe('v2b');
     rmSync(path.join(dir, 'zz-copy.yaml'));
     writeConfig('broken.yaml', 'name: fixed\ninclude: {user: ada}\npriority: 1\nconfigure: {queue: v3}\n');
     const fixed = await waitUntil(async () => {
       const s = await status();
-      return s.lastError === null && s.version !== good.version ? s : undefined;
+      return s.rejected.length === 0 && s.version !== good.version ? s : undefined;
     }, 'the fixed edit to be published', 60_000);
     expect(fixed.failures).toBeGreaterThanOrEqual(1);
+    expect(fixed.lastError).toBeNull();
     expect((await served()).configure.queue).toBe('v3');
   });
 

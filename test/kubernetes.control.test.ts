@@ -249,7 +249,7 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
         return r.configs[0]?.config.configure.optimizer?.margin === 0.5 ? r : undefined;
       }, 'the edit to arrive by the watch', 30_000, 100);
       // The broken key is rejected alone, named with its field.
-      expect(edited.errors).toEqual([expect.stringContaining('configmap default/brain-config key b.yaml.configure.optimizer.efficiencyThreshold')]);
+      expect(edited.errors).toEqual(['configmap default/brain-config key b.yaml: configure.optimizer.efficiencyThreshold: must be a number in (0, 1] (got 2)']);
       expect(cm.lists).toBe(1);
       await cluster.core.deleteNamespacedConfigMap({ name: 'brain-config', namespace: 'default' });
       await waitUntil(() => cm.read().then(() => false, (err: Error) => /not found/.test(err.message)), 'the deletion to arrive by the watch', 30_000, 100);

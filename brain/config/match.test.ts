@@ -1,7 +1,7 @@
 // Include / Exclude matching and merge precedence, as tables.
 import { describe, expect, it } from 'vitest';
 import { configApplies, matchConfigs, type SourcedConfig } from './match.ts';
-import { mergeReads, parseBrainConfigs, parseBrainConfigYaml, type JobCharacteristics, type Selector } from './schema.ts';
+import type { JobCharacteristics, Selector } from './schema.ts';
 
 const job = (over: Partial<JobCharacteristics> = {}): JobCharacteristics => ({
   name: 'resnet',
@@ -93,57 +93,5 @@ describe('matchConfigs precedence', () => {
   it('names the configuration each top-level key came from', () => {
     const merged = matchConfigs([config('base', { configure: { a: 1, b: 1 } }), config('over', { priority: 1, configure: { b: 2 } })], job());
     expect(merged.origin).toEqual({ a: 'yaml/base', b: 'yaml/over' });
-  });
-});
-
-describe('parseBrainConfigs', () => {
-  it('accepts one configuration, a list, or {configs: [...]}', () => {
-    const one = { name: 'a', configure: { x: 1 } };
-    expect(parseBrainConfigs(one, 'f.yaml').configs.map((c) => c.where)).toEqual(['f.yaml']);
-    expect(parseBrainConfigs([one, { ...one, name: 'b' }], 'f.yaml').configs.map((c) => c.where)).toEqual(['f.yaml[0]', 'f.yaml[1]']);
-    expect(parseBrainConfigs({ configs: [one] }, 'f.yaml').configs[0]!.config).toMatchObject({ name: 'a', priority: 0, include: {}, exclude: {} });
-  });
-
-  it('rejects a bad entry alone, naming the file, entry and every bad field, and serves the rest', () => {
-    const read = parseBrainConfigs([{ name: 'a', configure: {} }, { name: 'b', include: { usr: 'x' } }], 'team.yaml');
-    expect(read.configs.map((c) => c.config.name)).toEqual(['a']);
-    expect(read.errors).toHaveLength(1);
-    expect(read.errors[0]).toContain('team.yaml[1].include');
-    expect(read.errors[0]).toContain('team.yaml[1].configure');
-  });
-
-  // [optimizer settings, the field named in the error, or null when valid]
-  const settings: [object, string | null][] = [
-    [{ oomFactor: 3, efficiencyThreshold: 0.5 }, null],
-    [{ efficiencyThreshold: 1 }, null],
-    [{ efficiencyThreshold: 2, oomFactor: 3 }, 'configure.optimizer.efficiencyThreshold'],
-    [{ efficiencyThreshold: 0 }, 'configure.optimizer.efficiencyThreshold'],
-    [{ oomFactor: 0.5 }, 'configure.optimizer.oomFactor'],
-    [{ percentile: 0 }, 'configure.optimizer.percentile'],
-    [{ minSamples: 0 }, 'configure.optimizer.minSamples'],
-    [{ memoryCapBytes: -1 }, 'configure.optimizer.memoryCapBytes'],
-    [{ oomFactr: 2 }, 'configure.optimizer'],
-  ];
-  it.each(settings)('optimizer settings %j: error at %s', (optimizer, field) => {
-    const read = parseBrainConfigs({ name: 'tuned', configure: { optimizer, queue: 'gpu' } }, 'tune.yaml');
-    if (field === null) expect(read).toEqual({ configs: [expect.objectContaining({ where: 'tune.yaml' })], errors: [] });
-    else {
-      expect(read.configs).toEqual([]);
-      expect(read.errors[0]).toContain(`tune.yaml.${field}`);
-    }
-  });
-});
-
-describe('parseBrainConfigYaml and mergeReads', () => {
-  it('rejects invalid YAML alone with its line, and a duplicate name naming both places', () => {
-    const read = mergeReads([
-      parseBrainConfigYaml('name: a\nconfigure: {q: 1}\n', 'a.yaml'),
-      parseBrainConfigYaml('name: [oops\n', 'broken.yaml'),
-      parseBrainConfigYaml('- {name: b, configure: {}}\n- {name: a, configure: {q: 2}}\n', 'b.yaml'),
-    ]);
-    expect(read.configs.map((c) => `${c.where}:${c.config.name}`)).toEqual(['a.yaml:a', 'b.yaml[0]:b']);
-    expect(read.errors).toHaveLength(2);
-    expect(read.errors[0]).toMatch(/^broken\.yaml:\d+:\d+: invalid YAML/);
-    expect(read.errors[1]).toContain('b.yaml[1]: configuration name "a" is already used in a.yaml');
   });
 });

@@ -1,5 +1,6 @@
 // The optimizer router: the request's stage picks the optimizer; settings come from the
 // defaults overridden by the job's merged configuration (`optimizer` key).
+import { issueLines } from '../config/issues.ts';
 import { optimizerSettingsSchema } from '../config/schema.ts';
 import { initialPlan } from './initial.ts';
 import { oomPlan, type OomInput } from './oom.ts';
@@ -16,9 +17,9 @@ export function optimizerSettings(configure: Record<string, unknown>): { setting
   const settings: Record<string, unknown> = { ...DEFAULT_OPTIMIZER_SETTINGS };
   const warnings: string[] = [];
   for (const [key, value] of Object.entries(override)) {
-    const parsed = optimizerSettingsSchema.safeParse({ [key]: value });
+    const parsed = optimizerSettingsSchema.safeParse({ [key]: value }, { reportInput: true });
     if (parsed.success) settings[key] = value;
-    else warnings.push(...parsed.error.issues.map((i) => `configure.optimizer.${i.path.length > 0 ? i.path.join('.') : key}: ${i.message} (default used)`));
+    else warnings.push(...issueLines(parsed.error.issues, () => Object.keys(optimizerSettingsSchema.shape)).map((line) => `configure.optimizer.${line}; default used`));
   }
   return { settings: settings as unknown as OptimizerSettings, warnings };
 }

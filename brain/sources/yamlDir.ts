@@ -21,14 +21,16 @@ export class YamlDirSource implements ConfigSource {
     const files = entries.filter((f) => /\.ya?ml$/i.test(f) && !f.startsWith('.')).sort();
     const reads: SourceRead[] = [];
     for (const file of files) {
+      // Named by its path, so an error says which file to open.
+      const where = path.join(this.location, file);
       let text: string;
       try {
-        text = await readFile(path.join(this.location, file), 'utf8');
+        text = await readFile(where, 'utf8');
       } catch (err) {
-        reads.push({ configs: [], errors: [`${file}: cannot read it: ${(err as Error).message}`] });
+        reads.push({ configs: [], errors: [`${where}: cannot read it: ${(err as Error).message}`] });
         continue;
       }
-      reads.push(parseBrainConfigYaml(text, file));
+      reads.push(parseBrainConfigYaml(text, where));
     }
     return mergeReads(reads);
   }

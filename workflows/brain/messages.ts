@@ -23,9 +23,15 @@ export interface BrainSyncState {
   version: number | null;
   configs: number;
   syncs: number;
+  /** Reads that could not read the source or rejected an entry. */
   failures: number;
-  /** The last read's error, cleared by the next good read. */
+  /** Why the last read could not read the source at all (its last good snapshot is served); cleared by the next read. */
   lastError: string | null;
+  /**
+   * The last read's rejected entries, one problem a line (`<file|row|key>: <field>: <reason>`);
+   * every other entry is served. Kept while the source cannot be read.
+   */
+  rejected: string[];
   lastErrorAt: number | null;
   lastSyncAt: number | null;
   lastChangeAt: number | null;
