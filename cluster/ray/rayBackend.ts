@@ -6,11 +6,11 @@
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import type { RoverConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { JobSpec, RayOptions } from '../../common/spec/index.ts';
 import { DEFAULT_RAY_ADDRESS } from '../../common/spec/schema.ts';
+import { configurationError, permissionError } from '../../common/unhealableErrors.ts';
 import type { Node, Store } from '../../store/index.ts';
 import { nodeLogPath } from '../local/localBackend.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
@@ -211,9 +211,9 @@ export class RayBackend implements ClusterBackend {
         this.logger.warn({ address, retryInMs: delayMs, err: err.message }, 'ray dashboard unreachable; retrying');
         throw err;
       }
-      if (err instanceof RayAuthError || (err instanceof RayApiError && err.status >= 400 && err.status < 500)) {
-        throw ApplicationFailure.nonRetryable(err.message, err.name);
-      }
+      // Retrying cannot heal a refused token or a request the dashboard rejects.
+      if (err instanceof RayAuthError) throw permissionError(err.message);
+      if (err instanceof RayApiError && err.status >= 400 && err.status < 500) throw configurationError(err.message);
       throw err;
     }
   }
