@@ -10,7 +10,7 @@ import type { RoverConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { JobSpec, RayOptions } from '../../common/spec/index.ts';
 import { DEFAULT_RAY_ADDRESS } from '../../common/spec/schema.ts';
-import { configurationError, permissionError } from '../../common/unhealableErrors.ts';
+import { configurationError, notFoundError, permissionError } from '../../common/unhealableErrors.ts';
 import type { Node, Store } from '../../store/index.ts';
 import { nodeLogPath } from '../local/localBackend.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
@@ -59,7 +59,7 @@ export class RayBackend implements ClusterBackend {
 
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
     const ctx = await this.jobContext(launch.jobId);
-    if (!ctx) throw new Error(`job ${launch.jobId} is not in the store`);
+    if (!ctx) throw notFoundError(`job ${launch.jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker)`);
     const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
     const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
     if (node.logPath !== null) return { pid: null, logPath: node.logPath, created: false };
