@@ -1,12 +1,16 @@
 // Errors that cannot heal end the job; errors that may heal are retried where the user sees it,
 // and never keep a stop or a cancel waiting. The real worker process on the suite's Temporal.
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { formatJobStatus } from '../cli/format.ts';
 import { statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { kubeJobSpec } from './infra/kubeJobs.ts';
+import { repoRoot } from './jobFixtures.ts';
 import { rayJobSpec } from './rayFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -38,6 +42,12 @@ describe('errors that cannot heal end the job', () => {
     await waitUntil(async () => (await handle.describe()).status.name !== 'RUNNING', `job ${handle.workflowId} to end`, ms, 250);
     return jobOutcome(handle);
   };
+  /** With ROVER_RECORD_HISTORIES=1, keeps the run's history for test/replay.test.ts (these paths: a failed step, a stop mid-retry). */
+  const record = async (name: string) => {
+    if (process.env.ROVER_RECORD_HISTORIES !== '1') return;
+    const history = await stack.client.workflow.getHandle(`job-${name}`).fetchHistory();
+    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), historyToJSON(history));
+  };
   /** Waits for the job's status to say its launch is being retried, and why. */
   const retryingLaunch = (handle: Awaited<ReturnType<typeof submit>>) =>
     waitUntil(async () => {
@@ -56,6 +66,7 @@ describe('errors that cannot heal end the job', () => {
     // Temporal's status is the job's outcome, and the job row says it too.
     expect((await handle.describe()).status.name).toBe('FAILED');
     expect(await stack.store.jobs.get('no-kube')).toMatchObject({ phase: 'FAILED', reason: result.reason });
+    await record('no-kube');
   });
 
   it('shows a launch retrying while the Ray dashboard is down, and stops promptly on request', async () => {
@@ -67,6 +78,7 @@ describe('errors that cannot heal end the job', () => {
     const result = await endsWithin(handle, 20_000);
     expect(result).toMatchObject({ phase: 'STOPPED', reason: 'dashboard is down' });
     expect(await stack.store.jobs.get('ray-down')).toMatchObject({ phase: 'STOPPED' });
+    await record('ray-down');
   });
 
   it('ends a job whose launch keeps failing when its workflow is cancelled', async () => {
