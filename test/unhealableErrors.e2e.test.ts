@@ -52,7 +52,7 @@ describe('errors that cannot heal end the job', () => {
   const retryingLaunch = (handle: Awaited<ReturnType<typeof submit>>) =>
     waitUntil(async () => {
       const status = await handle.query(statusQuery);
-      return status.warnings.find((w) => /^launchNodes is failing and will be retried in \d+ s: /.test(w)) && status;
+      return status.warnings.some((w) => /^launchNodes is failing and will be retried in \d+ s: /.test(w)) ? status : undefined;
     }, 'the status to say the launch is retried', 60_000, 250);
 
   it('fails a job whose backend this worker lacks, within seconds, saying which backend and how to configure it', async () => {
