@@ -1,7 +1,7 @@
 // Which failures end a job at once, and the reason the job then shows.
 import { describe, expect, it } from 'vitest';
 import {
-  UNHEALABLE_FAILURE_TYPES, UNHEALABLE_TYPE_LIST, configurationError, notFoundError, permissionError, retryingLine, unhealableKindOf, unhealableReason,
+  UNHEALABLE_FAILURE_TYPES, UNHEALABLE_TYPE_LIST, configurationError, notFoundError, permissionError, recoveredLine, retryingLine, unhealableKindOf, unhealableReason,
 } from './unhealableErrors.ts';
 
 describe('unhealable errors', () => {
@@ -25,6 +25,11 @@ describe('unhealable errors', () => {
     const reason = unhealableReason('configuration', 'launchNodes', 'backend kubernetes is not configured on this worker: set ROVER_KUBECONFIG');
     expect(reason).toBe('cannot launch nodes (configuration error): backend kubernetes is not configured on this worker: set ROVER_KUBECONFIG');
     expect(unhealableReason('permission', 'somethingNew', 'HTTP 403')).toBe('cannot run somethingNew (permission denied): HTTP 403');
+  });
+
+  it('says when a failing step succeeded again', () => {
+    expect(recoveredLine('launchNodes', 1)).toBe('launchNodes succeeded after 1 failed call');
+    expect(recoveredLine('openRound', 3)).toBe('openRound succeeded after 3 failed calls');
   });
 
   it('says which activity is retrying, when, and why', () => {

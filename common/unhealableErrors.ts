@@ -75,3 +75,8 @@ const ACTIVITY_WORDS: Record<string, string> = {
 export function retryingLine(activity: string, message: string, retryInSeconds: number): string {
   return `${activity} is failing and will be retried in ${retryInSeconds} s: ${message}`;
 }
+
+/** The line a job shows once a step that was failing succeeds again. */
+export function recoveredLine(activity: string, failedCalls: number): string {
+  return `${activity} succeeded after ${failedCalls} failed call${failedCalls === 1 ? '' : 's'}`;
+}

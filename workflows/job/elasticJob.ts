@@ -24,7 +24,7 @@ import { type JobActivities, watchResultOf } from '../../common/jobActivities.ts
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
 import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, removeSummary } from '../../common/jobSummaries.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
-import { retryingLine, UNHEALABLE_TYPE_LIST, unhealableReason } from '../../common/unhealableErrors.ts';
+import { recoveredLine, retryingLine, UNHEALABLE_TYPE_LIST, unhealableReason } from '../../common/unhealableErrors.ts';
 import {
   type ElasticJobInput,
   JOB_FAILED,
@@ -168,6 +168,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       state.warn(retryingLine(activity, message, pauseS));
       publish();
     },
+    recovered: (activity, failedCalls) => state.warn(recoveredLine(activity, failedCalls)),
   });
   /** The job's end as Temporal sees it: FAILED throws JobFailed carrying the final status. */
   const outcome = (): JobStatus => {

@@ -37,6 +37,8 @@ export interface JobStepsOptions {
   stopped(): boolean;
   /** A step's tries failed with an error that may heal; it is called again in `pauseS` seconds. */
   retrying(activity: string, message: string, pauseS: number): void;
+  /** A step that had failed `failedCalls` times succeeded. */
+  recovered(activity: string, failedCalls: number): void;
 }
 
 export function createJobSteps(o: JobStepsOptions) {
@@ -62,12 +64,16 @@ export function createJobSteps(o: JobStepsOptions) {
   /** One step of the job: an activity call (`call` picks it), with its summary for the Web UI. */
   const step = async <T>(summary: string, call: (activities: JobActivities) => Promise<T>): Promise<T> => {
     if (!o.bounded) return call(summarized(summary));
+    let failing: string | undefined;
     for (let calls = 1; ; calls += 1) {
       try {
-        return await untilStop(() => call(bounded(summary)));
+        const result = await untilStop(() => call(bounded(summary)));
+        if (failing !== undefined) o.recovered(failing, calls - 1);
+        return result;
       } catch (err) {
         // Out of tries with an error that may heal (a non-retryable one, or a cancellation, ends the job).
         if (!(err instanceof ActivityFailure) || err.retryState !== 'MAXIMUM_ATTEMPTS_REACHED') throw err;
+        failing = err.activityType;
         const pauseS = Math.min(10 * calls, MAX_PAUSE_S);
         o.retrying(err.activityType, err.cause?.message ?? err.message, pauseS);
         await untilStop(() => sleep(pauseS * 1000, { summary: oneLine(`${err.activityType} failed ${TRIES_PER_CALL} times; call it again: ${summary}`) }));
