@@ -99,6 +99,13 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
       for (const n of nodes) {
+        // A stop cancels a launch without waiting for it (the workflow ends the job at once, and
+        // finishJob records the end first): an attempt still running then creates nothing more.
+        const phase = (await store.jobs.get(jobId))?.phase as JobPhase | undefined;
+        if (phase !== undefined && isTerminalPhase(phase)) {
+          logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, phase }, 'job ended: node not launched');
+          break;
+        }
         // A Brain plan (OOM, initial) may give this incarnation other resources than the spec's.
         const resources = n.resources ? { ...job.spec.spec.resources, memory: n.resources.memoryBytes, cpu: n.resources.cpu } : job.spec.spec.resources;
         const result = await backend.ensureNode({
