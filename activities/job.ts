@@ -2,6 +2,7 @@
 import { recordJobOutcome, recordJobStart } from './jobHistory.ts';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { withFailureTypes } from './failures.ts';
 import type { RoverConfig } from '../common/config.ts';
 import type { JobEvent, NodeEventKind } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
@@ -14,6 +15,7 @@ import type { JobSpec } from '../common/spec/index.ts';
 import { RATE_WINDOW_MS, stepRate, type StepReading } from '../common/trainingProgress.ts';
 import { startJitterBoundMs } from '../common/startJitter.ts';
 import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
+import { configurationError, notFoundError, UnhealableError } from '../common/unhealableErrors.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { noteStoreOutages } from './storeReachability.ts';
 import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
@@ -40,13 +42,13 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
 
   const loadJob = async (jobId: string): Promise<Job & { spec: JobSpec }> => {
     const job = await store.jobs.get(jobId);
-    if (!job) throw new Error(`job ${jobId} is not in the store`);
+    if (!job) throw notFoundError(`job ${jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker), or its row was deleted`);
     return job as Job & { spec: JobSpec };
   };
   /** The key job and node tokens are derived with: the operator token, which the API shares. */
   const signingKey = (): string => {
     if (!config.operatorToken) {
-      throw ApplicationFailure.nonRetryable('the worker has no signing key for job tokens: set ROVER_OPERATOR_TOKEN (the worker generates one into <home>/operator-token when started by `rover up`)');
+      throw configurationError('the worker has no signing key for job tokens: set ROVER_OPERATOR_TOKEN (the worker generates one into <home>/operator-token when started by `rover up`)');
     }
     return config.operatorToken;
   };
@@ -61,11 +63,11 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
   };
   const backendFor = (spec: JobSpec): ClusterBackend => {
     const backend = deps.backends.find((b) => b.name === spec.spec.backend);
-    if (!backend) throw new Error(`backend ${spec.spec.backend} is not configured on this worker`);
+    if (!backend) throw configurationError(`backend ${spec.spec.backend} is not configured on this worker: ${BACKEND_SETUP[spec.spec.backend]}`);
     return backend;
   };
 
-  return {
+  return withFailureTypes<JobActivities>({
     async prepareJob({ jobId, workflowId, spec, runKey, targetNodes }) {
       // The run's job token: derived from its key, so retries agree; only its digest is kept, as
       // the run's identity and the root of its node tokens.
@@ -98,6 +100,13 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       const backend = backendFor(job.spec);
       const launched: LaunchedNode[] = [];
       for (const n of nodes) {
+        // A stop cancels a launch without waiting for it (the workflow ends the job at once, and
+        // finishJob records the end first): an attempt still running then creates nothing more.
+        const phase = (await store.jobs.get(jobId))?.phase as JobPhase | undefined;
+        if (phase !== undefined && isTerminalPhase(phase)) {
+          logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, phase }, 'job ended: node not launched');
+          break;
+        }
         // A Brain plan (OOM, initial) may give this incarnation other resources than the spec's.
         const resources = n.resources ? { ...job.spec.spec.resources, memory: n.resources.memoryBytes, cpu: n.resources.cpu } : job.spec.spec.resources;
         const result = await backend.ensureNode({
@@ -189,21 +198,36 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     },
 
     async finishJob({ jobId, phase, reason }) {
-      const job = await loadJob(jobId);
+      const job = (await store.jobs.get(jobId)) as (Job & { spec: JobSpec }) | undefined;
+      if (!job) {
+        // prepareJob never recorded it (the job failed before): nothing was launched, nothing to tear down.
+        logger.warn({ jobId, phase, reason }, 'job finished without a row in the store');
+        return null;
+      }
       // Record the phase first: agents asking for a heartbeat are told to stop.
       await store.jobs.update(jobId, { phase, reason, endedAt: now() });
       await recordJobOutcome(store, job, phase, now());
-      const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_NODE_STATUSES] });
-      await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
-      await backendFor(job.spec).releaseJob?.(jobId);
+      try {
+        const live = await store.nodes.listByJob(jobId, { statuses: ['pending', ...LIVE_NODE_STATUSES] });
+        await stopNodes(job, live.map((n) => ({ id: n.nodeId, incarnation: n.incarnation })));
+        // A backend this worker lacks launched nothing here: nothing to release.
+        await deps.backends.find((b) => b.name === job.spec.spec.backend)?.releaseJob?.(jobId);
+      } catch (err) {
+        // The job ends anyway when retrying cannot help: an unhealable error (a permission the
+        // cluster refuses), or one that kept failing for ROVER_TEARDOWN_RETRY_MS since the end began.
+        const endingForMs = Date.now() - endScheduledAt();
+        if (!(err instanceof UnhealableError) && endingForMs < config.timing.teardownRetryMs) throw err;
+        logger.error({ jobId, phase, endingForMs, err: String(err) }, 'job teardown incomplete: its nodes may still run on the cluster; delete them by hand');
+      }
       logger.info({ jobId, phase, reason }, 'job finished');
       // Once per job: every node row, the ended ones' final steps included.
       const steps = (await store.nodes.listByJob(jobId)).flatMap((n) => (n.step === null || n.step === undefined ? [] : [n.step]));
       return steps.length === 0 ? null : { step: Math.max(...steps), stepsPerSecond: null, readAt: now() };
     },
-  };
+  });
 
   async function stopNodes(job: Job & { spec: JobSpec }, nodes: NodeIdentity[]): Promise<void> {
+    if (nodes.length === 0) return;
     const backend = backendFor(job.spec);
     await Promise.all(
       nodes.map(async (n) => {
@@ -298,6 +322,22 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     return live.filter((n) => !lost.has(`${n.nodeId}/${n.incarnation}`));
   }
 }
+
+/** When the running activity was first scheduled (its retries keep that time); now outside an activity. */
+function endScheduledAt(): number {
+  try {
+    return Context.current().info.scheduledTimestampMs;
+  } catch {
+    return Date.now();
+  }
+}
+
+/** What a worker needs for each backend, for the error of a job whose backend it lacks. */
+const BACKEND_SETUP: Record<JobSpec['spec']['backend'], string> = {
+  local: 'start the worker with the local backend (workers/main.ts always registers it)',
+  kubernetes: 'give the worker a cluster with ROVER_KUBECONFIG=<kubeconfig file> or ROVER_KUBERNETES_IN_CLUSTER=true (in a pod), or submit the job with another spec.backend',
+  ray: 'start the worker with the ray backend (workers/main.ts always registers it)',
+};
 
 /**
  * The agent's environment: everything it needs to find the master and run its processes.

@@ -50,6 +50,7 @@ const envSchema = z.object({
   ROVER_WATCH_COALESCE_MS: millis.default(600_000),
   ROVER_WATCH_MAX_WAIT_MS: millis.max(3_600_000, 'must be at most 3600000 (1 h): the watch activity times out at 2 h').default(3_600_000),
   ROVER_SHUTDOWN_GRACE_MS: millis.default(10000),
+  ROVER_TEARDOWN_RETRY_MS: millis.default(60_000),
   ROVER_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().positive().optional(),
   ROVER_WORKER_METRICS_ADDRESS: z
     .string()
@@ -151,6 +152,11 @@ export interface RoverConfig {
     watchCoalesceMs: number;
     /** SIGTERM → SIGKILL grace for processes Rover stops. Default 10 s. */
     shutdownGraceMs: number;
+    /**
+     * How long a job's end keeps retrying a teardown that fails (cluster unreachable) before the
+     * job ends anyway, its nodes left for the operator (logged). Default 60 s.
+     */
+    teardownRetryMs: number;
   };
   /** Force continue-as-new after this many history events (tests); else the server's suggestion. */
   continueAsNewAfterEvents?: number;
@@ -255,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       watchMaxWaitMs: e.ROVER_WATCH_MAX_WAIT_MS,
       watchCoalesceMs: e.ROVER_WATCH_COALESCE_MS,
       shutdownGraceMs: e.ROVER_SHUTDOWN_GRACE_MS,
+      teardownRetryMs: e.ROVER_TEARDOWN_RETRY_MS,
     },
     continueAsNewAfterEvents: e.ROVER_CONTINUE_AS_NEW_EVENTS,
     workerMetricsAddress: e.ROVER_WORKER_METRICS_ADDRESS === 'off' ? undefined : e.ROVER_WORKER_METRICS_ADDRESS,

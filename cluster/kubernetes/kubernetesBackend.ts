@@ -6,7 +6,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
 import type { Node, Store } from '../../store/index.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
-import { createOrExisting, deleteIfPresent, statusOf } from './kubeClient.ts';
+import { classifyKubeError, createOrExisting, deleteIfPresent, statusOf } from './kubeClient.ts';
 import {
   headlessService, jobObjectName, jobSelector, kubernetesOptions, nodePod, ownerConfigMap, ownerReference, podName,
 } from './manifests.ts';
@@ -42,8 +42,21 @@ export class KubernetesBackend implements ClusterBackend {
   }
 
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
-    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
     const opts = kubernetesOptions(launch.spec);
+    return this.classified(opts.namespace, () => this.createNode(launch, opts));
+  }
+
+  /** Runs calls in `namespace`, their unhealable errors (403, a missing namespace) classified. */
+  private async classified<T>(namespace: string, calls: () => Promise<T>): Promise<T> {
+    try {
+      return await calls();
+    } catch (err) {
+      throw classifyKubeError(err, namespace);
+    }
+  }
+
+  private async createNode(launch: NodeLaunch, opts: ReturnType<typeof kubernetesOptions>): Promise<LaunchResult> {
+    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
     const namespace = opts.namespace;
     this.namespaces.set(launch.jobId, namespace);
     this.watchFor(namespace);
@@ -79,16 +92,16 @@ export class KubernetesBackend implements ClusterBackend {
     const name = podName(node.jobId, node.nodeId, node.incarnation);
     const k = `${namespace}/${name}`;
     this.deleting.add(k);
-    try {
-      const gracePeriodSeconds = Math.max(1, Math.ceil(graceMs / 1000));
-      await deleteIfPresent(() => this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds }));
-      if (await this.waitGone(namespace, name, graceMs + FORCE_AFTER_MS)) return;
-      this.o.logger.warn({ jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, pod: name }, 'pod outlived its grace period; forcing');
-      await deleteIfPresent(() => this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
-      await this.waitGone(namespace, name, FORCE_AFTER_MS);
-    } finally {
-      this.deleting.delete(k);
-    }
+    return this.classified(namespace, () => this.deletePod(node, namespace, name, graceMs)).finally(() => this.deleting.delete(k));
+  }
+
+  private async deletePod(node: Node, namespace: string, name: string, graceMs: number): Promise<void> {
+    const gracePeriodSeconds = Math.max(1, Math.ceil(graceMs / 1000));
+    await deleteIfPresent(() => this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds }));
+    if (await this.waitGone(namespace, name, graceMs + FORCE_AFTER_MS)) return;
+    this.o.logger.warn({ jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, pod: name }, 'pod outlived its grace period; forcing');
+    await deleteIfPresent(() => this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
+    await this.waitGone(namespace, name, FORCE_AFTER_MS);
   }
 
   async findDeadNodes(nodes: Node[]): Promise<DeadNode[]> {
@@ -136,6 +149,10 @@ export class KubernetesBackend implements ClusterBackend {
   async releaseJob(jobId: string): Promise<void> {
     const namespace = await this.namespaceOf(jobId);
     if (!namespace) return;
+    await this.classified(namespace, () => this.deleteJobObjects(jobId, namespace));
+  }
+
+  private async deleteJobObjects(jobId: string, namespace: string): Promise<void> {
     const pods = await this.core.listNamespacedPod({ namespace, labelSelector: jobSelector(jobId) });
     await Promise.all(
       pods.items.map((p) => deleteIfPresent(() => this.core.deleteNamespacedPod({ name: p.metadata!.name!, namespace, gracePeriodSeconds: 0 }))),

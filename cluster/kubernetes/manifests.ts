@@ -1,5 +1,6 @@
 // Pure builders of the Kubernetes objects of a job: the per-job ConfigMap that owns everything,
 // the headless Service (stable DNS for rank 0), and one Pod per node incarnation.
+import { configurationError } from '../../common/unhealableErrors.ts';
 import type { V1Affinity, V1ConfigMap, V1EnvVar, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { JobSpec, KubernetesOptions as SpecOptions, ResourcesSpec } from '../../common/spec/index.ts';
 import type { NodeLaunch } from '../types.ts';
@@ -20,7 +21,7 @@ export type KubernetesOptions = SpecOptions & { image: string };
 /** The job's kubernetes options with defaults; throws naming the field when the image is missing. */
 export function kubernetesOptions(spec: JobSpec): KubernetesOptions {
   const k = spec.spec.kubernetes;
-  if (!k?.image) throw new Error(`job ${spec.metadata.name}: spec.kubernetes.image is required for the kubernetes backend`);
+  if (!k?.image) throw configurationError(`job ${spec.metadata.name}: spec.kubernetes.image is required for the kubernetes backend`);
   return { ...k, image: k.image };
 }
 

@@ -6,11 +6,11 @@
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import type { RoverConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { JobSpec, RayOptions } from '../../common/spec/index.ts';
 import { DEFAULT_RAY_ADDRESS } from '../../common/spec/schema.ts';
+import { configurationError, notFoundError, permissionError } from '../../common/unhealableErrors.ts';
 import type { Node, Store } from '../../store/index.ts';
 import { nodeLogPath } from '../local/localBackend.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
@@ -59,7 +59,7 @@ export class RayBackend implements ClusterBackend {
 
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
     const ctx = await this.jobContext(launch.jobId);
-    if (!ctx) throw new Error(`job ${launch.jobId} is not in the store`);
+    if (!ctx) throw notFoundError(`job ${launch.jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker)`);
     const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
     const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
     if (node.logPath !== null) return { pid: null, logPath: node.logPath, created: false };
@@ -211,9 +211,9 @@ export class RayBackend implements ClusterBackend {
         this.logger.warn({ address, retryInMs: delayMs, err: err.message }, 'ray dashboard unreachable; retrying');
         throw err;
       }
-      if (err instanceof RayAuthError || (err instanceof RayApiError && err.status >= 400 && err.status < 500)) {
-        throw ApplicationFailure.nonRetryable(err.message, err.name);
-      }
+      // Retrying cannot heal a refused token or a request the dashboard rejects.
+      if (err instanceof RayAuthError) throw permissionError(err.message);
+      if (err instanceof RayApiError && err.status >= 400 && err.status < 500) throw configurationError(err.message);
       throw err;
     }
   }

@@ -1,6 +1,7 @@
 // The job master: one long-running workflow per training job. A thin shell over JobState:
 // it wires messages to the state, performs the actions the state asks for, and waits.
 import { createBrainPlanner } from './brainPlanner.ts';
+import { createJobSteps, StopRequested, summarized, unhealableOf } from './jobSteps.ts';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -21,8 +22,9 @@ import {
 import type { JobEvent } from '../../common/events.ts';
 import { type JobActivities, watchResultOf } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
-import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, oneLine, removeSummary } from '../../common/jobSummaries.ts';
+import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, removeSummary } from '../../common/jobSummaries.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
+import { recoveredLine, retryingLine, UNHEALABLE_TYPE_LIST, unhealableReason } from '../../common/unhealableErrors.ts';
 import {
   type ElasticJobInput,
   JOB_FAILED,
@@ -35,19 +37,13 @@ import {
   stopSignal,
 } from './messages.ts';
 
-const ACTIVITY_OPTIONS = {
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-} as const;
-/** The job's activities, each call carrying a one-line summary (what it does and why) for the Web UI's history. */
-const summarized = (summary: string) => proxyActivities<JobActivities>({ ...ACTIVITY_OPTIONS, summary: oneLine(summary) });
 // Long poll: returns on events the job acts on or after ROVER_WATCH_MAX_WAIT_MS (≤ 1 h), so an
 // idle job's history stays small; heartbeats every poll, so a dead worker hands it over within
 // the heartbeat timeout.
 const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 seconds' },
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', nonRetryableErrorTypes: [...UNHEALABLE_TYPE_LIST] },
 });
 
 /** What travels through continue-as-new besides the spec (exported for the test that checks every field survives it). */
@@ -161,6 +157,19 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   // A FAILED job fails its workflow, so Temporal's status is the job's outcome; histories recorded
   // while every job completed replay as they ran.
   const failedJobsFail = patched('failed-job-fails-workflow');
+  // Steps race a stop and are retried on a bounded schedule the status shows; runs recorded
+  // before wait on each activity as it retries forever.
+  const { step } = createJobSteps({
+    bounded: patched('bounded-job-steps'),
+    stopped: () => stopReason !== null,
+    retrying: (activity, message, pauseS) => {
+      // One line per failing step: its latest error replaces the one before.
+      if (state.data.warnings.at(-1)?.startsWith(`${activity} is failing`)) state.data.warnings.pop();
+      state.warn(retryingLine(activity, message, pauseS));
+      publish();
+    },
+    recovered: (activity, failedCalls) => state.warn(recoveredLine(activity, failedCalls)),
+  });
   /** The job's end as Temporal sees it: FAILED throws JobFailed carrying the final status. */
   const outcome = (): JobStatus => {
     const final = status();
@@ -191,10 +200,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const checkDeadlines = async () => {
     const now = Date.now();
     const round = state.roundDue(now);
-    if (round !== undefined) state.roundChecked(round, await summarized(`settle rendezvous round ${round}: its join deadline passed`).expireRound({ jobId, round }), Date.now());
+    if (round !== undefined) state.roundChecked(round, await step(`settle rendezvous round ${round}: its join deadline passed`, (a) => a.expireRound({ jobId, round })), Date.now());
     const due = state.pendingDue(now);
     if (due.length > 0 && !state.terminal) {
-      const pending = await summarized(`ask why ${nodeList(due.map((n) => n.id))} ${due.length === 1 ? 'is' : 'are'} still pending past spec.faultTolerance.pendingTimeout`).describePendingNodes({ jobId, nodes: due });
+      const why = `ask why ${nodeList(due.map((n) => n.id))} ${due.length === 1 ? 'is' : 'are'} still pending past spec.faultTolerance.pendingTimeout`;
+      const pending = await step(why, (a) => a.describePendingNodes({ jobId, nodes: due }));
       await perform(state.pendingTimedOut(pending, now), { before: [...state.data.nodes] });
     }
   };
@@ -202,11 +212,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   /** Performs the state's actions; `ctx` says why, for their summaries. */
   const perform = async (actions: JobAction[], ctx: ActionContext = {}) => {
     for (const action of actions) {
-      if (action.type === 'remove') await summarized(removeSummary(action.nodes, ctx)).removeNodes({ jobId, nodes: action.nodes });
+      if (action.type === 'remove') await step(removeSummary(action.nodes, ctx), (a) => a.removeNodes({ jobId, nodes: action.nodes }));
       else if (action.type === 'openRound') {
-        await summarized(`open a rendezvous round for ${state.data.targetNodes} nodes: ${action.cause}`).openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause });
+        await step(`open a rendezvous round for ${state.data.targetNodes} nodes: ${action.cause}`, (a) => a.openRound({ jobId, targetNodes: state.data.targetNodes, cause: action.cause }));
       } else if (action.type === 'oomPlan') await planner.oom(action);
-      else state.markLaunched(await summarized(launchSummary(action.nodes, ctx)).launchNodes({ jobId, runKey, nodes: planner.withResources(action.nodes) }), launchedAt());
+      else state.markLaunched(await step(launchSummary(action.nodes, ctx), (a) => a.launchNodes({ jobId, runKey, nodes: planner.withResources(action.nodes) })), launchedAt());
     }
   };
 
@@ -230,15 +240,16 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   try {
     publish();
     if (!carried) {
-      await summarized(`record job ${jobId}, open rendezvous round 1 for ${state.data.targetNodes} nodes`).prepareJob({ jobId, workflowId: workflowInfo().workflowId, spec, runKey, targetNodes: state.data.targetNodes });
+      const prepare = { jobId, workflowId: workflowInfo().workflowId, spec, runKey, targetNodes: state.data.targetNodes };
+      await step(`record job ${jobId}, open rendezvous round 1 for ${state.data.targetNodes} nodes`, (a) => a.prepareJob(prepare));
       state.data.phase = 'LAUNCHING';
       publish();
       // Histories recorded before the Brain existed replay without this step.
       if (patched('brain-initial-plan') && (await planner.initial())) {
-        await summarized(`open a rendezvous round for ${state.data.targetNodes} nodes: the Brain's initial plan`).openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' });
+        await step(`open a rendezvous round for ${state.data.targetNodes} nodes: the Brain's initial plan`, (a) => a.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' }));
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
-      state.markLaunched(await summarized(launchSummary(first, { why: 'job start' })).launchNodes({ jobId, runKey, nodes: planner.withResources(first) }), launchedAt());
+      state.markLaunched(await step(launchSummary(first, { why: 'job start' }), (a) => a.launchNodes({ jobId, runKey, nodes: planner.withResources(first) })), launchedAt());
       publish();
     }
     let watch: Promise<void> | undefined;
@@ -305,14 +316,17 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     }
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
-    if (!isCancellation(err)) {
-      state.finish('FAILED', `job master error: ${err instanceof Error ? err.message : String(err)}`);
+    const unhealable = unhealableOf(err);
+    if (err instanceof StopRequested) state.finish('STOPPED', stopReason);
+    else if (!isCancellation(err)) {
+      // An error no retry heals says what to fix; others keep the generic words.
+      state.finish('FAILED', unhealable ? unhealableReason(unhealable.kind, unhealable.activity, unhealable.message) : `job master error: ${err instanceof Error ? err.message : String(err)}`);
       await CancellationScope.nonCancellable(() => finish());
       publish();
       if (failedJobsFail) return outcome();
       throw ApplicationFailure.nonRetryable(state.data.reason ?? 'job master error');
     }
-    state.finish('STOPPED', 'workflow cancelled');
+    else state.finish('STOPPED', 'workflow cancelled');
   }
   await CancellationScope.nonCancellable(() => finish());
   publish();

@@ -1,0 +1,85 @@
+// How the job workflow runs one step (an activity): a stop ends the wait at once, an error that
+// cannot heal ends the job with its fix, and an error that may heal is retried on a bounded
+// schedule that the job's status shows while it lasts.
+import { ActivityFailure, type ActivityOptions, ApplicationFailure, CancellationScope, condition, proxyActivities, sleep } from '@temporalio/workflow';
+import type { JobActivities } from '../../common/jobActivities.ts';
+import { oneLine } from '../../common/jobSummaries.ts';
+import { UNHEALABLE_TYPE_LIST, type UnhealableKind, unhealableKindOf } from '../../common/unhealableErrors.ts';
+
+/** Tries of one step's activity before the workflow hears of its error (backoff 1 s, 2 s, 4 s). */
+const TRIES_PER_CALL = 4;
+/** Pause before the step's next call after its tries failed: 10 s more per call, at most this. */
+const MAX_PAUSE_S = 60;
+
+const ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: [...UNHEALABLE_TYPE_LIST] },
+};
+const BOUNDED_OPTIONS: ActivityOptions = { ...ACTIVITY_OPTIONS, retry: { ...ACTIVITY_OPTIONS.retry, maximumAttempts: TRIES_PER_CALL } };
+
+/** The job's activities, each call carrying a one-line summary (what it does and why) for the Web UI's history. */
+export const summarized = (summary: string) => proxyActivities<JobActivities>({ ...ACTIVITY_OPTIONS, summary: oneLine(summary) });
+const bounded = (summary: string) => proxyActivities<JobActivities>({ ...BOUNDED_OPTIONS, summary: oneLine(summary) });
+
+/** Thrown out of a step when a stop arrived while it waited: the job ends STOPPED. */
+export class StopRequested extends Error {}
+
+/** An activity's error that no retry heals, as the job's reason needs it; undefined for any other error. */
+export function unhealableOf(err: unknown): { kind: UnhealableKind; activity: string; message: string } | undefined {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return undefined;
+  const kind = unhealableKindOf(err.cause.type);
+  return kind && { kind, activity: err.activityType, message: err.cause.message };
+}
+
+export interface JobStepsOptions {
+  /** False in runs recorded before steps were bounded: every call then waits for its activity, retried forever. */
+  bounded: boolean;
+  stopped(): boolean;
+  /** A step's tries failed with an error that may heal; it is called again in `pauseS` seconds. */
+  retrying(activity: string, message: string, pauseS: number): void;
+  /** A step that had failed `failedCalls` times succeeded. */
+  recovered(activity: string, failedCalls: number): void;
+}
+
+export function createJobSteps(o: JobStepsOptions) {
+  /** Runs `work` until it settles or a stop arrives; on a stop, cancels it and throws StopRequested. */
+  const untilStop = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (o.stopped()) throw new StopRequested('stop requested');
+    const working = new CancellationScope();
+    const watching = new CancellationScope();
+    const done = working.run(work);
+    const stop = watching.run(() => condition(o.stopped));
+    stop.catch(() => undefined);
+    try {
+      const first = await Promise.race([done.then((value) => ({ value })), stop.then(() => undefined)]);
+      if (first) return first.value;
+      working.cancel();
+      done.catch(() => undefined);
+      throw new StopRequested('stop requested');
+    } finally {
+      watching.cancel();
+    }
+  };
+
+  /** One step of the job: an activity call (`call` picks it), with its summary for the Web UI. */
+  const step = async <T>(summary: string, call: (activities: JobActivities) => Promise<T>): Promise<T> => {
+    if (!o.bounded) return call(summarized(summary));
+    let failing: string | undefined;
+    for (let calls = 1; ; calls += 1) {
+      try {
+        const result = await untilStop(() => call(bounded(summary)));
+        if (failing !== undefined) o.recovered(failing, calls - 1);
+        return result;
+      } catch (err) {
+        // Out of tries with an error that may heal (a non-retryable one, or a cancellation, ends the job).
+        if (!(err instanceof ActivityFailure) || err.retryState !== 'MAXIMUM_ATTEMPTS_REACHED') throw err;
+        failing = err.activityType;
+        const pauseS = Math.min(10 * calls, MAX_PAUSE_S);
+        o.retrying(err.activityType, err.cause?.message ?? err.message, pauseS);
+        await untilStop(() => sleep(pauseS * 1000, { summary: oneLine(`${err.activityType} failed ${TRIES_PER_CALL} times; call it again: ${summary}`) }));
+      }
+    }
+  };
+
+  return { step, untilStop };
+}
