@@ -120,14 +120,17 @@ export async function startRayHead(options: RayHeadOptions): Promise<RayHead> {
   const headers: Record<string, string> = options.authToken ? { authorization: `Bearer ${options.authToken}` } : {};
   for (;;) {
     if (child.exitCode !== null || !(await sessionProcesses(pid)).some((p) => p.pid === pid && !p.zombie)) {
+      // The log lives in the temp dir that stop() removes: read it first.
+      const tail = readTail(logFile);
       await head.stop();
-      throw new Error(`ray head exited during start-up; log:\n${readTail(logFile)}`);
+      throw new Error(`ray head exited during start-up; log:\n${tail}`);
     }
     const ok = await fetch(`${address}/api/jobs/`, { headers }).then((r) => r.ok, () => false);
     if (ok) return head;
     if (Date.now() > readyBy) {
+      const tail = readTail(logFile);
       await head.stop();
-      throw new Error(`ray head did not answer on ${address} within 180 s; log:\n${readTail(logFile)}`);
+      throw new Error(`ray head did not answer on ${address} within 180 s; log:\n${tail}`);
     }
     await sleep(500);
   }
