@@ -5,8 +5,7 @@
 // relaunches its node, whose ranks read the committed state from storage; and the final model of
 // that run is bit-for-bit the model of an undisturbed run with the same seed and data.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
@@ -16,7 +15,6 @@ import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { findNodeProcesses } from '../cluster/local/processes.ts';
 import { mulberry32 } from '../common/shardPlan.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
-import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { torchJobSpec, torchPythonOrSkip } from './torchFixtures.ts';
 
@@ -139,29 +137,6 @@ assert a.keys() == b.keys(), (a.keys(), b.keys())
 print(" ".join(f"{k}={torch.equal(a[k], b[k])}" for k in a))`;
     const { stdout } = await run(python!, ['-c', compare, path.join(stack.home, 'ddp-calm.pt'), path.join(stack.home, 'ddp-faults.pt')]);
     expect(stdout.trim()).toBe('0.weight=True 0.bias=True 3.weight=True 3.bias=True');
-  }, 480_000);
-
-  it('runs the same script unchanged under plain torchrun, where it checkpoints to a folder and resumes from it exactly', async (ctx) => {
-    needTorch(ctx);
-    // No Rover anywhere: a clean environment, a folder of its own (the checkpoints go to ./.rover).
-    const cwd = mkdtempSync(path.join(os.tmpdir(), 'rover-torchrun-'));
-    const env = { PATH: process.env.PATH!, HOME: process.env.HOME!, OMP_NUM_THREADS: '1' };
-    const torchrun = () =>
-      run(path.join(path.dirname(python!), 'torchrun'), ['--standalone', '--nproc-per-node', '2', path.join(repoRoot, 'examples/torch_ddp.py'), '--samples', '1024', '--step-time', '0', '--checkpoint-every', '5'], { cwd, env, timeout: 240_000 });
-    /** Both ranks print to torchrun's stdout, unprefixed: the first group of every match. */
-    const captured = (out: string, line: RegExp) => [...out.matchAll(line)].map((m) => m[1]!);
-    ctx.onTestFinished(() => rmSync(cwd, { recursive: true, force: true }));
-    // 1024 samples, 2 ranks × 32 per step: 16 steps, checkpoints at 5, 10 and 15.
-    const first = (await torchrun()).stdout;
-    expect(captured(first, /^ROVER_STEP (\d+) /gm)).toHaveLength(32);
-    expect(captured(first, /^ROVER_DONE rank=0 steps=(\d+)$/gm)).toEqual(['16']);
-    // Run again in the same folder: both ranks resume from step 15 and redo step 16 exactly.
-    const again = (await torchrun()).stdout;
-    expect(captured(again, /^ROVER_RESUME step=(\d+) source=(\w+)$/gm)).toEqual(['15', '15']);
-    expect(again).toMatch(/^ROVER_RESUME step=15 source=storage$/m);
-    const lossAt16 = (out: string) => captured(out, /^ROVER_STEP 16 loss=(\S+) /gm);
-    expect(lossAt16(again)).toEqual(lossAt16(first));
-    expect(lossAt16(first)).toHaveLength(2);
   }, 480_000);
 
   it('loads FSDP sharded checkpoints into the new world size when the job shrinks to 1 node and grows back to 2', async (ctx) => {
