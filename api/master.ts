@@ -118,16 +118,22 @@ export class MasterService {
    */
   async join(job: Job, req: JoinRequest): Promise<number> {
     const { round, due } = await this.store.contendedTransaction(async (tx) => {
-      const latest = await tx.rendezvous.latestRound(job.id);
-      const same = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node) : undefined;
-      const trigger = { kind: 'join', node: req.node, incarnation: req.incarnation, memberOfLatest: same?.incarnation === req.incarnation } as const;
-      const decision = decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec));
-      const round = (await applyRoundOpening(tx, job.id, decision))!;
-      // A member of the latest closed round asks again (its reply was lost): nothing to join.
-      if (latest?.status === ROUND_CLOSED && round === latest.round) return { round, due: false };
-      await tx.rendezvous.join({ jobId: job.id, round, nodeId: req.node, incarnation: req.incarnation, host: req.host, freePort: req.freePort });
-      const joined = await tx.rendezvous.getRound({ jobId: job.id, round });
-      return { round, due: this.decisionDue(job, joined) };
+      // Decided again when the round the read found open closes before the join locks it (a poll
+      // settled it in between): the joiner then opens the next round instead of waiting, unranked,
+      // in a world that formed without it. Each pass follows another round's close.
+      for (;;) {
+        const latest = await tx.rendezvous.latestRound(job.id);
+        const same = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node) : undefined;
+        const trigger = { kind: 'join', node: req.node, incarnation: req.incarnation, memberOfLatest: same?.incarnation === req.incarnation } as const;
+        const decision = decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec));
+        const round = (await applyRoundOpening(tx, job.id, decision))!;
+        // A member of the latest closed round asks again (its reply was lost): nothing to join.
+        if (latest?.status === ROUND_CLOSED && round === latest.round) return { round, due: false };
+        const member = await tx.rendezvous.join({ jobId: job.id, round, nodeId: req.node, incarnation: req.incarnation, host: req.host, freePort: req.freePort });
+        if (!member) continue;
+        const joined = await tx.rendezvous.getRound({ jobId: job.id, round });
+        return { round, due: this.decisionDue(job, joined) };
+      }
     });
     if (due) await this.decide(job, round);
     return round;

@@ -58,6 +58,34 @@ describe('JobState', () => {
     expect(state.data.phase).toBe('SUCCEEDED');
   });
 
+  it('succeeds once the whole world of the latest round succeeded, stopping the nodes that waited outside it', () => {
+    // 3 nodes, unit 2: round 1's world is nodes 0 and 1; node 2 waits for a round no one opens.
+    const cut = (worldEndsJob: boolean): JobState => {
+      const state = new JobState(initialJobState(3), limits({ unit: 2, worldEndsJob }));
+      state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 100 + n.id })));
+      state.applyEvents([
+        event('round_opened', null, null, { round: 1 }),
+        event('round_closed', null, null, { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })), excluded: [2] }),
+        event('node_succeeded', 0),
+      ]);
+      expect(state.data.phase).toBe('RUNNING');
+      state.applyEvents([event('node_succeeded', 1)]);
+      return state;
+    };
+    const ended = cut(true);
+    expect(ended.data.phase).toBe('SUCCEEDED');
+    expect(ended.data.nodes.map((n) => n.status)).toEqual(['succeeded', 'succeeded', 'stopped']);
+    expect(ended.data.warnings.at(-1)).toBe('the world of round 1 (2 nodes) finished; 1 waiting node outside it stopped');
+    // A run recorded before the rule replays as it ran: still waiting on node 2.
+    expect(cut(false).data.phase).toBe('RUNNING');
+  });
+
+  it('does not end the job while a member of the world is being replaced', () => {
+    const state = training(2, { worldEndsJob: true });
+    state.applyEvents([event('node_succeeded', 0), event('node_lost', 1, 0, { reason: 'gone' })]);
+    expect(state.data.phase).not.toBe('SUCCEEDED');
+  });
+
   it('counts process restarts without touching the node budget', () => {
     const state = training(2);
     const actions = state.applyEvents([event('process_failed', 1, 0, { restarts: 1, exitCode: 1 })]);

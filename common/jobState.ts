@@ -42,6 +42,11 @@ export interface JobLimits {
   joinTimeoutMs?: number;
   /** spec.faultTolerance.pendingTimeout (absent: pending nodes are not timed). */
   pendingTimeoutMs?: number;
+  /**
+   * The job succeeds once every node of the latest round's world succeeded, and nodes waiting
+   * outside that world are stopped. Unset (runs recorded before): only when every node succeeded.
+   */
+  worldEndsJob?: boolean;
 }
 
 /** A user error seen once: the same one at the same step again fails the job fast. */
@@ -381,7 +386,17 @@ export class JobState {
 
   private checkSucceeded(): void {
     const active = this.activeNodes();
-    if (active.length > 0 && active.every((n) => n.status === 'succeeded')) this.finish('SUCCEEDED', null);
+    if (active.length > 0 && active.every((n) => n.status === 'succeeded')) return this.finish('SUCCEEDED', null);
+    if (!this.limits.worldEndsJob || this.data.phase !== 'RUNNING') return;
+    // The latest round's whole world finished the training: nodes outside it (cut to a multiple
+    // of the node unit, or past max) wait for a round that no one will open. torchrun's agents
+    // likewise close the rendezvous on success, which sends its waiting nodes home.
+    const world = active.filter((n) => n.rank !== null);
+    if (world.length === this.data.roundNodes && world.length > 0 && world.every((n) => n.status === 'succeeded')) {
+      const waiting = active.length - world.length;
+      this.warn(`the world of round ${this.data.round} (${world.length} nodes) finished; ${waiting} waiting node${waiting === 1 ? '' : 's'} outside it stopped`);
+      this.finish('SUCCEEDED', null);
+    }
   }
 
   /**

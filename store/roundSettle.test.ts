@@ -1,6 +1,9 @@
 // settleRound: the one round policy applied to the store, by the API (an agent asks) and by the
 // job workflow's join-deadline timer (no agent may be alive).
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
+import type { Store, TransactionScope } from './index.ts';
+import { isLockConflict, type Trx } from './repository.ts';
 import { settleRound } from './roundSettle.ts';
 import { describeEachStore } from './testing.ts';
 
@@ -48,4 +51,55 @@ describeEachStore('settleRound', (h) => {
       { round: 1, members: [{ node: 0, incarnation: 0, groupRank: 0 }, { node: 1, incarnation: 0, groupRank: 1 }], excluded: [], masterAddr: 'h0', masterPort: 1 },
     ]);
   });
+
+  it('closes with the members a join adds while it settles, or the join finds the round closed: no member is left without a rank', async () => {
+    // Round 1 (min 1, max 2), node 1 joined and its last call is over; node 0 joins while a poll
+    // settles the round. On MySQL the two run in parallel: a close that decided on the members read
+    // before the join committed left node 0 in a closed round with no rank (issue 19).
+    const now = { t: 1000 };
+    const store = await h.open({ now: () => now.t });
+    await store.rendezvous.openRound({ ...key, minNodes: 1, maxNodes: 2 });
+    await store.rendezvous.join({ ...key, nodeId: 1, incarnation: 0, host: 'h1', freePort: 2 });
+    now.t = 2500;
+    let joining: Promise<'joined' | 'round not open' | 'lock wait timeout'> | undefined;
+    const settled = await store.transaction((tx) => {
+      const rendezvous = Object.create(tx.rendezvous) as TransactionScope['rendezvous'];
+      rendezvous.listMembers = async (k, trx) => {
+        const members = await tx.rendezvous.listMembers(k, trx);
+        joining = joinNode0(store);
+        // On SQLite the join waits for this transaction (one connection); on MySQL it either
+        // commits now or gives up on a lock this transaction holds.
+        if (store.dialect === 'mysql') await joining;
+        return members;
+      };
+      return settleRound({ ...tx, rendezvous }, key, rules, now.t);
+    });
+    const joined = await joining;
+    expect(settled.status).toBe('closed');
+    const round = await store.rendezvous.getRound(key);
+    const members = await store.rendezvous.listMembers(key);
+    expect(members.filter((m) => m.rank === null)).toEqual([]);
+    expect(round?.nodeCount).toBe(members.length);
+    // Node 0 is in the world, or not a member of the closed round at all (its next join opens round 2).
+    expect(joined === 'joined').toBe(members.some((m) => m.nodeId === 0));
+  });
 });
+
+/**
+ * Node 0 joins round 1 in a transaction of its own. On MySQL it waits at most 1 s for a row lock
+ * (innodb_lock_wait_timeout), so a join that a settling transaction holds back ends instead of
+ * waiting for it: the API reruns such a join.
+ */
+async function joinNode0(store: Store): Promise<'joined' | 'round not open' | 'lock wait timeout'> {
+  const join = (trx?: Trx) => store.rendezvous.join({ ...key, nodeId: 0, incarnation: 0, host: 'h0', freePort: 1 }, trx);
+  if (store.dialect !== 'mysql') return (await join()) ? 'joined' : 'round not open';
+  return store.db.connection().execute(async (conn) => {
+    await sql`set innodb_lock_wait_timeout = 1`.execute(conn);
+    try {
+      return (await conn.transaction().execute((trx) => join(trx))) ? 'joined' : 'round not open';
+    } catch (err) {
+      if (isLockConflict(err)) return 'lock wait timeout';
+      throw err;
+    }
+  });
+}

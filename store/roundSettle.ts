@@ -33,7 +33,10 @@ export async function settleRound(
   now: number,
   opts: { source?: EventSource } = {},
 ): Promise<RoundSettlement> {
-  const current = await tx.rendezvous.getRound(key);
+  // Locked first (MySQL; SQLite runs one writer at a time): a join takes the same lock before it
+  // adds a member, so the members read below are the ones the close commits with. Read unlocked,
+  // a join committing between the read and the close was left in the round without a rank.
+  const current = await tx.rendezvous.getRound(key, undefined, { lock: true });
   if (!current || current.status !== ROUND_OPEN) return { status: 'settled' };
   const members = await tx.rendezvous.listMembers(key);
   const decision = decideRound({

@@ -69,6 +69,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     joinTimeoutMs: spec.spec.rendezvous.joinTimeout,
     // Absent in specs submitted before the field existed: such a job's pending nodes are not timed.
     ...(spec.spec.faultTolerance.pendingTimeout !== undefined && { pendingTimeoutMs: spec.spec.faultTolerance.pendingTimeout }),
+    // Histories recorded before it replay with the job waiting on nodes outside the world.
+    worldEndsJob: patched('world-ends-job'),
   });
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
