@@ -24,8 +24,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
@@ -35,6 +34,7 @@ import { parseJobSpec } from '../common/spec/index.ts';
 import { startJitterBoundMs } from '../common/startJitter.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore } from '../store/index.ts';
+import { scratchDir } from './scratch.ts';
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
 const NODES = list(process.env.BENCH_NODES ?? '1000,4000').map(Number);
@@ -277,16 +277,12 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
 }
 
 async function sqliteCase(replicas: number, nodes: number): Promise<void> {
-  const home = mkdtempSync(path.join(tmpdir(), 'rover-bench-'));
-  try {
-    await runCase('sqlite', `sqlite:${path.join(home, 'rover.db')}`, home, replicas, nodes);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
+  const home = scratchDir('agent-scale');
+  await runCase('sqlite', `sqlite:${path.join(home, 'rover.db')}`, home, replicas, nodes);
 }
 
 async function mysqlCase(baseUrl: string, replicas: number, nodes: number): Promise<void> {
-  const home = mkdtempSync(path.join(tmpdir(), 'rover-bench-'));
+  const home = scratchDir('agent-scale');
   // A throwaway database; its name is generated here, never from input.
   const name = `rover_bench_${randomBytes(4).toString('hex')}`;
   const admin = await createConnection(baseUrl);
@@ -298,7 +294,6 @@ async function mysqlCase(baseUrl: string, replicas: number, nodes: number): Prom
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
     await admin.end();
-    rmSync(home, { recursive: true, force: true });
   }
 }
 

@@ -1,15 +1,13 @@
 // The embedded stack (`rover up`'s: Temporal dev server, worker, API, Brain) that the job
 // benchmarks run on, in a fresh home under the OS temp folder. Every listener takes a free port,
 // so a stack that is already up never makes a benchmark fail.
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectTemporal } from '../cli/jobs.ts';
 import { startStack, stopStack } from '../cli/up.ts';
 import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { scratchDir } from './scratch.ts';
 
 export interface BenchStack {
   home: string;
@@ -21,11 +19,11 @@ export interface BenchStack {
 }
 
 /**
- * Starts a stack in `rover-bench-<label>-*` with the caller's environment plus `env` (warn-level
+ * Starts a stack in a scratch folder `rover-bench-<label>-*` (bench/scratch.ts) with the caller's environment plus `env` (warn-level
  * logs unless `env` says otherwise) and connects a Temporal client and the store to it.
  */
 export async function startBenchStack(label: string, env: Record<string, string> = {}): Promise<BenchStack> {
-  const home = mkdtempSync(path.join(os.tmpdir(), `rover-bench-${label}-`));
+  const home = scratchDir(label);
   const config = loadConfig({
     ...process.env,
     ROVER_HOME: home,

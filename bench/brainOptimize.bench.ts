@@ -1,14 +1,13 @@
 // Brain optimize-request latency with 100,000 history rows in the store (job summaries) and
 // 100,000 metric samples: POST /brain/v1/optimize for each stage, p50/p99 over many requests.
 // SQLite always; MySQL too when ROVER_TEST_MYSQL_URL points at a database. Prints figures only.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildBrainApi } from '../api/brainServer.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { METRIC_RSS_BYTES, METRIC_THROUGHPUT, openStore, type Store } from '../store/index.ts';
+import { scratchDir } from './scratch.ts';
 
 const HISTORY_ROWS = Number(process.env.BENCH_HISTORY_ROWS ?? 100_000);
 const METRIC_ROWS = Number(process.env.BENCH_METRIC_ROWS ?? 100_000);
@@ -83,25 +82,22 @@ async function run(label: string, url: string): Promise<void> {
   await store.close();
 }
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-brain-'));
-try {
-  await run('sqlite', `sqlite:${path.join(dir, 'brain.db')}`);
-  const mysql = process.env.ROVER_TEST_MYSQL_URL;
-  if (mysql) {
-    // A fresh database next to the test one, dropped afterwards.
-    const { createConnection } = await import('mysql2/promise');
-    const name = `rover_bench_${process.pid}`;
-    const admin = await createConnection(mysql);
-    await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-    const url = new URL(mysql);
-    url.pathname = `/${name}`;
-    try {
-      await run('mysql ', url.toString());
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      await admin.end();
-    }
-  } else console.log('mysql: skipped (set ROVER_TEST_MYSQL_URL)');
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+const dir = scratchDir('brain');
+await run('sqlite', `sqlite:${path.join(dir, 'brain.db')}`);
+const mysql = process.env.ROVER_TEST_MYSQL_URL;
+if (mysql) {
+  // A fresh database next to the test one, dropped afterwards.
+  const { createConnection } = await import('mysql2/promise');
+  const name = `rover_bench_${process.pid}`;
+  const admin = await createConnection(mysql);
+  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  const url = new URL(mysql);
+  url.pathname = `/${name}`;
+  try {
+    await run('mysql ', url.toString());
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await admin.end();
+  }
+} else console.log('mysql: skipped (set ROVER_TEST_MYSQL_URL)');
+

@@ -4,8 +4,7 @@
 // reports to a real API (in-memory store); the bench waits for it before cleaning up.
 // Knobs: BENCH_FLASH_BYTES (default 1 GiB), BENCH_FLASH_ROUNDS (default 3, best of).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { FlashSaver } from '../agent/flashCheckpoint.ts';
 import { buildApi } from '../api/server.ts';
@@ -15,12 +14,13 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { openStore } from '../store/index.ts';
+import { scratchDir } from './scratch.ts';
 
 const BYTES = Number(process.env.BENCH_FLASH_BYTES ?? 1 << 30);
 const ROUNDS = Number(process.env.BENCH_FLASH_ROUNDS ?? 3);
 const job = `bench-flash-${randomBytes(3).toString('hex')}`;
 
-const dir = mkdtempSync(path.join(tmpdir(), 'rover-bench-flash-'));
+const dir = scratchDir('flash');
 const store = await openStore('sqlite::memory:');
 const parsed = parseJobSpec({ metadata: { name: job, user: 'bench' }, spec: { entrypoint: { command: 'true' }, checkpoint: { dir, flash: true, keep: 1 } } });
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
@@ -66,5 +66,4 @@ try {
   await saver.close({ removeShm: true });
   await app.close();
   await store.close();
-  rmSync(dir, { recursive: true, force: true });
 }

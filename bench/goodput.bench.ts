@@ -15,8 +15,7 @@
 // spec.entrypoint.preload, e.g. torch: warm standbys; default none, cold restarts). Prints
 // figures; asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
@@ -26,6 +25,7 @@ import { childPids, repoRoot } from '../test/jobFixtures.ts';
 import { cachedTorchPython } from '../test/torchFixtures.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
 import { startBenchStack } from './benchStack.ts';
+import { scratchDir } from './scratch.ts';
 
 const SECONDS = Number(process.env.BENCH_GOODPUT_SECONDS ?? 300);
 const PRELOAD = (process.env.BENCH_GOODPUT_PRELOAD ?? '').split(',').filter(Boolean);
@@ -140,7 +140,7 @@ async function underRover(): Promise<number> {
 }
 
 async function underTorchrun(): Promise<number> {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-torchrun-'));
+  const home = scratchDir('torchrun');
   const port = await freePort();
   const torchrun = path.join(path.dirname(python!), 'torchrun');
   const nodes: (ChildProcess | undefined)[] = [];

@@ -4,8 +4,6 @@
 //   - pod failure → seen by the backend's pod cache → old pod deleted and replacement created.
 // The workflow's own share (watchNodes poll, decision, activity dispatch) is not included.
 // Prints figures; asserts nothing about time.
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KubernetesBackend } from '../cluster/kubernetes/kubernetesBackend.ts';
 import { podName } from '../cluster/kubernetes/manifests.ts';
@@ -13,6 +11,7 @@ import { createLogger } from '../common/logger.ts';
 import { openStore } from '../store/index.ts';
 import { findKubeBinaries, startKubeCluster } from '../test/infra/kube.ts';
 import { failPod, kubeJobSpec } from '../test/infra/kubeJobs.ts';
+import { scratchDir } from './scratch.ts';
 
 const NODES = Number(process.env.BENCH_K8S_NODES ?? 200);
 const IN_FLIGHT = 20;
@@ -23,7 +22,7 @@ if (findKubeBinaries().missing.length > 0) {
   process.exit(0);
 }
 const cluster = await startKubeCluster();
-const store = await openStore(`sqlite:${path.join(mkdtempSync(path.join(os.tmpdir(), 'rover-bench-')), 'rover.db')}`);
+const store = await openStore(`sqlite:${path.join(scratchDir('k8s'), 'rover.db')}`);
 const backend = new KubernetesBackend({ kubeConfig: cluster.kc, store, logger: createLogger('bench', 'warn'), agentCommand: ['rover-agent'], terminationGraceMs: 1000 });
 try {
   const spec = kubeJobSpec('bench', { nodes: NODES });

@@ -14,7 +14,7 @@
 // Needs the torch venv (bash deploy/local/torch.sh). Knobs: BENCH_RESTART_N (default 5).
 // Prints figures; asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { submitJob } from '../cli/jobs.ts';
@@ -26,6 +26,7 @@ import { cachedTorchPython } from '../test/torchFixtures.ts';
 import { waitUntil } from '../test/waits.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
 import { startBenchStack } from './benchStack.ts';
+import { scratchDir } from './scratch.ts';
 
 const N = Number(process.env.BENCH_RESTART_N ?? 5);
 const TRAINER_ARGS = ['examples/torch_ddp.py', '--samples', '1000000', '--shard-size', '32', '--step-time', '0.05', '--checkpoint-every', '20', '--timeout', '60'];
@@ -193,7 +194,7 @@ async function roverLauncher() {
 }
 
 async function torchrunLauncher(): Promise<Run> {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'rover-bench-restart-torchrun-'));
+  const home = scratchDir('restart-torchrun');
   const port = await freePort();
   const torchrun = path.join(path.dirname(python!), 'torchrun');
   const nodes: ChildProcess[] = [];

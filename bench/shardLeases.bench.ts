@@ -21,9 +21,8 @@
 // CPU profile of the API process). Asserts nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { openSync, readSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
@@ -31,6 +30,7 @@ import { LedgerService } from '../api/ledger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { scratchDir } from './scratch.ts';
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 10_000);
@@ -294,23 +294,19 @@ async function apiCase(store: string, url: string, home: string, count: number):
 
 /** Each case on a fresh database: a SQLite file in a temp folder, or a throwaway MySQL database. */
 async function withDatabase(store: string, run: (url: string, home: string) => Promise<void>): Promise<void> {
-  const home = mkdtempSync(path.join(tmpdir(), 'rover-bench-'));
+  const home = scratchDir('shard-leases');
+  if (store === 'sqlite') return run(`sqlite:${path.join(home, 'bench.db')}`, home);
+  // Its name is generated here, never from input.
+  const name = `rover_bench_${randomBytes(4).toString('hex')}`;
+  const admin = await createConnection(mysqlUrl!);
+  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   try {
-    if (store === 'sqlite') return await run(`sqlite:${path.join(home, 'bench.db')}`, home);
-    // Its name is generated here, never from input.
-    const name = `rover_bench_${randomBytes(4).toString('hex')}`;
-    const admin = await createConnection(mysqlUrl!);
-    await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-    try {
-      const url = new URL(mysqlUrl!);
-      url.pathname = `/${name}`;
-      await run(url.toString(), home);
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      await admin.end();
-    }
+    const url = new URL(mysqlUrl!);
+    url.pathname = `/${name}`;
+    await run(url.toString(), home);
   } finally {
-    rmSync(home, { recursive: true, force: true });
+    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await admin.end();
   }
 }
 

@@ -5,8 +5,6 @@
 // Needs the torch venv (bash deploy/local/torch.sh). Knobs: BENCH_TORCH_BYTES, BENCH_TORCH_ROUNDS.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlashSaver } from '../agent/flashCheckpoint.ts';
 import { buildApi } from '../api/server.ts';
@@ -16,6 +14,7 @@ import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { openStore } from '../store/index.ts';
 import { cachedTorchPython } from '../test/torchFixtures.ts';
+import { scratchDir } from './scratch.ts';
 
 const python = cachedTorchPython();
 if (!python) {
@@ -23,7 +22,7 @@ if (!python) {
   process.exit(2);
 }
 const job = `bench-torch-${randomBytes(3).toString('hex')}`;
-const dir = mkdtempSync(path.join(tmpdir(), 'rover-bench-torch-'));
+const dir = scratchDir('torch');
 const store = await openStore('sqlite::memory:');
 const parsed = parseJobSpec({ metadata: { name: job, user: 'bench' }, spec: { entrypoint: { command: 'true' }, checkpoint: { dir, flash: true, keep: 1 } } });
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
@@ -52,5 +51,4 @@ try {
   await saver.close({ removeShm: true });
   await app.close();
   await store.close();
-  rmSync(dir, { recursive: true, force: true });
 }

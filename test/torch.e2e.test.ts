@@ -5,7 +5,8 @@
 // relaunches its node, whose ranks read the committed state from storage; and the final model of
 // that run is bit-for-bit the model of an undisturbed run with the same seed and data.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
@@ -15,6 +16,7 @@ import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { findNodeProcesses } from '../cluster/local/processes.ts';
 import { mulberry32 } from '../common/shardPlan.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
+import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 import { torchJobSpec, torchPythonOrSkip } from './torchFixtures.ts';
 
@@ -137,6 +139,31 @@ assert a.keys() == b.keys(), (a.keys(), b.keys())
 print(" ".join(f"{k}={torch.equal(a[k], b[k])}" for k in a))`;
     const { stdout } = await run(python!, ['-c', compare, path.join(stack.home, 'ddp-calm.pt'), path.join(stack.home, 'ddp-faults.pt')]);
     expect(stdout.trim()).toBe('0.weight=True 0.bias=True 3.weight=True 3.bias=True');
+  }, 480_000);
+
+  it('runs the same script unchanged under plain torchrun, where it checkpoints to a folder and resumes from it exactly', async (ctx) => {
+    needTorch(ctx);
+    // No Rover anywhere: a clean environment, a folder of its own (the checkpoints go to ./.rover).
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'rover-torchrun-'));
+    ctx.onTestFinished(() => rmSync(cwd, { recursive: true, force: true }));
+    const env = { PATH: process.env.PATH!, HOME: process.env.HOME!, OMP_NUM_THREADS: '1' };
+    // --tee 3: torchrun copies each rank's output line by line, prefixed [default<local rank>]:,
+    // so the two ranks' lines cannot run into each other in the one stdout.
+    const script = path.join(repoRoot, 'examples/torch_ddp.py');
+    const torchrun = async () =>
+      (await run(path.join(path.dirname(python!), 'torchrun'), ['--standalone', '--nproc-per-node', '2', '--tee', '3', script, '--samples', '1024', '--step-time', '0', '--checkpoint-every', '5'], { cwd, env, timeout: 240_000 })).stdout;
+    /** Per rank, the first group of each of its lines that is all of `pattern`. */
+    const perRank = (out: string, pattern: string) => [0, 1].map((rank) => [...out.matchAll(new RegExp(`^\\[default${rank}\\]:${pattern}$`, 'gm'))].map((m) => m[1]!));
+    // 1024 samples, 2 ranks × 32 per step: 16 steps, checkpoints at 5, 10 and 15.
+    const first = await torchrun();
+    expect(perRank(first, 'ROVER_STEP (\\d+) .*').map((steps) => steps.length)).toEqual([16, 16]);
+    expect(perRank(first, 'ROVER_DONE rank=\\d steps=(\\d+)')).toEqual([['16'], ['16']]);
+    // Run again in the same folder: both ranks resume from step 15 and redo step 16 exactly.
+    const again = await torchrun();
+    expect(perRank(again, 'ROVER_RESUME (step=\\d+ source=\\w+)')).toEqual([['step=15 source=storage'], ['step=15 source=storage']]);
+    const lossAt16 = (out: string) => perRank(out, 'ROVER_STEP 16 loss=(\\S+) .*');
+    expect(lossAt16(again)).toEqual(lossAt16(first));
+    expect(lossAt16(first).flat()).toHaveLength(2);
   }, 480_000);
 
   it('loads FSDP sharded checkpoints into the new world size when the job shrinks to 1 node and grows back to 2', async (ctx) => {
