@@ -18,7 +18,7 @@ import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import { configurationError, notFoundError, UnhealableError } from '../common/unhealableErrors.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { noteStoreOutages } from './storeReachability.ts';
-import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, settleRound, type Job, type Node, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, resetJobRun, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
   store: Store;
@@ -76,13 +76,9 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
       await store.transaction(async (tx) => {
         const existing = await tx.jobs.get(jobId);
         if (existing && existing.tokenDigest !== tokenDigest(token)) {
-          // A new run under a finished job's name: forget the old run's nodes, rounds and events.
-          await tx.nodes.deleteByJob(jobId);
-          await tx.nodeEvents.deleteByJob(jobId);
-          await tx.rendezvous.deleteByJob(jobId);
+          // A new run under a finished job's name: nothing of the old run is this run's.
+          await resetJobRun(tx, jobId);
           await tx.jobs.replace({ id: jobId, phase: 'LAUNCHING', ...fields });
-          // One job key for the Brain: samples under the job's name are the current run's only.
-          await tx.metrics.deleteByJob(jobId);
         } else if (!existing) {
           await tx.jobs.create({ id: jobId, phase: 'LAUNCHING', ...fields });
         }

@@ -17,7 +17,7 @@ import type {
   RestoreReport,
   StepReport,
 } from '../common/trainerProtocol.ts';
-import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
+import { isLockConflict, leaseOwner, resetLedger, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { HttpError } from './errors.ts';
 import { GroupCommit } from './groupCommit.ts';
@@ -76,12 +76,8 @@ export class LedgerService {
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
       if (ledger?.tokenDigest === job.tokenDigest) return;
-      if (ledger) {
-        // A previous run under the same name: its shards and checkpoints are not this run's.
-        await tx.shards.deleteByJob(job.id);
-        await tx.checkpoints.deleteByJob(job.id);
-        await tx.shardLedgers.delete(job.id);
-      }
+      // A previous run's, left by a run prepared before prepareJob reset the whole job (resetJobRun).
+      if (ledger) await resetLedger(tx, job.id);
       if (!(await tx.shardLedgers.create(job.id, job.tokenDigest))) return;
       for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
         await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));

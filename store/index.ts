@@ -103,6 +103,30 @@ async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: strin
 }
 
 /**
+ * Forgets the ledger of a previous run under the job's name: its shards, checkpoint reports and
+ * commits, and the ledger row (the API creates the run's own on first use).
+ */
+export async function resetLedger(tx: TransactionScope, jobId: string): Promise<void> {
+  await tx.shards.deleteByJob(jobId);
+  await tx.checkpoints.deleteByJob(jobId);
+  await tx.shardLedgers.delete(jobId);
+}
+
+/**
+ * Forgets what a previous run under the job's name left (a name reused after the run ended): its
+ * nodes, events, rendezvous rounds, metrics and ledger. The Brain's history (job summaries and
+ * failures, keyed by run) stays; the node-check row is per run already (by token digest).
+ */
+export async function resetJobRun(tx: TransactionScope, jobId: string): Promise<void> {
+  await tx.nodes.deleteByJob(jobId);
+  await tx.nodeEvents.deleteByJob(jobId);
+  await tx.rendezvous.deleteByJob(jobId);
+  // One job key for the Brain: samples under the job's name are the current run's only.
+  await tx.metrics.deleteByJob(jobId);
+  await resetLedger(tx, jobId);
+}
+
+/**
  * Persists a decision of the round policy (common/roundOpening.ts) once, then emits its event:
  * `open` inserts the round and logs `round_opened` (a repeat changes nothing), `resize` sets the
  * open round's node count. Returns the round the caller goes on with.
