@@ -16,7 +16,7 @@ import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { createJobActivities } from './job.ts';
 
-/** Rover's agent settings (README "What a training process can see"), and nothing else. */
+/** Rover's agent settings (docs/operations.md, "What a training process can see"), and nothing else. */
 const AGENT_SETTINGS = [
   'ROVER_API_URL', 'ROVER_JOB', 'ROVER_NODE', 'ROVER_INCARNATION', 'ROVER_TOKEN', 'ROVER_NPROC_PER_NODE', 'ROVER_ENTRYPOINT',
   'ROVER_MAX_PROCESS_RESTARTS', 'ROVER_HEARTBEAT_INTERVAL_MS', 'ROVER_SHUTDOWN_GRACE_MS', 'ROVER_CHECKPOINT_DIR',

@@ -15,7 +15,7 @@ const OPERATOR = 'operator-secret-of-the-least-privilege-test';
 /** Secrets of the worker's own environment that no job may see. */
 const CANARIES = { MYSQL_PWD: 'canary-db-password-7f3a', AWS_SECRET_ACCESS_KEY: 'canary-cloud-secret-19c2' };
 
-/** Rover variables a trainer may see (README "What a training process can see"). */
+/** Rover variables a trainer may see (docs/operations.md, "What a training process can see"). */
 const TRAINER_ROVER = new Set([
   'ROVER_API_URL', 'ROVER_JOB', 'ROVER_NODE', 'ROVER_INCARNATION', 'ROVER_TOKEN', 'ROVER_ROUND', 'ROVER_RESUME_STEP',
   'ROVER_CHECKPOINT_DIR', 'ROVER_AGENT_URL', 'ROVER_LOCAL_STACK', 'ROVER_CONFIG_VERSION',
