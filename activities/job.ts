@@ -18,6 +18,7 @@ import { deriveJobToken, nodeToken, tokenDigest } from '../common/tokens.ts';
 import { configurationError, notFoundError, UnhealableError } from '../common/unhealableErrors.ts';
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { noteStoreOutages } from './storeReachability.ts';
+import { launchNode } from './nodeLaunch.ts';
 import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, resetJobRun, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
@@ -105,7 +106,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         }
         // A Brain plan (OOM, initial) may give this incarnation other resources than the spec's.
         const resources = n.resources ? { ...job.spec.spec.resources, memory: n.resources.memoryBytes, cpu: n.resources.cpu } : job.spec.spec.resources;
-        const result = await backend.ensureNode({
+        const result = await launchNode(store, backend, {
           jobId,
           nodeId: n.id,
           incarnation: n.incarnation,
@@ -114,7 +115,6 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
           ...(n.avoidHostOfIncarnation !== undefined && { avoidHostOfIncarnation: n.avoidHostOfIncarnation }),
           agentEnv: agentEnv(config, job, n, agentToken(job, runKey, n), nodes.length),
         });
-        if (n.resources) await store.nodes.update({ jobId, nodeId: n.id, incarnation: n.incarnation }, { resources });
         logger.info({ jobId, nodeId: n.id, incarnation: n.incarnation, pid: result.pid, created: result.created }, 'node launched');
         launched.push({ ...n, pid: result.pid });
       }

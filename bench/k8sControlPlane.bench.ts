@@ -1,10 +1,11 @@
 // Kubernetes backend control-plane figures against the test apiserver + kwok
 // (deploy/k8s-test/build.sh must have run):
-//   - pods created per second when launching a 200-node job (ensureNode, 20 in flight),
+//   - pods created per second when launching a 200-node job (launchNode, 20 in flight),
 //   - pod failure → seen by the backend's pod cache → old pod deleted and replacement created.
 // The workflow's own share (watchNodes poll, decision, activity dispatch) is not included.
 // Prints figures; asserts nothing about time.
 import path from 'node:path';
+import { launchNode } from '../activities/nodeLaunch.ts';
 import { KubernetesBackend } from '../cluster/kubernetes/kubernetesBackend.ts';
 import { podName } from '../cluster/kubernetes/manifests.ts';
 import { createLogger } from '../common/logger.ts';
@@ -28,7 +29,7 @@ try {
   const spec = kubeJobSpec('bench', { nodes: NODES });
   await store.jobs.create({ id: 'bench', workflowId: 'job-bench', user: 'b', group: '', backend: 'kubernetes', spec, token: 't', phase: 'LAUNCHING' });
   const launch = (nodeId: number, incarnation: number) =>
-    backend.ensureNode({ jobId: 'bench', nodeId, incarnation, spec, resources: spec.spec.resources, agentEnv: { ROVER_JOB: 'bench' } });
+    launchNode(store, backend, { jobId: 'bench', nodeId, incarnation, spec, resources: spec.spec.resources, agentEnv: { ROVER_JOB: 'bench' } });
 
   const started = performance.now();
   let next = 0;

@@ -23,6 +23,12 @@ export interface LaunchResult {
   logPath: string | null;
   /** False when this (job, node, incarnation) existed already and nothing new was created. */
   created: boolean;
+  /**
+   * What the node_launched event records (a pid, a pod, a Ray job id) when the store has not
+   * recorded this launch yet: created now, or created by a launch that ended before it recorded
+   * it. Absent: recorded already. The launchNodes activity writes it (activities/nodeLaunch.ts).
+   */
+  launched?: Record<string, unknown>;
 }
 
 /** A node the backend saw end without its agent reporting it. */
@@ -39,8 +45,11 @@ export interface DeadNode {
 
 export interface ClusterBackend {
   readonly name: 'local' | 'kubernetes' | 'ray';
-  /** Creates the node unless this (job, node, incarnation) exists already. */
-  ensureNode(launch: NodeLaunch): Promise<LaunchResult>;
+  /**
+   * Creates the node unless this (job, node, incarnation) exists already. `current` is its row
+   * (written before the call, status launching). Backends only act: the caller records the result.
+   */
+  ensureNode(launch: NodeLaunch, current: Node): Promise<LaunchResult>;
   /** Stops the node: graceful first, forced after the grace period. Idempotent. */
   deleteNode(node: Node, graceMs: number): Promise<void>;
   /**

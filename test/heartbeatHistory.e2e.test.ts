@@ -30,13 +30,13 @@ const WINDOW_MS = 60_000;
 class SimulatedBackend implements ClusterBackend {
   readonly name = 'local' as const;
   readonly tokens = new Map<number, string>();
-  constructor(private readonly store: Store) {}
+  private readonly launched = new Set<string>();
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
-    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    const { created } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
-    if (created) await this.store.nodeEvents.append({ ...key, kind: 'node_launched', data: {} });
     this.tokens.set(launch.nodeId, launch.agentEnv.ROVER_TOKEN!);
-    return { pid: null, logPath: null, created };
+    const incarnation = `${launch.nodeId}#${launch.incarnation}`;
+    if (this.launched.has(incarnation)) return { pid: null, logPath: null, created: false };
+    this.launched.add(incarnation);
+    return { pid: null, logPath: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {
@@ -74,7 +74,7 @@ describe('heartbeats and workflow history', () => {
     cleanup.push(closeClient);
     const connection = await workerConnection();
     cleanup.push(() => connection.close());
-    const backend = new SimulatedBackend(store);
+    const backend = new SimulatedBackend();
     const taskQueue = taskQueueFor(ctx.task.name);
     const activities = { ...createJobActivities({ store, backends: [backend], config, logger: createLogger('test-worker', 'warn') }), optimize: async (input: { stage: string }) => ({ stage: input.stage, rule: 'keep', reason: 'the test keeps the spec' }) };
     const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: await bundleWorkflows() });

@@ -24,18 +24,12 @@ import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection }
 class NeverStartingBackend implements ClusterBackend {
   readonly name = 'local' as const;
   launched: string[] = [];
-  constructor(
-    private readonly store: Store,
-    private readonly reason: string,
-  ) {}
+  constructor(private readonly reason: string) {}
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
-    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    const { created } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
-    if (created) {
-      this.launched.push(`${launch.nodeId}#${launch.incarnation}`);
-      await this.store.nodeEvents.append({ ...key, kind: 'node_launched', data: {} });
-    }
-    return { pid: null, logPath: null, created };
+    const incarnation = `${launch.nodeId}#${launch.incarnation}`;
+    if (this.launched.includes(incarnation)) return { pid: null, logPath: null, created: false };
+    this.launched.push(incarnation);
+    return { pid: null, logPath: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {
@@ -99,7 +93,7 @@ describe('job deadlines with no agent alive', () => {
 
   it('fails the round at its join deadline while no worker runs, naming who joined and why the rest are pending', async (ctx) => {
     const taskQueue = taskQueueFor(ctx.task.name);
-    const backend = new NeverStartingBackend(store, UNSCHEDULABLE);
+    const backend = new NeverStartingBackend(UNSCHEDULABLE);
     const s = spec('join-deadline', { nodes: 2, min: 2, joinTimeout: '8s', pendingTimeout: '1h', maxNodeRelaunches: 3 });
     const first = await startWorker(taskQueue, backend);
     const handle = await start(taskQueue, s);
@@ -137,7 +131,7 @@ describe('job deadlines with no agent alive', () => {
 
   it('relaunches a node pending past pendingTimeout, then fails with the reason it is pending once the budget is spent', async (ctx) => {
     const taskQueue = taskQueueFor(ctx.task.name);
-    const backend = new NeverStartingBackend(store, IMAGE_PULL);
+    const backend = new NeverStartingBackend(IMAGE_PULL);
     const s = spec('pending-timeout', { nodes: 1, min: 1, joinTimeout: '1h', pendingTimeout: '2s', maxNodeRelaunches: 1 });
     const { worker, stopped } = await startWorker(taskQueue, backend);
     try {

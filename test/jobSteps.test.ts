@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobActivities } from '../activities/index.ts';
-import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../cluster/types.ts';
+import type { ClusterBackend, DeadNode, LaunchResult } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
@@ -22,16 +22,13 @@ class FlakyBackend implements ClusterBackend {
   readonly name = 'local' as const;
   tries = 0;
   private healed = false;
-  constructor(private readonly store: Store) {}
   heal(): void {
     this.healed = true;
   }
-  async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
+  async ensureNode(): Promise<LaunchResult> {
     this.tries += 1;
     if (!this.healed) throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
-    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    const { created } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
-    return { pid: null, logPath: null, created };
+    return { pid: null, logPath: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {
@@ -74,7 +71,7 @@ describe('a job step that fails and heals', () => {
 
   it('shows the launch retried and why while it fails, then that it succeeded, and launches once healed', async (ctx) => {
     const taskQueue = taskQueueFor(ctx.task.name);
-    const backend = new FlakyBackend(store);
+    const backend = new FlakyBackend();
     const activities = { ...createJobActivities({ store, backends: [backend], config, logger: createLogger('test-worker', 'silent') }), optimize: async () => null };
     const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: await bundleWorkflows() });
     const running = worker.run();

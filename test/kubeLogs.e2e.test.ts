@@ -12,6 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printKubeJobLogs } from '../cli/kubeLogs.ts';
 import { parseLogSelection } from '../cli/logs.ts';
+import { launchNode } from '../activities/nodeLaunch.ts';
 import { KubernetesBackend } from '../cluster/kubernetes/kubernetesBackend.ts';
 import { podName } from '../cluster/kubernetes/manifests.ts';
 import { loadConfig } from '../common/config.ts';
@@ -90,7 +91,7 @@ describe.skipIf(!kubeAvailable())('rover logs of kubernetes jobs (pod logs throu
   /** A node incarnation's pod, created by the backend, whose log kwok serves from a file; returns the file. */
   const launch = async (job: string, nodeId: number, incarnation: number, log: string, namespace = 'default'): Promise<string> => {
     const spec = kubeJobSpec(job, { namespace });
-    await backend.ensureNode({ jobId: job, nodeId, incarnation, spec, resources: spec.spec.resources, agentEnv: { ROVER_JOB: job, ROVER_NODE: String(nodeId) } });
+    await launchNode(store, backend, { jobId: job, nodeId, incarnation, spec, resources: spec.spec.resources, agentEnv: { ROVER_JOB: job, ROVER_NODE: String(nodeId) } });
     const name = podName(job, nodeId, incarnation);
     const file = path.join(home, 'pod-logs', `${namespace}-${name}.log`);
     writeFileSync(file, log);
@@ -230,7 +231,7 @@ describe.skipIf(!kubeAvailable())('rover logs of kubernetes jobs (pod logs throu
     // No node fits its nodeSelector: the pod stays Pending (Unschedulable), without a log.
     await createJob('kpending');
     const spec = kubeJobSpec('kpending', { nodeSelector: { type: 'gpu-a100' } });
-    await backend.ensureNode({ jobId: 'kpending', nodeId: 0, incarnation: 0, spec, resources: spec.spec.resources, agentEnv: {} });
+    await launchNode(store, backend, { jobId: 'kpending', nodeId: 0, incarnation: 0, spec, resources: spec.spec.resources, agentEnv: {} });
     await waitUntil(
       async () => (await cluster.core.readNamespacedPod({ name: podName('kpending', 0, 0), namespace: 'default' })).status?.conditions?.some((c) => c.reason === 'Unschedulable'),
       'the pod marked Unschedulable', 30_000, 100,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { K8sMonitor, POD_METRICS } from '../brain/k8sMonitor.ts';
 import { ConfigMapSource, registerConfigMapSource } from '../brain/sources/configMap.ts';
 import { createSource, parseSourceList } from '../brain/sources/registry.ts';
+import { launchNode } from '../activities/nodeLaunch.ts';
 import { KubernetesBackend } from '../cluster/kubernetes/kubernetesBackend.ts';
 import { jobObjectName, podName } from '../cluster/kubernetes/manifests.ts';
 import { BACKEND_PERMISSIONS } from '../cluster/kubernetes/permissions.ts';
@@ -62,8 +63,8 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('launches a node as a labelled pod with env and resources, plus the headless service; a retry creates nothing', async () => {
     const launch = await launchFor('launch', 0);
-    expect((await backend.ensureNode(launch)).created).toBe(true);
-    expect((await backend.ensureNode(launch)).created).toBe(false);
+    expect((await launchNode(store, backend, launch)).created).toBe(true);
+    expect((await launchNode(store, backend, launch)).created).toBe(false);
     const pod = await cluster.core.readNamespacedPod({ name: 'rover-launch-0-0', namespace: 'default' });
     expect(pod.metadata?.labels).toMatchObject({ 'rover.dev/job': 'launch', 'rover.dev/node': '0', 'rover.dev/incarnation': '0', team: 'rover-tests' });
     expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ConfigMap', name: 'rover-launch' });
@@ -81,13 +82,13 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('keeps a node relaunched after a failed node check off the Kubernetes node its predecessor ran on', async () => {
     const launch = await launchFor('avoid', 0);
-    await backend.ensureNode(launch);
+    await launchNode(store, backend, launch);
     await running('default', 'rover-avoid-0-0');
     const host = (await cluster.core.readNamespacedPod({ name: 'rover-avoid-0-0', namespace: 'default' })).spec?.nodeName;
     expect(host).toBeTruthy();
     // As the workflow does it: the faulty pod is removed first, then its successor launched.
     await backend.deleteNode(await nodeRow('avoid', 0), 1000);
-    await backend.ensureNode({ ...launch, incarnation: 1, avoidHostOfIncarnation: 0 });
+    await launchNode(store, backend, { ...launch, incarnation: 1, avoidHostOfIncarnation: 0 });
     const pod = await cluster.core.readNamespacedPod({ name: 'rover-avoid-0-1', namespace: 'default' });
     expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
       { matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [host] }] },
@@ -96,7 +97,7 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('reads a chaos failure with exit 137 / OOMKilled from the pod cache, and the monitor records it', async () => {
     const launch = await launchFor('oom', 1);
-    await backend.ensureNode(launch);
+    await launchNode(store, backend, launch);
     await running('default', 'rover-oom-1-0');
     await failPod(cluster.core, 'default', 'rover-oom-1-0', 137, 'OOMKilled');
     const node = await nodeRow('oom', 1);
@@ -116,7 +117,7 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
   });
 
   it('reports a pod deleted by someone else as lost, without an exit code', async () => {
-    await backend.ensureNode(await launchFor('evicted', 0));
+    await launchNode(store, backend, await launchFor('evicted', 0));
     await running('default', 'rover-evicted-0-0');
     await cluster.core.deleteNamespacedPod({ name: 'rover-evicted-0-0', namespace: 'default', gracePeriodSeconds: 0 });
     const node = await nodeRow('evicted', 0);
@@ -130,7 +131,7 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('keeps watching across an apiserver restart and misses no pod failure', async () => {
     const launch = await launchFor('restart', 0);
-    await backend.ensureNode(launch);
+    await launchNode(store, backend, launch);
     await running('default', 'rover-restart-0-0');
     const watch = backend.watchFor('default');
     const connects = watch.connects;
@@ -148,8 +149,8 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('deletes a pod gracefully, and releaseJob deletes pods, the service and the owner ConfigMap', async () => {
     const launch = await launchFor('teardown', 0);
-    await backend.ensureNode(launch);
-    await backend.ensureNode({ ...launch, nodeId: 1 });
+    await launchNode(store, backend, launch);
+    await launchNode(store, backend, { ...launch, nodeId: 1 });
     await running('default', 'rover-teardown-0-0');
     await backend.deleteNode(await nodeRow('teardown', 0), 1000);
     await expect(cluster.core.readNamespacedPod({ name: 'rover-teardown-0-0', namespace: 'default' })).rejects.toMatchObject({ code: 404 });
@@ -199,8 +200,8 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
     const worker = newBackend(workerKc);
     try {
       const launch = await launchFor('rbac', 0, 0, 'rover');
-      expect((await worker.ensureNode(launch)).created).toBe(true);
-      expect((await worker.ensureNode(launch)).created).toBe(false);
+      expect((await launchNode(store, worker, launch)).created).toBe(true);
+      expect((await launchNode(store, worker, launch)).created).toBe(false);
       await running('rover', podName('rbac', 0, 0));
       await failPod(cluster.core, 'rover', podName('rbac', 0, 0), 2, 'Error');
       const node = await nodeRow('rbac', 0);

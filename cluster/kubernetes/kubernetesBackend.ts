@@ -41,7 +41,7 @@ export class KubernetesBackend implements ClusterBackend {
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
+  async ensureNode(launch: NodeLaunch, _current: Node): Promise<LaunchResult> {
     const opts = kubernetesOptions(launch.spec);
     return this.classified(opts.namespace, () => this.createNode(launch, opts));
   }
@@ -60,7 +60,6 @@ export class KubernetesBackend implements ClusterBackend {
     const namespace = opts.namespace;
     this.namespaces.set(launch.jobId, namespace);
     this.watchFor(namespace);
-    await this.o.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching', resources: launch.resources });
     const owner = await this.ensureJobObjects(launch.jobId, namespace);
     const avoid = launch.avoidHostOfIncarnation === undefined ? undefined : await this.hostOf(namespace, podName(launch.jobId, launch.nodeId, launch.avoidHostOfIncarnation));
     const run = (await this.o.store.jobs.get(launch.jobId))?.createdAt;
@@ -72,11 +71,9 @@ export class KubernetesBackend implements ClusterBackend {
     });
     const pod = body.metadata!.name!;
     const created = await createOrExisting(() => this.core.createNamespacedPod({ namespace, body }));
-    if (created) {
-      await this.o.store.nodeEvents.append({ ...key, kind: 'node_launched', data: { pod, namespace } });
-      this.o.logger.info({ ...key, pod, namespace }, 'pod created');
-    }
-    return { pid: null, logPath: null, created: created !== undefined };
+    if (!created) return { pid: null, logPath: null, created: false };
+    this.o.logger.info({ ...key, pod, namespace }, 'pod created');
+    return { pid: null, logPath: null, created: true, launched: { pod, namespace } };
   }
 
   /** The Kubernetes node a pod ran on, from the watch cache (pods deleted since are tombstones). */

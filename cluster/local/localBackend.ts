@@ -38,10 +38,8 @@ export class LocalBackend implements ClusterBackend {
     private readonly home: string,
   ) {}
 
-  async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
-    const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
-    if (node.pid !== null) return { pid: node.pid, logPath: node.logPath, created: false };
+  async ensureNode(launch: NodeLaunch, current: Node): Promise<LaunchResult> {
+    if (current.pid !== null) return { pid: current.pid, logPath: current.logPath, created: false };
     const logPath = nodeLogPath(this.home, launch.jobId, launch.nodeId);
     const job = await this.store.jobs.get(launch.jobId);
     await mkdir(path.dirname(logPath), { recursive: true });
@@ -61,11 +59,7 @@ export class LocalBackend implements ClusterBackend {
       cwd: launch.spec.spec.entrypoint.workdir,
       logFile: logPath,
     });
-    await this.store.transaction(async (tx) => {
-      await tx.nodes.update(key, { pid, logPath });
-      await tx.nodeEvents.append({ ...key, kind: 'node_launched', data: { pid, logPath } });
-    });
-    return { pid, logPath, created: true };
+    return { pid, logPath, created: true, launched: { pid, logPath } };
   }
 
   /**

@@ -57,12 +57,11 @@ export class RayBackend implements ClusterBackend {
     this.token = resolveRayToken(config);
   }
 
-  async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
+  async ensureNode(launch: NodeLaunch, current: Node): Promise<LaunchResult> {
     const ctx = await this.jobContext(launch.jobId);
     if (!ctx) throw notFoundError(`job ${launch.jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker)`);
     const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    const { node } = await this.store.nodes.upsertLaunch({ ...key, backend: this.name, status: 'launching' });
-    if (node.logPath !== null) return { pid: null, logPath: node.logPath, created: false };
+    if (current.logPath !== null) return { pid: null, logPath: current.logPath, created: false };
     const id = submissionId(launch.jobId, ctx.runTag, launch.nodeId, launch.incarnation);
     const created = await this.call(ctx.client, async () => {
       const submission = nodeSubmission({
@@ -77,12 +76,9 @@ export class RayBackend implements ClusterBackend {
       return ctx.client.submit(submission);
     });
     const logPath = rayLogUrl(ctx.client.address, id);
-    await this.store.transaction(async (tx) => {
-      await tx.nodes.update(key, { logPath });
-      await tx.nodeEvents.append({ ...key, kind: 'node_launched', data: { rayJob: id, address: ctx.client.address, logPath } });
-    });
-    this.logger.info({ jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation, rayJob: id, created }, 'ray job submitted');
-    return { pid: null, logPath, created };
+    this.logger.info({ ...key, rayJob: id, created }, 'ray job submitted');
+    // Recorded even when the submission existed: a launch that ended before recording it made it.
+    return { pid: null, logPath, created, launched: { rayJob: id, address: ctx.client.address, logPath } };
   }
 
   async deleteNode(node: Node, graceMs: number): Promise<void> {
