@@ -10,7 +10,6 @@
 import { decideHang, type HangAction } from '../common/diagnosis.ts';
 import type { AgentEvent } from '../common/protocol.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import { applyRoundOpening, ROUND_OPEN, type Job, type Node, type RendezvousRound, type Store } from '../store/index.ts';
 
 /** Longest wait for evidence before the restart goes ahead without it: heartbeats × this, at least the minimum. */
@@ -28,7 +27,7 @@ export class HangWatch {
    * the id of the job's current hang event when the job is hung, so the reply can ask for evidence.
    */
   async check(job: Job, node: Node, processesAlive: boolean, latest: RendezvousRound | undefined): Promise<number | undefined> {
-    const spec = (job.spec as JobSpec).spec;
+    const spec = job.spec.spec;
     const timeout = spec.faultTolerance.hangTimeout;
     // Specs stored before startupTimeout/checkpointTimeout existed keep their old behaviour: no limit.
     const startupTimeout = spec.faultTolerance.startupTimeout ?? Infinity;
@@ -79,7 +78,7 @@ export class HangWatch {
 
   /** Opens the next round once every running node posted its evidence, or the grace period ran out. */
   private async restartWhenEvidenceIn(job: Job, hangId: number, detectedAt: number, round: number, running: Node[]): Promise<void> {
-    const spec = (job.spec as JobSpec).spec;
+    const spec = job.spec.spec;
     const dumps = await this.store.nodeEvents.list(job.id, { kinds: ['stack_dump'], after: hangId });
     const reported = new Set(dumps.map((d) => `${d.nodeId}/${d.incarnation}`));
     const allIn = running.every((n) => reported.has(`${n.nodeId}/${n.incarnation}`));

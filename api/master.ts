@@ -3,7 +3,6 @@
 import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type NodeKey, type NodePatch, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
@@ -86,7 +85,7 @@ export class MasterService {
     // that round (group rank × nprocPerNode + local rank), or one node could report, say, every
     // rank's checkpoint and commit a step alone. One member row.
     if (ref.rank !== undefined && ref.round !== undefined) {
-      const nproc = (job.spec as JobSpec).spec.nprocPerNode;
+      const nproc = job.spec.spec.nprocPerNode;
       const member = Number.isInteger(ref.round) ? await this.store.rendezvous.getMember({ jobId: job.id, round: ref.round }, scope.node) : undefined;
       const holds = member?.incarnation === scope.incarnation && member.rank !== null;
       if (!holds || Math.floor(ref.rank / nproc) !== member.rank) {
@@ -125,7 +124,7 @@ export class MasterService {
         const latest = await tx.rendezvous.latestRound(job.id);
         const same = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node) : undefined;
         const trigger = { kind: 'join', node: req.node, incarnation: req.incarnation, memberOfLatest: same?.incarnation === req.incarnation } as const;
-        const decision = decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec));
+        const decision = decideRoundOpening(latest, trigger, roundSpec(job.spec.spec));
         const round = (await applyRoundOpening(tx, job.id, decision))!;
         // A member of the latest closed round asks again (its reply was lost): nothing to join.
         if (latest?.status === ROUND_CLOSED && round === latest.round) return { round, due: false };
@@ -303,7 +302,7 @@ export class MasterService {
       }
       await tx.nodes.update(key, exit);
       // Classified once, here where the exit is seen; the job master reads the class from the event.
-      const spec = job.spec as JobSpec;
+      const spec = job.spec;
       const facts = { exitCode: req.exitCode ?? null, signal: req.signal ?? null, oomKilled, stderrTail: req.stderrTail ?? '' };
       const failure = classifyFailure(facts, spec.spec.faultTolerance.failureRules ?? []);
       const reported = { node: req.node, incarnation: req.incarnation, weight: failureWeight(facts, failure), at: now, exitedAt: req.exitedAt ?? null };
@@ -318,7 +317,7 @@ export class MasterService {
       // Peers restart with this node: the next round, if they are still in a closed one.
       const latest = await tx.rendezvous.latestRound(job.id);
       const trigger = { kind: 'process_failed', node: req.node, localRank: req.localRank, signal: req.signal ?? null, exitCode: req.exitCode ?? null } as const;
-      const opened = await applyRoundOpening(tx, job.id, decideRoundOpening(latest, trigger, roundSpec((job.spec as JobSpec).spec)));
+      const opened = await applyRoundOpening(tx, job.id, decideRoundOpening(latest, trigger, roundSpec(job.spec.spec)));
       return { answer: { charged: judged.role === 'culprit', failures }, opened: opened !== undefined && opened > (latest?.round ?? 0) };
     });
     // After the commit, so the held heartbeats' read sees the round: the peers hear of it at once.
@@ -351,7 +350,7 @@ function usageSamples(key: { jobId: string; nodeId: number; incarnation: number 
 
 /** The job spec's rendezvous rules (the round row holds its own min and max). */
 function roundRules(job: Job): RoundRules {
-  const spec = (job.spec as JobSpec).spec;
+  const spec = job.spec.spec;
   return { unit: spec.nodes.unit, lastCallTimeoutMs: spec.rendezvous.lastCallTimeout, joinTimeoutMs: spec.rendezvous.joinTimeout };
 }
 

@@ -6,7 +6,6 @@
 // wantsPeer, which reads the short partner list written beside the state, never the state.
 import { emptyNodeCheckState, needsLiveNodes, partnersWanted, stepNodeCheck, type NodeCheckRules } from '../common/nodeCheckSession.ts';
 import { nodeCheckEnabled, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import type { Job, Store } from '../store/index.ts';
 import { HttpError } from './errors.ts';
 
@@ -26,14 +25,14 @@ export class NodeCheckCoordinator {
    * job whose check is on.
    */
   async wantsPeer(job: Job, node: number, incarnation: number): Promise<boolean> {
-    const spec = (job.spec as JobSpec).spec;
+    const spec = job.spec.spec;
     if (!nodeCheckEnabled(spec.diagnosis?.nodeCheck, spec.nodes.max)) return false;
     const wanted = await this.store.nodeChecks.partnersWanted(job.id);
     return wanted?.tokenDigest === job.tokenDigest && wanted.partners.includes(`${node}/${incarnation}`);
   }
 
   async poll(job: Job, req: NodeCheckRequest): Promise<NodeCheckResponse> {
-    const spec = (job.spec as JobSpec).spec;
+    const spec = job.spec.spec;
     if (!nodeCheckEnabled(spec.diagnosis?.nodeCheck, spec.nodes.max)) return { action: 'skip' };
     const rules: NodeCheckRules = {
       timeoutMs: spec.diagnosis?.timeout ?? 30_000,

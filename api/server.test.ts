@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { testJobSpec } from '../store/testing.ts';
 import { buildApi } from './server.ts';
 
 describe('Rover API edge', () => {
@@ -13,7 +14,7 @@ describe('Rover API edge', () => {
     const config = loadConfig({ ROVER_API_BODY_LIMIT: '2048' });
     store = await openStore('sqlite::memory:');
     await store.jobs.create({
-      id: 'edge', workflowId: 'job-edge', user: 'u', group: '', backend: 'local', spec: {}, phase: 'RUNNING', token: 'secret',
+      id: 'edge', workflowId: 'job-edge', user: 'u', group: '', backend: 'local', spec: testJobSpec(), phase: 'RUNNING', token: 'secret',
     });
     app = await buildApi({ config, store, logger: createLogger('test', 'silent') });
     await app.ready();

@@ -13,7 +13,7 @@ import type { Settled } from './groupCommit.ts';
 export type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
 
 export function specOf(job: Job): JobSpec {
-  return job.spec as JobSpec;
+  return job.spec;
 }
 
 export function stale(job: Job, ref: TrainerRef, current: number): HttpError {

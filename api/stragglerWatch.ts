@@ -8,7 +8,6 @@
 // compare-and-set on jobs.straggler_checked_at judges. A straggler gets one straggler_detected
 // event per incarnation (nodes.straggler_at, also set by compare-and-set).
 import { detectStragglers, median, STRAGGLER_FACTOR } from '../common/diagnosisNodeCheck.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import type { Job, Node, Store } from '../store/index.ts';
 
 /** Samples per node's window; also the minimum before a node is judged. */
@@ -56,7 +55,7 @@ export class StragglerWatch {
 
   /** Called after a heartbeat that moved its node's window; judges the job at most once per interval. */
   async check(job: Job): Promise<void> {
-    const spec = (job.spec as JobSpec).spec;
+    const spec = job.spec.spec;
     const now = this.now();
     const interval = spec.faultTolerance.heartbeatInterval;
     if (job.stragglerCheckedAt !== null && now - job.stragglerCheckedAt < interval) return;

@@ -70,7 +70,7 @@ export class BrainService {
   }
 
   async jobSpec(jobId: string): Promise<JobSpec> {
-    return (await this.job(jobId)).spec as JobSpec;
+    return (await this.job(jobId)).spec;
   }
 
   private async job(jobId: string): Promise<Job> {
@@ -82,7 +82,7 @@ export class BrainService {
   async optimize(req: OptimizeRequest): Promise<OptimizeResponse> {
     if (!isStage(req.stage)) throw new UnknownStageError(req.stage);
     const row = await this.job(req.job);
-    const spec = row.spec as JobSpec;
+    const spec = row.spec;
     // The run's history key: its failures count on the summary its activities keep.
     const key = historyKey(req.job, row.tokenDigest);
     const merged = await this.configFor(characteristicsOf(spec));

@@ -10,7 +10,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, Log, type KubeConfig } from '@kubernetes/client-node';
 import type { RoverConfig } from '../common/config.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import { loadKubeConfig, statusOf } from '../cluster/kubernetes/kubeClient.ts';
 import { AGENT_CONTAINER, jobSelector, LABEL_NODE } from '../cluster/kubernetes/manifests.ts';
 import type { Job } from '../store/index.ts';
@@ -58,7 +57,7 @@ export async function printKubeJobLogs(o: KubeLogsOptions): Promise<boolean> {
   const job = await kubeJob(o.config, o.job);
   if (!job) return false;
   const kc = kubeConfigFor(o.config, job.id);
-  const namespace = (job.spec as JobSpec).spec.kubernetes?.namespace ?? 'default';
+  const namespace = job.spec.spec.kubernetes?.namespace ?? 'default';
   const logs = new PodLogs(kc, namespace, job, o);
   const pods = await logs.listPods();
   const earlier = pods.filter((p) => !p.current).length;

@@ -4,7 +4,6 @@
 // node's recent step samples, and the shard counts. Each read is a few indexed queries, whatever
 // the job's size. The arithmetic is common/trainingProgress.ts, shared with the job workflow.
 import { isTerminalPhase } from '../common/phases.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import { estimateProgress, RATE_WINDOW_MS, stepRate, type ProgressEstimate } from '../common/trainingProgress.ts';
 import { METRIC_STEP, type ShardProgress, type Store } from '../store/index.ts';
 import type { JobStatus } from '../workflows/job/messages.ts';
@@ -37,7 +36,7 @@ export async function readJobProgress(store: Store, status: JobStatus, startedAt
   const samples = rankZero ? await store.metrics.list(status.jobId, METRIC_STEP, { nodeId: rankZero.id, since: now - RATE_WINDOW_MS }) : [];
   const shards = await store.shards.progress(status.jobId);
   const job = await store.jobs.get(status.jobId);
-  const maxSteps = (job?.spec as JobSpec | undefined)?.spec?.maxSteps ?? null;
+  const maxSteps = job?.spec?.spec?.maxSteps ?? null;
   const step = steps.length === 0 ? null : Math.max(...steps);
   const stepsPerSecond = stepRate(samples.filter((s) => s.incarnation === rankZero?.incarnation));
   const shardFraction = shards.total === 0 ? null : (shards.done + shards.poison + shards.skipped) / shards.total;

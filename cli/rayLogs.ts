@@ -6,7 +6,6 @@ import { untilInterrupted } from './output.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RoverConfig } from '../common/config.ts';
-import type { JobSpec } from '../common/spec/index.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { RayJobsClient, runTag, submissionId } from '../cluster/ray/index.ts';
 import { resolveRayToken } from '../cluster/ray/rayBackend.ts';
@@ -32,7 +31,7 @@ export async function printRayJobLogs(options: RayLogsOptions): Promise<boolean>
     let job = await store.jobs.get(options.job);
     if (!job && options.job.startsWith('job-')) job = await store.jobs.get(options.job.slice('job-'.length));
     if (!job || job.backend !== 'ray') return false;
-    const spec = job.spec as JobSpec;
+    const spec = job.spec;
     const client = new RayJobsClient({
       address: spec.spec.ray?.address ?? 'http://127.0.0.1:8265',
       token: resolveRayToken(config),

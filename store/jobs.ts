@@ -1,10 +1,12 @@
 // Jobs: one row per submitted training job, keyed by job name.
+import type { JobSpec } from '../common/spec/index.ts';
 import { tokenDigest } from '../common/tokens.ts';
 import { fromJson, isDuplicateKey, Repository, toJson, type Trx } from './repository.ts';
 import type { JobRow } from './schema.ts';
 
 export interface Job extends Omit<JobRow, 'spec'> {
-  spec: unknown;
+  /** The spec as submitted, parsed and defaulted (common/spec parseJobSpec) before it is stored. */
+  spec: JobSpec;
 }
 
 export interface NewJob {
@@ -13,7 +15,7 @@ export interface NewJob {
   user: string;
   group: string;
   backend: string;
-  spec: unknown;
+  spec: JobSpec;
   phase: string;
   /** The run's token; only its digest is stored (Job.tokenDigest). */
   token: string;
@@ -23,7 +25,7 @@ export interface JobPatch {
   phase?: string;
   reason?: string | null;
   endedAt?: number | null;
-  spec?: unknown;
+  spec?: JobSpec;
   workflowId?: string;
 }
 
@@ -35,7 +37,7 @@ export interface JobFilter {
 }
 
 function toJob(row: JobRow): Job {
-  return { ...row, spec: fromJson(row.spec) };
+  return { ...row, spec: fromJson(row.spec) as JobSpec };
 }
 
 export class JobsRepository extends Repository {

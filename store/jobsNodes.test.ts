@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { tokenDigest } from '../common/tokens.ts';
 import type { NewJob, NodeKey } from './index.ts';
-import { describeEachStore } from './testing.ts';
+import { describeEachStore, testJobSpec } from './testing.ts';
 
 function job(id: string, over: Partial<NewJob> = {}): NewJob {
   return {
@@ -10,7 +10,7 @@ function job(id: string, over: Partial<NewJob> = {}): NewJob {
     user: 'ada',
     group: 'ml',
     backend: 'local',
-    spec: { nodes: { min: 1, max: 2 }, entrypoint: ['python', 'train.py'] },
+    spec: testJobSpec(2),
     phase: 'Pending',
     token: `token-${id}`,
     ...over,

@@ -1,8 +1,8 @@
 import { expect, it } from 'vitest';
 import type { NewJob, NodeEvent } from './index.ts';
-import { describeEachStore } from './testing.ts';
+import { describeEachStore, testJobSpec } from './testing.ts';
 
-const JOB: NewJob = { id: 'j', workflowId: 'job-j', user: 'u', group: 'g', backend: 'local', spec: {}, phase: 'Running', token: 't' };
+const JOB: NewJob = { id: 'j', workflowId: 'job-j', user: 'u', group: 'g', backend: 'local', spec: testJobSpec(), phase: 'Running', token: 't' };
 
 describeEachStore('node events', (h) => {
   it('appends events and pages through them with a cursor', async () => {

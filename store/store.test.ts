@@ -5,7 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, StoreUrlError, type NewJob } from './index.ts';
-import { describeEachStore, runInProcesses } from './testing.ts';
+import { describeEachStore, runInProcesses, testJobSpec } from './testing.ts';
 
 const TABLES = [
   'brain_config_entries',
@@ -27,7 +27,7 @@ const TABLES = [
 ];
 
 function job(id: string): NewJob {
-  return { id, workflowId: `job-${id}`, user: 'ada', group: 'ml', backend: 'local', spec: { nodes: 2 }, phase: 'Pending', token: `t-${id}` };
+  return { id, workflowId: `job-${id}`, user: 'ada', group: 'ml', backend: 'local', spec: testJobSpec(2), phase: 'Pending', token: `t-${id}` };
 }
 
 describeEachStore('openStore', (h) => {
@@ -120,9 +120,11 @@ describeEachStore('openStore', (h) => {
 
   it('stores text exactly, with case and non-ASCII characters', async () => {
     const store = await h.open();
-    await store.jobs.create({ ...job('Case'), spec: { note: 'naïve ✓ 日本' } });
+    const spec = testJobSpec();
+    spec.spec.entrypoint.args = ['--note', 'naïve ✓ 日本'];
+    await store.jobs.create({ ...job('Case'), spec });
     await store.jobs.create(job('case'));
-    expect((await store.jobs.get('Case'))?.spec).toEqual({ note: 'naïve ✓ 日本' });
+    expect((await store.jobs.get('Case'))?.spec.spec.entrypoint.args).toEqual(['--note', 'naïve ✓ 日本']);
     expect((await store.jobs.list()).map((j) => j.id).sort()).toEqual(['Case', 'case']);
   });
 

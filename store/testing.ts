@@ -9,9 +9,17 @@ import path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, it } from 'vitest';
+import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { openStore, redactStoreUrl, type OpenStoreOptions, type Store, type StoreDialect } from './index.ts';
 
 export const MYSQL_URL_ENV = 'ROVER_TEST_MYSQL_URL';
+
+/** A valid, defaulted job spec (python3 train.py on `nodes` local nodes), for the job rows tests write. */
+export function testJobSpec(nodes = 1): JobSpec {
+  const parsed = parseJobSpec({ metadata: { name: 'test-job', user: 'ada' }, spec: { nodes: { min: nodes, max: nodes }, entrypoint: { command: 'python3', args: ['train.py'] } } });
+  if (!parsed.ok) throw new Error(`test spec: ${JSON.stringify(parsed.errors)}`);
+  return parsed.spec;
+}
 
 export interface StoreHarness {
   dialect: StoreDialect;

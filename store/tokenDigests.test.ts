@@ -7,12 +7,12 @@ import { digestHex, tokenDigest, tokenMatches } from '../common/tokens.ts';
 import { dialectForUrl } from './connect.ts';
 import type { NewJob, Store } from './index.ts';
 import { migrationProvider } from './migrations.ts';
-import { describeEachStore } from './testing.ts';
+import { describeEachStore, testJobSpec } from './testing.ts';
 
 const TOKEN_MIGRATION = '2026_12_01_0200_token_digests';
 
 function job(id: string, token: string): NewJob {
-  return { id, workflowId: `job-${id}`, user: 'ada', group: 'ml', backend: 'local', spec: { nodes: 1 }, phase: 'RUNNING', token };
+  return { id, workflowId: `job-${id}`, user: 'ada', group: 'ml', backend: 'local', spec: testJobSpec(), phase: 'RUNNING', token };
 }
 
 /** Every value of every row of the tables that ever held tokens, as one string. */

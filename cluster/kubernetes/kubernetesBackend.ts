@@ -3,7 +3,6 @@
 // (where a garbage collector runs — teardown still deletes each object explicitly).
 import { CoreV1Api, type KubeConfig, type V1OwnerReference } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.ts';
-import type { JobSpec } from '../../common/spec/index.ts';
 import type { Node, Store } from '../../store/index.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch, PendingReason } from '../types.ts';
 import { classifyKubeError, createOrExisting, deleteIfPresent, statusOf } from './kubeClient.ts';
@@ -196,7 +195,7 @@ export class KubernetesBackend implements ClusterBackend {
     if (known) return known;
     const job = await this.o.store.jobs.get(jobId);
     if (!job) return undefined;
-    const namespace = (job.spec as JobSpec).spec.kubernetes?.namespace ?? 'default';
+    const namespace = job.spec.spec.kubernetes?.namespace ?? 'default';
     this.namespaces.set(jobId, namespace);
     return namespace;
   }

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import type { RoverConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/logger.ts';
-import type { JobSpec, RayOptions } from '../../common/spec/index.ts';
+import type { RayOptions } from '../../common/spec/index.ts';
 import { DEFAULT_RAY_ADDRESS } from '../../common/spec/schema.ts';
 import { configurationError, notFoundError, permissionError } from '../../common/unhealableErrors.ts';
 import type { Node, Store } from '../../store/index.ts';
@@ -235,7 +235,7 @@ export class RayBackend implements ClusterBackend {
   private async jobContext(jobId: string): Promise<JobContext | undefined> {
     const job = await this.store.jobs.get(jobId);
     if (!job) return undefined;
-    const ray = (job.spec as JobSpec).spec.ray ?? NO_RAY_OPTIONS;
+    const ray = job.spec.spec.ray ?? NO_RAY_OPTIONS;
     return { client: this.client(ray.address), runTag: runTag(job.createdAt), ray };
   }
 
