@@ -48,6 +48,8 @@ export const JOB_REASON = {
   nodeCheckFaulty: (where: string) => `${where} failed the node check in both rounds`,
   /** Node reason: a straggler in the node check, left out. */
   stragglerExcluded: (where: string) => `${where} is a straggler in the node check: excluded (spec.diagnosis.excludeStragglers)`,
+  /** Warning after a node was left out and the job goes on smaller. */
+  continuingWith: (why: string, nodes: number) => `${why}; continuing with ${nodes} nodes`,
   /** Warning: a straggler in the node check, kept (`check` is its verdict line). */
   stragglerKept: (where: string, check: string) => `${where} is a straggler in the node check: ${check}`,
   /** Warning: a straggler while training that the budget does not let relaunch. */
@@ -55,6 +57,10 @@ export const JOB_REASON = {
   /** Node reason: launched but not started within spec.faultTolerance.pendingTimeout. */
   pendingTimeout: (where: string, timeout: string, backendReason: string | null) =>
     `${where} still pending after ${timeout} (spec.faultTolerance.pendingTimeout): ${backendReason ?? 'the backend gives no reason'}`,
+  /** A hang: no first step within spec.faultTolerance.startupTimeout (`idle`: e.g. "90 s"). */
+  hangAtStartup: (idle: string) => `hang: no first step ${idle} after the training processes started (spec.faultTolerance.startupTimeout)`,
+  /** A hang: no progress while training. */
+  hangInTraining: (idle: string, step: string) => `hang: no training progress for ${idle} at step ${step}`,
   /** Job reason (hangAction fail) or warning (any other action) after a hang. */
   hangFailed: (what: string) => `${what} (spec.faultTolerance.hangAction fail; stacks in \`rover events\`)`,
   hangWarned: (what: string, action: string) => `${what}; action ${action}`,

@@ -336,9 +336,7 @@ export class JobState {
         return this.processFailed(event);
       case 'hang_suspected': {
         const idle = `${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s`;
-        const what = event.data.startup === true
-          ? `hang: no first step ${idle} after the training processes started (spec.faultTolerance.startupTimeout)`
-          : `hang: no training progress for ${idle} at step ${String(event.data.step ?? 'unknown')}`;
+        const what = event.data.startup === true ? JOB_REASON.hangAtStartup(idle) : JOB_REASON.hangInTraining(idle, String(event.data.step ?? 'unknown'));
         if (event.data.action === 'fail') this.finish('FAILED', JOB_REASON.hangFailed(what));
         else this.warn(JOB_REASON.hangWarned(what, String(event.data.action)));
         return [];
@@ -502,7 +500,7 @@ export class JobState {
       node.status = 'stopped';
       node.reason = JOB_REASON.stragglerExcluded(where);
       this.data.targetNodes = remaining;
-      this.warn(`${node.reason}; continuing with ${remaining} nodes`);
+      this.warn(JOB_REASON.continuingWith(node.reason, remaining));
       return [
         { type: 'remove', nodes: [{ id: node.id, incarnation: node.incarnation }] },
         this.openRound(ROUND_CAUSE.stragglerExcluded(node.id)),
