@@ -7,6 +7,7 @@ import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
 import type { PendingNode } from './pendingNodes.ts';
 import { formatDuration } from './rendezvous.ts';
+import { JOB_REASON, RELAUNCH_NOTE, ROUND_CAUSE } from './jobReasons.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -168,6 +169,23 @@ function newNode(id: number, incarnation: number): NodeRecord {
   return { id, incarnation, status: 'pending', rank: null, restarts: 0, pid: null, exitCode: null, reason: null };
 }
 
+/** How JobState.relaunch replaces a node. */
+interface RelaunchOptions {
+  /** Spends one of spec.faultTolerance.maxNodeRelaunches (node faults; not the platform's or the check's). */
+  counted: boolean;
+  /** Keep the new incarnation off the old one's host, where the backend knows hosts. */
+  avoidHost?: boolean;
+  /**
+   * The cause of the round the peers restart into (ROUND_CAUSE), from the new incarnation.
+   * Absent: the node was in no world, and its new incarnation joins like a scaled-up node.
+   */
+  cause?: (node: number, incarnation: number) => string;
+  /** Warn `why: relaunched as incarnation N (note)`; absent: no warning (the failure is on record). */
+  warning?: { why: string; note?: string } | undefined;
+  /** Out of memory: ask for an OOM plan for the new incarnation before launching it. */
+  oom?: { exitCode: number | null; reason: string } | undefined;
+}
+
 export class JobState {
   constructor(
     readonly data: JobStateData,
@@ -236,8 +254,7 @@ export class JobState {
     const active = this.activeNodes().sort((a, b) => a.id - b.id);
     if (nodes === this.data.targetNodes && nodes === active.length) return [];
     this.data.targetNodes = nodes;
-    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
-    const openRound: JobAction = { type: 'openRound', cause: `scale to ${nodes} nodes` };
+    const openRound = this.openRound(ROUND_CAUSE.scale(nodes));
     if (nodes > active.length) {
       const nextId = Math.max(-1, ...this.data.nodes.map((n) => n.id)) + 1;
       const added = Array.from({ length: nodes - active.length }, (_, i) => newNode(nextId + i, 0));
@@ -294,7 +311,7 @@ export class JobState {
       case 'round_opened': {
         const round = Number(event.data.round);
         this.data.round = Math.max(this.data.round, round);
-        if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+        this.rescale();
         // Its join deadline is a workflow timer: it fires with no agent alive to ask the API.
         if (round === this.data.round && this.limits.joinTimeoutMs !== undefined) {
           this.data.openRound = { round, checkAt: event.at + this.limits.joinTimeoutMs };
@@ -304,7 +321,7 @@ export class JobState {
       case 'round_closed':
         return this.roundClosed(Number(event.data.round), (event.data.members ?? []) as RoundMember[]);
       case 'rendezvous_failed':
-        this.finish('FAILED', String(event.data.reason ?? 'rendezvous failed'));
+        this.finish('FAILED', String(event.data.reason ?? JOB_REASON.rendezvousFailed));
         return [];
       case 'node_registered': {
         const node = this.current(event);
@@ -319,11 +336,9 @@ export class JobState {
         return this.processFailed(event);
       case 'hang_suspected': {
         const idle = `${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s`;
-        const what = event.data.startup === true
-          ? `hang: no first step ${idle} after the training processes started (spec.faultTolerance.startupTimeout)`
-          : `hang: no training progress for ${idle} at step ${String(event.data.step ?? 'unknown')}`;
-        if (event.data.action === 'fail') this.finish('FAILED', `${what} (spec.faultTolerance.hangAction fail; stacks in \`rover events\`)`);
-        else this.warn(`${what}; action ${String(event.data.action)}`);
+        const what = event.data.startup === true ? JOB_REASON.hangAtStartup(idle) : JOB_REASON.hangInTraining(idle, String(event.data.step ?? 'unknown'));
+        if (event.data.action === 'fail') this.finish('FAILED', JOB_REASON.hangFailed(what));
+        else this.warn(JOB_REASON.hangWarned(what, String(event.data.action)));
         return [];
       }
       case 'node_succeeded': {
@@ -347,8 +362,8 @@ export class JobState {
         return [];
       case 'shard_poisoned': {
         const shard = `shard ${String(event.data.shardIndex)} of epoch ${String(event.data.epoch)} failed ${String(event.data.attempts)} times`;
-        if (event.data.policy === 'fail') this.finish('FAILED', `${shard}: poison (spec.dataset.onPoison: fail)`);
-        else this.warn(`${shard}: skipped (spec.dataset.onPoison: skip)`);
+        if (event.data.policy === 'fail') this.finish('FAILED', JOB_REASON.poisonFailed(shard));
+        else this.warn(JOB_REASON.poisonSkipped(shard));
         return [];
       }
       default:
@@ -421,7 +436,7 @@ export class JobState {
       return [];
     }
     if (f.failure.class === 'nodeFault' && node && LIVE.includes(node.status)) {
-      return this.nodeDown(event, `${describeFailure(event, f.exitCode)}: node fault (rule ${f.failure.rule})`);
+      return this.nodeDown(event, JOB_REASON.nodeFault(describeFailure(event, f.exitCode), f.failure.rule));
     }
     return [];
   }
@@ -449,7 +464,7 @@ export class JobState {
     if (loop) this.data.crashLoop = signature;
     else delete this.data.crashLoop;
     if (!repeated) return undefined;
-    return `${describeFailure(event, f.exitCode)}: every process of the node failed the same way before any step, twice in a row (rule ${f.failure.rule}), failing fast: ${f.errorLine}`;
+    return JOB_REASON.crashLoop(describeFailure(event, f.exitCode), f.failure.rule, f.errorLine);
   }
 
   /** The failure reason when a user error repeats at the same step; else remembers it. */
@@ -458,7 +473,7 @@ export class JobState {
     const seen = this.data.userErrors ?? [];
     if (seen.some((e) => e.signature === f.errorLine && e.step === f.step)) {
       const at = f.step === null ? 'before any step' : `at step ${f.step}`;
-      return `${describeFailure(event, f.exitCode)}: the same user error twice ${at} (rule ${f.failure.rule}), failing fast: ${f.errorLine}`;
+      return JOB_REASON.repeatedUserError(describeFailure(event, f.exitCode), at, f.failure.rule, f.errorLine);
     }
     const where = { ...(event.nodeId !== null && { node: event.nodeId }), ...(f.round !== null && { round: f.round }) };
     this.data.userErrors = [...seen, { step: f.step, signature: f.errorLine, ...where }].slice(-USER_ERRORS_KEPT);
@@ -473,33 +488,25 @@ export class JobState {
     const secs = (v: unknown) => (typeof v === 'number' ? `${v.toFixed(2)} s` : 'none');
     node.check = verdict === 'straggler' ? `straggler ${secs(event.data.bestSeconds)} (median ${secs(event.data.medianSeconds)})` : `${verdict} ${secs(event.data.bestSeconds)}`;
     const where = `node ${node.id} incarnation ${node.incarnation}`;
-    const old = { id: node.id, incarnation: node.incarnation };
     if (verdict === 'faulty') {
       node.status = 'failed';
-      node.reason = `${where} failed the node check in both rounds`;
-      const next = this.relaunch(node, { counted: false });
-      this.warn(`${node.reason}: relaunched as incarnation ${next.incarnation} (the pre-flight check; not counted against maxNodeRelaunches)`);
-      return [
-        { type: 'remove', nodes: [old] },
-        { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation} after its node check failed` },
-        // Keep the new incarnation off the host that failed the check, where the backend knows hosts.
-        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation, avoidHostOfIncarnation: old.incarnation }] },
-      ];
+      node.reason = JOB_REASON.nodeCheckFaulty(where);
+      // Off the host that failed the check; not the job's fault, so not counted.
+      return this.relaunch(node, { counted: false, avoidHost: true, cause: ROUND_CAUSE.nodeCheckRelaunch, warning: { why: node.reason, note: RELAUNCH_NOTE.nodeCheck } });
     }
     if (verdict !== 'straggler') return [];
     const remaining = this.activeNodes().length - 1;
     if (event.data.exclude === true && remaining >= this.limits.minNodes) {
-      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
       node.status = 'stopped';
-      node.reason = `${where} is a straggler in the node check: excluded (spec.diagnosis.excludeStragglers)`;
+      node.reason = JOB_REASON.stragglerExcluded(where);
       this.data.targetNodes = remaining;
-      this.warn(`${node.reason}; continuing with ${remaining} nodes`);
+      this.warn(JOB_REASON.continuingWith(node.reason, remaining));
       return [
-        { type: 'remove', nodes: [old] },
-        { type: 'openRound', cause: `exclude straggler node ${node.id}` },
+        { type: 'remove', nodes: [{ id: node.id, incarnation: node.incarnation }] },
+        this.openRound(ROUND_CAUSE.stragglerExcluded(node.id)),
       ];
     }
-    this.warn(`${where} is a straggler in the node check: ${node.check}`);
+    this.warn(JOB_REASON.stragglerKept(where, node.check));
     return [];
   }
 
@@ -514,34 +521,49 @@ export class JobState {
       return [];
     }
     if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
-      this.warn(`${what}; not relaunched: node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`);
+      this.warn(JOB_REASON.stragglerNotRelaunched(what, this.budget()));
       return [];
     }
     node.status = 'failed';
     node.reason = what;
-    const old = { id: node.id, incarnation: node.incarnation };
     // Counted like a node fault: a host that stays slow must not relaunch forever.
-    const next = this.relaunch(node, { counted: true });
-    this.warn(`${what}: relaunched as incarnation ${next.incarnation} (spec.diagnosis.relaunchStragglers)`);
-    return [
-      { type: 'remove', nodes: [old] },
-      { type: 'openRound', cause: `relaunch straggler node ${node.id} as incarnation ${next.incarnation}` },
-      { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation, avoidHostOfIncarnation: old.incarnation }] },
-    ];
+    return this.relaunch(node, { counted: true, avoidHost: true, cause: ROUND_CAUSE.stragglerRelaunch, warning: { why: what, note: RELAUNCH_NOTE.straggler } });
   }
 
   /**
-   * Replaces a node by its next incarnation (keeping a plan's resources); `counted` spends one of
-   * spec.faultTolerance.maxNodeRelaunches. The caller opens the round (unless `rejoin` is false:
-   * the node was in no world, and its new incarnation joins the way a scaled-up node does) and
-   * launches it.
+   * Replaces a node by its next incarnation (keeping a plan's resources) and returns what the
+   * workflow does about it, in this order: remove the old incarnation; open the round its peers
+   * restart into (only with a `cause`), so they restart while the new one starts; ask for an OOM
+   * plan (with `oom`); launch the new incarnation.
    */
-  private relaunch(node: NodeRecord, { counted, rejoin = true }: { counted: boolean; rejoin?: boolean }): NodeRecord {
+  private relaunch(node: NodeRecord, { counted, avoidHost = false, cause, warning, oom }: RelaunchOptions): JobAction[] {
     if (counted) this.data.nodeRelaunches += 1;
+    const old = { id: node.id, incarnation: node.incarnation };
     const next: NodeRecord = { ...newNode(node.id, node.incarnation + 1), ...(node.resources && { resources: node.resources }) };
     this.data.nodes = this.data.nodes.map((n) => (n === node ? next : n));
-    if (rejoin && this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
-    return next;
+    if (warning) this.warn(JOB_REASON.relaunched(warning.why, next.incarnation, warning.note));
+    const nextId = { id: next.id, incarnation: next.incarnation };
+    const remove: JobAction = { type: 'remove', nodes: [old] };
+    const launch: JobAction = { type: 'launch', nodes: [{ ...nextId, ...(avoidHost && { avoidHostOfIncarnation: old.incarnation }) }] };
+    if (!cause) return [remove, launch];
+    const oomPlan: JobAction[] = oom ? [{ type: 'oomPlan', node: nextId, failedIncarnation: old.incarnation, exitCode: oom.exitCode, reason: oom.reason }] : [];
+    return [remove, this.openRound(cause(next.id, next.incarnation)), ...oomPlan, launch];
+  }
+
+  /** A new round is opening: a training job is rescaling (RUNNING → RESCALING; other phases keep theirs). */
+  private rescale(): void {
+    if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
+  }
+
+  /** The openRound action, with the phase it implies. */
+  private openRound(cause: string): JobAction {
+    this.rescale();
+    return { type: 'openRound', cause };
+  }
+
+  /** Relaunches used and allowed, as the warnings and reasons say it. */
+  private budget(): string {
+    return JOB_REASON.budgetExhausted(this.data.nodeRelaunches, this.limits.maxNodeRelaunches);
   }
 
   /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */
@@ -556,23 +578,16 @@ export class JobState {
     node.status = event.kind === 'node_lost' ? 'lost' : 'failed';
     node.exitCode = exitCode;
     node.reason = why;
-    const old = { id: node.id, incarnation: node.incarnation };
     // Lost to the platform (the stack stopped, a pod evicted or preempted): not the job's fault.
     const platformCause = typeof event.data.platformCause === 'string' ? event.data.platformCause : null;
     if (platformCause !== null || this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
-      const next = this.relaunch(node, { counted: platformCause === null });
-      if (platformCause !== null) this.warn(`${why}: relaunched as incarnation ${next.incarnation} (${platformCause}; not counted against maxNodeRelaunches)`);
-      // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
-      const oom: JobAction[] = event.data.oomKilled === true
-        ? [{ type: 'oomPlan', node: { id: next.id, incarnation: next.incarnation }, failedIncarnation: old.incarnation, exitCode, reason: why }]
-        : [];
-      // The round opens first so the peers restart into it while the new incarnation starts.
-      return [
-        { type: 'remove', nodes: [old] },
-        { type: 'openRound', cause: `relaunch node ${node.id} as incarnation ${next.incarnation}` },
-        ...oom,
-        { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] },
-      ];
+      return this.relaunch(node, {
+        counted: platformCause === null,
+        cause: ROUND_CAUSE.relaunch,
+        warning: platformCause === null ? undefined : { why, note: RELAUNCH_NOTE.platform(platformCause) },
+        // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
+        oom: event.data.oomKilled === true ? { exitCode, reason: why } : undefined,
+      });
     }
     return this.shrinkOrFail(node, why, { rejoin: true });
   }
@@ -585,19 +600,15 @@ export class JobState {
     const old = { id: node.id, incarnation: node.incarnation };
     const survivors = this.activeNodes().filter((n) => n !== node && (LIVE.includes(n.status) || n.status === 'succeeded'));
     const shrinkTo = survivors.length - (survivors.length % this.limits.unit);
-    const budget = `node relaunch budget exhausted (${this.data.nodeRelaunches}/${this.limits.maxNodeRelaunches})`;
+    const budget = this.budget();
     if (shrinkTo >= this.limits.minNodes && shrinkTo > 0) {
       node.status = 'stopped';
       this.data.targetNodes = shrinkTo;
-      this.warn(`${why}; ${budget}: continuing with ${shrinkTo} nodes`);
-      if (!rejoin) return [{ type: 'remove', nodes: [old] }];
-      if (this.data.phase === 'RUNNING') this.data.phase = 'RESCALING';
-      return [
-        { type: 'remove', nodes: [old] },
-        { type: 'openRound', cause: `shrink to ${shrinkTo} nodes after ${why}` },
-      ];
+      this.warn(JOB_REASON.shrunk(why, budget, shrinkTo));
+      const remove: JobAction = { type: 'remove', nodes: [old] };
+      return rejoin ? [remove, this.openRound(ROUND_CAUSE.shrink(shrinkTo, why))] : [remove];
     }
-    this.finish('FAILED', `${why}; ${budget} and ${survivors.length} nodes left, below spec.nodes.min ${this.limits.minNodes}`);
+    this.finish('FAILED', JOB_REASON.belowMin(why, budget, survivors.length, this.limits.minNodes));
     // The incarnation that ended the job is torn down (and its logs kept) like every other.
     return [{ type: 'remove', nodes: [old] }];
   }
@@ -656,18 +667,15 @@ export class JobState {
         delete node.pendingSince;
         continue;
       }
-      const timeout = formatDuration(this.limits.pendingTimeoutMs!);
-      const why = `node ${node.id} incarnation ${node.incarnation} still pending after ${timeout} (spec.faultTolerance.pendingTimeout): ${report.reason ?? 'the backend gives no reason'}`;
+      const why = JOB_REASON.pendingTimeout(`node ${node.id} incarnation ${node.incarnation}`, formatDuration(this.limits.pendingTimeoutMs!), report.reason);
       node.status = 'failed';
       node.reason = why;
       if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
         actions.push(...this.shrinkOrFail(node, why, { rejoin: false }));
         continue;
       }
-      const old = { id: node.id, incarnation: node.incarnation };
-      const next = this.relaunch(node, { counted: true, rejoin: false });
-      this.warn(`${why}: relaunched as incarnation ${next.incarnation}`);
-      actions.push({ type: 'remove', nodes: [old] }, { type: 'launch', nodes: [{ id: next.id, incarnation: next.incarnation }] });
+      // In no world yet: the new incarnation joins the way a scaled-up node does, with no round of its own.
+      actions.push(...this.relaunch(node, { counted: true, warning: { why } }));
     }
     return actions;
   }

@@ -2,9 +2,11 @@
 // them to the JobState. The Brain is advisory: a few retries with backoff, then the job goes on
 // with its current plan and a warning — it never fails because the Brain is down. Its fallbacks:
 // an OOM still raises memory by the job master's own rule, and a missed initial plan is asked
-// for again until the Brain answers.
+// for again until the Brain answers. What a plan changes is decided in common/brainPlanRules.ts;
+// this is the glue: ask, apply the decision to the JobState, record it, keep the timers.
 import { ActivityFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
-import { localOomPlan, type BrainPlan, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
+import { type BrainPlan, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
+import { APPLIED, initialPlan, missedInitialPlan, oomPlan, runningPlan, type PlanLimits } from '../../common/brainPlanRules.ts';
 import type { JobAction, JobState } from '../../common/jobState.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
 
@@ -40,6 +42,11 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
   const record = (plan: BrainPlan, applied: string) =>
     state.recordPlan({ stage: plan.stage, rule: plan.rule, reason: plan.reason, applied, at: Date.now() });
   const specMemory = spec.spec.resources.memory;
+  const limits: PlanLimits = {
+    autoScaling: autoScaling?.enabled === true,
+    spec: { memoryBytes: specMemory, cpu: spec.spec.resources.cpu },
+    scaleRefusal: (nodes) => state.scaleRefusal(nodes),
+  };
 
   return {
     /**
@@ -56,19 +63,13 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
         }
         return false;
       }
-      const before = state.data.targetNodes;
-      const resized =
-        autoScaling?.enabled === true &&
-        plan.nodes !== undefined &&
-        plan.nodes !== before &&
-        state.scaleRefusal(plan.nodes) === undefined &&
-        state.setInitialNodes(plan.nodes);
-      if (resized) record(plan, `start with ${plan.nodes} nodes instead of ${before}`);
-      const r = plan.resources;
-      if (r && r.memoryBytes > specMemory) {
-        for (const n of state.activeNodes()) state.setNodeResources(n.id, n.incarnation, { memoryBytes: r.memoryBytes, cpu: Math.max(r.cpu, spec.spec.resources.cpu) });
-        record(plan, `memory ${specMemory} → ${r.memoryBytes} bytes per node`);
-      } else if (!resized) record(plan, 'nothing (spec kept)');
+      const { nodes, resources } = initialPlan(plan, state.data.targetNodes, limits);
+      const resized = nodes !== undefined && state.setInitialNodes(nodes.count);
+      if (resized) record(plan, nodes.applied);
+      if (resources) {
+        for (const n of state.activeNodes()) state.setNodeResources(n.id, n.incarnation, { ...resources.value });
+        record(plan, resources.applied);
+      } else if (!resized) record(plan, APPLIED.nothingSpecKept);
       return resized;
     },
 
@@ -78,24 +79,13 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       const plan = await ask({
         job: jobId, stage: 'oom', nodeId: action.node.id, incarnation: action.failedIncarnation, exitCode: action.exitCode, reason: action.reason.slice(0, 4000), memoryBytes: current,
       });
-      if (!plan) {
-        if (!fallbacks()) return;
-        const cpu = state.node(action.node.id)?.resources?.cpu ?? spec.spec.resources.cpu;
-        const local = localOomPlan(action.node.id, current, cpu);
-        if (!local) {
-          state.warn(`node ${action.node.id} ran out of memory at the job master's cap ${current} bytes, and the Brain did not answer: memory unchanged`);
-          return;
-        }
-        state.setNodeResources(action.node.id, action.node.incarnation, local.resources!);
-        record(local, `node ${action.node.id} incarnation ${action.node.incarnation}: memory ${current} → ${local.resources!.memoryBytes} bytes (decided by the job master)`);
-        await brain.recordLocalPlan({ job: jobId, plan: local });
-        return;
-      }
-      const r = plan.resources;
-      if (r && r.memoryBytes > current) {
-        state.setNodeResources(action.node.id, action.node.incarnation, r);
-        record(plan, `node ${action.node.id} incarnation ${action.node.incarnation}: memory ${current} → ${r.memoryBytes} bytes`);
-      } else record(plan, 'nothing (memory at its cap)');
+      if (!plan && !fallbacks()) return;
+      const cpu = state.node(action.node.id)?.resources?.cpu ?? spec.spec.resources.cpu;
+      const decision = oomPlan(plan, action.node, current, cpu);
+      if (decision.warning) state.warn(decision.warning);
+      if (decision.resources) state.setNodeResources(action.node.id, action.node.incarnation, decision.resources);
+      if (decision.record) record(decision.record.plan, decision.record.applied);
+      if (decision.local) await brain.recordLocalPlan({ job: jobId, plan: decision.local });
     },
 
     /** Milliseconds until the next plan (running, or a missed initial one) is due; undefined when none is. */
@@ -118,18 +108,10 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       }
       nextInitialAt = undefined;
       state.data.brainInitialMissed = false;
-      const r = plan.resources;
-      const applied: string[] = [];
-      if (r && r.memoryBytes > specMemory) {
-        for (const n of state.activeNodes()) {
-          if ((n.resources?.memoryBytes ?? specMemory) < r.memoryBytes) state.setNodeResources(n.id, n.incarnation, { memoryBytes: r.memoryBytes, cpu: Math.max(r.cpu, spec.spec.resources.cpu) });
-        }
-        applied.push(`memory ${specMemory} → ${r.memoryBytes} bytes per node from each node's next incarnation`);
-      }
-      const resize = autoScaling?.enabled === true && plan.nodes !== undefined && plan.nodes !== targetNodes && state.scaleRefusal(plan.nodes) === undefined;
-      if (resize) applied.push(`scale ${targetNodes} → ${plan.nodes} nodes`);
-      record(plan, applied.length > 0 ? `asked again once the Brain answered: ${applied.join('; ')}` : 'asked again once the Brain answered: nothing (spec kept)');
-      return resize ? plan.nodes : undefined;
+      const { resources, scaleTo, applied } = missedInitialPlan(plan, targetNodes, state.activeNodes(), limits);
+      for (const { node, value } of resources) state.setNodeResources(node.id, node.incarnation, value);
+      record(plan, applied);
+      return scaleTo;
     },
 
     /** A scale was applied: the next running plan is timed from now, so it judges the new size on a full interval of samples. */
@@ -145,17 +127,9 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       const plan = await ask({ job: jobId, stage: 'running', currentNodes: targetNodes });
       // Timed from the answer, not the request: retries while the Brain was slow do not eat the next interval.
       if (fallbacks()) nextRunningAt = Date.now() + intervalMs;
-      if (!plan || plan.nodes === undefined || plan.nodes === targetNodes) {
-        if (plan && plan.rule !== 'insufficient-data' && state.data.plans?.at(-1)?.rule !== plan.rule) record(plan, 'nothing');
-        return undefined;
-      }
-      const refusal = state.scaleRefusal(plan.nodes);
-      if (refusal) {
-        record(plan, `nothing: ${refusal}`);
-        return undefined;
-      }
-      record(plan, `scale ${targetNodes} → ${plan.nodes} nodes`);
-      return plan.nodes;
+      const { scaleTo, applied } = runningPlan(plan, targetNodes, state.data.plans?.at(-1)?.rule, limits.scaleRefusal);
+      if (plan && applied !== undefined) record(plan, applied);
+      return scaleTo;
     },
 
     /** Launch entries with the resources plans gave the nodes. */
