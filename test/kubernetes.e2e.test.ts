@@ -13,6 +13,7 @@ import { withOperatorToken } from '../common/operatorToken.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId } from '../workflows/brain/messages.ts';
 import { scaleUpdate, statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
+import { parsePrometheusText, sampleSum } from './promText.ts';
 import { kubeAvailable, startKubeCluster, type KubeCluster } from './infra/kube.ts';
 import { failPod, kubeJobSpec } from './infra/kubeJobs.ts';
 import { repoRoot } from './jobFixtures.ts';
@@ -160,9 +161,15 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
       }, what, 60_000, 200);
 
     await cluster.core.createNamespacedConfigMap({ namespace: 'default', body: body({ 'cv.yaml': cv('v1'), 'ml.yaml': ml, 'notes.txt': 'not a configuration' }) });
+    // Lists of ConfigMaps the apiserver answered (nothing else here lists them once started).
+    const configMapLists = async () => sampleSum(parsePrometheusText(await cluster.metrics()), 'apiserver_request_total', { resource: 'configmaps', verb: 'LIST' });
+    const listsBefore = await configMapLists();
     await stack.startBrainWorker();
     const first = await published({ cv: { queue: 'v1' }, ml: { optimizer: { margin: 0.3 } } }, (v) => v !== null, 'both keys served');
     expect(first).toMatchObject({ configs: 2, lastError: null, rejected: [] });
+    const listsAtFirst = await configMapLists();
+    // The source's one list (the metric sees it), then only its watch.
+    expect(listsAtFirst - listsBefore).toBe(1);
 
     // An edited key: served after the next sync, read from the watched copy.
     await replace({ 'cv.yaml': cv('v2'), 'ml.yaml': ml });
@@ -176,6 +183,9 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
     const rejected = `configmap default/${brainConfigMap} key broken.yaml: include.usr: unknown field (known: user, group, cluster, name, labels)`;
     const broken = await published({ cv: { queue: 'v3' }, ml: { optimizer: { margin: 0.3 } } }, (v) => v === edited.version! + 1, 'the valid edit beside the broken key served');
     expect(broken).toMatchObject({ configs: 2, lastError: null, rejected: [rejected] });
+    // Every sync since the first read the watched copy: the apiserver was not asked for a list again.
+    expect(broken.syncs - first.syncs).toBeGreaterThanOrEqual(2);
+    expect(await configMapLists()).toBe(listsAtFirst);
     // `rover brain status` lists it under its source, and exits 1.
     const status = await promisify(execFile)(process.execPath, [path.join(repoRoot, 'bin/rover.js'), 'brain', 'status'], { env: { ...process.env, ...stack.env } }).then(
       ({ stdout }) => ({ code: 0, stdout }),
