@@ -80,7 +80,10 @@ export async function startTestStack(title: string, extraEnv: Record<string, str
     ...extraEnv,
   };
   const config = loadConfig({ ...process.env, ...env });
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl).catch(async (err: unknown) => {
+    await database.drop?.();
+    throw err;
+  });
   // A stack given its own Temporal (a secured one, test/securedTemporal.ts) gets a client made
   // from the same ROVER_TEMPORAL_* settings as its worker, the way the CLI makes one.
   const { client, close: closeClient } = extraEnv.ROVER_TEMPORAL_ADDRESS ? await connectTemporal(config) : await temporalClient();
