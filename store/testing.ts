@@ -87,10 +87,11 @@ function harness(dialect: StoreDialect, mysqlUrl: string | undefined): StoreHarn
 }
 
 /**
- * Declares `body`'s tests once per dialect. Without ROVER_TEST_MYSQL_URL the MySQL copy fails
- * in CI (CI=true) and is skipped, with a warning, elsewhere.
+ * Declares `body` once per dialect, given the dialect and (for MySQL) ROVER_TEST_MYSQL_URL.
+ * Without that variable the MySQL copy fails in CI (CI=true) and is skipped, with a warning,
+ * elsewhere. For suites that open their own stores or stacks (test/stack.ts's `store` option).
  */
-export function describeEachStore(title: string, body: (store: StoreHarness) => void): void {
+export function describeEachDialect(title: string, body: (dialect: StoreDialect, mysqlUrl: string | undefined) => void): void {
   const mysqlUrl = process.env[MYSQL_URL_ENV] || undefined;
   const dialects: StoreDialect[] = ['sqlite', 'mysql'];
   describe.each(dialects)(`${title} (%s)`, (dialect) => {
@@ -105,11 +106,16 @@ export function describeEachStore(title: string, body: (store: StoreHarness) => 
         `SKIPPING MySQL store tests "${title}": set ${MYSQL_URL_ENV} ` +
           '(e.g. export ROVER_TEST_MYSQL_URL=$(bash deploy/local/mariadb.sh | tail -1))',
       );
-      describe.skip('without MySQL', () => body(harness(dialect, mysqlUrl)));
+      describe.skip('without MySQL', () => body(dialect, mysqlUrl));
       return;
     }
-    body(harness(dialect, mysqlUrl));
+    body(dialect, mysqlUrl);
   });
+}
+
+/** Declares `body`'s tests once per dialect (as describeEachDialect), each test on a fresh, empty database. */
+export function describeEachStore(title: string, body: (store: StoreHarness) => void): void {
+  describeEachDialect(title, (dialect, mysqlUrl) => body(harness(dialect, mysqlUrl)));
 }
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,12 +1,15 @@
 // The Brain wired into jobs, end to end on the real stack: a trainer that allocates past its
 // node's memory limit (enforced with prlimit) is relaunched with the Brain's OOM plan and
-// succeeds; a job with auto-scaling is scaled up by the running plan within its max.
+// succeeds; a job with auto-scaling is scaled up by the running plan within its max. Both on
+// SQLite and on MySQL (with ROVER_TEST_MYSQL_URL): the job history, its failures keyed by the run
+// and the throughput samples live in the store.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { historyKey, METRIC_THROUGHPUT } from '../store/index.ts';
+import { describeEachDialect } from '../store/testing.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
@@ -32,11 +35,11 @@ function spec(home: string, name: string, o: { memory: string; args: string[]; n
   return parsed.spec;
 }
 
-describe('the Brain in jobs', () => {
+describeEachDialect('the Brain in jobs', (dialect) => {
   let stack: TestStack;
 
   beforeAll(async () => {
-    stack = await startTestStack('brain jobs');
+    stack = await startTestStack(`brain jobs ${dialect}`, {}, { store: dialect });
     await Promise.all([stack.startWorker(), stack.startApi()]);
   }, 180_000);
   afterAll(async () => {

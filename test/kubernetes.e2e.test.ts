@@ -1,22 +1,39 @@
 // Jobs on the kubernetes backend end to end: the real job workflow in the real worker process,
 // against a real kube-apiserver with kwok as the kubelet. Agents never run under kwok, so no
 // round closes: this is about the control plane — pods, service, failures, relaunch, scale, stop.
+// The Brain worker of the same stack syncs its configurations from a ConfigMap (list + watch).
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
+import { withOperatorToken } from '../common/operatorToken.ts';
+import { brainSyncStatusQuery, brainSyncWorkflowId } from '../workflows/brain/messages.ts';
 import { scaleUpdate, statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
+import { parsePrometheusText, sampleSum } from './promText.ts';
 import { kubeAvailable, startKubeCluster, type KubeCluster } from './infra/kube.ts';
 import { failPod, kubeJobSpec } from './infra/kubeJobs.ts';
+import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
 describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () => {
   let cluster: KubeCluster;
   let stack: TestStack;
+  // The sync workflow's id is the source's: unique on the suite's Temporal server.
+  const brainSource = `kube-cm-${randomUUID().slice(0, 8)}`;
+  const brainConfigMap = 'brain-e2e';
 
   beforeAll(async () => {
     cluster = await startKubeCluster();
-    stack = await startTestStack('kubernetes jobs', { ROVER_KUBECONFIG: cluster.kubeconfig, ROVER_SHUTDOWN_GRACE_MS: '1000' });
+    stack = await startTestStack('kubernetes jobs', {
+      ROVER_KUBECONFIG: cluster.kubeconfig,
+      ROVER_SHUTDOWN_GRACE_MS: '1000',
+      ROVER_BRAIN_SOURCES: `${brainSource}=configmap:default/${brainConfigMap}`,
+      ROVER_BRAIN_SYNC_INTERVAL_MS: '1000',
+    });
     // The API is the Brain the workflow asks for the OOM plan.
     await Promise.all([stack.startWorker(), stack.startApi()]);
   }, 240_000);
@@ -120,5 +137,61 @@ describe.skipIf(!kubeAvailable())('elastic jobs on the kubernetes backend', () =
     await handle.signal(stopSignal, { reason: 'test over' });
     expect((await jobOutcome(handle)).phase).toBe('STOPPED');
     await waitUntil(async () => (await podNames(job)).length === 0, 'all pods gone', 60_000);
+  });
+
+  it('serves Brain configurations from a ConfigMap through the sync workflow: an edited key after the next sync, a broken key rejected alone', async () => {
+    const body = (data: Record<string, string>) => ({ metadata: { name: brainConfigMap }, data });
+    const cv = (queue: string) => `name: cv\ninclude: {labels: {team: cv}}\nconfigure: {queue: ${queue}}\n`;
+    const ml = 'name: ml\ninclude: {group: ml}\nconfigure: {optimizer: {margin: 0.3}}\n';
+    const replace = (data: Record<string, string>) => cluster.core.replaceNamespacedConfigMap({ name: brainConfigMap, namespace: 'default', body: body(data) });
+    const { operatorToken } = withOperatorToken(stack.config, { create: false });
+    // What the Brain API serves, by configuration name.
+    const served = async () => {
+      const res = await fetch(`${stack.config.api.url}/brain/v1/configs`, { headers: { authorization: `Bearer ${operatorToken}` } });
+      const { configs } = (await res.json()) as { configs: { source: string; name: string; configure: unknown }[] };
+      return Object.fromEntries(configs.filter((c) => c.source === brainSource).map((c) => [c.name, c.configure]));
+    };
+    const servedEquals = async (want: object) => JSON.stringify(await served()) === JSON.stringify(want);
+    const syncStatus = () => stack.client.workflow.getHandle(brainSyncWorkflowId(brainSource)).query(brainSyncStatusQuery);
+    // The snapshot is served before the workflow records its version: wait for both.
+    const published = (want: object, version: (v: number | null) => boolean, what: string) =>
+      waitUntil(async () => {
+        const s = await syncStatus().catch(() => undefined);
+        return s && version(s.version) && (await servedEquals(want)) ? s : undefined;
+      }, what, 60_000, 200);
+
+    await cluster.core.createNamespacedConfigMap({ namespace: 'default', body: body({ 'cv.yaml': cv('v1'), 'ml.yaml': ml, 'notes.txt': 'not a configuration' }) });
+    // Lists of ConfigMaps the apiserver answered (nothing else here lists them once started).
+    const configMapLists = async () => sampleSum(parsePrometheusText(await cluster.metrics()), 'apiserver_request_total', { resource: 'configmaps', verb: 'LIST' });
+    const listsBefore = await configMapLists();
+    await stack.startBrainWorker();
+    const first = await published({ cv: { queue: 'v1' }, ml: { optimizer: { margin: 0.3 } } }, (v) => v !== null, 'both keys served');
+    expect(first).toMatchObject({ configs: 2, lastError: null, rejected: [] });
+    const listsAtFirst = await configMapLists();
+    // The source's one list (the metric sees it), then only its watch.
+    expect(listsAtFirst - listsBefore).toBe(1);
+
+    // An edited key: served after the next sync, read from the watched copy.
+    await replace({ 'cv.yaml': cv('v2'), 'ml.yaml': ml });
+    const edited = await published({ cv: { queue: 'v2' }, ml: { optimizer: { margin: 0.3 } } }, (v) => v === first.version! + 1, 'the edited key served');
+    // Counted in syncs: the one that published it is at most the second after the edit.
+    expect(edited.syncs - first.syncs).toBeLessThanOrEqual(2);
+    expect(edited).toMatchObject({ lastError: null, rejected: [] });
+
+    // A broken key beside a valid edit: the edit is served, the broken key rejected alone by key and field.
+    await replace({ 'cv.yaml': cv('v3'), 'ml.yaml': ml, 'broken.yaml': 'name: broken\ninclude: {usr: ada}\nconfigure: {queue: bad}\n' });
+    const rejected = `configmap default/${brainConfigMap} key broken.yaml: include.usr: unknown field (known: user, group, cluster, name, labels)`;
+    const broken = await published({ cv: { queue: 'v3' }, ml: { optimizer: { margin: 0.3 } } }, (v) => v === edited.version! + 1, 'the valid edit beside the broken key served');
+    expect(broken).toMatchObject({ configs: 2, lastError: null, rejected: [rejected] });
+    // Every sync since the first read the watched copy: the apiserver was not asked for a list again.
+    expect(broken.syncs - first.syncs).toBeGreaterThanOrEqual(2);
+    expect(await configMapLists()).toBe(listsAtFirst);
+    // `rover brain status` lists it under its source, and exits 1.
+    const status = await promisify(execFile)(process.execPath, [path.join(repoRoot, 'bin/rover.js'), 'brain', 'status'], { env: { ...process.env, ...stack.env } }).then(
+      ({ stdout }) => ({ code: 0, stdout }),
+      (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+    );
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`${brainSource}:\n  ${rejected}`);
   });
 });

@@ -78,6 +78,8 @@ export interface KubeCluster {
    * Resolves once the apiserver returns the pod's log, i.e. the pod is bound and kwok has it.
    */
   servePodLog(namespace: string, pod: string, file: string): Promise<void>;
+  /** The apiserver's Prometheus metrics (e.g. apiserver_request_total by resource and verb). */
+  metrics(): Promise<string>;
   restartApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -99,17 +101,22 @@ async function stopProc(p: Proc | undefined): Promise<void> {
   await exited;
 }
 
-/** GET over TLS with the apiserver's self-signed certificate; the status, or 0 when unreachable. */
-function httpsStatus(url: string, token: string): Promise<number> {
+/** GET over TLS with the apiserver's self-signed certificate; the status (0 when unreachable) and body. */
+function httpsGet(url: string, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
     const req = https.get(url, { rejectUnauthorized: false, headers: { authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: 0, body }));
     });
-    req.on('error', () => resolve(0));
+    req.on('error', () => resolve({ status: 0, body: '' }));
     req.on('timeout', () => req.destroy());
   });
 }
+
+const httpsStatus = async (url: string, token: string) => (await httpsGet(url, token)).status;
 
 const tail = (p: Proc) => readFileSync(p.log, 'utf8').slice(-3000);
 
@@ -255,6 +262,11 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       const body = { apiVersion: `${KWOK_GROUP}/v1alpha1`, kind: 'Logs', metadata: { name: pod, namespace }, spec: { logs: [{ logsFile: file, follow: true }] } };
       await custom.createNamespacedCustomObject({ group: KWOK_GROUP, version: 'v1alpha1', namespace, plural: 'logs', body });
       await waitUntil(() => core.readNamespacedPodLog({ name: pod, namespace, tailLines: 1 }).then(() => true, () => false), `kwok to serve the log of ${pod}`, 60_000, 100);
+    },
+    async metrics() {
+      const { status, body } = await httpsGet(`${server}/metrics`, adminToken);
+      if (status !== 200) throw new Error(`kube-apiserver /metrics answered ${status}`);
+      return body;
     },
     async restartApiserver() {
       await stopProc(apiserver);
