@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from './agent.ts';
 import { HttpMasterClient } from './masterClient.ts';
 import type { AgentSettings } from './settings.ts';
-import { FakeMaster, lineSink, pidAlive, waitUntil } from './testing.ts';
+import { FakeMaster, lineSink, pidAlive } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 const TORCHRUN_VARS = [
   'RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK', 'ROLE_WORLD_SIZE',
@@ -204,10 +205,10 @@ describe('Agent', () => {
     master.unavailableFor = 3; // the outage starts before registration
     const doneFile = join(dir, 'done');
     const { exit } = startAgent(`setInterval(() => require('fs').existsSync(process.env.DIR + '/done') && process.exit(0), 20);`);
-    await waitUntil(() => master.heartbeats.some((hb) => hb.processes.length === 2), 10_000, 'a heartbeat from the trainers');
+    await waitUntil(() => master.heartbeats.some((hb) => hb.processes.length === 2), 'a heartbeat from the trainers', 10_000);
     master.unavailableFor = 5;
     // The answer that ends an outage is followed by its event: wait for it, or the node's exit may cut it off.
-    await waitUntil(() => master.events.filter((e) => e.kind === 'control_plane_outage').length === 2, 10_000, 'the second outage to be reported');
+    await waitUntil(() => master.events.filter((e) => e.kind === 'control_plane_outage').length === 2, 'the second outage to be reported', 10_000);
     writeFileSync(doneFile, '');
     expect(await exit).toBe(0);
     expect(master.unavailable.slice(0, 3)).toEqual(['POST /nodes/register', 'POST /nodes/register', 'POST /nodes/register']);
@@ -224,7 +225,7 @@ describe('Agent', () => {
 
   it('treats a heartbeat answered 404 (job gone) as a stop', async () => {
     const { exit } = startAgent(FOREVER);
-    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 'trainers running', 10_000);
     master.jobGone = true;
     expect(await exit).toBe(0);
     expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
@@ -238,7 +239,7 @@ describe('Agent', () => {
 
   it('stops its processes and resolves 143 when terminated', async () => {
     const { agent, exit } = startAgent(`process.on('SIGTERM', () => {}); ${FOREVER}`, { shutdownGraceMs: 200 });
-    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 'trainers running', 10_000);
     agent.terminate('SIGTERM');
     expect(await exit).toBe(143);
     expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);
@@ -248,10 +249,10 @@ describe('Agent', () => {
     const script = `process.on('SIGTERM', () => {});
       setInterval(() => process.env.LOCAL_RANK === '1' && require('fs').existsSync(process.env.DIR + '/crash') && process.exit(1), 20);`;
     const { agent, exit } = startAgent(script, { shutdownGraceMs: 500 });
-    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 10_000, 'trainers running');
+    const hb = await waitUntil(() => master.heartbeats.find((h) => h.processes.length === 2), 'trainers running', 10_000);
     master.unavailableFor = Number.MAX_SAFE_INTEGER;
     writeFileSync(join(dir, 'crash'), '');
-    await waitUntil(() => master.unavailable.includes('POST /nodes/report'), 10_000, 'the failure report to be retried');
+    await waitUntil(() => master.unavailable.includes('POST /nodes/report'), 'the failure report to be retried', 10_000);
     agent.terminate('SIGTERM');
     expect(await exit).toBe(143);
     expect(hb.processes.map((p) => p.pid).filter(pidAlive)).toEqual([]);

@@ -8,7 +8,8 @@ import { Agent } from './agent.ts';
 import { HttpMasterClient } from './masterClient.ts';
 import { exchange } from './nodeCheck.ts';
 import { parseAgentSettings } from './settings.ts';
-import { FakeMaster, waitUntil } from './testing.ts';
+import { FakeMaster } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 const DROPPED = /closed without acknowledging|ECONNRESET|EPIPE/;
 
@@ -52,7 +53,7 @@ function startAgent(): void {
 
 /** The server the agent registered for a round of a session, once it polls with it. */
 const registered = (session: number, round: number) =>
-  waitUntil(() => master.nodeChecks.find((c) => c.serving?.session === session && c.serving.round === round)?.serving, 10_000, `a server for session ${session} round ${round}`);
+  waitUntil(() => master.nodeChecks.find((c) => c.serving?.session === session && c.serving.round === round)?.serving, `a server for session ${session} round ${round}`, 10_000);
 
 it("listens only while it takes part, with a fresh secret per round, and refuses an earlier round's", async () => {
   /** Where the scripted check stands; the test moves it on. */
@@ -78,7 +79,7 @@ it("listens only while it takes part, with a fresh secret per round, and refuses
 
   // Passed: the server closes and the node goes on to train.
   stage = 'passed';
-  await waitUntil(() => master.joins.length > 0, 10_000, 'the rendezvous join');
+  await waitUntil(() => master.joins.length > 0, 'the rendezvous join', 10_000);
   await expect(exchange('127.0.0.1', second.port, second.secret, 16, 5_000)).rejects.toThrow(/ECONNREFUSED/);
 
   // A relaunched node's session needs it as a peer: its heartbeat reply says so.
@@ -96,7 +97,7 @@ it("listens only while it takes part, with a fresh secret per round, and refuses
       (err: Error) => /ECONNREFUSED/.test(err.message),
     );
     return refused;
-  }, 10_000, 'the peer server to close');
+  }, 'the peer server to close', 10_000);
   // It trained on throughout.
   expect(master.reports).toEqual([]);
 });

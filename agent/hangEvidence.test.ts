@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { processGroupMembers } from '../common/procfs.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
 import { ProcessGroup } from './processGroup.ts';
-import { lineSink, pidAlive, waitUntil } from './testing.ts';
+import { lineSink, pidAlive } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 /** No py-spy here, whatever is installed: the faulthandler path is what is tested. */
 const NO_PY_SPY = '/nonexistent/py-spy';
@@ -42,7 +43,7 @@ function startWrapped(registers: boolean[]) {
 
 /** The sh leader and the python behind it, per trainer, once every python is ready. */
 async function wrappedTrainers(group: ProcessGroup, out: { lines: () => string[] }, count: number) {
-  await waitUntil(() => out.lines().filter((l) => l.endsWith(' ready')).length === count, 20_000, 'every trainer ready');
+  await waitUntil(() => out.lines().filter((l) => l.endsWith(' ready')).length === count, 'every trainer ready', 20_000);
   return Promise.all(
     group.liveTrainers().map(async (t) => {
       const members = processGroupMembers(t.pid) ?? [];

@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeMaster, pidAlive, waitUntil } from './testing.ts';
+import { FakeMaster, pidAlive } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -61,9 +62,9 @@ describe('agent/main.ts', () => {
       ROVER_SHUTDOWN_GRACE_MS: '2000',
     });
     const fake = master;
-    const hb = await waitUntil(() => fake.heartbeats.find((h) => h.processes.length === 2), 20_000, 'trainers running');
+    const hb = await waitUntil(() => fake.heartbeats.find((h) => h.processes.length === 2), 'trainers running', 20_000);
     const trainingLines = () => run.stdout().split('\n').filter((l) => l.endsWith('] training')).sort();
-    await waitUntil(() => trainingLines().length === 2, 10_000, 'both trainers to print');
+    await waitUntil(() => trainingLines().length === 2, 'both trainers to print', 10_000);
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(143);
     expect(hb).toMatchObject({ node: 3, incarnation: 2, round: 1 });

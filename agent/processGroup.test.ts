@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProcessGroup, type ProcessGroupOptions } from './processGroup.ts';
-import { lineSink, pidAlive, waitUntil } from './testing.ts';
+import { lineSink, pidAlive } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 const TRAINERS = fileURLToPath(new URL('../test/trainers/', import.meta.url));
 /** bash → sh → python3: test/trainers/sigterm_recording_trainer.py behind two wrappers. */
@@ -118,7 +119,7 @@ describe('ProcessGroup', () => {
   it('stops gracefully with SIGTERM', async () => {
     const script = 'process.on("SIGTERM", () => { console.log("bye"); process.exit(0) }); console.log("ready"); setInterval(() => {}, 1000)';
     const { group, out } = startNode(script, [{}, {}]);
-    await waitUntil(() => out.lines().length === 2, 10_000, 'both processes ready');
+    await waitUntil(() => out.lines().length === 2, 'both processes ready', 10_000);
     const pids = group.livePids().map((p) => p.pid);
     const started = Date.now();
     await group.stop(30_000);
@@ -131,7 +132,7 @@ describe('ProcessGroup', () => {
   it('escalates to SIGKILL for a process that ignores SIGTERM', async () => {
     const script = 'process.on("SIGTERM", () => console.log("ignored")); console.log("ready"); setInterval(() => {}, 1000)';
     const { group, out } = startNode(script, [{}]);
-    await waitUntil(() => out.lines().includes('[rank 10] ready'), 10_000, 'process ready');
+    await waitUntil(() => out.lines().includes('[rank 10] ready'), 'process ready', 10_000);
     const pid = group.livePids()[0]!.pid;
     await group.stop(300);
     expect(out.lines()).toContain('[rank 10] ignored');
@@ -162,7 +163,7 @@ describe('ProcessGroup', () => {
       const pythons = await waitUntil(() => {
         const started = readRecords(record);
         return started.length === 2 ? started : undefined;
-      }, 10_000, 'both trainers to start');
+      }, 'both trainers to start', 10_000);
       // Each leader (bash) leads its own group and session, and the python behind sh is in it.
       for (const leader of leaders) expect(processTable().find((p) => p.pid === leader)).toMatchObject({ pgid: leader, sid: leader });
       expect(pythons.map((p) => p.pgid).sort()).toEqual(leaders);
@@ -179,7 +180,7 @@ describe('ProcessGroup', () => {
     it('delivers SIGTERM exactly once to a trainer that takes a moment to save, and needs no SIGKILL', async () => {
       const log = path.join(dir, 'sigterm.log');
       const { group, out } = startTree('bash', [WRAPPED_TWICE, '--sigterm-log', log, '--save-time', '0.5'], 2);
-      await waitUntil(() => ['[rank 0] ROVER_STEP 1', '[rank 1] ROVER_STEP 1'].every((l) => out.lines().includes(l)), 10_000, 'both trainers stepping');
+      await waitUntil(() => ['[rank 0] ROVER_STEP 1', '[rank 1] ROVER_STEP 1'].every((l) => out.lines().includes(l)), 'both trainers stepping', 10_000);
       const started = Date.now();
       await group.stop(20_000);
       // Well inside the grace: the trainers' own exits ended the stop, not a SIGKILL.

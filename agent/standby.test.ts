@@ -10,7 +10,8 @@ import { occupiedProcessGroups } from '../common/procfs.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
 import { ProcessGroup } from './processGroup.ts';
 import { StandbyPool, type StandbyFailure, type StandbyLaunch } from './standby.ts';
-import { lineSink, pidAlive, waitUntil } from './testing.ts';
+import { lineSink, pidAlive } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 
 const TRAINERS = fileURLToPath(new URL('../test/trainers/', import.meta.url));
 const WARM_TRAINER = path.join(TRAINERS, 'warm_trainer.py');
@@ -99,13 +100,13 @@ const allReady = (pool: StandbyPool, n = 2) => {
 const recordsOf = (pids: number[]) => waitUntil(() => {
   const found = records().filter((r) => pids.includes(r.pid));
   return found.length === pids.length ? found : undefined;
-}, 15_000, `records of ${pids.join(', ')}`);
+}, `records of ${pids.join(', ')}`, 15_000);
 
 describe('warm standby processes', () => {
   it('a restart runs on the standbys: no import on the critical path, and the new round\'s RANK and WORLD_SIZE', async () => {
     const launch = trainerLaunch();
     const pool = startPool(launch);
-    const standbys = await waitUntil(() => allReady(pool), 15_000, 'both standbys ready');
+    const standbys = await waitUntil(() => allReady(pool), 'both standbys ready', 15_000);
     // Imported without the round's variables, with the start ones (OMP_NUM_THREADS, LOCAL_RANK).
     expect(imports().map((i) => [i.pid, i.rank, i.local_rank, i.omp]).sort()).toEqual(
       standbys.map((s) => [s.pid, null, String(s.localRank), '1']).sort(),
@@ -125,7 +126,7 @@ describe('warm standby processes', () => {
     const next = await waitUntil(() => {
       const w = allReady(pool);
       return w && w.every((s) => !standbys.some((o) => o.pid === s.pid)) ? w : undefined;
-    }, 15_000, 'replacement standbys ready');
+    }, 'replacement standbys ready', 15_000);
     process.kill(round1[0]!.pid, 'SIGKILL');
     expect(await first.group.outcome).toMatchObject({ kind: 'failed', failure: { signal: 'SIGKILL' } });
     await first.group.stop(5000);
@@ -138,7 +139,7 @@ describe('warm standby processes', () => {
       expect(r.imports[0]).toBeLessThan(restartedAt);
     }
     expect(round2.map((r) => [r.rank, r.world_size, r.round]).sort()).toEqual([['20', '4', '2'], ['21', '4', '2']]);
-    await waitUntil(() => second.out.lines().some((l) => l.startsWith('[rank 21] ROVER_STEP')), 10_000, 'rank 21 stepping');
+    await waitUntil(() => second.out.lines().some((l) => l.startsWith('[rank 21] ROVER_STEP')), 'rank 21 stepping', 10_000);
     expect(second.group.latestStep()).toBeGreaterThan(0);
   });
 
@@ -154,7 +155,7 @@ describe('warm standby processes', () => {
       const round = { base: 0, world: 1, round: 3 };
       expect(await startGroup(undefined, cold, round, 1).group.outcome).toEqual({ kind: 'succeeded' });
       const pool = startPool(warm, 1);
-      await waitUntil(() => allReady(pool, 1), 15_000, 'the standby ready');
+      await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
       // While it waits, the standby runs one thread and has no round variable.
       const [waiting] = pool.waiting();
       expect(readdirSync(`/proc/${waiting!.pid}/task`)).toHaveLength(1);
@@ -168,19 +169,19 @@ describe('warm standby processes', () => {
 
   it('a change of preload is honoured: the stale standbys go, the ranks start cold, the next standbys import the new list', async () => {
     const pool = startPool(trainerLaunch());
-    const old = await waitUntil(() => allReady(pool), 15_000, 'both standbys ready');
+    const old = await waitUntil(() => allReady(pool), 'both standbys ready', 15_000);
     const changed = trainerLaunch([], ['slow_import', 'fast_import']);
     const startedAt = Date.now() / 1000;
     const { group } = startGroup(pool, changed, { base: 0, world: 2, round: 1 });
-    const cold = await waitUntil(() => (records().length === 2 ? records() : undefined), 15_000, 'both trainers started');
+    const cold = await waitUntil(() => (records().length === 2 ? records() : undefined), 'both trainers started', 15_000);
     expect(cold.map((r) => r.pid)).not.toContain(old[0]!.pid);
     for (const r of cold) expect(r.imports[0]).toBeGreaterThan(startedAt); // imported by the cold process itself
-    await waitUntil(() => old.every((s) => !pidAlive(s.pid)), 10_000, 'the stale standbys gone');
+    await waitUntil(() => old.every((s) => !pidAlive(s.pid)), 'the stale standbys gone', 10_000);
 
     const fresh = await waitUntil(() => {
       const w = allReady(pool);
       return w?.every((s) => s.preload.includes('fast_import')) ? w : undefined;
-    }, 15_000, 'standbys with the new preload list');
+    }, 'standbys with the new preload list', 15_000);
     for (const s of fresh) expect(imports().filter((i) => i.pid === s.pid).map((i) => i.module)).toEqual(['slow_import', 'fast_import']);
     await group.stop(5000);
     startGroup(pool, changed, { base: 0, world: 2, round: 2 });
@@ -189,19 +190,19 @@ describe('warm standby processes', () => {
 
   it('a standby killed while it waits is replaced', async () => {
     const pool = startPool(trainerLaunch(), 1);
-    const [first] = await waitUntil(() => allReady(pool, 1), 15_000, 'the standby ready');
+    const [first] = await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
     process.kill(first!.pid, 'SIGKILL');
     const [second] = await waitUntil(() => {
       const w = allReady(pool, 1);
       return w?.[0]?.pid !== first!.pid ? w : undefined;
-    }, 15_000, 'a new standby ready');
+    }, 'a new standby ready', 15_000);
     expect(second!.pid).not.toBe(first!.pid);
     expect(pidAlive(first!.pid)).toBe(false);
   });
 
   it('close() leaves no standby behind, ready or still importing', async () => {
     const pool = startPool(trainerLaunch(), 2);
-    const [ready] = await waitUntil(() => allReady(pool), 15_000, 'both standbys ready');
+    const [ready] = await waitUntil(() => allReady(pool), 'both standbys ready', 15_000);
     // A second pool whose standbys are still importing a slow module.
     const importing = new StandbyPool({ nproc: 1, launch: trainerLaunch(), startEnv: (r) => ({ ...startEnv(r), SLOW_IMPORT_SECONDS: '30' }) });
     const [busy] = importing.waiting();
@@ -217,11 +218,11 @@ describe('warm standby processes', () => {
     const failures: StandbyFailure[] = [];
     const launch = trainerLaunch(['--steps', '2'], ['no_such_module_here']);
     const pool = startPool(launch, 2, failures);
-    await waitUntil(() => failures.length > 0, 15_000, 'the failure');
+    await waitUntil(() => failures.length > 0, 'the failure', 15_000);
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ preload: ['no_such_module_here'], reason: expect.stringContaining("ModuleNotFoundError: No module named 'no_such_module_here'") });
     expect(failures[0]!.stderrTail).toContain('Traceback');
-    await waitUntil(() => pool.waiting().length === 0, 10_000, 'no standby left');
+    await waitUntil(() => pool.waiting().length === 0, 'no standby left', 10_000);
     expect(await startGroup(pool, launch, { base: 0, world: 2, round: 1 }).group.outcome).toEqual({ kind: 'succeeded' });
     expect(records()).toHaveLength(2);
     expect(pool.waiting()).toEqual([]);
@@ -231,7 +232,7 @@ describe('warm standby processes', () => {
     for (const [args, exit] of [[['--exit-code', '7'], 7], [['--raise'], 1]] as const) {
       const launch = trainerLaunch([...args]);
       const pool = startPool(launch, 1);
-      await waitUntil(() => allReady(pool, 1), 15_000, 'the standby ready');
+      await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
       const { group } = startGroup(pool, launch, { base: 0, world: 1, round: 1 }, 1);
       const outcome = await group.outcome;
       expect(outcome).toMatchObject({ kind: 'failed', failure: { exitCode: exit, signal: null } });
@@ -248,9 +249,9 @@ describe('warm standby processes', () => {
     const sigterms = path.join(dir, 'sigterm.log');
     const launch: StandbyLaunch = { command: 'python3', args: [SIGTERM_TRAINER, '--sigterm-log', sigterms, '--save-time', '0.3'], cwd: dir, preload: ['slow_import'] };
     const pool = startPool(launch);
-    const standbys = await waitUntil(() => allReady(pool), 15_000, 'both standbys ready');
+    const standbys = await waitUntil(() => allReady(pool), 'both standbys ready', 15_000);
     const { group, out } = startGroup(pool, launch, { base: 0, world: 2, round: 1 });
-    await waitUntil(() => ['[rank 0] ROVER_STEP 1', '[rank 1] ROVER_STEP 1'].every((l) => out.lines().includes(l)), 10_000, 'both stepping');
+    await waitUntil(() => ['[rank 0] ROVER_STEP 1', '[rank 1] ROVER_STEP 1'].every((l) => out.lines().includes(l)), 'both stepping', 10_000);
     expect(group.livePids().map((p) => p.pid).sort()).toEqual(standbys.map((s) => s.pid).sort());
     const evidence = await captureHangEvidence(group, '/nonexistent/py-spy');
     expect(evidence.stacks.map((s) => s.pid).sort()).toEqual(standbys.map((s) => s.pid).sort());

@@ -18,21 +18,6 @@ import {
   type NodeReport,
 } from '../common/protocol.ts';
 
-/** Polls `condition` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitUntil<T>(
-  condition: () => T | Promise<T>,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A writable stream that remembers every line written to it. */
 export function lineSink(): { stream: PassThrough; lines: () => string[] } {
   const stream = new PassThrough();

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProcStat, processGroupMembers } from '../common/procfs.ts';
-import { waitUntil } from './testing.ts';
+import { waitUntil } from '../test/waits.ts';
 import { cpuPercent, parseRssBytes, parseStat, UsageSampler } from './usage.ts';
 
 const MIB = 1024 * 1024;
@@ -58,7 +58,7 @@ describe('UsageSampler', () => {
     const usage = (await sampler.sample([leader])).get(leader);
     expect(usage?.rssBytes).toBeGreaterThan(200 * MIB);
     // The shell waits on python and uses no CPU: a share above zero between two samples is python's.
-    await waitUntil(async () => ((await sampler.sample([leader])).get(leader)?.cpuPercent ?? 0) > 0, 10_000, 'CPU of the busy python');
+    await waitUntil(async () => ((await sampler.sample([leader])).get(leader)?.cpuPercent ?? 0) > 0, 'CPU of the busy python', 10_000);
   });
 
   it('leaves out a process group that has exited', async () => {

@@ -6,7 +6,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { afterEach, expect, it } from 'vitest';
 import { HttpMasterClient, withRetry } from '../agent/masterClient.ts';
-import { waitUntil } from '../agent/testing.ts';
+import { waitUntil } from '../test/waits.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import type { RoundStatus } from '../common/protocol.ts';
@@ -64,7 +64,7 @@ describeEachStore('waiting instead of polling', (h) => {
 
     started = Date.now();
     const polled = api.client(0).roundStatus(round, { node: 0, incarnation: 0 }, undefined, 20_000);
-    await waitUntil(() => api.polls.size === 1, 5000, 'the long poll to wait');
+    await waitUntil(() => api.polls.size === 1, 'the long poll to wait', 5000);
     await join(api.client(1), 1);
     const status = (await polled) as Extract<RoundStatus, { status: 'closed' }>;
     expect(status).toMatchObject({ status: 'closed', round, nodes: 2 });
@@ -89,7 +89,7 @@ describeEachStore('waiting instead of polling', (h) => {
 
     started = Date.now();
     const held = beat(20_000);
-    await waitUntil(() => api.polls.size === 1, 5000, 'the heartbeat to be held');
+    await waitUntil(() => api.polls.size === 1, 'the heartbeat to be held', 5000);
     await api.client(1).report({ node: 1, incarnation: 0, round, restarts: 0, kind: 'process_failed', localRank: 0, exitCode: null, signal: 'SIGKILL', exitedAt: Date.now() });
     expect(await held).toMatchObject({ action: 'restart', round: round + 1 });
     // The report opened the round here and woke the heartbeat: far sooner than its 20 s.
@@ -104,7 +104,7 @@ describeEachStore('waiting instead of polling', (h) => {
     const [a, b] = [await replica(storeA), await replica(storeB)];
     const round = await join(a.client(0), 0);
     const polled = a.client(0).roundStatus(round, { node: 0, incarnation: 0 }, undefined, 20_000);
-    await waitUntil(() => a.polls.size === 1, 5000, 'the long poll to wait on replica A');
+    await waitUntil(() => a.polls.size === 1, 'the long poll to wait on replica A', 5000);
     const joined = Date.now();
     await join(b.client(1), 1);
     expect(await polled).toMatchObject({ status: 'closed', round, nodes: 2 });
@@ -119,12 +119,12 @@ describeEachStore('waiting instead of polling', (h) => {
     const round = await join(api.client(0), 0);
     const abort = new AbortController();
     const polled = api.client(0).roundStatus(round, { node: 0, incarnation: 0 }, abort.signal, 20_000).catch((err: unknown) => err);
-    await waitUntil(() => api.polls.size === 1, 5000, 'the long poll to wait');
+    await waitUntil(() => api.polls.size === 1, 'the long poll to wait', 5000);
     // While it waits it does not count: another request is served.
     expect((await api.client(0).heartbeat({ node: 0, incarnation: 0, round, step: null, processes: [] })).action).toBe('none');
     abort.abort();
     expect(await polled).toMatchObject({ name: 'AbortError' });
-    await waitUntil(() => api.polls.size === 0, 5000, 'the long poll to end');
+    await waitUntil(() => api.polls.size === 0, 'the long poll to end', 5000);
     expect((await api.client(0).heartbeat({ node: 0, incarnation: 0, round, step: null, processes: [] })).action).toBe('none');
     const closing = Date.now();
     await api.app.close();
@@ -137,7 +137,7 @@ describeEachStore('waiting instead of polling', (h) => {
     const api = await replica(store);
     const round = await join(api.client(0), 0);
     const polled = api.client(0).roundStatus(round, { node: 0, incarnation: 0 }, undefined, 20_000);
-    await waitUntil(() => api.polls.size === 1, 5000, 'the long poll to wait');
+    await waitUntil(() => api.polls.size === 1, 'the long poll to wait', 5000);
     const closing = Date.now();
     await api.app.close();
     expect(await polled).toEqual({ status: 'open', round });
@@ -189,7 +189,7 @@ describeEachStore('waiting instead of polling', (h) => {
     await new Promise((r) => setTimeout(r, 200));
     held.abandon();
     // The slot comes back: a request is served again.
-    await waitUntil(async () => (await api.client(0).heartbeat({ node: 0, incarnation: 0, round: 1, step: null, processes: [] }).catch(() => undefined))?.action === 'none', 5000, 'a request to be served');
+    await waitUntil(async () => (await api.client(0).heartbeat({ node: 0, incarnation: 0, round: 1, step: null, processes: [] }).catch(() => undefined))?.action === 'none', 'a request to be served', 5000);
     // Node 1 never joined: the round still waits for it.
     expect((await store.rendezvous.getRound({ jobId: JOB, round: 1 }))?.memberCount).toBe(1);
   });

@@ -98,15 +98,6 @@ export async function waitForExit(runs: TrainerProcess[], timeoutMs: number): Pr
   }
 }
 
-/** Polls `condition` every 20 ms until it holds; throws `what` past the deadline. */
-export async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** SIGKILLs the processes of `runs` that are still alive (only those this harness started). */
 export function killAll(runs: TrainerProcess[]): void {
   for (const r of runs) {

@@ -5,13 +5,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../test/waits.ts';
 import {
   freePort,
   killAll,
   startTrainers,
   stepsOf,
   waitForExit,
-  waitUntil,
   type TrainerLaunch,
   type TrainerProcess,
 } from './collective_test_harness.ts';
@@ -72,7 +72,7 @@ describe('examples/trainer.py', () => {
       args: ['--step-time', '0.01', '--checkpoint-dir', checkpointDir, '--steps', '5', '--connect-timeout', '20'],
     });
     started.push(...runs);
-    await waitUntil(() => listeningAddresses(port).length > 0, EXIT_DEADLINE_MS, `rank 0 listening on port ${port}`);
+    await waitUntil(() => listeningAddresses(port).length > 0, `rank 0 listening on port ${port}`, EXIT_DEADLINE_MS);
     expect(listeningAddresses(port)).toEqual(['0100007F']); // 127.0.0.1, the harness's MASTER_ADDR
   });
 
@@ -128,7 +128,7 @@ describe('examples/trainer.py', () => {
   it('exits 143 on SIGTERM while hung, and the other rank notices and exits', async () => {
     const runs = await launch(ranks(2), ['--steps', '1000', '--hang-at-step', '2', '--crash-rank', '1']);
     const hung = runs[1]!;
-    await waitUntil(() => hung.stderr.includes('hanging at step 2'), EXIT_DEADLINE_MS, 'rank 1 to hang');
+    await waitUntil(() => hung.stderr.includes('hanging at step 2'), 'rank 1 to hang', EXIT_DEADLINE_MS);
     hung.proc.kill('SIGTERM');
     const codes = await waitForExit(runs, EXIT_DEADLINE_MS);
 
