@@ -5,7 +5,7 @@ import { expect, it } from 'vitest';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { settleRound, type Store, type TransactionScope } from '../store/index.ts';
 import { describeEachStore } from '../store/testing.ts';
-import { MasterService } from './master.ts';
+import { AgentService } from './agentService.ts';
 
 describeEachStore('a join racing a close', (h) => {
   it.runIf(h.dialect === 'mysql')('opens the next round when the round it read as open closes before it joins', async () => {
@@ -39,7 +39,7 @@ describeEachStore('a join racing a close', (h) => {
         }),
     };
     const job = (await store.jobs.get('race'))!;
-    const round = await new MasterService(racing, () => now.t).join(job, { node: 0, incarnation: 0, host: 'h0', freePort: 1 });
+    const round = await new AgentService(racing, () => now.t).join(job, { node: 0, incarnation: 0, host: 'h0', freePort: 1 });
 
     expect(closedUnderTheJoin).toBe(true);
     expect(round).toBe(2);

@@ -5,7 +5,7 @@ import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest 
 import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { bearerToken, namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
-import type { MasterService } from './master.ts';
+import type { AgentService } from './agentService.ts';
 import { MAX_WAIT_MS, type LongPolls } from './longPoll.ts';
 
 const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
@@ -23,7 +23,7 @@ export const roundPollKey = (jobId: string, round: number) => `round ${jobId} ${
 /** What a job's held heartbeats share: its latest round; a round opened by a report nudges it. */
 export const latestRoundPollKey = (jobId: string) => `latest round ${jobId}`;
 
-export function registerMasterRoutes(app: FastifyInstance, master: MasterService, polls: LongPolls): void {
+export function registerMasterRoutes(app: FastifyInstance, master: AgentService, polls: LongPolls): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
     return master.authorize(jobId, bearerToken(request), namedNode(request));

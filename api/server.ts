@@ -2,7 +2,7 @@
 import { createHttpApp, type HttpAppDeps } from './app.ts';
 import { registerBrainRoutes } from './brainRoutes.ts';
 import { registerConfigRoutes } from './configRoutes.ts';
-import { MasterService } from './master.ts';
+import { AgentService } from './agentService.ts';
 import { createApiMetrics } from './metrics.ts';
 import { registerMasterRoutes, roundPollKey, latestRoundPollKey } from './masterRoutes.ts';
 import { LongPolls } from './longPoll.ts';
@@ -30,7 +30,7 @@ export async function buildApi(deps: ApiDeps) {
     roundDecided: (jobId: string, round: number) => polls.nudge(roundPollKey(jobId, round)),
     roundOpened: (jobId: string) => polls.nudge(latestRoundPollKey(jobId)),
   };
-  const master = new MasterService(deps.store, now, hooks, deps.config.operatorToken);
+  const master = new AgentService(deps.store, now, hooks, deps.config.operatorToken);
   registerMasterRoutes(app, master, polls);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);

@@ -58,12 +58,6 @@ export interface BusEvent {
   data: unknown;
 }
 
-export interface RoundMember {
-  node: number;
-  incarnation: number;
-  groupRank: number;
-}
-
 /** An event as the workflow sees it (ids are the cursor). */
 export interface JobEvent {
   id: number;

@@ -1,7 +1,8 @@
 // The job master's state and policy, without Temporal: the workflow feeds it events and
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
-import type { JobEvent, NodeEventKind, RoundMember } from './events.ts';
+import type { JobEvent, NodeEventKind } from './events.ts';
+import type { RankedMember } from './rendezvous.ts';
 import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
@@ -319,7 +320,7 @@ export class JobState {
         return [];
       }
       case 'round_closed':
-        return this.roundClosed(Number(event.data.round), (event.data.members ?? []) as RoundMember[]);
+        return this.roundClosed(Number(event.data.round), (event.data.members ?? []) as RankedMember[]);
       case 'rendezvous_failed':
         this.finish('FAILED', String(event.data.reason ?? JOB_REASON.rendezvousFailed));
         return [];
@@ -381,7 +382,7 @@ export class JobState {
     this.data.checkpointRate = { at, ...(before.step > 0 && seconds > 0 && { stepsPerSecond: (step - before.step) / seconds }) };
   }
 
-  private roundClosed(round: number, members: RoundMember[]): JobAction[] {
+  private roundClosed(round: number, members: RankedMember[]): JobAction[] {
     if (round < this.data.round) return [];
     this.data.round = round;
     if (this.data.openRound && this.data.openRound.round <= round) delete this.data.openRound;

@@ -267,7 +267,7 @@ function eventSourceRank(): Migration {
   };
 }
 
-/** The culprit of each round's failures (api/master.ts report), so victims spend no restart budget. */
+/** The culprit of each round's failures (api/agentService.ts report), so victims spend no restart budget. */
 function roundCulprit(): Migration {
   return {
     async up(db) {

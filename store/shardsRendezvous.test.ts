@@ -158,7 +158,7 @@ describeEachStore('rendezvous', (h) => {
     expect(await store.rendezvous.getMember(round, 7)).toBeUndefined();
     expect(await store.rendezvous.join({ ...round, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     expect(await store.rendezvous.join({ jobId: 'j', round: 5, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
-    // The culprit of the round's failures (api/master.ts report) survives a read back, exit time included.
+    // The culprit of the round's failures (api/agentService.ts report) survives a read back, exit time included.
     const culprit = { node: 1, incarnation: 0, weight: 3, at: 450, exitedAt: 1_795_000_000_123 };
     await store.rendezvous.setCulprit(round, culprit);
     expect(store.rendezvous.culprit((await store.rendezvous.getRound(round))!)).toEqual(culprit);

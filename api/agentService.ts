@@ -1,5 +1,6 @@
-// The master service behind the agent endpoints: registration, rendezvous, heartbeats and
-// reports, over the store. Decisions are the pure functions in common/; this file persists them.
+// The API's side of the agent protocol (the job master itself is the workflow): registration,
+// rendezvous, heartbeats and reports, over the store. Decisions are the pure functions in
+// common/; this file persists them.
 import { looksOutOfMemory } from '../common/oom.ts';
 import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
@@ -18,7 +19,7 @@ import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckPro
 import type { MasterHooks } from './metrics.ts';
 import { GroupCommit, type Settled } from './groupCommit.ts';
 
-export class MasterService {
+export class AgentService {
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
