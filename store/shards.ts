@@ -117,40 +117,25 @@ export class ShardsRepository extends ShardLeasing {
    * node whose lease had expired) does not count the shard again.
    */
   async markDone(key: ShardKey, trx?: Trx): Promise<boolean> {
-    const result = await this.inContendedTransaction(trx, (t) =>
-      t
-        .updateTable('shards')
-        .set({ status: SHARD_DONE, doneAt: this.now(), leaseExpiresAt: null })
-        .where('jobId', '=', key.jobId)
-        .where('epoch', '=', key.epoch)
-        .where('shardIndex', '=', key.shardIndex)
-        .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
-        .executeTakeFirst(),
-    );
-    return result.numUpdatedRows > 0n;
+    return this.settle(key, { status: SHARD_DONE, doneAt: this.now() }, trx);
   }
 
   /** Takes a not-yet-done shard out of the queue for good; false if it was done or gone. */
   async markPoison(key: ShardKey, trx?: Trx): Promise<boolean> {
-    const result = await this.inContendedTransaction(trx, (t) =>
-      t
-        .updateTable('shards')
-        .set({ status: SHARD_POISON, leaseExpiresAt: null })
-        .where('jobId', '=', key.jobId)
-        .where('epoch', '=', key.epoch)
-        .where('shardIndex', '=', key.shardIndex)
-        .where('status', 'in', [SHARD_QUEUED, SHARD_LEASED])
-        .executeTakeFirst(),
-    );
-    return result.numUpdatedRows > 0n;
+    return this.settle(key, { status: SHARD_POISON }, trx);
   }
 
   /** Takes a not-yet-done shard out of the queue for good as skipped; false if it was done or gone. */
   async markSkipped(key: ShardKey, trx?: Trx): Promise<boolean> {
+    return this.settle(key, { status: SHARD_SKIPPED }, trx);
+  }
+
+  /** Gives a queued or leased shard its final status (its lease ends); false if it had one already. */
+  private async settle(key: ShardKey, outcome: { status: string; doneAt?: number }, trx?: Trx): Promise<boolean> {
     const result = await this.inContendedTransaction(trx, (t) =>
       t
         .updateTable('shards')
-        .set({ status: SHARD_SKIPPED, leaseExpiresAt: null })
+        .set({ ...outcome, leaseExpiresAt: null })
         .where('jobId', '=', key.jobId)
         .where('epoch', '=', key.epoch)
         .where('shardIndex', '=', key.shardIndex)
@@ -164,16 +149,7 @@ export class ShardsRepository extends ShardLeasing {
   async releaseByPrefix(jobId: string, prefix: string, trx?: Trx): Promise<number> {
     // LIKE wildcards would widen the match; owner names Rover makes never contain them.
     if (/[%_\\]/.test(prefix)) throw new Error(`lease owner prefix ${JSON.stringify(prefix)} contains a LIKE wildcard`);
-    const result = await this.inContendedTransaction(trx, (t) =>
-      t
-        .updateTable('shards')
-        .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
-        .where('jobId', '=', jobId)
-        .where('status', '=', SHARD_LEASED)
-        .where('leaseOwner', 'like', `${prefix}%`)
-        .executeTakeFirst(),
-    );
-    return Number(result.numUpdatedRows);
+    return this.requeue(jobId, 'like', `${prefix}%`, trx);
   }
 
   /**
@@ -214,13 +190,18 @@ export class ShardsRepository extends ShardLeasing {
 
   /** Returns every lease `owner` holds in the job to the queue (its node died); how many. */
   async release(jobId: string, owner: string, trx?: Trx): Promise<number> {
+    return this.requeue(jobId, '=', owner, trx);
+  }
+
+  /** Returns the job's leases whose owner matches (`=` a name, `like` a pattern) to the queue; how many. */
+  private async requeue(jobId: string, match: '=' | 'like', owner: string, trx?: Trx): Promise<number> {
     const result = await this.inContendedTransaction(trx, (t) =>
       t
         .updateTable('shards')
         .set({ status: SHARD_QUEUED, leaseOwner: null, leaseExpiresAt: null })
         .where('jobId', '=', jobId)
         .where('status', '=', SHARD_LEASED)
-        .where('leaseOwner', '=', owner)
+        .where('leaseOwner', match, owner)
         .executeTakeFirst(),
     );
     return Number(result.numUpdatedRows);
