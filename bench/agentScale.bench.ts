@@ -27,13 +27,13 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createConnection } from 'mysql2/promise';
 import { abortableSleep, HttpMasterClient, MasterHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/masterClient.ts';
 import type { RoundStatus } from '../common/protocol.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { startJitterBoundMs } from '../common/startJitter.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore } from '../store/index.ts';
+import { createMysqlDatabase } from '../store/testing.ts';
 import { scratchDir } from './scratch.ts';
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -283,17 +283,11 @@ async function sqliteCase(replicas: number, nodes: number): Promise<void> {
 
 async function mysqlCase(baseUrl: string, replicas: number, nodes: number): Promise<void> {
   const home = scratchDir('agent-scale');
-  // A throwaway database; its name is generated here, never from input.
-  const name = `rover_bench_${randomBytes(4).toString('hex')}`;
-  const admin = await createConnection(baseUrl);
-  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  const database = await createMysqlDatabase(baseUrl);
   try {
-    const url = new URL(baseUrl);
-    url.pathname = `/${name}`;
-    await runCase('mysql', url.toString(), home, replicas, nodes);
+    await runCase('mysql', database.url, home, replicas, nodes);
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
-    await admin.end();
+    await database.drop();
   }
 }
 

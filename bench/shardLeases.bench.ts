@@ -25,11 +25,11 @@ import { openSync, readSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createConnection } from 'mysql2/promise';
 import { LedgerService } from '../api/ledger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { createMysqlDatabase } from '../store/testing.ts';
 import { scratchDir } from './scratch.ts';
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -296,17 +296,11 @@ async function apiCase(store: string, url: string, home: string, count: number):
 async function withDatabase(store: string, run: (url: string, home: string) => Promise<void>): Promise<void> {
   const home = scratchDir('shard-leases');
   if (store === 'sqlite') return run(`sqlite:${path.join(home, 'bench.db')}`, home);
-  // Its name is generated here, never from input.
-  const name = `rover_bench_${randomBytes(4).toString('hex')}`;
-  const admin = await createConnection(mysqlUrl!);
-  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  const database = await createMysqlDatabase(mysqlUrl!);
   try {
-    const url = new URL(mysqlUrl!);
-    url.pathname = `/${name}`;
-    await run(url.toString(), home);
+    await run(database.url, home);
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
-    await admin.end();
+    await database.drop();
   }
 }
 
