@@ -44,6 +44,9 @@ export interface SoakOptions {
  */
 const STORE_OUTAGE_SEEN_MS = 1000;
 
+/** The soak's jobs declare a node lost after this long without a heartbeat. */
+const HEARTBEAT_TIMEOUT_MS = 30_000;
+
 export interface AppliedFault {
   targets: Fault[];
   /** Fraction of all shards done when it was due. */
@@ -116,7 +119,7 @@ function soakSpec(home: string, name: string, o: SoakOptions): JobSpec {
       },
       dataset: { size: o.samples, shardSize: SHARD, epochs: EPOCHS, shuffle: true, seed: 3, maxRetries: 50 },
       // Generous budgets: the soak proves survival, and a relaunch caused by a long outage is allowed.
-      faultTolerance: { maxProcessRestarts: 50, maxNodeRelaunches: 20, heartbeatInterval: '200ms', heartbeatTimeout: '30s' },
+      faultTolerance: { maxProcessRestarts: 50, maxNodeRelaunches: 20, heartbeatInterval: '200ms', heartbeatTimeout: `${HEARTBEAT_TIMEOUT_MS}ms` },
       rendezvous: { lastCallTimeout: '2s', joinTimeout: '120s' },
       checkpoint: { dir: path.join(home, 'checkpoints', name), keep: 2, flash: true },
     },
@@ -154,6 +157,10 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
   }
 
   const problems: string[] = [];
+  // A fault plan left half applied proves less than it says: the jobs must outlast the plan.
+  if (kills.length < plan.length) {
+    problems.push(`${plan.length - kills.length} of ${plan.length} planned faults not applied (the jobs finished first: raise the samples per job)`);
+  }
   let succeeded = 0;
   let shardsExact = 0;
   const outageEvents: { from: number; to: number }[] = [];
@@ -162,6 +169,11 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     const result = await jobOutcome(handles[j]!);
     if (result.phase === 'SUCCEEDED') succeeded += 1;
     else problems.push(`${name}: ${result.phase} (${result.reason ?? ''})`);
+    // Control-plane faults, planned restarts included, cost no node its relaunch budget; only an
+    // outage longer than the heartbeat timeout may (downMs).
+    if ((o.downMs ?? 0) < HEARTBEAT_TIMEOUT_MS && result.nodeRelaunches > 0) {
+      problems.push(`${name}: ${result.nodeRelaunches} node relaunches spent on control-plane faults`);
+    }
     const jobProblems = await checkJob(stack, name, o.samples, result.checkpointStep ?? null);
     if (!jobProblems.some((p) => p.startsWith('shards:'))) shardsExact += 1;
     problems.push(...jobProblems.map((p) => `${name}: ${p}`));
@@ -227,15 +239,16 @@ async function checkJob(stack: ChaosStack, name: string, samples: number, checkp
   // Checkpoints: each step committed once, in order; every rewind and resume to the latest commit before it.
   const events = await stack.store.nodeEvents.listAfter(name, 0, 100_000);
   let committed = 0;
-  const commits = new Set<number>();
+  /** The steps rounds resumed from, each checked below to be the latest commit when its round began. */
+  const roundStarts = new Set<number>();
   for (const e of events) {
     const step = (e.data as { step?: number }).step ?? 0;
     if (e.kind === 'checkpoint_committed') {
       if (step <= committed) problems.push(`checkpoint step ${step} committed after step ${committed}`);
       committed = Math.max(committed, step);
-      commits.add(step);
-    } else if (e.kind === 'ledger_rewound' && step !== committed) {
-      problems.push(`the ledger rewound to step ${step}, the latest commit was step ${committed}: a committed checkpoint was lost`);
+    } else if (e.kind === 'ledger_rewound') {
+      if (step !== committed) problems.push(`the ledger rewound to step ${step}, the latest commit was step ${committed}: a committed checkpoint was lost`);
+      roundStarts.add(step);
     }
   }
   if (checkpointStep !== committed) problems.push(`the job reports checkpoint step ${checkpointStep}, the events ${committed}`);
@@ -243,7 +256,9 @@ async function checkJob(stack: ChaosStack, name: string, samples: number, checkp
   for (const nodeId of new Set(nodes.map((n) => n.nodeId))) {
     const log = nodeLogPath(stack.home, name, nodeId);
     const resumed = existsSync(log) ? [...readFileSync(log, 'utf8').matchAll(/^(?:\[rank \d+\] )?ROVER_RESUME step=(\d+)$/gm)].map((m) => Number(m[1])) : [];
-    for (const step of resumed) if (!commits.has(step)) problems.push(`node ${nodeId} resumed from step ${step}, which was never committed`);
+    for (const step of resumed) {
+      if (!roundStarts.has(step)) problems.push(`node ${nodeId} resumed from step ${step}, which no round resumed from (each resumes from the latest commit when it begins)`);
+    }
   }
 
   // No process of the job outlives it.
