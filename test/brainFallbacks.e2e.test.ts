@@ -105,6 +105,9 @@ describe('a job master with its Brain as a separate process', () => {
     expect(initial[0]!.applied).toContain('asked again once the Brain answered');
     expect(initial[0]!.applied).toContain('→ 3 nodes');
     expect(await planEvents(name)).toContainEqual(expect.objectContaining({ optimizer: 'initial', rule: 'history-percentile', decidedBy: 'brain', nodes: 3 }));
+    // The round the plan opened names it: optimizer and reason, not only the size.
+    const causes = (await stack.store.nodeEvents.list(name, { kinds: ['round_opened'] })).map((e) => (e.data as { cause?: string }).cause);
+    expect(causes).toContainEqual(expect.stringMatching(/^Brain plan \(initial optimizer: .+\): scale to 3 nodes$/));
     await handle.signal(stopSignal, { reason: 'test over' });
     expect((await jobOutcome(handle)).phase).toBe('STOPPED');
   }, 300_000);
