@@ -2,40 +2,23 @@
 // the job opens a round whose cause names the plan, and an initial plan missed while the Brain
 // was down arrives after the first round as a running plan. The rules themselves are tested in
 // common/brainPlanRules.test.ts; these stories prove the workflow carries them out.
-import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BrainPlan, OptimizeActivityInput } from '../../common/brainPlans.ts';
 import { brainDown, FakeJobWorld, jobSpec } from '../../test/fakeJobWorld.ts';
-import { taskQueueFor } from '../../test/helpers.ts';
+import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
-import { bundleWorkflows, createJobWorker } from '../../workers/jobWorker.ts';
 import type { elasticJob } from './elasticJob.ts';
 import { statusQuery, stopSignal } from './messages.ts';
 
 describe('the job workflow with a fake Brain', () => {
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const suite = fakeJobSuite();
 
-  beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    bundle = await bundleWorkflows();
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
-
-  /** Runs `story` on a job of nodes [1, 4] starting at 2, auto-scaled every second, served by `world`. */
-  const withJob = async (title: string, world: FakeJobWorld, story: (handle: WorkflowHandle<typeof elasticJob>) => Promise<void>) => {
+  /** Runs `story` on a job of nodes [1, 4] starting at 2, auto-scaled every second, served by `world`; then stops it. */
+  const withJob = (title: string, world: FakeJobWorld, story: (handle: WorkflowHandle<typeof elasticJob>) => Promise<void>) => {
     const spec = jobSpec({ min: 1, max: 4, initial: 2, maxNodeRelaunches: 1 });
     spec.spec.autoScaling = { enabled: true, interval: 1000 };
-    const taskQueue = taskQueueFor(title);
-    const worker = await createJobWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, activities: world.activities(), workflowBundle: bundle });
-    await worker.runUntil(async () => {
-      const jobId = `fake-${randomUUID()}`;
-      const handle = await env.client.workflow.start<typeof elasticJob>('elasticJob', { args: [{ jobId, spec }], taskQueue, workflowId: `job-${jobId}` });
+    return suite.withJob(title, world, { spec }, async (handle) => {
       await story(handle);
       await handle.signal(stopSignal, { reason: 'story told' });
       expect((await jobOutcome(handle)).phase).toBe('STOPPED');
