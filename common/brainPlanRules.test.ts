@@ -1,6 +1,6 @@
 // The Brain plan rules as tables: a plan and the job's facts in, the change and its record out.
 import { describe, expect, it } from 'vitest';
-import { LOCAL_MEMORY_CAP_BYTES, LOCAL_OOM_RULE, type BrainPlan, type NodeResources } from './brainPlans.ts';
+import { LOCAL_MEMORY_CAP_BYTES, LOCAL_OOM_RULE, type BrainPlan, type NodeResources, type OomFallback } from './brainPlans.ts';
 import { initialPlan, missedInitialPlan, oomPlan, runningPlan, type PlanLimits, type PlanNode } from './brainPlanRules.ts';
 
 const GiB = 2 ** 30;
@@ -83,6 +83,26 @@ describe('missedInitialPlan', () => {
   });
 });
 
+describe('missedInitialPlan after the first round closed', () => {
+  const offered = 'asked again once the Brain answered, after the first round: offered as a running plan: ';
+  it.each([
+    { name: 'offers its node count as a running plan', plan: plan({ nodes: 4 }), limits: limits({ autoScaling: true }), scaleTo: 4, applied: `${offered}scale 3 → 4 nodes` },
+    { name: 'records the refusal of a count the spec forbids', plan: plan({ nodes: 5 }), limits: limits({ autoScaling: true }), scaleTo: undefined, applied: `${offered}nothing: cannot scale to 5 nodes` },
+    { name: 'keeps a count equal to the target', plan: plan({ nodes: 3 }), limits: limits({ autoScaling: true }), scaleTo: undefined, applied: `${offered}nothing` },
+    { name: 'offers nothing when the spec does not let the Brain size the job', plan: plan({ nodes: 4 }), limits: limits(), scaleTo: undefined, applied: `${offered}nothing (spec kept)` },
+    {
+      name: 'leaves memory to OOM plans',
+      plan: plan({ nodes: 1, resources: { memoryBytes: 16 * GiB, cpu: 1 } }),
+      limits: limits({ autoScaling: true }),
+      scaleTo: 1,
+      applied: `${offered}scale 3 → 1 nodes`,
+    },
+  ])('$name', ({ plan, limits, scaleTo, applied }) => {
+    const decision = missedInitialPlan(plan, 3, [node(0), node(1, 8 * GiB), node(2, 3 * GiB)], limits, true);
+    expect(decision).toEqual({ resources: [], ...(scaleTo !== undefined && { scaleTo }), applied });
+  });
+});
+
 describe('oomPlan', () => {
   const failed = { id: 1, incarnation: 2 };
   it.each([
@@ -118,8 +138,26 @@ describe('oomPlan', () => {
 
   it('warns and changes nothing when the Brain does not answer and the node is at the cap', () => {
     expect(oomPlan(null, failed, LOCAL_MEMORY_CAP_BYTES, 3)).toEqual({
-      warning: `node 1 ran out of memory at the job master's cap ${LOCAL_MEMORY_CAP_BYTES} bytes, and the Brain did not answer: memory unchanged`,
+      warning: `node 1 ran out of memory at ${LOCAL_MEMORY_CAP_BYTES} bytes, the job master's cap ${LOCAL_MEMORY_CAP_BYTES}, and the Brain did not answer: memory unchanged`,
     });
+  });
+
+  // spec.resources.oomFactor and oomMemoryCap: the job master's own rule when the Brain does not answer.
+  const fromSpec = (factor: number, capGiB: number): OomFallback => ({ factor, capBytes: capGiB * GiB });
+  it.each([
+    { name: "raises by the spec's factor", rule: fromSpec(3, 64), memory: 2 * GiB, raised: 6 * GiB },
+    { name: "stops at the spec's cap", rule: fromSpec(3, 5), memory: 2 * GiB, raised: 5 * GiB },
+    { name: 'a factor of 1 keeps memory: a warning, no plan', rule: fromSpec(1, 64), memory: 2 * GiB, raised: undefined },
+    { name: "a node above the spec's cap keeps its memory", rule: fromSpec(2, 1), memory: 2 * GiB, raised: undefined },
+  ])('$name when the Brain does not answer', ({ rule, memory, raised }) => {
+    const decision = oomPlan(null, failed, memory, 3, rule);
+    expect(decision.resources?.memoryBytes).toBe(raised);
+    if (raised === undefined) {
+      expect(decision.warning).toBe(`node 1 ran out of memory at ${memory} bytes, the job master's cap ${rule.capBytes}, and the Brain did not answer: memory unchanged`);
+    } else {
+      expect(decision.local?.inputs).toEqual({ memoryBytes: memory, oomFactor: rule.factor, memoryCapBytes: rule.capBytes });
+      expect(decision.local?.reason).toBe(`the Brain did not answer: the job master raised node 1's memory itself, ${rule.factor}× ${memory} = ${raised} bytes (cap ${rule.capBytes})`);
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 // did not answer) and the job's facts in, what to change and what to record out. The workflow's
 // brainPlanner asks the Brain, applies a decision to the JobState and keeps the timers; these rules
 // do no I/O and read no clock, so they are tested as tables.
-import { localOomPlan, type BrainPlan, type NodeResources } from './brainPlans.ts';
+import { DEFAULT_OOM_FALLBACK, localOomPlan, type BrainPlan, type NodeResources, type OomFallback } from './brainPlans.ts';
 
 /** What the spec lets a plan change. */
 export interface PlanLimits {
@@ -38,6 +38,8 @@ export const APPLIED = {
   /** Suffix of nodeMemory when the job master made the plan itself. */
   byJobMaster: ' (decided by the job master)',
   askedAgain: (applied: string[]) => `asked again once the Brain answered: ${applied.length > 0 ? applied.join('; ') : 'nothing (spec kept)'}`,
+  /** A missed initial plan that came after the first round closed, offered as a running plan (`applied`: what that did). */
+  offeredAsRunning: (applied: string) => `asked again once the Brain answered, after the first round: offered as a running plan: ${applied}`,
 } as const;
 
 /** Rule id of running plans that had too few samples to judge: never recorded as 'nothing'. */
@@ -73,15 +75,22 @@ export function initialPlan(plan: BrainPlan, targetNodes: number, limits: PlanLi
 }
 
 /**
- * An initial plan asked for again after the Brain missed it, while the job runs: the plan's
- * resources go to each node whose memory they raise (from its next incarnation), its node count
- * is applied like a scale; one `applied` line says both.
+ * An initial plan asked for again after the Brain missed it, while the job runs. Before the first
+ * round closed (`firstRoundClosed` false) it still applies as a start would have: its resources go
+ * to each node whose memory they raise (from its next incarnation), its node count is applied like
+ * a scale. After, a start plan comes too late: its node count is offered as a running plan, under
+ * runningPlan's rules and only when the spec lets the Brain size the job; memory is left to OOM
+ * plans. One `applied` line says what happened.
  */
-export function missedInitialPlan(plan: BrainPlan, targetNodes: number, nodes: PlanNode[], limits: PlanLimits): {
+export function missedInitialPlan(plan: BrainPlan, targetNodes: number, nodes: PlanNode[], limits: PlanLimits, firstRoundClosed = false): {
   resources: { node: PlanNode; value: NodeResources }[];
   scaleTo?: number;
   applied: string;
 } {
+  if (firstRoundClosed) {
+    const offer = limits.autoScaling ? runningPlan(plan, targetNodes, undefined, limits.scaleRefusal) : {};
+    return { resources: [], ...(offer.scaleTo !== undefined && { scaleTo: offer.scaleTo }), applied: APPLIED.offeredAsRunning(offer.applied ?? APPLIED.nothingSpecKept) };
+  }
   const raised = raisedResources(plan, limits.spec);
   // A copy each, as each node's record owns its resources.
   const resources = raised
@@ -97,18 +106,19 @@ export function missedInitialPlan(plan: BrainPlan, targetNodes: number, nodes: P
 
 /**
  * After an OOM, for the node's new incarnation (`memoryBytes` and `cpu`: what it has now): the
- * Brain's plan when it raises memory; with no answer, the job master's own rule (`local`: record
- * it as the job's plan), or a warning when the node is at the cap already.
+ * Brain's plan when it raises memory; with no answer, the job master's own rule (`fallback`: the
+ * spec's factor and cap, or the defaults; `local`: record it as the job's plan), or a warning when
+ * the node is at that cap already.
  */
-export function oomPlan(plan: BrainPlan | null, node: PlanNode, memoryBytes: number, cpu: number): {
+export function oomPlan(plan: BrainPlan | null, node: PlanNode, memoryBytes: number, cpu: number, fallback: OomFallback = DEFAULT_OOM_FALLBACK): {
   resources?: NodeResources;
   record?: { plan: BrainPlan; applied: string };
   local?: BrainPlan;
   warning?: string;
 } {
   if (!plan) {
-    const local = localOomPlan(node.id, memoryBytes, cpu);
-    if (!local) return { warning: `node ${node.id} ran out of memory at the job master's cap ${memoryBytes} bytes, and the Brain did not answer: memory unchanged` };
+    const local = localOomPlan(node.id, memoryBytes, cpu, fallback);
+    if (!local) return { warning: `node ${node.id} ran out of memory at ${memoryBytes} bytes, the job master's cap ${fallback.capBytes}, and the Brain did not answer: memory unchanged` };
     const resources = local.resources!;
     return { resources, record: { plan: local, applied: APPLIED.nodeMemory(node, memoryBytes, resources.memoryBytes) + APPLIED.byJobMaster }, local };
   }

@@ -43,20 +43,28 @@ export const LOCAL_MEMORY_CAP_BYTES = 64 * 1024 ** 3;
 /** Rule id of a plan the job master made itself because the Brain could not answer. */
 export const LOCAL_OOM_RULE = 'local-oom-factor';
 
+/** The job master's own OOM rule: spec.resources.oomFactor and oomMemoryCap, or the defaults above. */
+export interface OomFallback {
+  factor: number;
+  capBytes: number;
+}
+
+export const DEFAULT_OOM_FALLBACK: OomFallback = { factor: LOCAL_OOM_FACTOR, capBytes: LOCAL_MEMORY_CAP_BYTES };
+
 /**
- * The job master's OOM plan while the Brain is down: memory (bytes) × LOCAL_OOM_FACTOR, at most
- * LOCAL_MEMORY_CAP_BYTES; undefined when the node is already at the cap. Pure, workflow-safe.
+ * The job master's OOM plan while the Brain is down: memory (bytes) × the factor, at most the
+ * cap; undefined when that would not raise it (the node is at the cap). Pure, workflow-safe.
  */
-export function localOomPlan(nodeId: number, memoryBytes: number, cpu: number): BrainPlan | undefined {
-  const raised = Math.min(LOCAL_MEMORY_CAP_BYTES, Math.ceil(memoryBytes * LOCAL_OOM_FACTOR));
+export function localOomPlan(nodeId: number, memoryBytes: number, cpu: number, rule: OomFallback = DEFAULT_OOM_FALLBACK): BrainPlan | undefined {
+  const raised = Math.min(rule.capBytes, Math.ceil(memoryBytes * rule.factor));
   if (raised <= memoryBytes) return undefined;
   return {
     stage: 'oom',
     nodeId,
     resources: { memoryBytes: raised, cpu },
     rule: LOCAL_OOM_RULE,
-    reason: `the Brain did not answer: the job master raised node ${nodeId}'s memory itself, ${LOCAL_OOM_FACTOR}× ${memoryBytes} = ${raised} bytes (cap ${LOCAL_MEMORY_CAP_BYTES})`,
-    inputs: { memoryBytes, oomFactor: LOCAL_OOM_FACTOR, memoryCapBytes: LOCAL_MEMORY_CAP_BYTES },
+    reason: `the Brain did not answer: the job master raised node ${nodeId}'s memory itself, ${rule.factor}× ${memoryBytes} = ${raised} bytes (cap ${rule.capBytes})`,
+    inputs: { memoryBytes, oomFactor: rule.factor, memoryCapBytes: rule.capBytes },
   };
 }
 

@@ -7,6 +7,8 @@
 export const ROUND_CAUSE = {
   /** A scale request (or a Brain plan applied like one). */
   scale: (nodes: number) => `scale to ${nodes} nodes`,
+  /** A Brain plan applied like a scale: which optimizer (initial, running) and its reason. */
+  brainPlan: (optimizer: string, reason: string, nodes: number) => `Brain plan (${optimizer} optimizer: ${reason}): scale to ${nodes} nodes`,
   /** A failed or lost node's next incarnation joins its peers' new round. */
   relaunch: (node: number, incarnation: number) => `relaunch node ${node} as incarnation ${incarnation}`,
   /** A node that failed the pre-flight check is replaced. */

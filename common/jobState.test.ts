@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { NODE_EVENT_KINDS, type JobEvent, type NodeEventKind } from './events.ts';
 import { initialJobState, JOB_STATE_EVENT_KINDS, JobState, type JobLimits } from './jobState.ts';
+import { ROUND_CAUSE } from './jobReasons.ts';
 
 const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
   minNodes: 1,
@@ -176,6 +177,12 @@ describe('JobState', () => {
         { type: 'openRound', cause: 'scale to 1 nodes' },
       ]);
       expect(state.activeNodes().map((n) => n.id)).toEqual([0]);
+    });
+
+    it("opens the round with a Brain plan's cause: its optimizer and reason", () => {
+      const cause = ROUND_CAUSE.brainPlan('running', 'throughput rose 1.4× per node', 3);
+      expect(cause).toBe('Brain plan (running optimizer: throughput rose 1.4× per node): scale to 3 nodes');
+      expect(training(2).scale(3, 'brain-running-1', cause)[0]).toEqual({ type: 'openRound', cause });
     });
 
     it('applies a request id once, even after the state went through JSON', () => {

@@ -248,14 +248,14 @@ export class JobState {
     return undefined;
   }
 
-  /** Applies an accepted scale request once per request id. */
-  scale(nodes: number, requestId: string | undefined): JobAction[] {
+  /** Applies an accepted scale request once per request id; `cause` opens the round (default: ROUND_CAUSE.scale). */
+  scale(nodes: number, requestId: string | undefined, cause: string = ROUND_CAUSE.scale(nodes)): JobAction[] {
     if (requestId && this.data.appliedRequestIds.includes(requestId)) return [];
     if (requestId) this.data.appliedRequestIds = [...this.data.appliedRequestIds, requestId].slice(-APPLIED_IDS_KEPT);
     const active = this.activeNodes().sort((a, b) => a.id - b.id);
     if (nodes === this.data.targetNodes && nodes === active.length) return [];
     this.data.targetNodes = nodes;
-    const openRound = this.openRound(ROUND_CAUSE.scale(nodes));
+    const openRound = this.openRound(cause);
     if (nodes > active.length) {
       const nextId = Math.max(-1, ...this.data.nodes.map((n) => n.id)) + 1;
       const added = Array.from({ length: nodes - active.length }, (_, i) => newNode(nextId + i, 0));

@@ -21,6 +21,8 @@ interface Options {
   args: string[];
   nodes: { min: number; max: number; initial: number };
   autoScaling?: object;
+  /** spec.resources.oomFactor and oomMemoryCap: the job master's own OOM rule. */
+  oom?: { factor: number; cap: string };
   /** Another user has no similar jobs from the other tests. */
   user?: string;
 }
@@ -32,7 +34,7 @@ function spec(home: string, name: string, o: Options): JobSpec {
       nodes: o.nodes,
       nprocPerNode: 1,
       entrypoint: { command: 'python3', args: ['examples/trainer.py', '--step-time', '0.05', '--connect-timeout', '20', ...o.args], workdir: repoRoot },
-      resources: { memory: o.memory },
+      resources: { memory: o.memory, ...(o.oom && { oomFactor: o.oom.factor, oomMemoryCap: o.oom.cap }) },
       faultTolerance: { maxProcessRestarts: 0, maxNodeRelaunches: 3, heartbeatInterval: '200ms', heartbeatTimeout: '10s' },
       rendezvous: { lastCallTimeout: '1s', joinTimeout: '60s' },
       checkpoint: { dir: path.join(home, 'checkpoints', name) },
@@ -60,19 +62,21 @@ describe('a job master with its Brain as a separate process', () => {
   const planEvents = async (name: string) =>
     (await stack.store.nodeEvents.list(name, { kinds: ['brain_plan'] })).map((e) => e.data as { optimizer: string; rule: string; decidedBy: string; reason: string; memoryBytes?: number; nodes?: number });
 
-  it('raises an OOM node\'s memory by itself while the Brain is down, says so in a brain_plan event, and succeeds', async () => {
+  it('raises an OOM node\'s memory by the spec\'s factor up to its cap while the Brain is down, says so in a brain_plan event, and succeeds', async () => {
     await stack.kill('brain');
-    // 128 MiB of data memory cannot hold the 180 MiB the trainer allocates; twice that can.
-    const handle = await submit(spec(stack.home, 'oom-no-brain', { memory: '128Mi', args: ['--steps', '30', '--alloc-mb', '180'], nodes: { min: 1, max: 1, initial: 1 } }));
+    // 128 MiB of data memory cannot hold the 180 MiB the trainer allocates; 3× that, capped at 300 MiB, can.
+    const handle = await submit(spec(stack.home, 'oom-no-brain', {
+      memory: '128Mi', args: ['--steps', '30', '--alloc-mb', '180'], nodes: { min: 1, max: 1, initial: 1 }, oom: { factor: 3, cap: '300Mi' },
+    }));
     const result = await jobOutcome(handle);
     expect(result.phase, result.reason ?? '').toBe('SUCCEEDED');
     expect(result.nodeRelaunches).toBe(1);
     const oom = (result.plans ?? []).filter((p) => p.stage === 'oom');
     expect(oom).toHaveLength(1);
-    expect(oom[0]).toMatchObject({ rule: LOCAL_OOM_RULE, applied: `node 0 incarnation 1: memory ${128 * MiB} → ${256 * MiB} bytes (decided by the job master)` });
+    expect(oom[0]).toMatchObject({ rule: LOCAL_OOM_RULE, applied: `node 0 incarnation 1: memory ${128 * MiB} → ${300 * MiB} bytes (decided by the job master)` });
     const final = await stack.store.nodes.get({ jobId: 'oom-no-brain', nodeId: 0, incarnation: 1 });
-    expect((final?.resources as { memory: number }).memory).toBe(256 * MiB);
-    expect(await planEvents('oom-no-brain')).toEqual([expect.objectContaining({ optimizer: 'oom', rule: LOCAL_OOM_RULE, decidedBy: 'job master', memoryBytes: 256 * MiB })]);
+    expect((final?.resources as { memory: number }).memory).toBe(300 * MiB);
+    expect(await planEvents('oom-no-brain')).toEqual([expect.objectContaining({ optimizer: 'oom', rule: LOCAL_OOM_RULE, decidedBy: 'job master', memoryBytes: 300 * MiB })]);
   }, 300_000);
 
   it('asks again for an initial plan missed while the Brain was down, and grows to the size history says', async () => {
@@ -105,6 +109,9 @@ describe('a job master with its Brain as a separate process', () => {
     expect(initial[0]!.applied).toContain('asked again once the Brain answered');
     expect(initial[0]!.applied).toContain('→ 3 nodes');
     expect(await planEvents(name)).toContainEqual(expect.objectContaining({ optimizer: 'initial', rule: 'history-percentile', decidedBy: 'brain', nodes: 3 }));
+    // The round the plan opened names it: optimizer and reason, not only the size.
+    const causes = (await stack.store.nodeEvents.list(name, { kinds: ['round_opened'] })).map((e) => (e.data as { cause?: string }).cause);
+    expect(causes).toContainEqual(expect.stringMatching(/^Brain plan \(initial optimizer: .+\): scale to 3 nodes$/));
     await handle.signal(stopSignal, { reason: 'test over' });
     expect((await jobOutcome(handle)).phase).toBe('STOPPED');
   }, 300_000);

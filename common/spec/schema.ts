@@ -53,6 +53,8 @@ const resources = z.strictObject({
   cpu: cpu.prefault(1).describe('CPU cores per node: a number or millicores like "500m".'),
   memory: memory.prefault('2Gi').describe('Memory per node: bytes or a quantity like "512Mi", "2Gi".'),
   gpu: int(0, 1024).default(0).describe('GPUs per node.'),
+  oomFactor: z.number().min(1).max(100).optional().describe("After an OOM while the Brain does not answer, the job master multiplies the node's memory by this (default 2, the Brain's default)."),
+  oomMemoryCap: memory.optional().describe('…but never above this memory per node (default 64Gi, the Brain\'s default).'),
 });
 
 /** A trillion samples; and at most a million shards per epoch. */

@@ -5,8 +5,9 @@
 // for again until the Brain answers. What a plan changes is decided in common/brainPlanRules.ts;
 // this is the glue: ask, apply the decision to the JobState, record it, keep the timers.
 import { ActivityFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
-import { type BrainPlan, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
+import { DEFAULT_OOM_FALLBACK, type BrainPlan, type OomFallback, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
 import { APPLIED, initialPlan, missedInitialPlan, oomPlan, runningPlan, type PlanLimits } from '../../common/brainPlanRules.ts';
+import { ROUND_CAUSE } from '../../common/jobReasons.ts';
 import type { JobAction, JobState } from '../../common/jobState.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
 
@@ -16,6 +17,12 @@ const brain = proxyActivities<OptimizerActivities>({
 });
 
 type OomAction = Extract<JobAction, { type: 'oomPlan' }>;
+
+/** A node count a plan asks for, to apply like `scale`, with the round cause that names the plan (absent in runs recorded before). */
+export interface PlannedScale {
+  nodes: number;
+  cause?: string;
+}
 
 /** How often a missed initial plan is asked for again when auto-scaling gives no interval. */
 const INITIAL_RETRY_MS = 30_000;
@@ -39,9 +46,15 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       return null;
     }
   };
+  // Runs recorded before a scale's round cause named its plan replay with the plain cause.
+  const planned = (plan: BrainPlan, nodes: number): PlannedScale =>
+    patched('brain-plan-cause') ? { nodes, cause: ROUND_CAUSE.brainPlan(plan.stage, plan.reason, nodes) } : { nodes };
   const record = (plan: BrainPlan, applied: string) =>
     state.recordPlan({ stage: plan.stage, rule: plan.rule, reason: plan.reason, applied, at: Date.now() });
   const specMemory = spec.spec.resources.memory;
+  // The spec's OOM rule for when the Brain does not answer (absent in specs from before the fields: the defaults).
+  const { oomFactor, oomMemoryCap } = spec.spec.resources;
+  const oomFallback: OomFallback = { factor: oomFactor ?? DEFAULT_OOM_FALLBACK.factor, capBytes: oomMemoryCap ?? DEFAULT_OOM_FALLBACK.capBytes };
   const limits: PlanLimits = {
     autoScaling: autoScaling?.enabled === true,
     spec: { memoryBytes: specMemory, cpu: spec.spec.resources.cpu },
@@ -81,7 +94,7 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       });
       if (!plan && !fallbacks()) return;
       const cpu = state.node(action.node.id)?.resources?.cpu ?? spec.spec.resources.cpu;
-      const decision = oomPlan(plan, action.node, current, cpu);
+      const decision = oomPlan(plan, action.node, current, cpu, oomFallback);
       if (decision.warning) state.warn(decision.warning);
       if (decision.resources) state.setNodeResources(action.node.id, action.node.incarnation, decision.resources);
       if (decision.record) record(decision.record.plan, decision.record.applied);
@@ -95,11 +108,12 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
     },
 
     /**
-     * When due, asks again for an initial plan the Brain missed. Its resources apply to the nodes'
-     * next incarnations (when they raise the spec's); its node count, when the spec lets the Brain
-     * size the job, is returned to apply like `scale` — a start-size the job would have had.
+     * When due, asks again for an initial plan the Brain missed. Before the first round closed, its
+     * resources apply to the nodes' next incarnations (when they raise the spec's) and its node
+     * count, when the spec lets the Brain size the job, is returned to apply like `scale` — a
+     * start-size the job would have had. After, its node count is offered as a running plan.
      */
-    async missedInitial(targetNodes: number): Promise<number | undefined> {
+    async missedInitial(targetNodes: number): Promise<PlannedScale | undefined> {
       if (nextInitialAt === undefined || Date.now() < nextInitialAt || state.terminal) return undefined;
       const plan = await ask({ job: jobId, stage: 'initial' });
       if (!plan) {
@@ -108,10 +122,12 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       }
       nextInitialAt = undefined;
       state.data.brainInitialMissed = false;
-      const { resources, scaleTo, applied } = missedInitialPlan(plan, targetNodes, state.activeNodes(), limits);
+      // Past the first round, the plan is offered as a running plan (runs recorded before applied it as a start).
+      const firstRoundClosed = state.data.roundNodes > 0 && patched('brain-initial-first-round');
+      const { resources, scaleTo, applied } = missedInitialPlan(plan, targetNodes, state.activeNodes(), limits, firstRoundClosed);
       for (const { node, value } of resources) state.setNodeResources(node.id, node.incarnation, value);
       record(plan, applied);
-      return scaleTo;
+      return scaleTo === undefined ? undefined : planned(plan, scaleTo);
     },
 
     /** A scale was applied: the next running plan is timed from now, so it judges the new size on a full interval of samples. */
@@ -120,7 +136,7 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
     },
 
     /** When due: the running plan's node count if it differs from the target (to apply like `scale`). */
-    async running(targetNodes: number): Promise<number | undefined> {
+    async running(targetNodes: number): Promise<PlannedScale | undefined> {
       if (nextRunningAt === undefined || intervalMs === undefined || Date.now() < nextRunningAt) return undefined;
       nextRunningAt = Date.now() + intervalMs;
       if (state.data.phase !== 'RUNNING') return undefined;
@@ -129,7 +145,7 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       if (fallbacks()) nextRunningAt = Date.now() + intervalMs;
       const { scaleTo, applied } = runningPlan(plan, targetNodes, state.data.plans?.at(-1)?.rule, limits.scaleRefusal);
       if (plan && applied !== undefined) record(plan, applied);
-      return scaleTo;
+      return plan && scaleTo !== undefined ? planned(plan, scaleTo) : undefined;
     },
 
     /** Launch entries with the resources plans gave the nodes. */

@@ -2,47 +2,19 @@
 // activities over an in-memory world (test/fakeJobWorld.ts). The test plays the agents and the
 // API by emitting the events they would; no store, no API, no agents. The policy itself is
 // tested in common/jobState*.test.ts; these stories prove the workflow carries it out.
-import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initialJobState, type JobStateData, type NodeRecord } from '../../common/jobState.ts';
 import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
-import { taskQueueFor } from '../../test/helpers.ts';
+import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
-import { bundleWorkflows, createJobWorker } from '../../workers/jobWorker.ts';
-import type { Carried, elasticJob } from './elasticJob.ts';
+import type { Carried } from './elasticJob.ts';
 import { JOB_FAILED, scaleUpdate, statusQuery, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
 
 describe('the job workflow with fake activities', () => {
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const { client, withJob } = fakeJobSuite();
 
-  beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    bundle = await bundleWorkflows();
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
-
-  /** Runs `story` with a worker on its own task queue serving `world`; the job starts with a random id. */
-  const withJob = async <T>(
-    title: string,
-    world: FakeJobWorld,
-    input: Omit<ElasticJobInput, 'jobId'>,
-    story: (handle: WorkflowHandle<typeof elasticJob>) => Promise<T>,
-  ): Promise<T> => {
-    const taskQueue = taskQueueFor(title);
-    const worker = await createJobWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, activities: world.activities(), workflowBundle: bundle });
-    return worker.runUntil(async () => {
-      const jobId = `fake-${randomUUID()}`;
-      const handle = await env.client.workflow.start<typeof elasticJob>('elasticJob', { args: [{ jobId, ...input }], taskQueue, workflowId: `job-${jobId}` });
-      return story(handle);
-    });
-  };
   const status = (handle: WorkflowHandle) => handle.query(statusQuery);
   const phase = async (handle: WorkflowHandle, wanted: JobStatus['phase']) =>
     waitUntil(async () => ((await status(handle)).phase === wanted ? status(handle) : undefined), `the job ${wanted}`, 20_000, 50);
@@ -154,7 +126,7 @@ describe('the job workflow with fake activities', () => {
   /** The carried state the latest run of the job started with (what the run before it handed over). */
   const latestCarried = async (handle: WorkflowHandle): Promise<Carried | undefined> => {
     const { runId } = await handle.describe();
-    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const history = await client().workflow.getHandle(handle.workflowId, runId).fetchHistory();
     const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
     const input = defaultPayloadConverter.fromPayload<ElasticJobInput>(started!.input!.payloads![0]!);
     return input.carried as Carried | undefined;

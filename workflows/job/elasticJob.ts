@@ -53,8 +53,13 @@ export interface Carried {
   runKey: string;
   /** The name of runKey before it was renamed, in runs carried over from then. */
   token?: string;
-  pendingScale: ScaleRequest[];
+  pendingScale: QueuedScale[];
   stopReason: string | null;
+}
+
+/** A scale waiting its turn: a user's request, or a Brain plan with the round cause that names it (ROUND_CAUSE.brainPlan). */
+interface QueuedScale extends ScaleRequest {
+  cause?: string;
 }
 
 export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
@@ -73,7 +78,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     worldEndsJob: patched('world-ends-job'),
   });
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
-  const pendingScale: ScaleRequest[] = carried?.pendingScale ?? [];
+  const pendingScale: QueuedScale[] = carried?.pendingScale ?? [];
   let stopReason: string | null = carried?.stopReason ?? null;
   const planner = createBrainPlanner(jobId, spec, state);
 
@@ -222,9 +227,9 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     }
   };
 
-  const scaleTo = async (request: ScaleRequest) => {
+  const scaleTo = async (request: QueuedScale) => {
     const from = state.data.targetNodes;
-    await perform(state.scale(request.nodes, request.requestId), { why: `scale ${from} → ${request.nodes}` });
+    await perform(state.scale(request.nodes, request.requestId, request.cause), { why: `scale ${from} → ${request.nodes}` });
   };
   /** Records the final phase, tears every node down, and keeps the job's last step for the details. */
   const finish = async () => {
@@ -292,10 +297,10 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       if (deadlines && !state.terminal && stopReason === null) await checkDeadlines();
       // Auto-scaling: a due running plan goes the way of a scale signal.
       const planned = state.terminal || stopReason !== null ? undefined : await planner.running(state.data.targetNodes);
-      if (planned !== undefined) pendingScale.push({ nodes: planned, requestId: `brain-running-${uuid4()}` });
+      if (planned !== undefined) pendingScale.push({ ...planned, requestId: `brain-running-${uuid4()}` });
       // An initial plan the Brain missed, asked for again now that it may be back.
       const initial = state.terminal || stopReason !== null ? undefined : await planner.missedInitial(state.data.targetNodes);
-      if (initial !== undefined) pendingScale.push({ nodes: initial, requestId: `brain-initial-${uuid4()}` });
+      if (initial !== undefined) pendingScale.push({ ...initial, requestId: `brain-initial-${uuid4()}` });
       while (pendingScale.length > 0 && !state.terminal && stopReason === null) {
         const request = pendingScale[0]!;
         const refusal = state.scaleRefusal(request.nodes);
