@@ -27,5 +27,7 @@ if [ ! -f "$venv/.installed" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}" numpy >&2
   "$venv/bin/python" -c 'import torch, torch.distributed as d; print("torch", torch.__version__, "gloo", d.is_gloo_available())' >&2
   touch "$venv/.installed"
+else
+  say "torch==${TORCH_VERSION} already installed in $venv (delete the folder to reinstall)"
 fi
 echo "$venv/bin/python"

@@ -28,6 +28,12 @@ _KEEP_LOCAL = 2  # torchrun mode: newest files kept per rank (ranks differ by at
 
 
 class Checkpointer:
+    """Flash checkpoints of one rank's state dict: save(step, state) returns once the state is in
+    this node's shared memory (Rover persists it), load() returns (step, state) of the latest
+    committed step, from shared memory when it holds those bytes, else from storage. Under plain
+    torchrun, files in the checkpoint folder. `client`: a rover_client.Client (default: from the
+    environment)."""
+
     def __init__(self, client=None):
         self.client = client or rover_client.Client()
         self.env = self.client.env

@@ -29,6 +29,12 @@ _POLL_S = 0.2  # nothing leasable while shards are in flight elsewhere: wait thi
 
 
 class ShardSampler(Sampler):
+    """A torch Sampler over the job's shard ledger: each iteration step yields this rank's sample
+    indices from shards it leased, and done(step) reports them consumed at that step, so every
+    sample is trained once across restarts, shrink and grow. Under plain torchrun, a static split
+    of range(dataset_size) by rank. Sizes in samples; `shards_per_rank`: shards each rank trains
+    per step."""
+
     def __init__(self, dataset_size=None, shard_size=None, shards_per_rank=1, epochs=1, client=None):
         self.client = client or rover_client.Client()
         # The ledger when Rover runs this job with a spec.dataset; else the static split.
@@ -49,6 +55,8 @@ class ShardSampler(Sampler):
         return 0, 1
 
     def __iter__(self):
+        """Yields, per training step, this rank's sample indices (a list of ints); ends when every
+        shard of every epoch is done (ledger) or handed out (static split)."""
         return self._ledger_steps() if self.managed else self._static_steps()
 
     def _ledger_steps(self):

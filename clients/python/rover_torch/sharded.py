@@ -35,6 +35,11 @@ def _sha256_file(path):
 
 
 class ShardedCheckpointer:
+    """Checkpoints of FSDP (sharded) state through torch.distributed.checkpoint: each rank saves
+    its own shards of step N under <checkpoint dir>/dcp-N/, and the step commits when every rank
+    reported; load(state) fills `state` in place for the current world size, which may differ from
+    the world that saved it."""
+
     def __init__(self, client=None):
         self.client = client or rover_client.Client()
         self.env = self.client.env
