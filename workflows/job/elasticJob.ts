@@ -117,7 +117,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   setHandler(scaleSignal, (request) => {
     const refusal = state.scaleRefusal(request.nodes);
     if (refusal) state.warn(`scale signal ignored: ${refusal}`);
-    else pendingScale.push(request);
+    // Only the request's own fields: a round cause naming a plan is the planner's to write, not a signal's.
+    else pendingScale.push({ nodes: request.nodes, requestId: request.requestId });
   });
   /** Accepted scale Updates the main loop then refused, until their handlers answer (never carried: handlers finish first). */
   const refusedUpdates: { request: ScaleRequest; reason: string }[] = [];
