@@ -1,7 +1,7 @@
 // Warm standby processes at the process-group level, with real Python processes: the trainer
 // (test/trainers/warm_trainer.py) imports test/trainers/slow_import.py, which logs every import
 // with its pid, so a test sees which process imported what, and when.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,6 +188,18 @@ describe('warm standby processes', () => {
     await recordsOf(fresh.map((s) => s.pid));
   });
 
+  it('a standby that imported torch has imported torch._dynamo too, which torch.optim would import after the go', async () => {
+    // A stand-in torch package that records its imports (the real one: bench/restart.bench.ts).
+    const fake = path.join(dir, 'site');
+    mkdirSync(path.join(fake, 'torch'), { recursive: true });
+    writeFileSync(path.join(fake, 'torch', '__init__.py'), '');
+    writeFileSync(path.join(fake, 'torch', '_dynamo.py'), 'from slow_import import record\nrecord(__name__)\n');
+    const pool = new StandbyPool({ nproc: 1, launch: trainerLaunch([], ['torch']), startEnv: (localRank) => ({ ...startEnv(localRank), PYTHONPATH: fake }) });
+    pools.push(pool);
+    const [standby] = await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
+    expect(imports().filter((i) => i.module === 'torch._dynamo').map((i) => [i.pid, i.rank])).toEqual([[standby!.pid, null]]);
+  });
+
   it('a standby killed while it waits is replaced', async () => {
     const pool = startPool(trainerLaunch(), 1);
     const [first] = await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
@@ -229,7 +241,7 @@ describe('warm standby processes', () => {
   });
 
   it('exits as a cold start does: the exit code, and a traceback without the standby\'s frames', async () => {
-    for (const [args, exit] of [[['--exit-code', '7'], 7], [['--raise'], 1]] as const) {
+    for (const [args, exit] of [[['--exit-code', '7'], 7], [['--exit-message', 'bad config'], 1], [['--raise'], 1]] as const) {
       const launch = trainerLaunch([...args]);
       const pool = startPool(launch, 1);
       await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
@@ -237,11 +249,31 @@ describe('warm standby processes', () => {
       const outcome = await group.outcome;
       expect(outcome).toMatchObject({ kind: 'failed', failure: { exitCode: exit, signal: null } });
       if (outcome.kind !== 'failed' || exit !== 1) continue;
+      if (args[0] === '--exit-message') {
+        expect(outcome.failure.stderrTail).toBe('bad config');
+        continue;
+      }
       const tail = outcome.failure.stderrTail.split('\n');
       expect(tail[0]).toBe('Traceback (most recent call last):');
       expect(tail[1]).toContain(`File "${WARM_TRAINER}"`);
       expect(tail.at(-1)).toBe('RuntimeError: boom at start');
       expect(outcome.failure.stderrTail).not.toContain('standby.py');
+    }
+  });
+
+  it('a warm trainer ends as the interpreter ends a cold one: non-daemon threads, atexit handlers, open files', async () => {
+    const chores = (start: 'cold' | 'warm') => path.join(dir, `${start}-chores.txt`);
+    const launchOf = (start: 'cold' | 'warm'): StandbyLaunch => trainerLaunch(['--exit-chores', chores(start), '--exit-code', '3']);
+    const round = { base: 0, world: 1, round: 1 };
+    expect(await startGroup(undefined, launchOf('cold'), round, 1).group.outcome).toMatchObject({ kind: 'failed', failure: { exitCode: 3 } });
+    const pool = startPool(launchOf('warm'), 1);
+    await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
+    const warm = startGroup(pool, launchOf('warm'), round, 1).group;
+    expect(warm.warmRanks()).toEqual([0]);
+    expect(await warm.outcome).toMatchObject({ kind: 'failed', failure: { exitCode: 3 } });
+    for (const start of ['cold', 'warm'] as const) {
+      expect(readFileSync(chores(start), 'utf8'), `${start}: the thread ended before the atexit handlers ran`).toBe('thread\natexit\n');
+      expect(readFileSync(`${chores(start)}.open`, 'utf8'), `${start}: a file left open was flushed`).toBe('still in the buffer');
     }
   });
 

@@ -5,7 +5,9 @@
 // round's environment, argv and working directory (the go); the standby runs the script as
 // __main__ in its own process. From the go on it is a trainer like any other: it leads its own
 // process group and session (spawned detached, like a cold trainer), gets one SIGTERM, its output
-// is forwarded and parsed, its exit reported, its stacks read for hang evidence.
+// is forwarded and parsed, its exit reported, its stacks read for hang evidence. It ends faster
+// than a cold one: the interpreter's exit without the module teardown (agent/standby.py
+// _exit_as_python), so the next round does not wait a second per torch process for it.
 //
 // Which variables are valid when: a standby starts with its trainer's environment less the
 // round's variables (agent/torchrunEnv.ts standbyEnv), so everything a library may read at import

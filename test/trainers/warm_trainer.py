@@ -7,10 +7,14 @@ It imports slow_import (a module as slow to import as torch), then:
                   when it started)
   --dump FILE     writes what a cold and a warm start must agree on: environment, argv, cwd,
                   sys.path, __main__'s attributes, stdin, open files, threads
-  --raise         raises RuntimeError at start (a traceback); --exit-code C exits with C at start
+  --raise         raises RuntimeError at start (a traceback); --exit-code C exits with C at start;
+                  --exit-message M exits with sys.exit(M) at start
+  --exit-chores FILE   leaves work for the interpreter's exit: a non-daemon thread that appends
+                  `thread` to FILE a moment later, an atexit handler that appends `atexit`, and
+                  FILE.open, a file kept open in a global with its text still in the buffer
   --steps N --step-time S   prints `ROVER_STEP <n>` N times (default: until stopped)
 """
-import argparse, json, os, sys, threading, time
+import argparse, atexit, json, os, sys, threading, time
 
 import slow_import
 
@@ -33,12 +37,34 @@ def write(path, obj, append=False):
     os.replace(path + ".tmp", path)
 
 
+LEFT_OPEN = None
+
+
+def leave_exit_chores(path):
+    global LEFT_OPEN
+
+    def append(line):
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+    def late():
+        time.sleep(0.3)
+        append("thread")
+
+    threading.Thread(target=late).start()
+    atexit.register(append, "atexit")
+    LEFT_OPEN = open(path + ".open", "w", buffering=65536)
+    LEFT_OPEN.write("still in the buffer")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--record")
     p.add_argument("--dump")
     p.add_argument("--raise", dest="fail", action="store_true")
     p.add_argument("--exit-code", type=int)
+    p.add_argument("--exit-message")
+    p.add_argument("--exit-chores")
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--step-time", type=float, default=0.05)
     args = p.parse_args()
@@ -64,8 +90,12 @@ def main():
             "restart": os.environ.get("TORCHELASTIC_RESTART_COUNT"),
             "imports": [r["at"] for r in imports_of(pid) if r["module"] == "slow_import"], "started": started,
         }, append=True)
+    if args.exit_chores:
+        leave_exit_chores(args.exit_chores)
     if args.fail:
         raise RuntimeError("boom at start")
+    if args.exit_message is not None:
+        sys.exit(args.exit_message)
     if args.exit_code is not None:
         sys.exit(args.exit_code)
     for step in range(1, args.steps + 1):
