@@ -82,6 +82,26 @@ export async function brainSyncStatuses(client: Client, configured: string[]): P
   return rows;
 }
 
+/**
+ * Waits until every configured source's sync workflow answers with its first read done (a read
+ * that failed counts: `rover brain status` then shows its error), so that a stack `rover up`
+ * calls ready shows every source in `rover brain status`. Orphaned workflows are no wait: the
+ * Brain worker ends them before it polls, so before any source answers here.
+ */
+export async function waitForBrainSync(client: Client, sources: string[], o: { timeoutMs: number; workerExited: () => string | undefined; interrupt?: AbortSignal }): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  let pending: SourceStatus[] = [];
+  while (Date.now() < deadline) {
+    o.interrupt?.throwIfAborted();
+    const exited = o.workerExited();
+    if (exited) throw new Error(`the Brain worker exited before its sources were read: ${exited}`);
+    pending = (await brainSyncStatuses(client, sources)).filter((r) => r.state !== 'orphaned' && !(r.status && r.status.syncs > 0));
+    if (pending.length === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the Brain's sources were not read within ${o.timeoutMs} ms: ${pending.map((r) => `${r.source}: ${r.error ?? 'no read yet'}`).join('; ')}`);
+}
+
 /** The status table, then every source's rejected entries, one problem a line under its source. */
 export function formatBrainStatus(rows: SourceStatus[]): string {
   const rejected = (row: SourceStatus) => row.status?.rejected ?? [];

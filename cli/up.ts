@@ -9,6 +9,8 @@ import { isAlive, roverEntrypoint, spawnDetached, stopProcessGroup } from '../cl
 import { devServerArgs, waitForTemporal } from '../deploy/local/devServer.ts';
 import { resolveTemporalCli } from '../deploy/local/temporalCli.ts';
 import { openStore, recordNodeDown } from '../store/index.ts';
+import { parseSourceList } from '../brain/sources/registry.ts';
+import { waitForBrainSync } from './brain.ts';
 import { connectTemporal, jobWorkflowId } from './jobs.ts';
 import { sayWhileWaiting, whenOutputCloses } from './output.ts';
 import { followJob } from './watch.ts';
@@ -50,6 +52,17 @@ async function waitForHttp(url: string, timeoutMs: number, processAlive: () => b
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+/** The Brain worker starts one sync workflow per configured source; `rover brain status` lists them once each has read its source. */
+async function waitForSourcesRead(config: RoverConfig, workerExited: () => string | undefined, interrupt?: AbortSignal): Promise<void> {
+  const { client, close } = await connectTemporal(config);
+  try {
+    // The worker bundles its workflows before it polls: tens of seconds on a busy machine.
+    await waitForBrainSync(client, parseSourceList(config.brain.sources).map((s) => s.name), { timeoutMs: 120_000, workerExited, interrupt });
+  } finally {
+    await close();
+  }
 }
 
 /** The workers go first: a worker still running while the API is gone would take the agents' missing heartbeats for lost nodes. */
@@ -166,11 +179,14 @@ export async function startStack(config: RoverConfig, interrupt?: AbortSignal): 
 
     say(`starting the Brain on ${env.ROVER_BRAIN_URL} and its config-sync worker`);
     const brainWorker = roverEntrypoint('workers/brainMain.ts');
-    started.push({ name: 'brain-worker', ...spawnDetached(brainWorker.command, brainWorker.args, { env, logFile: path.join(logs, 'brain-worker.log') }) });
+    const brainWorkerProcess = spawnDetached(brainWorker.command, brainWorker.args, { env, logFile: path.join(logs, 'brain-worker.log') });
+    started.push({ name: 'brain-worker', ...brainWorkerProcess });
     const brain = roverEntrypoint('api/brainMain.ts');
     const brainProcess = spawnDetached(brain.command, brain.args, { env, logFile: path.join(logs, 'brain.log') });
     started.push({ name: 'brain', ...brainProcess });
     await sayWhileWaiting(waitForHttp(`http://${config.brain.host}:${config.brain.port}/healthz`, 60_000, () => isAlive(brainProcess.pid), interrupt), 'waiting for the Brain', say);
+    const brainWorkerExited = () => (isAlive(brainWorkerProcess.pid) ? undefined : `see ${brainWorkerProcess.logFile}`);
+    await sayWhileWaiting(untilInterrupted(waitForSourcesRead(config, brainWorkerExited, interrupt), interrupt), "waiting for the Brain's first read of its sources", say);
 
     const stack: StackFile = {
       startedAt: new Date().toISOString(),

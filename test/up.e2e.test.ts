@@ -1,7 +1,8 @@
 // `rover up` brings the whole embedded stack up with the demo job, and Ctrl-C leaves nothing behind,
-// also when its output goes through a pipe that the same Ctrl-C closes (`rover up | tee up.log`).
+// also when its output goes through a pipe that the same Ctrl-C closes (`rover up | tee up.log`);
+// `rover up --detach` returns a stack that is ready, and `rover down` stops it.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +15,22 @@ import { waitUntil } from './helpers.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
 
 const run = promisify(execFile);
+
+/** `rover …` as a user runs it against a stack of its own: `home` and free ports. */
+async function roverIn(home: string, extraEnv: Record<string, string> = {}) {
+  const env = {
+    ...process.env,
+    ROVER_HOME: home,
+    TEMPORAL_CLI: inject('temporalCli'),
+    ROVER_TEMPORAL_PORT: String(await freePort()),
+    ROVER_UI_PORT: String(await freePort()),
+    ROVER_API_PORT: String(await freePort()),
+    ROVER_BRAIN_PORT: String(await freePort()),
+    ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    ...extraEnv,
+  };
+  return (...args: string[]) => run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env });
+}
 
 describe('rover up', () => {
   it('starts Temporal with the Web UI and Rover attributes, runs the demo job, and Ctrl-C of `rover up | tee` stops every process', async () => {
@@ -82,19 +99,27 @@ describe('rover up', () => {
     }
   });
 
+  it('rover brain status right after rover up --detach exits 0 and lists every configured source as read', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'rover-up-brain-'));
+    const teamDir = path.join(home, 'team-configs');
+    mkdirSync(teamDir);
+    writeFileSync(path.join(teamDir, 'team.yaml'), 'name: team\npriority: 10\nconfigure: {optimizer: {margin: 0.3}}\n');
+    const rover = await roverIn(home, { ROVER_BRAIN_SOURCES: `default=yaml:${path.join(repoRoot, 'brain/defaults')},team=yaml:${teamDir}` });
+    try {
+      await rover('up', '--detach', '--no-demo');
+      // At once, as a user would: `up` said the stack is running, so the Brain's picture is complete.
+      // `run` rejects on a non-zero exit.
+      const { stdout } = await rover('brain', 'status');
+      expect(stdout).toMatch(/^default\s+running\s+1\s+1\s/m); // version 1, 1 configuration
+      expect(stdout).toMatch(/^team\s+running\s+1\s+1\s/m);
+    } finally {
+      await rover('down').catch(() => undefined);
+    }
+  });
+
   it('rover down costs a job no relaunch budget and its nodes come back on rover up; down --keep-jobs leaves them training', async () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-down-'));
-    const env = {
-      ...process.env,
-      ROVER_HOME: home,
-      TEMPORAL_CLI: inject('temporalCli'),
-      ROVER_TEMPORAL_PORT: String(await freePort()),
-      ROVER_UI_PORT: String(await freePort()),
-      ROVER_API_PORT: String(await freePort()),
-      ROVER_BRAIN_PORT: String(await freePort()),
-      ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    };
-    const rover = (...args: string[]) => run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env });
+    const rover = await roverIn(home);
     const spec = path.join(home, 'steady.yaml');
     writeFileSync(spec, [
       'metadata: {name: steady}',
@@ -134,5 +159,5 @@ describe('rover up', () => {
     } finally {
       await rover('down').catch(() => undefined);
     }
-  });
+  }, 240_000); // three stack starts, each until the Brain has read its sources
 });
