@@ -252,6 +252,8 @@ export {
 export type {
   Checkpoint,
   CheckpointCommit,
+  CheckpointCursor,
+  CheckpointDeletion,
   CheckpointReport,
   CheckpointsRepository,
   NewCheckpointCommit,
