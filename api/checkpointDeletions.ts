@@ -4,8 +4,7 @@
 // and its token must open that job, and every read and write is keyed by that job: an agent sees
 // and acknowledges only its own job's files. Each answer is one bounded page, whatever the nodes.
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { FastifyInstance } from 'fastify';
 import {
   CLAIM_LEASE_MS,
   deletionClaimRequest,
@@ -16,11 +15,8 @@ import {
   type LiveResponse,
 } from '../common/checkpointDeletionProtocol.ts';
 import type { Job, Store } from '../store/index.ts';
-import { bearerToken, namedNode } from './auth.ts';
 import { HttpError, parseInput } from './errors.ts';
-import type { Authorize } from './trainerRoutes.ts';
-
-const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
+import { requestJob, type Authorize } from './trainerRoutes.ts';
 
 export class CheckpointDeletions {
   constructor(private readonly store: Store) {}
@@ -50,10 +46,7 @@ export class CheckpointDeletions {
 }
 
 export function registerCheckpointDeletionRoutes(app: FastifyInstance, authorize: Authorize, deletions: CheckpointDeletions): void {
-  const job = async (request: FastifyRequest) => {
-    const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return authorize(jobId, bearerToken(request), namedNode(request));
-  };
+  const job = requestJob(authorize);
 
   app.post('/v1/jobs/:job/checkpoints/deletions/claim', async (request) => {
     const j = await job(request);
