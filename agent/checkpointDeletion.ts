@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { DELETION_BATCH_MAX, type DoomedFile } from '../common/checkpointDeletionProtocol.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
-import type { DeletionClient, NodeRef } from './masterClient.ts';
+import { MasterHttpError, type DeletionClient, type NodeRef } from './masterClient.ts';
 
 /** Batches one pass claims at most, so a pass ends even while commits keep dooming files. */
 const MAX_BATCHES_PER_PASS = 64;
@@ -93,6 +93,8 @@ export interface CheckpointDeleterOptions {
 /** The agent's deleter: a pass every intervalMs, and one soon after trigger() (a commit seen). */
 export class CheckpointDeleter {
   private stopped = false;
+  /** The API answered 404 (one from before node-side deletion, or the job is gone): nothing to ask it. */
+  private unsupported = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> = Promise.resolve();
   private passing: Promise<number> | undefined;
@@ -103,7 +105,7 @@ export class CheckpointDeleter {
     this.loop = (async () => {
       // Agents of a job start together: spread their first asks over one interval.
       await this.sleep(Math.floor(Math.random() * this.opts.intervalMs));
-      while (!this.stopped) {
+      while (!this.stopped && !this.unsupported) {
         await this.pass().catch((err: unknown) => this.opts.log.warn({ err }, 'checkpoint deletion pass failed; trying again later'));
         await this.sleep(this.opts.intervalMs);
       }
@@ -132,8 +134,13 @@ export class CheckpointDeleter {
   private async drain(): Promise<number> {
     const { api, ref } = this.opts;
     let removed = 0;
-    for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
-      const claim = await api.claimDeletions({ ...ref, limit: DELETION_BATCH_MAX });
+    for (let batch = 0; batch < MAX_BATCHES_PER_PASS && !this.unsupported; batch++) {
+      const claim = await api.claimDeletions({ ...ref, limit: DELETION_BATCH_MAX }).catch((err: unknown) => {
+        if (!(err instanceof MasterHttpError && err.status === 404)) throw err;
+        this.unsupported = true;
+        this.opts.log.debug({ err: err.message }, 'the API hands out no checkpoint deletions (404): this agent deletes none');
+        return { deletions: [], token: '', claimedUntil: 0 };
+      });
       if (claim.deletions.length === 0) break;
       const outcome = await deleteDoomed(this.opts.checkpointDir, this.opts.workdir ?? '.', claim.deletions, await this.livePaths());
       await api.deletionsDone({ ...ref, token: claim.token, ids: claim.deletions.map((d) => d.id) });
