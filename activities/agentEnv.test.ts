@@ -7,7 +7,7 @@ import { afterEach, expect, it } from 'vitest';
 import { kubernetesOptions, nodePod } from '../cluster/kubernetes/manifests.ts';
 import { LOCAL_STACK_VAR } from '../cluster/local/processes.ts';
 import { nodeSubmission } from '../cluster/ray/submission.ts';
-import type { ClusterBackend, NodeLaunch } from '../cluster/types.ts';
+import { captureBackend } from '../cluster/testing.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { localAgentBaseEnv, TRAINER_ROVER_PASSTHROUGH } from '../common/processEnv.ts';
@@ -44,18 +44,7 @@ describeEachStore('the environment a launch gives an agent', (h) => {
     const store = await h.open();
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-agentenv-'));
     homes.push(home);
-    const launches: NodeLaunch[] = [];
-    const capture: ClusterBackend = {
-      name: 'local',
-      async ensureNode(launch) {
-        launches.push(launch);
-        return { pid: null, logPath: null, created: true };
-      },
-      async deleteNode() {},
-      async findDeadNodes() {
-        return [];
-      },
-    };
+    const { backend: capture, launches } = captureBackend();
     const config = loadConfig({ ...SECRETS, ROVER_HOME: home, ROVER_API_URL: 'http://api.internal:8470' });
     const acts = createJobActivities({ store, backends: [capture], config, logger: createLogger('test', 'silent') });
     const input = {

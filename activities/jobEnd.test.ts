@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import type { ClusterBackend, NodeLaunch } from '../cluster/types.ts';
+import { captureBackend } from '../cluster/testing.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
@@ -28,18 +28,7 @@ function spec(name: string, backend: 'local' | 'kubernetes' = 'local'): JobSpec 
 describeEachStore('job activities at the end of a job', (h) => {
   const setup = async () => {
     const store = await h.open();
-    const launches: NodeLaunch[] = [];
-    const backend: ClusterBackend = {
-      name: 'local',
-      async ensureNode(launch) {
-        launches.push(launch);
-        return { pid: null, logPath: null, created: true };
-      },
-      async deleteNode() {},
-      async findDeadNodes() {
-        return [];
-      },
-    };
+    const { backend, launches } = captureBackend();
     const home = mkdtempSync(path.join(os.tmpdir(), 'rover-jobend-'));
     const config = loadConfig({ ROVER_HOME: home, ROVER_OPERATOR_TOKEN: 'signing-key-of-the-job-end-tests' });
     const acts = createJobActivities({ store, backends: [backend], config, logger: createLogger('test', 'silent') });

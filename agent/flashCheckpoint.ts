@@ -56,6 +56,8 @@ export interface FlashSaverOptions {
   log: Logger;
   /** Shared-memory folder; default /dev/shm/rover. */
   shmRoot?: string;
+  /** Told when a report committed its step (the agent's checkpoint deleter then looks for doomed files). */
+  onCommitted?: (step: number) => void;
 }
 
 /** A request's files, real paths: where the bytes are read from and where they go. */
@@ -229,6 +231,8 @@ export class FlashSaver {
       attemptTimeoutMs: REPORT_ATTEMPT_TIMEOUT_MS,
     });
     if (!res.ok) throw new Error(`the API refused the report: HTTP ${res.status} ${await res.text()}`);
+    const answer = (await res.json().catch(() => undefined)) as { committed?: unknown } | undefined;
+    if (answer?.committed === true) this.opts.onCommitted?.(req.step);
     await this.dropOlder(req.rank, req.step);
     this.opts.log.info({ step: req.step, rank: req.rank, bytes: req.bytes, ms: Date.now() - started }, 'flash checkpoint persisted');
   }

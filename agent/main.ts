@@ -3,11 +3,17 @@
 // master, 1 node failed, 2 bad environment, 128+n after signal n (143 for SIGTERM).
 import { createLogger } from '../common/logger.ts';
 import { Agent } from './agent.ts';
+import { CheckpointDeleter } from './checkpointDeletion.ts';
 import { FlashSaver } from './flashCheckpoint.ts';
 import { HttpMasterClient } from './masterClient.ts';
 import { configVersionEnv } from './configVersion.ts';
 import { resumeEnv } from './resume.ts';
 import { AgentSettingsError, parseAgentSettings, type AgentSettings } from './settings.ts';
+
+/** Without a commit seen, the agent asks for doomed checkpoint files every this many heartbeat intervals. */
+const DELETION_POLL_BEATS = 6;
+/** The last deletion pass on exit gets this long (ms). */
+const LAST_DELETION_MS = 10_000;
 
 function readSettings(): AgentSettings {
   try {
@@ -23,6 +29,16 @@ const settings = readSettings();
 const { job, node, incarnation } = settings;
 const log = createLogger('agent', settings.logLevel).child({ job, node, incarnation });
 const master = new HttpMasterClient({ baseUrls: settings.apiUrls, start: node, job, token: settings.token });
+// Files a checkpoint commit doomed (retention, partial steps) are deleted here, where they are: the
+// API decides and records them, an agent of the job claims and deletes them (agent/checkpointDeletion.ts).
+const deleter = new CheckpointDeleter({
+  api: master,
+  ref: { node, incarnation },
+  checkpointDir: settings.checkpointDir,
+  ...(settings.entrypoint.workdir !== undefined && { workdir: settings.entrypoint.workdir }),
+  intervalMs: settings.heartbeatIntervalMs * DELETION_POLL_BEATS,
+  log: log.child({ part: 'checkpoint-deletion' }),
+});
 // spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
 // It reports to every API replica the master client knows (sharing its choice), and writes only
 // into the job's checkpoint folder as the trainers see it (relative: to their working directory).
@@ -36,6 +52,7 @@ const flash =
         checkpointDir: settings.checkpointDir,
         ...(settings.entrypoint.workdir !== undefined && { workdir: settings.entrypoint.workdir }),
         log,
+        onCommitted: () => deleter.trigger(),
       })
     : undefined;
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
@@ -44,6 +61,7 @@ const groupEnv = async (round: { round: number; groupRank: number }) => ({
   ...(await resumeEnv(settings, master.endpoints, round)),
 });
 const agent = new Agent({ settings, master, log, baseEnv, groupEnv });
+deleter.start();
 
 // The training processes lead their own sessions, so a signal meant for the node reaches only
 // this process (the local backend signals the agent alone; a terminal's Ctrl-C or hang-up reaches
@@ -60,6 +78,8 @@ agent.run().then(
   async (code) => {
     // Pending flash saves are persisted before the agent goes, then the node's shared memory is freed.
     await flash?.close({ removeShm: true }).catch((err: unknown) => log.error({ err }, 'flash saver did not close cleanly'));
+    // After the last saves' commits: what they doomed goes now, within a bound.
+    await Promise.race([deleter.stop(), new Promise((resolve) => setTimeout(resolve, LAST_DELETION_MS).unref())]);
     process.exit(code);
   },
   (err: unknown) => {

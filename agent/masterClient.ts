@@ -19,6 +19,15 @@ import {
 } from '../common/protocol.ts';
 import { ApiEndpoints, retryAfterDelayMs, retryAfterMs } from '../common/apiUrls.ts';
 import { nodeCheckResponse, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
+import {
+  deletionClaimResponse,
+  deletionDoneResponse,
+  liveResponse,
+  type DeletionClaimRequest,
+  type DeletionClaimResponse,
+  type DeletionDoneRequest,
+  type LiveResponse,
+} from '../common/checkpointDeletionProtocol.ts';
 
 export interface NodeRef {
   node: number;
@@ -36,6 +45,13 @@ export interface MasterClient {
   postEvent?(req: AgentEvent, signal?: AbortSignal): Promise<void>;
   /** Pre-flight node check poll; optional for test doubles (no check then). */
   nodeCheck?(req: NodeCheckRequest, signal?: AbortSignal): Promise<NodeCheckResponse>;
+}
+
+/** The checkpoint-deletion calls (common/checkpointDeletionProtocol.ts) the agent's deleter makes. */
+export interface DeletionClient {
+  claimDeletions(req: DeletionClaimRequest, signal?: AbortSignal): Promise<DeletionClaimResponse>;
+  liveCheckpoints(ref: NodeRef, after?: { step: number; rank: number }, signal?: AbortSignal): Promise<LiveResponse>;
+  deletionsDone(req: DeletionDoneRequest, signal?: AbortSignal): Promise<number>;
 }
 
 /** The master answered with a non-2xx status. */
@@ -76,7 +92,7 @@ export interface HttpMasterClientOptions {
   fetch?: typeof fetch;
 }
 
-export class HttpMasterClient implements MasterClient {
+export class HttpMasterClient implements MasterClient, DeletionClient {
   private readonly jobPath: string;
   private readonly requestTimeoutMs: number;
   /** The replicas; a request that cannot reach one moves on to the next. */
@@ -116,6 +132,19 @@ export class HttpMasterClient implements MasterClient {
 
   async postEvent(req: AgentEvent, signal?: AbortSignal): Promise<void> {
     await this.send('POST', '/nodes/events', req, signal);
+  }
+
+  claimDeletions(req: DeletionClaimRequest, signal?: AbortSignal): Promise<DeletionClaimResponse> {
+    return this.receive('POST', '/checkpoints/deletions/claim', req, deletionClaimResponse, signal);
+  }
+
+  liveCheckpoints(ref: NodeRef, after?: { step: number; rank: number }, signal?: AbortSignal): Promise<LiveResponse> {
+    const page = after ? `&afterStep=${after.step}&afterRank=${after.rank}` : '';
+    return this.receive('GET', `/checkpoints/live?node=${ref.node}&incarnation=${ref.incarnation}${page}`, undefined, liveResponse, signal);
+  }
+
+  async deletionsDone(req: DeletionDoneRequest, signal?: AbortSignal): Promise<number> {
+    return (await this.receive('POST', '/checkpoints/deletions/done', req, deletionDoneResponse, signal)).acknowledged;
   }
 
   /**

@@ -67,6 +67,9 @@ const ROUTES: Record<string, RouteCase> = {
   'POST /v1/jobs/:job/checkpoints/restored': { access: 'job', body: { ...trainer, step: 1, source: 'shm', seconds: 0.5 } },
   // A long poll only when `after` names the current version: generated values never do.
   'GET /v1/jobs/:job/config': { access: 'job', query: { waitMs: '0' } },
+  'POST /v1/jobs/:job/checkpoints/deletions/claim': { access: 'job', body: { ...ref, limit: 16 } },
+  'GET /v1/jobs/:job/checkpoints/live': { access: 'job', query: { node: '0', incarnation: '0', afterStep: '1', afterRank: '0' } },
+  'POST /v1/jobs/:job/checkpoints/deletions/done': { access: 'job', body: { ...ref, token: 'b'.repeat(32), ids: [1, 2] } },
   'GET /v1/jobs/:job/checkpoints/latest': { access: 'job', query: { round: '1', node: '0', incarnation: '0', rank: '0' } },
   'POST /brain/v1/optimize': { access: 'brain', body: { job: 'a', stage: 'oom', nodeId: 0, incarnation: 0, exitCode: 137, reason: 'OOMKilled', memoryBytes: 2 ** 30 } },
   'GET /brain/v1/config': { access: 'brain', query: { job: 'a' } },

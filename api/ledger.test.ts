@@ -1,5 +1,7 @@
 // The trainer endpoints against a real store on both dialects: leasing, exactly-once done,
-// rewinds to the committed checkpoint on a new round, the commit protocol, poison shards.
+// rewinds to the committed checkpoint on a new round, the commit protocol, poison shards. The
+// API only records which checkpoint files a commit dooms; `sweep` is an agent's deletion pass
+// (agent/checkpointDeletion.ts) over the API's deletion endpoints, which deletes them.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
+import { CheckpointDeleter } from '../agent/checkpointDeletion.ts';
 import type { Store } from '../store/index.ts';
 import { buildApi } from './server.ts';
 
@@ -38,7 +41,20 @@ async function setup(store: Store, dataset: Record<string, unknown>, opts: { nod
   };
   const t = (rank: number, r = 1) => ({ node: rank, incarnation: 0, rank, round: r });
   const events = async (kind: string) => (await store.nodeEvents.listAfter('ds', 0, 1000)).filter((e) => e.kind === kind).map((e) => e.data);
-  return { app, call, round, t, events, advance: (ms: number) => (now += ms) };
+  // An agent of node 0 that sees the checkpoint folder: claims the doomed files, deletes, acknowledges.
+  const deleter = new CheckpointDeleter({
+    api: {
+      claimDeletions: async (req) => (await call('POST', 'checkpoints/deletions/claim', req)).body,
+      liveCheckpoints: async (ref, after) =>
+        (await call('GET', `checkpoints/live?node=${ref.node}&incarnation=${ref.incarnation}${after ? `&afterStep=${after.step}&afterRank=${after.rank}` : ''}`)).body,
+      deletionsDone: async (req) => (await call('POST', 'checkpoints/deletions/done', req)).body.acknowledged,
+    },
+    ref: { node: 0, incarnation: 0 },
+    checkpointDir: opts.dir ?? '/nonexistent/rover-ckpt',
+    intervalMs: 60_000,
+    log: createLogger('test', 'silent'),
+  });
+  return { app, call, round, t, events, advance: (ms: number) => (now += ms), sweep: () => deleter.pass() };
 }
 
 describeEachStore('trainer API', (h) => {
@@ -82,7 +98,7 @@ describeEachStore('trainer API', (h) => {
       writeFileSync(p, 'x');
       return p;
     };
-    const { app, call, round, t, events } = await setup(store, { size: 40, shardSize: 10 }, { keep: 1, dir });
+    const { app, call, round, t, events, sweep } = await setup(store, { size: 40, shardSize: 10 }, { keep: 1, dir });
     await round(1);
     const doneAt = async (rank: number, step: number) => {
       const l = await call('POST', 'shards/lease', { ...t(rank), count: 1 });
@@ -96,7 +112,9 @@ describeEachStore('trainer API', (h) => {
     expect((await report(1, 1)).body).toEqual({ committed: true, reported: 2, worldSize: 2 });
     await doneAt(1, 2);
     await report(0, 2);
-    await report(1, 2); // commits step 2; keep 1 drops step 1 and its files
+    await report(1, 2); // commits step 2; keep 1 dooms step 1 and its files
+    expect(existsSync(path.join(dir, 's1-r0'))).toBe(true); // the API deletes nothing itself
+    expect(await sweep()).toBe(2);
     expect(existsSync(path.join(dir, 's1-r0'))).toBe(false);
     expect(existsSync(path.join(dir, 's2-r0'))).toBe(true);
     await doneAt(0, 3);
@@ -128,6 +146,7 @@ describeEachStore('trainer API', (h) => {
       { step: 2, source: 'shm', round: 2, seconds: 0.25 },
       { step: 2, source: 'storage', round: 2 },
     ]);
+    expect(await sweep()).toBe(1);
     expect(existsSync(path.join(dir, 's3-r0'))).toBe(false); // the partial step is gone
     expect(existsSync(outside)).toBe(true); // only files inside spec.checkpoint.dir are removed
     expect((await call('GET', 'shards')).body).toMatchObject({ done: 2, inFlight: 0, queued: 2 });
@@ -148,7 +167,7 @@ describeEachStore('trainer API', (h) => {
     const canary = path.join(outside, 'canary');
     writeFileSync(canary, 'keep me');
     symlinkSync(outside, path.join(dir, 'link'));
-    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 1, keep: 1, dir });
+    const { app, call, round, t, sweep } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 1, keep: 1, dir });
     await round(1);
     const report = (step: number, file: string) => call('POST', 'checkpoints', { ...t(0), step, path: file, bytes: 1, checksum: sha('a') });
     for (const [file, why] of [
@@ -173,10 +192,12 @@ describeEachStore('trainer API', (h) => {
     symlinkSync(outside, path.join(dir, 'swap'));
     writeFileSync(path.join(dir, 's2'), 'x');
     expect((await report(2, path.join(dir, 's2'))).body.committed).toBe(true); // keep 1: step 1 goes
+    await sweep();
     expect(readFileSync(canary, 'utf8')).toBe('keep me');
     // Inside the folder, deletion still works: step 2's file goes when step 3 commits.
     writeFileSync(path.join(dir, 's3'), 'x');
     expect((await report(3, path.join(dir, 's3'))).body.committed).toBe(true);
+    expect(await sweep()).toBe(1);
     expect(existsSync(path.join(dir, 's2'))).toBe(false);
     await app.close();
     rmSync(dir, { recursive: true, force: true });
@@ -186,7 +207,7 @@ describeEachStore('trainer API', (h) => {
   it('drops a step saved as a folder of its own (torch.distributed.checkpoint) whole, and spares a folder kept steps share', async () => {
     const store = await h.open();
     const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
-    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
+    const { app, call, round, t, sweep } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
     await round(1);
     // DCP: <dir>/dcp-<step>/ holds each rank's __<rank>_0.distcp and a .metadata no rank reports;
     // beside it, a trainer that keeps every step's files in one folder.
@@ -203,6 +224,7 @@ describeEachStore('trainer API', (h) => {
     };
     await save(1);
     await save(2); // keep 1: step 1 goes
+    await sweep();
     expect(existsSync(path.join(dir, 'dcp-1'))).toBe(false);
     expect(existsSync(path.join(dir, 'dcp-2', '.metadata'))).toBe(true);
     expect(existsSync(path.join(dir, 'shared', 's1-r1'))).toBe(false);
@@ -219,6 +241,7 @@ describeEachStore('trainer API', (h) => {
         await call('POST', 'checkpoints', { ...t(rank), step, path: file, bytes: 1, checksum: sha('a') });
       }
     }
+    await sweep();
     expect(existsSync(path.join(dir, 'nested', 's3-r0'))).toBe(false);
     expect(['s4-r0', 's4-r1', 'other'].map((f) => existsSync(path.join(dir, 'nested', 'deep', f)))).toEqual([true, true, true]);
     await app.close();
@@ -228,7 +251,7 @@ describeEachStore('trainer API', (h) => {
   it('never deletes a kept step named through a symlink, nor a file no step reported', async () => {
     const store = await h.open();
     const dir = mkdtempSync(path.join(tmpdir(), 'rover-ckpt-'));
-    const { app, call, round, t } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
+    const { app, call, round, t, sweep } = await setup(store, { size: 40, shardSize: 10 }, { nodes: 2, keep: 1, dir });
     await round(1);
     // b/ is also reachable as alias/ (a "latest" link); u/ holds step 1 beside someone's notes.
     mkdirSync(path.join(dir, 'b'));
@@ -243,8 +266,10 @@ describeEachStore('trainer API', (h) => {
     };
     await report(1, ['u/s1-r0', 'b/f-r1']);
     await report(2, ['b/s2-r0', 'alias/f-r1']); // keep 1: step 1 goes; b/f-r1 is step 2's file too
+    await sweep();
     expect(readFileSync(path.join(dir, 'b', 'f-r1'), 'utf8')).toBe('step 2');
     await report(3, ['alias/s3-r0', 'alias/s3-r1']); // step 2 goes; step 3 lives in b/, named through alias/
+    await sweep();
     expect(existsSync(path.join(dir, 'u', 's1-r0'))).toBe(false);
     expect(readFileSync(path.join(dir, 'u', 'notes.txt'), 'utf8')).toBe('keep me');
     expect(['s2-r0', 'f-r1', 's3-r0', 's3-r1'].map((f) => existsSync(path.join(dir, 'b', f)))).toEqual([false, false, true, true]);

@@ -3,8 +3,10 @@
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
 // replays exactly the data after it; requests from older rounds are refused as stale. Lease and
 // done requests of a job are group-committed: those that arrive together share one transaction.
-import { readdir, realpath, rm } from 'node:fs/promises';
-import path from 'node:path';
+// The ledger decides which checkpoint files go (retention, partial steps) and records them as
+// doomed in the transaction that forgets their reports; an agent of the job, which sees the
+// files, deletes them (api/checkpointDeletions.ts, agent/checkpointDeletion.ts). No file is
+// touched here: the API process may not see the checkpoint folder at all.
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
   CheckpointReportWire,
@@ -95,26 +97,24 @@ export class LedgerService {
     const ledger = await this.ensure(job);
     if (ledger.round === ref.round) return ledger.resumeStep;
     if (ledger.round > ref.round) throw stale(job, ref, ledger.round);
-    const { step, partial } = await this.tx(async (tx) => {
+    return this.tx(async (tx) => {
       const l = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
       if (l.round > ref.round) throw stale(job, ref, l.round);
-      if (l.round === ref.round) return { step: l.resumeStep, partial: [] };
+      if (l.round === ref.round) return l.resumeStep;
       const latestRound = await tx.rendezvous.latestRound(job.id);
       if (!latestRound || latestRound.round < ref.round) {
         throw new HttpError(409, 'unknown_round', `job ${job.id} has no rendezvous round ${ref.round} yet`);
       }
       const resume = (await tx.checkpoints.latestCommit(job.id))?.step ?? 0;
       const requeued = await tx.shards.rewind(job.id, resume);
+      // Steps that never committed can never be resumed from: their files are doomed.
       const partial = await tx.checkpoints.listUncommittedBelow(job.id, Number.MAX_SAFE_INTEGER);
+      await tx.checkpoints.doom(job.id, partial);
       await tx.checkpoints.deleteSteps(job.id, [...new Set(partial.map((c) => c.step))]);
       await tx.shardLedgers.setRound(job.id, ref.round, resume, await settledEpochs(tx, job.id));
       await tx.nodeEvents.append({ jobId: job.id, kind: 'ledger_rewound', data: { round: ref.round, step: resume, requeued } });
-      return { step: resume, partial };
+      return resume;
     });
-    if (partial.length > 0) {
-      await removeFiles(job, partial.map((c) => c.path), await this.keptPaths(job));
-    }
-    return step;
   }
 
   async lease(job: Job, req: LeaseRequest): Promise<LeaseResponse> {
@@ -205,14 +205,15 @@ export class LedgerService {
 
   /**
    * Records a rank's checkpoint. When every rank of the round's world has reported the step,
-   * commits it (once, with the ledger position) and deletes commits beyond spec.checkpoint.keep.
+   * commits it (once, with the ledger position) and dooms the files of commits beyond
+   * spec.checkpoint.keep and of older steps that never committed (an agent deletes them).
    */
   async reportCheckpoint(job: Job, req: CheckpointReportWire) {
     const verdict = await checkCheckpointPath(specOf(job).spec.checkpoint.dir, req.path);
     if (!verdict.ok) throw new HttpError(400, 'invalid_path', `body.path: ${verdict.reason}`);
     await this.enterRound(job, req);
     const spec = specOf(job).spec;
-    const outcome = await this.tx(async (tx) => {
+    return this.tx(async (tx) => {
       const ledger = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
       if (ledger.round !== req.round) throw stale(job, req, ledger.round);
       const round = await tx.rendezvous.getRound({ jobId: job.id, round: req.round });
@@ -223,11 +224,11 @@ export class LedgerService {
       await tx.checkpoints.report({ jobId: job.id, step: req.step, rank: req.rank, path: req.path, bytes: req.bytes, checksum: req.checksum });
       const reports = await tx.checkpoints.listForStep(job.id, req.step);
       const reported = new Set(reports.map((r) => r.rank).filter((r) => r < worldSize)).size;
-      if (reported < worldSize) return { committed: false, reported, worldSize, doomed: [] as string[] };
+      if (reported < worldSize) return { committed: false, reported, worldSize };
       const doneShards = await tx.shards.countDoneThrough(job.id, req.step);
       const shardCursor = { round: req.round, step: req.step, doneShards };
       if (!(await tx.checkpoints.commit({ jobId: job.id, step: req.step, worldSize, shardCursor }))) {
-        return { committed: false, reported, worldSize, doomed: [] };
+        return { committed: false, reported, worldSize };
       }
       await tx.nodeEvents.append({ jobId: job.id, kind: 'checkpoint_committed', data: { worldSize, ...shardCursor } });
       // Keep the newest `keep` commits; older ones and reports that never committed go.
@@ -239,54 +240,11 @@ export class LedgerService {
         ...(await Promise.all(dropSteps.map((s) => tx.checkpoints.listForStep(job.id, s)))).flat(),
         ...(await tx.checkpoints.listUncommittedBelow(job.id, oldestKept)),
       ];
+      // A kept step's file may share a path with a dropped one (a trainer reusing names): the agent
+      // that deletes spares every file a live report names (agent/checkpointDeletion.ts).
+      await tx.checkpoints.doom(job.id, doomedReports);
       await tx.checkpoints.deleteSteps(job.id, [...new Set(doomedReports.map((r) => r.step)), ...dropSteps]);
-      return { committed: true, reported, worldSize, doomed: doomedReports.map((r) => r.path) };
+      return { committed: true, reported, worldSize };
     });
-    // Files of a kept step may share a path with a dropped one (a trainer reusing names): spare them.
-    await removeFiles(job, outcome.doomed, await this.keptPaths(job));
-    return { committed: outcome.committed, reported: outcome.reported, worldSize: outcome.worldSize };
-  }
-
-  private async keptPaths(job: Job): Promise<string[]> {
-    const commits = await this.store.checkpoints.listCommits(job.id);
-    const reports = await Promise.all(commits.map((c) => this.store.checkpoints.listForStep(job.id, c.step)));
-    return reports.flat().map((r) => r.path);
-  }
-}
-
-/**
- * Best effort: a file already gone, or on storage this host cannot see, is not an error. Paths
- * come from trainers, so only files whose real folder is inside the job's real checkpoint folder
- * are removed, by their real path (checked again here: a symlink may have appeared since the
- * report), and never one that is really a file of a kept step (`kept`, as reported: compared by
- * real path, so a name through a symlink does not hide it). A step may be a folder of its own
- * (torch.distributed.checkpoint writes <dir>/dcp-<step>/ with each rank's file and a .metadata no
- * rank reports): a folder below the checkpoint folder that held removed files, holds no file of a
- * kept step at any depth, and holds nothing but such leftovers (dotfiles, *.distcp) goes whole.
- */
-async function removeFiles(job: Job, paths: string[], kept: string[]): Promise<void> {
-  const dir = specOf(job).spec.checkpoint.dir;
-  const real = async (p: string) => {
-    const verdict = await checkCheckpointPath(dir, p);
-    return verdict.ok ? verdict.realPath : undefined;
-  };
-  const keptReal = new Set((await Promise.all(kept.map(real))).filter((p): p is string => p !== undefined));
-  const folders = new Set<string>();
-  await Promise.all(
-    paths.map(async (p) => {
-      const file = await real(p);
-      if (file === undefined || keptReal.has(file)) return;
-      await rm(file, { force: true }).catch(() => undefined);
-      folders.add(path.dirname(file));
-    }),
-  );
-  const realDir = await realpath(dir).catch(() => undefined);
-  if (realDir === undefined) return;
-  for (const folder of folders) {
-    if (!folder.startsWith(`${realDir}${path.sep}`)) continue;
-    if ([...keptReal].some((k) => k.startsWith(`${folder}${path.sep}`))) continue;
-    const entries = await readdir(folder, { withFileTypes: true }).catch(() => undefined);
-    if (!entries || entries.some((e) => !e.isFile() || !(e.name.startsWith('.') || e.name.endsWith('.distcp')))) continue;
-    await rm(folder, { recursive: true, force: true }).catch(() => undefined);
   }
 }

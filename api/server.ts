@@ -8,6 +8,7 @@ import { registerMasterRoutes, roundPollKey, latestRoundPollKey } from './master
 import { LongPolls } from './longPoll.ts';
 import { LedgerService } from './ledger.ts';
 import { registerTrainerRoutes } from './trainerRoutes.ts';
+import { CheckpointDeletions, registerCheckpointDeletionRoutes } from './checkpointDeletions.ts';
 
 export interface ApiDeps extends HttpAppDeps {
   /** Clock for rendezvous and heartbeat decisions; tests may pass their own. */
@@ -34,7 +35,9 @@ export async function buildApi(deps: ApiDeps) {
   registerMasterRoutes(app, master, polls);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
-  registerTrainerRoutes(app, (jobId, token, ref) => master.authorize(jobId, token, ref), new LedgerService(deps.store, deps.now ?? Date.now));
+  const authorize = (jobId: string, token: string | undefined, ref?: Parameters<AgentService['authorize']>[2]) => master.authorize(jobId, token, ref);
+  registerTrainerRoutes(app, authorize, new LedgerService(deps.store, deps.now ?? Date.now));
+  registerCheckpointDeletionRoutes(app, authorize, new CheckpointDeletions(deps.store));
   registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store, polls);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);

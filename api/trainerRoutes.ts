@@ -27,12 +27,16 @@ const latestRefQuery = latestQuery.extend({
 /** Checks the token for the job and, when the request names a node (`ref`), that a node token is that node's. */
 export type Authorize = (jobId: string, token: string | undefined, ref?: NamedNode) => Promise<Job>;
 
-
-export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize, ledger: LedgerService): void {
-  const job = async (request: FastifyRequest) => {
+/** The job a `/v1/jobs/:job/…` request is for, its token checked (and the node it names, if any). */
+export function requestJob(authorize: Authorize): (request: FastifyRequest) => Promise<Job> {
+  return async (request) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
     return authorize(jobId, bearerToken(request), namedNode(request));
   };
+}
+
+export function registerTrainerRoutes(app: FastifyInstance, authorize: Authorize, ledger: LedgerService): void {
+  const job = requestJob(authorize);
 
   app.post('/v1/jobs/:job/shards/lease', async (request) => {
     const j = await job(request);

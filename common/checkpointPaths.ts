@@ -1,6 +1,6 @@
 // Checkpoint paths come from trainers, so they are untrusted: a report must name a file inside the
-// job's checkpoint folder (spec.checkpoint.dir), Rover deletes nothing outside that folder (the
-// API's ledger), and the agent's flash saver writes nothing outside it (agent/flashCheckpoint.ts).
+// job's checkpoint folder (spec.checkpoint.dir), the agent deletes nothing outside that folder
+// (agent/checkpointDeletion.ts), and its flash saver writes nothing outside it (agent/flashCheckpoint.ts).
 // The words are checked always; where this host sees the folder, so are the real folders
 // (symlinks resolved), so `<dir>/link/passwd` with `<dir>/link -> /etc` is refused too.
 import { realpath } from 'node:fs/promises';

@@ -104,7 +104,8 @@ async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: strin
 
 /**
  * Forgets the ledger of a previous run under the job's name: its shards, checkpoint reports and
- * commits, and the ledger row (the API creates the run's own on first use).
+ * commits, and the ledger row (the API creates the run's own on first use). Checkpoint files the
+ * previous run doomed stay doomed: the new run's agents delete them (sparing any file saved since).
  */
 export async function resetLedger(tx: TransactionScope, jobId: string): Promise<void> {
   await tx.shards.deleteByJob(jobId);
@@ -252,6 +253,8 @@ export {
 export type {
   Checkpoint,
   CheckpointCommit,
+  CheckpointCursor,
+  CheckpointDeletion,
   CheckpointReport,
   CheckpointsRepository,
   NewCheckpointCommit,

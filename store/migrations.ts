@@ -426,6 +426,32 @@ function shardLeaseBatches(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Checkpoint files are deleted where they are (issue 17): the API records what a commit dooms
+ * (retention, partial steps) and an agent of the job claims, deletes and acknowledges it. A claim
+ * is a lease (claimed_until, claim_token), so one agent deletes each file and a dead one's claim
+ * lapses. Checks first, like the others.
+ */
+function checkpointDeletions(dialect: StoreDialect): Migration {
+  return {
+    async up(db) {
+      if ((await db.introspection.getTables()).some((t) => t.name === 'checkpoint_deletions')) return;
+      const c = columnKit(db, dialect);
+      await c.table('checkpoint_deletions')
+        .addColumn('id', c.autoId, (col) => col.primaryKey().autoIncrement())
+        .addColumn('job_id', KEY, (col) => col.notNull())
+        .addColumn('step', 'bigint', (col) => col.notNull())
+        .addColumn('rank', 'integer', (col) => col.notNull())
+        .addColumn('path', 'text', (col) => col.notNull())
+        .addColumn('doomed_at', 'bigint', (col) => col.notNull())
+        .addColumn('claimed_until', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('claim_token', 'varchar(64)')
+        .execute();
+      await db.schema.createIndex('checkpoint_deletions_job_idx').on('checkpoint_deletions').columns(['job_id', 'claimed_until']).execute();
+    },
+  };
+}
+
 /** The ordered migration list; the Migrator sorts by name, which is also this order. */
 export function migrationProvider(dialect: StoreDialect): MigrationProvider {
   return {
@@ -442,6 +468,7 @@ export function migrationProvider(dialect: StoreDialect): MigrationProvider {
         '2026_12_02_0200_stateless_api': statelessApi(dialect),
         '2026_12_03_0100_node_check_partners': nodeCheckPartners(),
         '2026_12_04_0100_shard_lease_batches': shardLeaseBatches(dialect),
+        '2026_12_05_0100_checkpoint_deletions': checkpointDeletions(dialect),
       };
     },
   };

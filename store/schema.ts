@@ -183,6 +183,22 @@ export interface CheckpointCommitsTable {
   shardCursor: JsonText;
 }
 
+/**
+ * A checkpoint file a commit doomed (retention, a partial step), until an agent of the job deletes
+ * it (agent/checkpointDeletion.ts). `doomedAt`: a file modified after it is a new save, spared.
+ * `claimedUntil`/`claimToken`: the agent's lease on the row; 0/null while unclaimed.
+ */
+export interface CheckpointDeletionsTable {
+  id: Generated<number>;
+  jobId: string;
+  step: number;
+  rank: number;
+  path: string;
+  doomedAt: Millis;
+  claimedUntil: Generated<Millis>;
+  claimToken: string | null;
+}
+
 export interface MetricsTable {
   id: Generated<number>;
   jobId: string;
@@ -270,6 +286,7 @@ export interface Database {
   shardLedgers: ShardLedgersTable;
   checkpoints: CheckpointsTable;
   checkpointCommits: CheckpointCommitsTable;
+  checkpointDeletions: CheckpointDeletionsTable;
   metrics: MetricsTable;
   brainConfigs: BrainConfigsTable;
   brainConfigSnapshots: BrainConfigSnapshotsTable;
@@ -311,6 +328,8 @@ export type CheckpointRowUpdate = Updateable<CheckpointsTable>;
 export type CheckpointCommitRow = Selectable<CheckpointCommitsTable>;
 export type NewCheckpointCommitRow = Insertable<CheckpointCommitsTable>;
 export type CheckpointCommitRowUpdate = Updateable<CheckpointCommitsTable>;
+
+export type CheckpointDeletionRow = Selectable<CheckpointDeletionsTable>;
 
 export type MetricRow = Selectable<MetricsTable>;
 export type NewMetricRow = Insertable<MetricsTable>;

@@ -12,6 +12,7 @@ const TABLES = [
   'brain_config_snapshots',
   'brain_configs',
   'checkpoint_commits',
+  'checkpoint_deletions',
   'checkpoints',
   'job_failures',
   'job_summaries',

@@ -128,6 +128,16 @@ describe('sharded jobs', () => {
     expect(events.filter((e) => e.kind === 'epoch_done').map((e) => e.data)).toContainEqual({ epoch: EPOCHS - 1 });
     expect(result.checkpointStep).toBe(Math.max(...committed));
     expect(result.epochsDone).toBe(EPOCHS);
+    // Retention is the agents' work (the API deletes no file): once their deletion passes ran, no
+    // file of a step older than the newest `keep` (2) commits is left, and the kept ones are.
+    const kept = [...committed].sort((a, b) => b - a).slice(0, 2);
+    const stepsOnDisk = () =>
+      readdirSync(path.join(stack.home, 'checkpoints', name)).flatMap((f) => {
+        const m = /^ckpt-(\d+)-rank\d+\.bin$/.exec(f);
+        return m ? [Number(m[1])] : [];
+      });
+    await waitUntil(() => stepsOnDisk().every((s) => s >= kept.at(-1)!), `checkpoints of ${name} before step ${kept.at(-1)} deleted by the agents`, 30_000);
+    expect(new Set(stepsOnDisk())).toEqual(new Set([...kept, ...stepsOnDisk().filter((s) => s > kept[0]!)]));
     if (flash) {
       // The agents persisted the checkpoints (the trainers only wrote shared memory) and freed it at the end.
       const agentLogs = [0, 1, 2].map((n) => readFileSync(nodeLogPath(stack.home, name, n), 'utf8')).join('\n');
