@@ -13,6 +13,7 @@ import { parseJobSpec } from '../common/spec/index.ts';
 import { nodeToken, tokenDigest } from '../common/tokens.ts';
 import { buildApi } from '../api/server.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { waitUntil } from '../test/waits.ts';
 import { CheckpointDeleter } from './checkpointDeletion.ts';
 import { HttpMasterClient, MasterHttpError } from './masterClient.ts';
 
@@ -61,7 +62,7 @@ async function stack() {
 /** What a node's agent runs: its master client (node token) and its deleter. */
 function agentOf(url: string, job: string, node: number, dir: string, workdir: string) {
   const master = new HttpMasterClient({ baseUrls: [url], job, token: tokenOf(job, node) });
-  const deleter = new CheckpointDeleter({ api: master, ref: { node, incarnation: 0 }, checkpointDir: dir, workdir, intervalMs: 60_000, log: silent });
+  const deleter = new CheckpointDeleter({ api: master, ref: { node, incarnation: 0 }, checkpointDir: dir, workdir, intervalMs: 60_000, jobSpacingMs: 1000, log: silent });
   return { master, deleter };
 }
 
@@ -173,5 +174,31 @@ describe('checkpoint deletion on the node side', () => {
     expect(await ds.deleter.pass()).toBe(0);
     expect(readFileSync(path.join(outside, 'canary'), 'utf8')).toBe('keep me');
     expect(await store.checkpoints.listDoomed('ds')).toEqual([]);
+  });
+
+  it("asks nothing before its first round, then spreads the job's asks over its nodes", async () => {
+    const claims: number[] = [];
+    const api = {
+      claimDeletions: async () => {
+        claims.push(Date.now());
+        return { deletions: [], token: '', claimedUntil: 0 };
+      },
+      liveCheckpoints: async () => ({ reports: [] }),
+      deletionsDone: async () => 0,
+    };
+    // Each agent of a 40-node job at 10 ms per job ask: every 200-600 ms (jittered ±50 %), not every 20 ms.
+    const deleter = new CheckpointDeleter({ api, ref: { node: 0, incarnation: 0 }, checkpointDir: '/nonexistent', intervalMs: 20, jobSpacingMs: 10, log: silent });
+    deleter.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(claims, 'no ask before a round closed').toEqual([]);
+      const since = Date.now();
+      deleter.setJobNodes(40);
+      await waitUntil(() => claims.length >= 2, 'two periodic asks', 10_000);
+      expect(claims[1]! - claims[0]!, 'the second ask a period after the first').toBeGreaterThanOrEqual(200);
+      expect(claims[0]! - since).toBeLessThan(2000);
+    } finally {
+      await deleter.stop();
+    }
   });
 });

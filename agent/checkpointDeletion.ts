@@ -85,8 +85,14 @@ export interface CheckpointDeleterOptions {
   checkpointDir: string;
   /** The trainers' working directory; default the agent's. */
   workdir?: string;
-  /** How often the agent asks for doomed files when nothing told it of a commit. */
+  /** How often the agent asks for doomed files when nothing told it of a commit, at least. */
   intervalMs: number;
+  /**
+   * Spacing of the asks of the whole job (ms): an agent of an N-node job asks every
+   * max(intervalMs, N × this), so the job's asks stay near one per jobSpacingMs whatever N is
+   * (ARCHITECTURE.md "Scale rules"). Commits trigger a pass at once and need no poll.
+   */
+  jobSpacingMs: number;
   log: Logger;
 }
 
@@ -98,16 +104,30 @@ export class CheckpointDeleter {
   private wake: (() => void) | undefined;
   private loop: Promise<void> = Promise.resolve();
   private passing: Promise<number> | undefined;
+  /** Nodes of the latest round this agent was in; undefined until one closed. */
+  private jobNodes: number | undefined;
 
   constructor(private readonly opts: CheckpointDeleterOptions) {}
 
+  /** The job's node count changed (a round closed): the periodic asks spread over all of them. */
+  setJobNodes(nodes: number): void {
+    this.jobNodes = Math.max(1, nodes);
+  }
+
+  private get periodMs(): number {
+    return Math.max(this.opts.intervalMs, (this.jobNodes ?? 1) * this.opts.jobSpacingMs);
+  }
+
   start(): void {
     this.loop = (async () => {
-      // Agents of a job start together: spread their first asks over one interval.
-      await this.sleep(Math.floor(Math.random() * this.opts.intervalMs));
+      // Nothing is doomed before the first commit, and the job's size is known from the first
+      // round on; then agents that started together spread their first asks over one period.
+      while (this.jobNodes === undefined && !this.stopped) await this.sleep(this.opts.intervalMs);
+      await this.sleep(Math.floor(Math.random() * this.periodMs));
       while (!this.stopped && !this.unsupported) {
         await this.pass().catch((err: unknown) => this.opts.log.warn({ err }, 'checkpoint deletion pass failed; trying again later'));
-        await this.sleep(this.opts.intervalMs);
+        // Jittered: agents that started together do not stay in step.
+        await this.sleep(Math.floor(this.periodMs * (0.5 + Math.random())));
       }
     })();
   }

@@ -10,8 +10,10 @@ import { configVersionEnv } from './configVersion.ts';
 import { resumeEnv } from './resume.ts';
 import { AgentSettingsError, parseAgentSettings, type AgentSettings } from './settings.ts';
 
-/** Without a commit seen, the agent asks for doomed checkpoint files every this many heartbeat intervals. */
+/** Without a commit seen, the agent asks for doomed checkpoint files every this many heartbeat intervals, at least. */
 const DELETION_POLL_BEATS = 6;
+/** …and the job's agents together about once per this many ms (a 4,000-node job: each agent every ~67 min). */
+const DELETION_JOB_SPACING_MS = 1000;
 /** The last deletion pass on exit gets this long (ms). */
 const LAST_DELETION_MS = 10_000;
 
@@ -37,6 +39,7 @@ const deleter = new CheckpointDeleter({
   checkpointDir: settings.checkpointDir,
   ...(settings.entrypoint.workdir !== undefined && { workdir: settings.entrypoint.workdir }),
   intervalMs: settings.heartbeatIntervalMs * DELETION_POLL_BEATS,
+  jobSpacingMs: DELETION_JOB_SPACING_MS,
   log: log.child({ part: 'checkpoint-deletion' }),
 });
 // spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
@@ -56,10 +59,13 @@ const flash =
       })
     : undefined;
 const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() } : process.env;
-const groupEnv = async (round: { round: number; groupRank: number }) => ({
-  ...(await configVersionEnv(settings, master.endpoints, log)),
-  ...(await resumeEnv(settings, master.endpoints, round)),
-});
+const groupEnv = async (round: { round: number; groupRank: number; nodes: number }) => {
+  deleter.setJobNodes(round.nodes);
+  return {
+    ...(await configVersionEnv(settings, master.endpoints, log)),
+    ...(await resumeEnv(settings, master.endpoints, round)),
+  };
+};
 const agent = new Agent({ settings, master, log, baseEnv, groupEnv });
 deleter.start();
 

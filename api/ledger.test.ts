@@ -52,6 +52,7 @@ async function setup(store: Store, dataset: Record<string, unknown>, opts: { nod
     ref: { node: 0, incarnation: 0 },
     checkpointDir: opts.dir ?? '/nonexistent/rover-ckpt',
     intervalMs: 60_000,
+    jobSpacingMs: 1000,
     log: createLogger('test', 'silent'),
   });
   return { app, call, round, t, events, advance: (ms: number) => (now += ms), sweep: () => deleter.pass() };
