@@ -10,6 +10,7 @@ import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobAct
 import type { JobPhase } from '../common/phases.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { StepReading } from '../common/trainingProgress.ts';
+import { testEvent } from '../common/eventFixtures.ts';
 
 /** One launchNodes entry as the world received it. */
 export interface Launch extends NodeIdentity {
@@ -47,7 +48,7 @@ export class FakeJobWorld {
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. */
   emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
-    const event: JobEvent = { id: this.events.length + 1, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() };
+    const event = testEvent({ id: this.events.length + 1, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
     return event;
