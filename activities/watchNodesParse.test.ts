@@ -8,6 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ClusterBackend } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
+import type { WatchResult } from '../common/jobActivities.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { openStore, type Store } from '../store/index.ts';
@@ -44,7 +45,7 @@ describe('watchNodes', () => {
     const loaded = loadConfig({ ROVER_HOME: home });
     const config = { ...loaded, timing: { ...loaded.timing, watchMaxWaitMs: 0 } };
     const activities = createJobActivities({ store, backends: [backend], config, logger: createLogger('test', 'silent') });
-    const result = await new MockActivityEnvironment().run(activities.watchNodes, { jobId: JOB, cursor: 0 });
+    const result = (await new MockActivityEnvironment().run(activities.watchNodes, { jobId: JOB, cursor: 0 })) as WatchResult;
 
     expect(result.events.map((e) => [e.id, e.kind])).toEqual([[opened.id, 'round_opened'], [closed.id, 'round_closed']]);
     expect(result.rejected).toEqual([{ id: badId, kind: 'node_failed', nodeId: 0, incarnation: 0, problem: expect.stringMatching(/^data\.exitCode: /) }]);
