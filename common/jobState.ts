@@ -1,7 +1,7 @@
 // The job master's state and policy, without Temporal: the workflow feeds it events and
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
-import type { JobEvent, NodeEventKind, RejectedEvent } from './events.ts';
+import type { EventData, JobEvent, NodeEventKind, RejectedEvent } from './events.ts';
 import { readFailureEvent, type FailureEvent, type FailureKindEvent } from './failureEvent.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
@@ -387,7 +387,7 @@ export class JobState {
     this.data.checkpointRate = { at, ...(before.step > 0 && seconds > 0 && { stepsPerSecond: (step - before.step) / seconds }) };
   }
 
-  private roundClosed(round: number, members: JobEvent<'round_closed'>['data']['members']): JobAction[] {
+  private roundClosed(round: number, members: EventData<'round_closed'>['members']): JobAction[] {
     if (round < this.data.round) return [];
     this.data.round = round;
     if (this.data.openRound && this.data.openRound.round <= round) delete this.data.openRound;
