@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { withFailureTypes } from './failures.ts';
 import type { RoverConfig } from '../common/config.ts';
-import type { JobEvent, NodeEventKind } from '../common/events.ts';
+import { parseJobEvents } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import { JOB_STATE_EVENT_KINDS, PROGRESS_EVENT_KINDS } from '../common/jobState.ts';
 import type { Logger } from '../common/logger.ts';
@@ -152,20 +152,16 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         // Only what the workflow acts on wakes it: launches and stops it ordered itself do not, and
         // progress records wait a while for company (each return adds ~6 events to its history).
         const rows = await store.nodeEvents.list(jobId, { after: cursor, kinds: JOB_STATE_EVENT_KINDS, limit: 500 });
-        const due = rows.some((r) => !PROGRESS_EVENT_KINDS.includes(r.kind as NodeEventKind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
+        const due = rows.some((r) => !PROGRESS_EVENT_KINDS.some((k) => k === r.kind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
         if (!reading || now() - reading.readAt >= LIVE_STEP_READ_MS) reading = (await readStep(jobId, live)) ?? reading;
         const firstStep = stepKnown === false && reading !== undefined;
         if (due || firstStep || now() >= deadline) {
-          const events = rows.map((r): JobEvent => ({
-            id: r.id,
-            kind: r.kind as NodeEventKind,
-            nodeId: r.nodeId,
-            incarnation: r.incarnation,
-            data: (r.data ?? {}) as Record<string, unknown>,
-            at: r.createdAt,
-          }));
+          // Parsed once, here: the workflow trusts the types. A row no schema describes is
+          // reported (logged here, a warning of the job there) and skipped, never guessed at.
+          const { events, rejected } = parseJobEvents(rows);
+          for (const r of rejected) logger.warn({ jobId, eventId: r.id, kind: r.kind, nodeId: r.nodeId, incarnation: r.incarnation, problem: r.problem }, 'node event skipped: its data does not fit its kind');
           const progress = await readStep(jobId, live);
-          return progress ? { events, progress } : { events };
+          return { events, ...(rejected.length > 0 && { rejected }), ...(progress && { progress }) };
         }
         ctx.heartbeat({ cursor, ...(reading && { step: reading }) });
         await ctx.sleep(config.timing.watchPollMs);

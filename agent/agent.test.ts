@@ -216,7 +216,7 @@ describe('Agent', () => {
     expect(master.reports.map((r) => r.kind)).toEqual(['node_succeeded']);
     expect(existsSync(doneFile)).toBe(true);
     // Each outage is explained by an event once the master answers again.
-    const outages = master.events.filter((e) => e.kind === 'control_plane_outage').map((e) => e.data);
+    const outages = master.events.flatMap((e) => (e.kind === 'control_plane_outage' ? [e.data as { downMs: number }] : []));
     expect(outages).toHaveLength(2);
     expect(outages[0]).toMatchObject({ failedCall: 'register', lastError: expect.stringContaining('503') });
     expect(outages[1]).toMatchObject({ failedCall: 'heartbeat' });

@@ -53,7 +53,7 @@ const ROUTES: Record<string, RouteCase> = {
     access: 'job',
     body: { ...ref, round: 1, step: 3, processes: [{ localRank: 0, pid: 4243, cpuPercent: 50, rssBytes: 1e6 }], checkpointing: false, computeSeconds: 0.1 },
   },
-  'POST /v1/jobs/:job/nodes/events': { access: 'job', body: { ...ref, kind: 'stack_dump', rank: 0, data: { stacks: 'frame' } } },
+  'POST /v1/jobs/:job/nodes/events': { access: 'job', body: { ...ref, kind: 'stack_dump', rank: 0, data: { hang: 1, method: 'py-spy', pid: 4243, localRank: 0, stack: 'frame', logTail: 'line' } } },
   'POST /v1/jobs/:job/nodes/check': { access: 'job', body: { ...ref, host: '127.0.0.1', port: 9, secret: 'a'.repeat(32), result: { round: 1, ok: true, seconds: 0.5 } } },
   'POST /v1/jobs/:job/rendezvous/join': { access: 'job', body: { ...ref, host: 'node-0', freePort: 29500 } },
   // A long poll only while the round is open: round 1 is closed, and generated waitMs values are capped at 30 s.

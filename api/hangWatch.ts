@@ -7,6 +7,7 @@
 // heartbeat that wins a compare-and-set on the job row (jobs.hang_checked_at) scans, on whichever
 // API replica it lands, and records the hang it found on the job row (jobs.hang_event_id); the
 // other heartbeats answer from that row, which authorizing the request already read.
+import { readEventData } from '../common/events.ts';
 import { decideHang, type HangAction } from '../common/diagnosis.ts';
 import type { AgentEvent } from '../common/protocol.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
@@ -62,7 +63,7 @@ export class HangWatch {
     const action: HangAction = spec.faultTolerance.hangAction ?? 'restart';
     const hang = await this.store.transaction(async (tx) => {
       const [last] = await tx.nodeEvents.list(job.id, { kinds: ['hang_suspected'], limit: 1, newestFirst: true });
-      if (last && (last.data as { since?: number }).since === decision.since) return last;
+      if (last && readEventData('hang_suspected', last.data)?.since === decision.since) return last;
       const step = Math.max(0, ...running.map((n) => n.step ?? 0));
       return tx.nodeEvents.append({
         jobId: job.id,

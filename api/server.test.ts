@@ -56,6 +56,24 @@ describe('Rover API edge', () => {
     expect(wrong.json().message).toContain('body.node');
   });
 
+  it('records a well-formed agent event and rejects a malformed one with 400 naming the field', async () => {
+    const outage = { node: 0, incarnation: 0, kind: 'control_plane_outage', data: { downMs: 1200, failedCall: 'heartbeat', lastError: 'HTTP 503' } };
+    await store.nodes.upsertLaunch({ jobId: 'edge', nodeId: 0, incarnation: 0, backend: 'local', status: 'running' });
+    const ok = await post('/v1/jobs/edge/nodes/events', JSON.stringify(outage));
+    expect(ok.statusCode).toBe(200);
+    const wrongType = await post('/v1/jobs/edge/nodes/events', JSON.stringify({ ...outage, data: { ...outage.data, downMs: 'long' } }));
+    expect(wrongType.statusCode).toBe(400);
+    expect(wrongType.json().message).toContain('body.data.downMs');
+    const extraField = await post('/v1/jobs/edge/nodes/events', JSON.stringify({ ...outage, data: { ...outage.data, secret: 'x' } }));
+    expect(extraField.statusCode).toBe(400);
+    expect(extraField.json().message).toContain('secret');
+    const unknownKind = await post('/v1/jobs/edge/nodes/events', JSON.stringify({ ...outage, kind: 'node_succeeded' }));
+    expect(unknownKind.statusCode).toBe(400);
+    expect(unknownKind.json().message).toContain('body.kind');
+    const kinds = (await store.nodeEvents.list('edge')).map((e) => e.kind);
+    expect(kinds).toEqual(['control_plane_outage']);
+  });
+
   it('gives 404 with a JSON error for an unknown route', async () => {
     const route = await app.inject({ url: '/nope' });
     expect(route.statusCode).toBe(404);

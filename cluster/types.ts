@@ -1,4 +1,5 @@
 // The cluster orchestration layer: how a node of a job comes to exist somewhere.
+import type { EventDataInput } from '../common/events.ts';
 import type { JobSpec, ResourcesSpec } from '../common/spec/index.ts';
 import type { Node } from '../store/index.ts';
 
@@ -28,7 +29,7 @@ export interface LaunchResult {
    * recorded this launch yet: created now, or created by a launch that ended before it recorded
    * it. Absent: recorded already. The launchNodes activity writes it (activities/nodeLaunch.ts).
    */
-  launched?: Record<string, unknown>;
+  launched?: EventDataInput<'node_launched'>;
 }
 
 /** A node the backend saw end without its agent reporting it. */

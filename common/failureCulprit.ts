@@ -69,9 +69,15 @@ export function judgeFailure(culprit: RoundFailure | null, failure: RoundFailure
   return { role: 'consequence', of: culprit };
 }
 
+/** A node incarnation, as event data names it. */
+interface NodeRef {
+  node: number;
+  incarnation: number;
+}
+
 /** The judgement as event data (process_failed, node_lost): the role and who it points at. */
-export function judgementData(judged: FailureRole): Record<string, unknown> {
-  const ref = (f: RoundFailure) => ({ node: f.node, incarnation: f.incarnation });
+export function judgementData(judged: FailureRole): { role: FailureRole['role']; consequenceOf?: NodeRef; supersedes?: NodeRef } {
+  const ref = (f: RoundFailure): NodeRef => ({ node: f.node, incarnation: f.incarnation });
   if (judged.role === 'consequence') return { role: 'consequence', consequenceOf: ref(judged.of) };
   return { role: 'culprit', ...(judged.supersedes && { supersedes: ref(judged.supersedes) }) };
 }

@@ -1,7 +1,7 @@
 // A failure event (process_failed, node_failed, node_lost) as the job master reads it: written by
 // the API or the worker, which classified it and judged it culprit or consequence where it was seen.
 import type { JobEvent } from './events.ts';
-import { FAILURE_CLASSES, tracebackLastLine, type Classification } from './failureRules.ts';
+import { tracebackLastLine, type Classification } from './failureRules.ts';
 
 export interface NodeIncarnation {
   node: number;
@@ -28,40 +28,31 @@ export interface FailureEvent {
   errorLine: string;
 }
 
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+/** The kinds a failure is read from. */
+export type FailureKindEvent = JobEvent<'process_failed' | 'node_failed' | 'node_lost'>;
 
-function nodeIncarnation(v: unknown): NodeIncarnation | null {
-  const o = v as { node?: unknown; incarnation?: unknown } | null;
-  const node = num(o?.node);
-  const incarnation = num(o?.incarnation);
-  return node === null || incarnation === null ? null : { node, incarnation };
-}
+/** What a failure without the API's classification (events written before it) counts as. */
+const UNCLASSIFIED: Classification = { class: 'transient', rule: 'default', traceback: null };
 
-function classification(v: unknown): Classification {
-  const o = (v ?? {}) as { class?: unknown; rule?: unknown; traceback?: unknown };
-  const cls = FAILURE_CLASSES.find((c) => c === o.class) ?? 'transient';
-  return { class: cls, rule: str(o.rule) ?? 'default', traceback: str(o.traceback) };
-}
-
-/** Reads a process_failed event's data; fields missing from older events get neutral values. */
-export function readFailureEvent(event: JobEvent): FailureEvent {
+/** Reads a failure event's data; fields missing from older events get neutral values. */
+export function readFailureEvent(event: FailureKindEvent): FailureEvent {
   const d = event.data;
-  const exitCode = num(d.exitCode);
-  const signal = str(d.signal);
-  const stderrTail = typeof d.stderrTail === 'string' ? d.stderrTail : '';
+  const exitCode = d.exitCode ?? null;
+  const signal = d.signal || null;
+  const stderrTail = d.stderrTail ?? '';
   const lastLine = stderrTail.trimEnd().split('\n').at(-1)?.trim() || null;
   const exit = signal ? `killed by ${signal}` : `exit code ${exitCode ?? 'none'}`;
+  const failure = event.kind === 'process_failed' ? event.data.failure : undefined;
   return {
     exitCode,
     signal,
-    step: num(d.step),
-    round: num(d.round),
-    failure: classification(d.failure),
+    step: d.step ?? null,
+    round: d.round ?? null,
+    failure: failure ? { class: failure.class, rule: failure.rule || UNCLASSIFIED.rule, traceback: failure.traceback || null } : UNCLASSIFIED,
     role: d.role === 'consequence' ? 'consequence' : 'culprit',
-    consequenceOf: nodeIncarnation(d.consequenceOf),
-    supersedes: nodeIncarnation(d.supersedes),
-    failures: num(d.failures),
+    consequenceOf: d.consequenceOf ?? null,
+    supersedes: d.supersedes ?? null,
+    failures: event.kind === 'process_failed' ? (event.data.failures ?? null) : null,
     allProcessesAlike: d.allProcessesAlike === true,
     errorLine: tracebackLastLine(stderrTail) ?? lastLine ?? exit,
   };

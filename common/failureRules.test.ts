@@ -5,6 +5,7 @@ import { classifyFailure, tracebackLastLine, type FailureFacts, type FailureRule
 import { failureWeight, judgeFailure, type RoundFailure } from './failureCulprit.ts';
 import { initialJobState, JobState } from './jobState.ts';
 import { parseJobSpec } from './spec/index.ts';
+import { testEvent } from './eventFixtures.ts';
 
 const facts = (o: Partial<FailureFacts> = {}): FailureFacts => ({ exitCode: 1, signal: null, oomKilled: false, stderrTail: '', ...o });
 
@@ -69,12 +70,12 @@ describe('JobState applies the classification', () => {
   /** A process_failed event as the API writes it: classified, a culprit unless `data.role` says otherwise. */
   const failed = (node: number, data: Record<string, unknown>): JobEvent => {
     const failure = classifyFailure(facts({ exitCode: null, ...data } as Partial<FailureFacts>));
-    return { id: ++id, kind: 'process_failed', nodeId: node, incarnation: 0, data: { role: 'culprit', failure, ...data }, at: 0 };
+    return testEvent({ id: ++id, kind: 'process_failed', nodeId: node, incarnation: 0, data: { role: 'culprit', failure, ...data }, at: 0 });
   };
   const training = () => {
     const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 2, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 2 });
     state.markLaunched([0, 1].map((n) => ({ id: n, incarnation: 0, pid: 10 + n })));
-    state.applyEvents([{ id: ++id, kind: 'round_closed', nodeId: null, incarnation: null, at: 0, data: { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) } }]);
+    state.applyEvents([testEvent({ id: ++id, kind: 'round_closed', nodeId: null, incarnation: null, at: 0, data: { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) } })]);
     return state;
   };
 
@@ -97,7 +98,7 @@ describe('JobState applies the classification', () => {
   });
 
   it('fails the job on a hang when spec.faultTolerance.hangAction is fail, and only warns otherwise', () => {
-    const hang = (action: string): JobEvent => ({ id: ++id, kind: 'hang_suspected', nodeId: null, incarnation: null, at: 0, data: { idleMs: 31_000, step: 12, action } });
+    const hang = (action: string): JobEvent => testEvent({ id: ++id, kind: 'hang_suspected', nodeId: null, incarnation: null, at: 0, data: { idleMs: 31_000, step: 12, action } });
     const logged = training();
     logged.applyEvents([hang('restart')]);
     expect(logged.data.phase).toBe('RUNNING');
@@ -135,7 +136,7 @@ describe('JobState applies the classification', () => {
     const state = training();
     state.applyEvents([failed(0, { exitCode: 1, stderrTail: 'ConnectionResetError: [Errno 104] Connection reset by peer', step: 5, round: 1, failures: 1 })]);
     expect(state.node(0)?.restarts).toBe(1);
-    const lost: JobEvent = { id: ++id, kind: 'node_lost', nodeId: 1, incarnation: 0, at: 0, data: { reason: 'agent process 42 is gone', round: 1, role: 'culprit', supersedes: { node: 0, incarnation: 0 } } };
+    const lost = testEvent({ id: ++id, kind: 'node_lost', nodeId: 1, incarnation: 0, at: 0, data: { reason: 'agent process 42 is gone', round: 1, role: 'culprit', supersedes: { node: 0, incarnation: 0 } } });
     expect(state.applyEvents([lost]).map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
     expect(state.node(0)?.restarts).toBe(0);
     expect(state.data.processRestarts, 'the relaunch restarted that round, not a process failure').toBe(0);

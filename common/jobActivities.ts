@@ -1,6 +1,6 @@
 // The activity contract of the elasticJob workflow; implemented in activities/job.ts.
 import type { NodeResources } from './brainPlans.ts';
-import type { JobEvent } from './events.ts';
+import type { JobEvent, RejectedEvent } from './events.ts';
 import type { PendingNode } from './pendingNodes.ts';
 import type { JobPhase } from './phases.ts';
 import type { JobSpec } from './spec/index.ts';
@@ -28,6 +28,12 @@ export type RoundDeadlineCheck =
 export interface WatchResult {
   /** The events the workflow acts on, oldest first; empty when the long deadline passed first. */
   events: JobEvent[];
+  /**
+   * Rows among them that no schema describes (common/events.ts parseJobEvent), in id order: the
+   * workflow moves its cursor past them and warns. Absent when there are none, and in results
+   * recorded before events were parsed.
+   */
+  rejected?: RejectedEvent[];
   /**
    * The training step as the call's last look at the store saw it, with rank 0's step rate:
    * it rides on a return the workflow gets anyway, so the current details show a live step

@@ -36,8 +36,6 @@ export const RELAUNCH_NOTE = {
 
 /** Reasons and warnings JobState writes (job reason, node reason, or a warning line). */
 export const JOB_REASON = {
-  /** The reason of a `rendezvous_failed` event that gives none. */
-  rendezvousFailed: 'rendezvous failed',
   /** Warning after a relaunch; `note` says why it was relaunched or why it is not counted. */
   relaunched: (why: string, incarnation: number, note?: string) => `${why}: relaunched as incarnation ${incarnation}${note === undefined ? '' : ` (${note})`}`,
   /** The figure behind a relaunch refused or a job failed for the budget. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { NODE_EVENT_KINDS, type JobEvent, type NodeEventKind } from './events.ts';
 import { initialJobState, JOB_STATE_EVENT_KINDS, JobState, type JobLimits } from './jobState.ts';
 import { ROUND_CAUSE } from './jobReasons.ts';
+import { testEvent } from './eventFixtures.ts';
 
 const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
   minNodes: 1,
@@ -14,7 +15,7 @@ const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
 });
 
 let nextId = 0;
-const event = (kind: NodeEventKind, node: number | null = null, incarnation: number | null = 0, data: Record<string, unknown> = {}): JobEvent => ({
+const event = (kind: NodeEventKind, node: number | null = null, incarnation: number | null = 0, data: Record<string, unknown> = {}): JobEvent => testEvent({
   id: ++nextId,
   kind,
   nodeId: node,
@@ -35,6 +36,22 @@ function training(nodes = 2, l: Partial<JobLimits> = {}): JobState {
 }
 
 describe('JobState', () => {
+  it('passes over a row watchNodes rejected with a warning, in its place, and goes on', () => {
+    const state = training(2);
+    const rejected = { id: nextId + 1, kind: 'node_failed', nodeId: 1, incarnation: 0, problem: 'data.exitCode: Invalid input: expected number, received string' };
+    nextId += 1;
+    const after = event('node_failed', 0, 0, { exitCode: 3, reason: 'boom' });
+    const actions = state.applyEvents([after], [rejected]);
+    expect(state.data.cursor).toBe(after.id);
+    expect(state.data.warnings).toContain(`event #${rejected.id} (node_failed of node 1 incarnation 0) skipped: data.exitCode: Invalid input: expected number, received string`);
+    // Node 1 is untouched; node 0's failure after the rejected row is applied.
+    expect(state.node(1)?.status).toBe('running');
+    expect(actions.map((a) => a.type)).toEqual(['remove', 'openRound', 'launch']);
+    // A batch of rejected rows alone moves the cursor past them, so they are not read again.
+    state.applyEvents([], [{ ...rejected, id: after.id + 5 }]);
+    expect(state.data.cursor).toBe(after.id + 5);
+  });
+
   it.each(NODE_EVENT_KINDS.filter((k) => !JOB_STATE_EVENT_KINDS.includes(k)))('ignores %s, so watchNodes need not wake the workflow for it', (kind) => {
     const state = training(2);
     const before = JSON.stringify({ ...state.data, cursor: 0 });

@@ -1,9 +1,8 @@
 // The job master's state and policy, without Temporal: the workflow feeds it events and
 // commands and carries out the actions it returns. Plain JSON so it survives continue-as-new.
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
-import type { JobEvent, NodeEventKind } from './events.ts';
-import type { RankedMember } from './rendezvous.ts';
-import { readFailureEvent, type FailureEvent } from './failureEvent.ts';
+import type { EventData, JobEvent, NodeEventKind, RejectedEvent } from './events.ts';
+import { readFailureEvent, type FailureEvent, type FailureKindEvent } from './failureEvent.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
 import type { PendingNode } from './pendingNodes.ts';
@@ -290,14 +289,18 @@ export class JobState {
     if (this.data.phase === 'PENDING' || this.data.phase === 'LAUNCHING') this.data.phase = 'RENDEZVOUS';
   }
 
-  /** Applies a batch of node events in order; returns what the workflow must do. */
-  applyEvents(events: JobEvent[]): JobAction[] {
+  /**
+   * Applies a batch of node events in order; returns what the workflow must do. Rows watchNodes
+   * rejected (`rejected`, no schema describes them) are passed over in their place, with a warning.
+   */
+  applyEvents(events: JobEvent[], rejected: RejectedEvent[] = []): JobAction[] {
     const actions: JobAction[] = [];
-    for (const event of events) {
+    const batch = rejected.length === 0 ? events : [...events, ...rejected].sort((a, b) => a.id - b.id);
+    for (const event of batch) {
       if (event.id <= this.data.cursor) continue;
       this.data.cursor = event.id;
-      if (this.terminal) continue;
-      actions.push(...this.applyEvent(event));
+      if ('problem' in event) this.warn(skippedEvent(event));
+      else if (!this.terminal) actions.push(...this.applyEvent(event));
     }
     return actions;
   }
@@ -310,7 +313,7 @@ export class JobState {
   private applyEvent(event: JobEvent): JobAction[] {
     switch (event.kind) {
       case 'round_opened': {
-        const round = Number(event.data.round);
+        const { round } = event.data;
         this.data.round = Math.max(this.data.round, round);
         this.rescale();
         // Its join deadline is a workflow timer: it fires with no agent alive to ask the API.
@@ -320,15 +323,15 @@ export class JobState {
         return [];
       }
       case 'round_closed':
-        return this.roundClosed(Number(event.data.round), (event.data.members ?? []) as RankedMember[]);
+        return this.roundClosed(event.data.round, event.data.members);
       case 'rendezvous_failed':
-        this.finish('FAILED', String(event.data.reason ?? JOB_REASON.rendezvousFailed));
+        this.finish('FAILED', event.data.reason);
         return [];
       case 'node_registered': {
         const node = this.current(event);
         if (node && LIVE.includes(node.status)) {
           node.status = 'running';
-          node.pid = typeof event.data.pid === 'number' ? event.data.pid : node.pid;
+          node.pid = event.data.pid;
           delete node.pendingSince;
         }
         return [];
@@ -336,10 +339,11 @@ export class JobState {
       case 'process_failed':
         return this.processFailed(event);
       case 'hang_suspected': {
-        const idle = `${Math.round(Number(event.data.idleMs ?? 0) / 1000)} s`;
-        const what = event.data.startup === true ? JOB_REASON.hangAtStartup(idle) : JOB_REASON.hangInTraining(idle, String(event.data.step ?? 'unknown'));
-        if (event.data.action === 'fail') this.finish('FAILED', JOB_REASON.hangFailed(what));
-        else this.warn(JOB_REASON.hangWarned(what, String(event.data.action)));
+        const { idleMs, startup, step, action } = event.data;
+        const idle = `${Math.round(idleMs / 1000)} s`;
+        const what = startup === true ? JOB_REASON.hangAtStartup(idle) : JOB_REASON.hangInTraining(idle, String(step));
+        if (action === 'fail') this.finish('FAILED', JOB_REASON.hangFailed(what));
+        else this.warn(JOB_REASON.hangWarned(what, action));
         return [];
       }
       case 'node_succeeded': {
@@ -356,14 +360,15 @@ export class JobState {
       case 'straggler_detected':
         return this.stragglerDetected(event);
       case 'checkpoint_committed':
-        this.checkpointCommitted(Number(event.data.step ?? 0), event.at);
+        this.checkpointCommitted(event.data.step, event.at);
         return [];
       case 'epoch_done':
-        this.data.epochsDone = Math.max(this.data.epochsDone ?? 0, Number(event.data.epoch ?? 0) + 1);
+        this.data.epochsDone = Math.max(this.data.epochsDone ?? 0, event.data.epoch + 1);
         return [];
       case 'shard_poisoned': {
-        const shard = `shard ${String(event.data.shardIndex)} of epoch ${String(event.data.epoch)} failed ${String(event.data.attempts)} times`;
-        if (event.data.policy === 'fail') this.finish('FAILED', JOB_REASON.poisonFailed(shard));
+        const { shardIndex, epoch, attempts, policy } = event.data;
+        const shard = `shard ${shardIndex} of epoch ${epoch} failed ${attempts} times`;
+        if (policy === 'fail') this.finish('FAILED', JOB_REASON.poisonFailed(shard));
         else this.warn(JOB_REASON.poisonSkipped(shard));
         return [];
       }
@@ -382,7 +387,7 @@ export class JobState {
     this.data.checkpointRate = { at, ...(before.step > 0 && seconds > 0 && { stepsPerSecond: (step - before.step) / seconds }) };
   }
 
-  private roundClosed(round: number, members: RankedMember[]): JobAction[] {
+  private roundClosed(round: number, members: EventData<'round_closed'>['members']): JobAction[] {
     if (round < this.data.round) return [];
     this.data.round = round;
     if (this.data.openRound && this.data.openRound.round <= round) delete this.data.openRound;
@@ -422,7 +427,7 @@ export class JobState {
    * user error seen before at the same step fails the job, and so does the same crash of every
    * process of a node before any step twice in a row; a node fault relaunches the node.
    */
-  private processFailed(event: JobEvent): JobAction[] {
+  private processFailed(event: JobEvent<'process_failed'>): JobAction[] {
     const f = readFailureEvent(event);
     const node = this.current(event);
     if (node) node.lastError = f.role === 'consequence' ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
@@ -458,7 +463,7 @@ export class JobState {
   }
 
   /** The failure reason when this is the second crash in a row of a whole node before any step. */
-  private crashLoop(event: JobEvent, f: FailureEvent): string | undefined {
+  private crashLoop(event: FailureKindEvent, f: FailureEvent): string | undefined {
     const signature = `${f.failure.class}: ${f.errorLine}`;
     const loop = f.allProcessesAlike && f.step === null;
     const repeated = loop && this.data.crashLoop === signature;
@@ -469,7 +474,7 @@ export class JobState {
   }
 
   /** The failure reason when a user error repeats at the same step; else remembers it. */
-  private repeatedUserError(event: JobEvent, f: FailureEvent): string | undefined {
+  private repeatedUserError(event: FailureKindEvent, f: FailureEvent): string | undefined {
     if (f.failure.class !== 'userError') return undefined;
     const seen = this.data.userErrors ?? [];
     if (seen.some((e) => e.signature === f.errorLine && e.step === f.step)) {
@@ -482,12 +487,13 @@ export class JobState {
   }
 
   /** A node check verdict: faulty → relaunch outside the budget; an excluded straggler → shrink. */
-  private nodeChecked(event: JobEvent): JobAction[] {
+  private nodeChecked(event: JobEvent<'node_check'>): JobAction[] {
     const node = this.current(event);
-    const verdict = event.data.verdict;
-    if (typeof verdict !== 'string' || !node || !LIVE.includes(node.status)) return [];
-    const secs = (v: unknown) => (typeof v === 'number' ? `${v.toFixed(2)} s` : 'none');
-    node.check = verdict === 'straggler' ? `straggler ${secs(event.data.bestSeconds)} (median ${secs(event.data.medianSeconds)})` : `${verdict} ${secs(event.data.bestSeconds)}`;
+    // A probe result of a check round decides nothing; the verdict does.
+    if (!('verdict' in event.data) || !node || !LIVE.includes(node.status)) return [];
+    const { verdict, bestSeconds, medianSeconds, exclude } = event.data;
+    const secs = (v: number | null) => (v === null ? 'none' : `${v.toFixed(2)} s`);
+    node.check = verdict === 'straggler' ? `straggler ${secs(bestSeconds)} (median ${secs(medianSeconds)})` : `${verdict} ${secs(bestSeconds)}`;
     const where = `node ${node.id} incarnation ${node.incarnation}`;
     if (verdict === 'faulty') {
       node.status = 'failed';
@@ -497,7 +503,7 @@ export class JobState {
     }
     if (verdict !== 'straggler') return [];
     const remaining = this.activeNodes().length - 1;
-    if (event.data.exclude === true && remaining >= this.limits.minNodes) {
+    if (exclude && remaining >= this.limits.minNodes) {
       node.status = 'stopped';
       node.reason = JOB_REASON.stragglerExcluded(where);
       this.data.targetNodes = remaining;
@@ -512,12 +518,12 @@ export class JobState {
   }
 
   /** A straggler while training: always a warning; relaunched (within the node budget) when the event asks. */
-  private stragglerDetected(event: JobEvent): JobAction[] {
+  private stragglerDetected(event: JobEvent<'straggler_detected'>): JobAction[] {
     const node = this.current(event);
     if (!node || !LIVE.includes(node.status)) return [];
-    const secs = (v: unknown) => (typeof v === 'number' ? `${v.toFixed(2)} s` : '?');
-    const what = `node ${node.id} incarnation ${node.incarnation} is a straggler: step compute ${secs(event.data.seconds)} (job median ${secs(event.data.medianSeconds)})`;
-    if (event.data.relaunch !== true) {
+    const { seconds, medianSeconds, relaunch } = event.data;
+    const what = `node ${node.id} incarnation ${node.incarnation} is a straggler: step compute ${seconds.toFixed(2)} s (job median ${medianSeconds.toFixed(2)} s)`;
+    if (!relaunch) {
       this.warn(what);
       return [];
     }
@@ -568,26 +574,26 @@ export class JobState {
   }
 
   /** A node failed or vanished: relaunch it, shrink to the survivors, or fail the job. */
-  private nodeDown(event: JobEvent, reason?: string): JobAction[] {
+  private nodeDown(event: FailureKindEvent, reason?: string): JobAction[] {
     const node = this.current(event);
     if (!node || !LIVE.includes(node.status)) return [];
     // Its peers' failure charged before the loss was noticed was a consequence of it.
     const { supersedes, round } = readFailureEvent(event);
     if (event.kind !== 'process_failed' && supersedes) this.takeBack(supersedes, round, { node: event.nodeId, lost: true });
-    const exitCode = typeof event.data.exitCode === 'number' ? event.data.exitCode : null;
+    const exitCode = event.data.exitCode ?? null;
     const why = reason ?? describeFailure(event, exitCode);
     node.status = event.kind === 'node_lost' ? 'lost' : 'failed';
     node.exitCode = exitCode;
     node.reason = why;
     // Lost to the platform (the stack stopped, a pod evicted or preempted): not the job's fault.
-    const platformCause = typeof event.data.platformCause === 'string' ? event.data.platformCause : null;
+    const platformCause = event.kind === 'process_failed' ? null : (event.data.platformCause ?? null);
     if (platformCause !== null || this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
       return this.relaunch(node, {
         counted: platformCause === null,
         cause: ROUND_CAUSE.relaunch,
         warning: platformCause === null ? undefined : { why, note: RELAUNCH_NOTE.platform(platformCause) },
         // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
-        oom: event.data.oomKilled === true ? { exitCode, reason: why } : undefined,
+        oom: event.data.oomKilled ? { exitCode, reason: why } : undefined,
       });
     }
     return this.shrinkOrFail(node, why, { rejoin: true });
@@ -687,10 +693,16 @@ export class JobState {
   }
 }
 
-function describeFailure(event: JobEvent, exitCode: number | null): string {
+function describeFailure(event: FailureKindEvent, exitCode: number | null): string {
   const where = `node ${event.nodeId} incarnation ${event.incarnation}`;
-  const signal = typeof event.data.signal === 'string' && event.data.signal ? `, signal ${event.data.signal}` : '';
-  const detail = typeof event.data.reason === 'string' && event.data.reason ? `: ${event.data.reason}` : '';
+  const signal = event.data.signal ? `, signal ${event.data.signal}` : '';
+  const detail = event.data.reason ? `: ${event.data.reason}` : '';
   if (event.kind === 'node_lost') return `${where} lost${detail}`;
   return `${where} failed with exit code ${exitCode ?? 'unknown'}${signal}${detail}`;
+}
+
+/** The warning for an event row no schema describes. */
+function skippedEvent(r: RejectedEvent): string {
+  const node = r.nodeId === null ? '' : ` of node ${r.nodeId} incarnation ${r.incarnation}`;
+  return `event #${r.id} (${r.kind}${node}) skipped: ${r.problem}`;
 }

@@ -3,9 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import type { JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState } from './jobState.ts';
+import { testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: NodeEventKind, data: Record<string, unknown> = {}): JobEvent => ({ id: ++nextId, kind, nodeId: null, incarnation: null, data, at: 0 });
+const event = (kind: NodeEventKind, data: Record<string, unknown> = {}): JobEvent => testEvent({ id: ++nextId, kind, nodeId: null, incarnation: null, data, at: 0 });
 
 function running(): JobState {
   const state = new JobState(initialJobState(1), { minNodes: 1, maxNodes: 1, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 1 });

@@ -2,17 +2,18 @@
 import { describe, expect, it } from 'vitest';
 import type { JobEvent } from './events.ts';
 import { initialJobState, JobState, type JobLimits } from './jobState.ts';
+import { testEvent } from './eventFixtures.ts';
 
 const limits = (o: Partial<JobLimits> = {}): JobLimits => ({ minNodes: 3, maxNodes: 4, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 0, ...o });
 
 let nextId = 0;
-const verdict = (node: number, data: Record<string, unknown>): JobEvent => ({ id: ++nextId, kind: 'node_check', nodeId: node, incarnation: 0, data, at: 0 });
+const verdict = (node: number, data: Record<string, unknown>): JobEvent => testEvent({ id: ++nextId, kind: 'node_check', nodeId: node, incarnation: 0, data, at: 0 });
 
 /** Four nodes launched and registered, before any rendezvous. */
 function launched(l: Partial<JobLimits> = {}): JobState {
   const state = new JobState(initialJobState(4), limits(l));
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 100 + n.id })));
-  state.applyEvents(state.activeNodes().map((n) => ({ id: ++nextId, kind: 'node_registered' as const, nodeId: n.id, incarnation: 0, data: { pid: 100 + n.id }, at: 0 })));
+  state.applyEvents(state.activeNodes().map((n) => testEvent({ id: ++nextId, kind: 'node_registered', nodeId: n.id, incarnation: 0, data: { pid: 100 + n.id }, at: 0 })));
   return state;
 }
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobEvent } from './events.ts';
 import type { RoundDeadlineCheck } from './jobActivities.ts';
 import { initialJobState, JobState, type JobLimits } from './jobState.ts';
+import { testEvent } from './eventFixtures.ts';
 
 const JOIN = 300_000;
 const PENDING = 900_000;
@@ -22,7 +23,7 @@ const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
 });
 
 let nextId = 0;
-const event = (kind: JobEvent['kind'], at: number, data: Record<string, unknown> = {}, node: number | null = null, incarnation: number | null = null): JobEvent => ({
+const event = (kind: JobEvent['kind'], at: number, data: Record<string, unknown> = {}, node: number | null = null, incarnation: number | null = null): JobEvent => testEvent({
   id: ++nextId,
   kind,
   nodeId: node,

@@ -4,9 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import type { JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState, type JobAction, type JobLimits } from './jobState.ts';
+import { testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: NodeEventKind, node: number | null, data: Record<string, unknown> = {}): JobEvent => ({ id: ++nextId, kind, nodeId: node, incarnation: node === null ? null : 0, data, at: 0 });
+const event = (kind: NodeEventKind, node: number | null, data: Record<string, unknown> = {}): JobEvent => testEvent({ id: ++nextId, kind, nodeId: node, incarnation: node === null ? null : 0, data, at: 0 });
 
 /** Two nodes training in round 1; node relaunch budget 2, one of them spent when `spent`. */
 function training(l: Partial<JobLimits> = {}): JobState {

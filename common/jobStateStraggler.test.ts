@@ -2,9 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import type { JobEvent } from './events.ts';
 import { initialJobState, JobState } from './jobState.ts';
+import { testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: JobEvent['kind'], node: number | null, incarnation: number | null, data: Record<string, unknown> = {}): JobEvent => ({
+const event = (kind: JobEvent['kind'], node: number | null, incarnation: number | null, data: Record<string, unknown> = {}): JobEvent => testEvent({
   id: ++nextId,
   kind,
   nodeId: node,

@@ -16,6 +16,7 @@
 // deadlock. State is plain JSON.
 import { nodeCheckVerdict, pairRound1, pairRound2, type CheckResult, type Pair } from './diagnosisNodeCheck.ts';
 import type { NodeCheckRequest, NodeCheckResponse, NodeCheckVerdictKind } from './nodeCheckProtocol.ts';
+import type { EventDataInput } from './events.ts';
 
 export interface CheckMember {
   node: number;
@@ -69,7 +70,7 @@ export interface NodeCheckEvent {
   nodeId: number;
   incarnation: number;
   source: 'agent' | 'api';
-  data: Record<string, unknown>;
+  data: EventDataInput<'node_check'>;
 }
 
 export interface NodeCheckRules {

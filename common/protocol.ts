@@ -1,6 +1,7 @@
 // Wire contract between the elastic agent and the Rover API (master service).
 // All agent endpoints live under /v1/jobs/:job and need `Authorization: Bearer <job token>`.
 import { z } from 'zod';
+import { EVENT_DATA } from './events.ts';
 
 export const nodeRef = {
   node: z.number().int().min(0),
@@ -131,31 +132,19 @@ export const nodeReportResponse = z.object({
 });
 export type NodeReportResponse = z.infer<typeof nodeReportResponse>;
 
-/** Deeper event data would overflow the stack when the store writes it as JSON. */
-const MAX_EVENT_DEPTH = 32;
-
-/** Whether `value`'s arrays and objects nest at most `limit` levels; iterative, so any depth is safe to check. */
-function nestsAtMost(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
-    if (depth > limit) return false;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return true;
-}
-
 export const AGENT_EVENT_KINDS = ['stack_dump', 'control_plane_outage', 'standby_failed'] as const;
 
+/** POST /v1/jobs/:job/nodes/events body for one kind: its data is the kind's schema (common/events.ts), no other field. */
+function agentEventOf<K extends (typeof AGENT_EVENT_KINDS)[number]>(kind: K) {
+  return z.strictObject({
+    ...nodeRef,
+    kind: z.literal(kind),
+    /** Global rank of the process the event is about. */
+    rank: z.number().int().min(0).nullable().optional(),
+    data: EVENT_DATA[kind].strict(),
+  });
+}
+
 /** POST /v1/jobs/:job/nodes/events — evidence the agent gathered, into the job's event bus. */
-export const agentEvent = z.strictObject({
-  ...nodeRef,
-  kind: z.enum(AGENT_EVENT_KINDS),
-  /** Global rank of the process the event is about. */
-  rank: z.number().int().min(0).nullable().optional(),
-  data: z.record(z.string(), z.unknown()).refine((data) => nestsAtMost(data, MAX_EVENT_DEPTH), {
-    message: `must nest at most ${MAX_EVENT_DEPTH} levels deep`,
-  }),
-});
-export type AgentEvent = z.infer<typeof agentEvent>;
+export const agentEvent = z.discriminatedUnion('kind', [agentEventOf('stack_dump'), agentEventOf('control_plane_outage'), agentEventOf('standby_failed')]);
+export type AgentEvent = z.input<typeof agentEvent>;

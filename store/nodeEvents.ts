@@ -1,20 +1,24 @@
 // Node events: the append-only log watchNodes tails with a cursor (the last id it has seen).
 import { fromJson, Repository, toJson, toNumber, type Trx } from './repository.ts';
-import { defaultEventSource } from '../common/events.ts';
+import { defaultEventSource, eventDataProblem, type EventDataInput, type EventSource, type NodeEventKind } from '../common/events.ts';
 import type { NodeEventRow } from './schema.ts';
 
 export interface NodeEvent extends Omit<NodeEventRow, 'data'> {
   data: unknown;
 }
 
-export interface NewNodeEvent {
+/**
+ * An event to append: its data is what its kind's schema (common/events.ts EVENT_DATA) describes.
+ * Typed per kind where the kind is a literal; append checks the pair at run time either way.
+ */
+export interface NewNodeEvent<K extends NodeEventKind = NodeEventKind> {
   jobId: string;
   nodeId?: number | null;
   incarnation?: number | null;
-  kind: string;
-  data?: unknown;
+  kind: K;
+  data: EventDataInput<K>;
   /** Who emitted it; default by kind (common/events.ts). */
-  source?: string;
+  source?: EventSource;
   rank?: number | null;
 }
 
@@ -36,8 +40,13 @@ export class NodeEventsRepository extends Repository {
    * time, and transactions may commit out of that order; so appends for a job first lock the
    * job's row, which makes them take ids and commit one after another. (Events of a job that
    * has no row in `jobs` get no such lock.)
+   *
+   * The one way onto the bus: data its kind's schema refuses, or with a field the schema lacks,
+   * is a writer's bug and throws before anything is written.
    */
-  async append(event: NewNodeEvent, trx?: Trx): Promise<NodeEvent> {
+  async append<K extends NodeEventKind>(event: NewNodeEvent<K>, trx?: Trx): Promise<NodeEvent> {
+    const problem = eventDataProblem(event.kind, event.data);
+    if (problem !== undefined) throw new Error(`a ${event.kind} event of job ${event.jobId} with data the schema refuses (common/events.ts): ${problem}`);
     return this.inTransaction(trx, async (t) => {
       if (this.dialect === 'mysql') {
         await t.selectFrom('jobs').select('id').where('id', '=', event.jobId).forUpdate().execute();
@@ -47,7 +56,7 @@ export class NodeEventsRepository extends Repository {
         nodeId: event.nodeId ?? null,
         incarnation: event.incarnation ?? null,
         kind: event.kind,
-        data: toJson(event.data ?? {}),
+        data: toJson(event.data),
         createdAt: this.now(),
         source: event.source ?? defaultEventSource(event.kind),
         rank: event.rank ?? null,

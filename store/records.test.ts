@@ -9,16 +9,27 @@ describeEachStore('node events', (h) => {
     const store = await h.open({ now: () => 77 });
     await store.jobs.create(JOB);
     expect(await store.nodeEvents.latestId('j')).toBe(0);
-    const a = await store.nodeEvents.append({ jobId: 'j', nodeId: 1, incarnation: 0, kind: 'exited', data: { exitCode: 1 } });
-    const b = await store.nodeEvents.append({ jobId: 'j', kind: 'scaled' });
-    await store.nodeEvents.append({ jobId: 'other', kind: 'noise' });
-    const c = await store.nodeEvents.append({ jobId: 'j', kind: 'done', data: [1, 'two'] });
-    expect(a).toEqual({ id: a.id, jobId: 'j', nodeId: 1, incarnation: 0, kind: 'exited', data: { exitCode: 1 }, createdAt: 77, source: 'api', rank: null });
+    const a = await store.nodeEvents.append({ jobId: 'j', nodeId: 1, incarnation: 0, kind: 'node_failed', data: { exitCode: 1, round: 1, restarts: 0 } });
+    const b = await store.nodeEvents.append({ jobId: 'j', kind: 'node_stopped', data: {} });
+    await store.nodeEvents.append({ jobId: 'other', kind: 'epoch_done', data: { epoch: 0 } });
+    const c = await store.nodeEvents.append({ jobId: 'j', kind: 'round_opened', data: { round: 2, cause: 'scale to 2 nodes' } });
+    expect(a).toEqual({ id: a.id, jobId: 'j', nodeId: 1, incarnation: 0, kind: 'node_failed', data: { exitCode: 1, round: 1, restarts: 0 }, createdAt: 77, source: 'agent', rank: null });
     expect(b).toMatchObject({ nodeId: null, incarnation: null, data: {} });
     expect(await store.nodeEvents.listAfter('j', 0, 2)).toEqual([a, b]);
     expect(await store.nodeEvents.listAfter('j', b.id, 10)).toEqual([c]);
     expect(await store.nodeEvents.listAfter('j', c.id, 10)).toEqual([]);
     expect(await store.nodeEvents.latestId('j')).toBe(c.id);
+  });
+
+  it('refuses data its kind does not describe, and writes nothing', async () => {
+    const store = await h.open();
+    await store.jobs.create(JOB);
+    // Outside the types, as a writer's bug would be at run time.
+    const malformed = { jobId: 'j', kind: 'epoch_done', data: { epoch: 'one' } } as unknown as Parameters<typeof store.nodeEvents.append>[0];
+    await expect(store.nodeEvents.append(malformed)).rejects.toThrow(/epoch_done event of job j .*data\.epoch:/);
+    const extra = { jobId: 'j', kind: 'epoch_done', data: { epoch: 1, note: 'x' } } as unknown as Parameters<typeof store.nodeEvents.append>[0];
+    await expect(store.nodeEvents.append(extra)).rejects.toThrow('data.note: not a field of epoch_done');
+    expect(await store.nodeEvents.latestId('j')).toBe(0);
   });
 
   it('never lets a reader skip an event while writers append concurrently', async () => {
@@ -31,7 +42,7 @@ describeEachStore('node events', (h) => {
     const writing = Promise.all(
       Array.from({ length: writers }, async (_, w) => {
         for (let i = 0; i < perWriter; i++) {
-          appended.push((await store.nodeEvents.append({ jobId: 'j', nodeId: w, kind: 'tick', data: { i } })).id);
+          appended.push((await store.nodeEvents.append({ jobId: 'j', nodeId: w, kind: 'epoch_done', data: { epoch: i } })).id);
         }
       }),
     );

@@ -67,7 +67,7 @@ describeEachStore('openStore', (h) => {
   it('returns ids and timestamps as JS numbers', async () => {
     const store = await h.open({ now: () => 1_764_000_000_123 });
     await store.jobs.create(job('n'));
-    const event = await store.nodeEvents.append({ jobId: 'n', kind: 'started' });
+    const event = await store.nodeEvents.append({ jobId: 'n', kind: 'node_stopped', data: {} });
     const [listed] = await store.nodeEvents.listAfter('n', 0, 10);
     expect(typeof event.id).toBe('number');
     expect(listed).toEqual(event);
@@ -79,7 +79,7 @@ describeEachStore('openStore', (h) => {
     await store.transaction(async (tx) => {
       await tx.jobs.create(job('tx'));
       await tx.nodes.upsertLaunch({ jobId: 'tx', nodeId: 0, incarnation: 0, backend: 'local', status: 'launching' });
-      await tx.nodeEvents.append({ jobId: 'tx', nodeId: 0, incarnation: 0, kind: 'launched' });
+      await tx.nodeEvents.append({ jobId: 'tx', nodeId: 0, incarnation: 0, kind: 'node_launched', data: { pid: 1, logPath: null } });
     });
     expect(await store.jobs.get('tx')).toBeDefined();
     expect(await store.nodes.listByJob('tx')).toHaveLength(1);
@@ -91,7 +91,7 @@ describeEachStore('openStore', (h) => {
     const boom = store.transaction(async (tx) => {
       await tx.jobs.create(job('rolled'));
       await tx.nodes.upsertLaunch({ jobId: 'rolled', nodeId: 0, incarnation: 0, backend: 'local', status: 'launching' });
-      await tx.nodeEvents.append({ jobId: 'rolled', kind: 'launched' });
+      await tx.nodeEvents.append({ jobId: 'rolled', kind: 'node_launched', data: { pid: 1, logPath: null } });
       await tx.shards.createEpoch('rolled', 0, [{ startIndex: 0, endIndex: 10 }]);
       await tx.shards.leaseNext('rolled', 'n0', 1, 0, 1000);
       await tx.metrics.record([{ jobId: 'rolled', name: 'loss', value: 1 }]);

@@ -5,11 +5,12 @@
 import os from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
-import type { JobEvent, NodeEventKind } from '../common/events.ts';
+import type { JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
 import type { JobPhase } from '../common/phases.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { StepReading } from '../common/trainingProgress.ts';
+import { testEvent } from '../common/eventFixtures.ts';
 
 /** One launchNodes entry as the world received it. */
 export interface Launch extends NodeIdentity {
@@ -22,6 +23,9 @@ const WATCH_MAX_WAIT_MS = 1000;
 
 export class FakeJobWorld {
   readonly events: JobEvent[] = [];
+  /** Rows no schema describes, as the real watchNodes reports them (common/events.ts parseJobEvents). */
+  readonly rejected: RejectedEvent[] = [];
+  private lastId = 0;
   readonly launches: Launch[] = [];
   readonly removed: NodeIdentity[] = [];
   readonly rounds: { round: number; targetNodes: number; cause: string }[] = [];
@@ -47,10 +51,18 @@ export class FakeJobWorld {
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. */
   emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
-    const event: JobEvent = { id: this.events.length + 1, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() };
+    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
     return event;
+  }
+
+  /** Appends a row the real watchNodes would reject as malformed: the next watchNodes reports it. */
+  emitMalformed(kind: string, node: NodeIdentity | null, problem: string): RejectedEvent {
+    const row = { id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, problem };
+    this.rejected.push(row);
+    for (const wake of this.wakeWatchers.splice(0)) wake();
+    return row;
   }
 
   /** The newest incarnation launched of each node that is not removed since, by node id. */
@@ -101,13 +113,15 @@ export class FakeJobWorld {
       openRound: async ({ targetNodes, cause }) => this.openRoundOf(targetNodes, cause),
       watchNodes: async ({ cursor }) => {
         const after = () => this.events.filter((e) => e.id > cursor);
-        if (after().length === 0) {
+        const rejectedAfter = () => this.rejected.filter((r) => r.id > cursor);
+        if (after().length === 0 && rejectedAfter().length === 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, WATCH_MAX_WAIT_MS);
             this.wakeWatchers.push(() => (clearTimeout(timer), resolve()));
           });
         }
-        return { events: after(), ...(this.progress && { progress: this.progress }) };
+        const rejected = rejectedAfter();
+        return { events: after(), ...(rejected.length > 0 && { rejected }), ...(this.progress && { progress: this.progress }) };
       },
       expireRound: async () => ({ status: 'settled' }),
       describePendingNodes: async () => [],

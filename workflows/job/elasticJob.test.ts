@@ -80,6 +80,22 @@ describe('the job workflow with fake activities', () => {
     });
   });
 
+  it('passes over an event row no schema describes with a warning, and the job goes on', async ({ task }) => {
+    const world = new FakeJobWorld();
+    await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 2 }) }, async (handle) => {
+      await running(world, handle, 2);
+      const bad = world.emitMalformed('node_failed', { id: 1, incarnation: 0 }, 'data.exitCode: Invalid input: expected number, received string');
+      const warned = await waitUntil(async () => {
+        const now = await status(handle);
+        return now.warnings.some((w) => w.startsWith(`event #${bad.id} (node_failed of node 1 incarnation 0) skipped: data.exitCode`)) ? now : undefined;
+      }, 'a warning naming the skipped row', 20_000, 50);
+      expect(warned.nodes.map((n) => [key(n), n.status])).toEqual([['0#0', 'running'], ['1#0', 'running']]);
+      expect(warned.nodeRelaunches).toBe(0);
+      world.succeedAll();
+      expect((await jobOutcome(handle)).phase).toBe('SUCCEEDED');
+    });
+  });
+
   it('fails the job naming the lost node once the relaunch budget is spent and too few nodes are left', async ({ task }) => {
     const world = new FakeJobWorld();
     await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1 }) }, async (handle) => {

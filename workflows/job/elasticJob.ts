@@ -19,7 +19,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { JobEvent } from '../../common/events.ts';
+import type { JobEvent, RejectedEvent } from '../../common/events.ts';
 import { type JobActivities, watchResultOf } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
 import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, removeSummary } from '../../common/jobSummaries.ts';
@@ -261,7 +261,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       publish();
     }
     let watch: Promise<void> | undefined;
-    let events: JobEvent[] | undefined;
+    let events: { events: JobEvent[]; rejected: RejectedEvent[] } | undefined;
     let watchError: unknown;
     while (!state.terminal) {
       if (stopReason !== null) {
@@ -273,11 +273,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         const watchSummary = `wait for node events after #${state.data.cursor} (failures, rounds, checkpoints)`;
         watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase, stepKnown: state.data.progress !== undefined }]).then(
           (result) => {
-            const { events: batch, progress } = watchResultOf(result);
+            const { events: batch, rejected = [], progress } = watchResultOf(result);
             // The latest step rides on every return (no event of its own); a return that saw no
             // step (every node restarting) keeps the last reading, which says when it was read.
             if (progress) state.data.progress = progress;
-            events = batch;
+            events = { events: batch, rejected };
           },
           (err: unknown) => void (watchError = err),
         );
@@ -293,7 +293,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         const batch = events;
         watch = undefined;
         const before = [...state.data.nodes];
-        await perform(state.applyEvents(batch), { before });
+        await perform(state.applyEvents(batch.events, batch.rejected), { before });
       }
       if (deadlines && !state.terminal && stopReason === null) await checkDeadlines();
       // Auto-scaling: a due running plan goes the way of a scale signal.
