@@ -5,9 +5,9 @@
 import type { BrainPlan, OptimizerActivities } from '../common/brainPlans.ts';
 import type { RoverConfig } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
-import type { Store } from '../store/index.ts';
+import { historyKey, type Store, type TransactionScope } from '../store/index.ts';
 
-async function appendPlanEvent(store: Store, job: string, plan: BrainPlan, decidedBy: 'brain' | 'job master'): Promise<void> {
+async function appendPlanEvent(store: Pick<TransactionScope, 'nodeEvents'>, job: string, plan: BrainPlan, decidedBy: 'brain' | 'job master'): Promise<void> {
   await store.nodeEvents.append({
     jobId: job,
     nodeId: plan.nodeId ?? null,
@@ -47,9 +47,16 @@ export function createOptimizerActivities({ config, logger, store }: { config: R
       return body.plan;
     },
 
-    async recordLocalPlan({ job, plan }) {
+    async recordLocalPlan({ job, plan, failure }) {
       logger.warn({ jobId: job, stage: plan.stage, rule: plan.rule, reason: plan.reason }, 'plan made by the job master: the Brain did not answer');
-      await appendPlanEvent(store, job, plan, 'job master');
+      const row = failure && (await store.jobs.get(job));
+      await store.transaction(async (tx) => {
+        if (row && failure) {
+          // Keyed as the Brain keys it (this run of the job name), so the summary counts it.
+          await tx.jobHistory.recordFailure({ jobId: historyKey(job, row.tokenDigest), nodeId: plan.nodeId ?? 0, ...failure, oom: true });
+        }
+        await appendPlanEvent(tx, job, plan, 'job master');
+      });
     },
   };
 }

@@ -145,18 +145,18 @@ describe('oomPlan', () => {
   // spec.resources.oomFactor and oomMemoryCap: the job master's own rule when the Brain does not answer.
   const fromSpec = (factor: number, capGiB: number): OomFallback => ({ factor, capBytes: capGiB * GiB });
   it.each([
-    { name: "raises by the spec's factor", rule: fromSpec(3, 64), memory: 2 * GiB, raised: 6 * GiB },
-    { name: "stops at the spec's cap", rule: fromSpec(3, 5), memory: 2 * GiB, raised: 5 * GiB },
-    { name: 'a factor of 1 keeps memory: a warning, no plan', rule: fromSpec(1, 64), memory: 2 * GiB, raised: undefined },
-    { name: "a node above the spec's cap keeps its memory", rule: fromSpec(2, 1), memory: 2 * GiB, raised: undefined },
-  ])('$name when the Brain does not answer', ({ rule, memory, raised }) => {
+    { name: "raises by the spec's factor", rule: fromSpec(3, 64), memory: 2 * GiB, raised: 6 * GiB, result: `${6 * GiB} bytes (cap ${64 * GiB})` },
+    { name: "stops at the spec's cap", rule: fromSpec(3, 5), memory: 2 * GiB, raised: 5 * GiB, result: `${6 * GiB} bytes, capped at ${5 * GiB}` },
+    { name: 'a factor of 1 keeps memory: a warning, no plan', rule: fromSpec(1, 64), memory: 2 * GiB, raised: undefined, result: '' },
+    { name: "a node above the spec's cap keeps its memory", rule: fromSpec(2, 1), memory: 2 * GiB, raised: undefined, result: '' },
+  ])('$name when the Brain does not answer', ({ rule, memory, raised, result }) => {
     const decision = oomPlan(null, failed, memory, 3, rule);
     expect(decision.resources?.memoryBytes).toBe(raised);
     if (raised === undefined) {
       expect(decision.warning).toBe(`node 1 ran out of memory at ${memory} bytes, the job master's cap ${rule.capBytes}, and the Brain did not answer: memory unchanged`);
     } else {
       expect(decision.local?.inputs).toEqual({ memoryBytes: memory, oomFactor: rule.factor, memoryCapBytes: rule.capBytes });
-      expect(decision.local?.reason).toBe(`the Brain did not answer: the job master raised node 1's memory itself, ${rule.factor}× ${memory} = ${raised} bytes (cap ${rule.capBytes})`);
+      expect(decision.local?.reason).toBe(`the Brain did not answer: the job master raised node 1's memory itself, ${rule.factor}× ${memory} = ${result}`);
     }
   });
 });

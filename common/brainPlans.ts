@@ -56,14 +56,16 @@ export const DEFAULT_OOM_FALLBACK: OomFallback = { factor: LOCAL_OOM_FACTOR, cap
  * cap; undefined when that would not raise it (the node is at the cap). Pure, workflow-safe.
  */
 export function localOomPlan(nodeId: number, memoryBytes: number, cpu: number, rule: OomFallback = DEFAULT_OOM_FALLBACK): BrainPlan | undefined {
-  const raised = Math.min(rule.capBytes, Math.ceil(memoryBytes * rule.factor));
+  const product = Math.ceil(memoryBytes * rule.factor);
+  const raised = Math.min(rule.capBytes, product);
   if (raised <= memoryBytes) return undefined;
+  const result = raised < product ? `${product} bytes, capped at ${raised}` : `${raised} bytes (cap ${rule.capBytes})`;
   return {
     stage: 'oom',
     nodeId,
     resources: { memoryBytes: raised, cpu },
     rule: LOCAL_OOM_RULE,
-    reason: `the Brain did not answer: the job master raised node ${nodeId}'s memory itself, ${rule.factor}× ${memoryBytes} = ${raised} bytes (cap ${rule.capBytes})`,
+    reason: `the Brain did not answer: the job master raised node ${nodeId}'s memory itself, ${rule.factor}× ${memoryBytes} = ${result}`,
     inputs: { memoryBytes, oomFactor: rule.factor, memoryCapBytes: rule.capBytes },
   };
 }
@@ -80,12 +82,23 @@ export interface OptimizeActivityInput {
   currentNodes?: number;
 }
 
+/** The node failure behind a local OOM plan: its failed incarnation, exit code and reason. */
+export interface LocalPlanFailure {
+  incarnation: number;
+  exitCode: number | null;
+  reason: string;
+}
+
 export interface OptimizerActivities {
   /**
    * Asks the Brain for a plan and records it as the job's `brain_plan` event; null when the Brain
    * refuses the request (4xx). Throws (and is retried) when unreachable.
    */
   optimize(input: OptimizeActivityInput): Promise<BrainPlan | null>;
-  /** Records a plan the job master made itself (the Brain down) as a `brain_plan` event saying so. */
-  recordLocalPlan(input: { job: string; plan: BrainPlan }): Promise<void>;
+  /**
+   * Records a plan the job master made itself (the Brain down) as a `brain_plan` event saying so;
+   * with `failure` (an OOM plan), also the node failure in the job's history, which the Brain's
+   * OOM stage records when it answers: later initial plans count this run's OOMs either way.
+   */
+  recordLocalPlan(input: { job: string; plan: BrainPlan; failure?: LocalPlanFailure }): Promise<void>;
 }

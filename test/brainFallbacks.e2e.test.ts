@@ -3,12 +3,13 @@
 // own rule, said in a brain_plan event); an initial plan missed while it was down is asked for
 // again once it is back; running plans are timed from the last applied change.
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { submitJob } from '../cli/jobs.ts';
 import { LOCAL_OOM_RULE } from '../common/brainPlans.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { freePort } from '../deploy/local/devServer.ts';
-import { METRIC_THROUGHPUT } from '../store/index.ts';
+import { historyKey, METRIC_THROUGHPUT } from '../store/index.ts';
+import { describeEachDialect } from '../store/testing.ts';
 import { statusQuery, stopSignal } from '../workflows/job/messages.ts';
 import { jobOutcome, waitUntil } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
@@ -45,12 +46,12 @@ function spec(home: string, name: string, o: Options): JobSpec {
   return parsed.spec;
 }
 
-describe('a job master with its Brain as a separate process', () => {
+describeEachDialect('a job master with its Brain as a separate process', (dialect) => {
   let stack: TestStack;
 
   beforeAll(async () => {
     const brainPort = await freePort();
-    stack = await startTestStack('brain fallbacks', { ROVER_BRAIN_PORT: String(brainPort), ROVER_BRAIN_URL: `http://127.0.0.1:${brainPort}` });
+    stack = await startTestStack(`brain fallbacks ${dialect}`, { ROVER_BRAIN_PORT: String(brainPort), ROVER_BRAIN_URL: `http://127.0.0.1:${brainPort}` }, { store: dialect });
     await Promise.all([stack.startWorker(), stack.startApi(), stack.startBrain()]);
   }, 180_000);
   afterAll(async () => {
@@ -77,6 +78,9 @@ describe('a job master with its Brain as a separate process', () => {
     const final = await stack.store.nodes.get({ jobId: 'oom-no-brain', nodeId: 0, incarnation: 1 });
     expect((final?.resources as { memory: number }).memory).toBe(300 * MiB);
     expect(await planEvents('oom-no-brain')).toEqual([expect.objectContaining({ optimizer: 'oom', rule: LOCAL_OOM_RULE, decidedBy: 'job master', memoryBytes: 300 * MiB })]);
+    // Honest history: the OOM counts on this run's summary though the Brain never heard of it.
+    const key = historyKey('oom-no-brain', (await stack.store.jobs.get('oom-no-brain'))!.tokenDigest);
+    expect(await stack.store.jobHistory.get(key)).toMatchObject({ nodeFailures: 1, oomFailures: 1 });
   }, 300_000);
 
   it('asks again for an initial plan missed while the Brain was down, and grows to the size history says', async () => {

@@ -98,7 +98,10 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       if (decision.warning) state.warn(decision.warning);
       if (decision.resources) state.setNodeResources(action.node.id, action.node.incarnation, decision.resources);
       if (decision.record) record(decision.record.plan, decision.record.applied);
-      if (decision.local) await brain.recordLocalPlan({ job: jobId, plan: decision.local });
+      if (decision.local) {
+        const failure = { incarnation: action.failedIncarnation, exitCode: action.exitCode, reason: action.reason.slice(0, 4000) };
+        await brain.recordLocalPlan({ job: jobId, plan: decision.local, failure });
+      }
     },
 
     /** Milliseconds until the next plan (running, or a missed initial one) is due; undefined when none is. */
