@@ -7,6 +7,7 @@ import path from 'node:path';
 import { submitJob } from '../cli/jobs.ts';
 import { nodeLogPath } from '../cluster/local/localBackend.ts';
 import { findNodeProcesses } from '../cluster/local/processes.ts';
+import { readEventData } from '../common/events.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { ChaosPart, ChaosStack } from './chaosStack.ts';
 import { jobOutcome, waitUntil } from './waits.ts';
@@ -179,7 +180,11 @@ export async function runChaosSoak(stack: ChaosStack, o: SoakOptions): Promise<S
     problems.push(...jobProblems.map((p) => `${name}: ${p}`));
     nodesLost += (await stack.store.nodeEvents.list(name, { kinds: ['node_lost'] })).length;
     const outages = await stack.store.nodeEvents.list(name, { kinds: ['control_plane_outage'] });
-    for (const e of outages) outageEvents.push({ from: e.createdAt - (e.data as { downMs: number }).downMs, to: e.createdAt });
+    for (const e of outages) {
+      const outage = readEventData('control_plane_outage', e.data);
+      if (outage) outageEvents.push({ from: e.createdAt - outage.downMs, to: e.createdAt });
+      else problems.push(`${name}: event #${e.id} (control_plane_outage) does not fit its schema`);
+    }
   }
   // Each fault that cut the agents off must show as an agent's outage overlapping it: a heartbeat
   // every 200 ms meets it, and a long enough store outage reaches the agents as the API's 5xx answers.
@@ -242,7 +247,13 @@ async function checkJob(stack: ChaosStack, name: string, samples: number, checkp
   /** The steps rounds resumed from, each checked below to be the latest commit when its round began. */
   const roundStarts = new Set<number>();
   for (const e of events) {
-    const step = (e.data as { step?: number }).step ?? 0;
+    if (e.kind !== 'checkpoint_committed' && e.kind !== 'ledger_rewound') continue;
+    const data = readEventData(e.kind, e.data);
+    if (!data) {
+      problems.push(`event #${e.id} (${e.kind}) does not fit its schema`);
+      continue;
+    }
+    const { step } = data;
     if (e.kind === 'checkpoint_committed') {
       if (step <= committed) problems.push(`checkpoint step ${step} committed after step ${committed}`);
       committed = Math.max(committed, step);
