@@ -3,6 +3,7 @@
 import { PLANS_KEPT, type AppliedPlan, type NodeResources } from './brainPlans.ts';
 import type { EventData, JobEvent, NodeEventKind, RejectedEvent } from './events.ts';
 import { readFailureEvent, type FailureEvent, type FailureKindEvent } from './failureEvent.ts';
+import { decide, NODE_DOWN_POLICY, PROCESS_FAILURE_POLICY, type NodeDownAction, type NodeDownTrigger, type ProcessFailureAction } from './failurePolicy.ts';
 import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
 import type { PendingNode } from './pendingNodes.ts';
@@ -184,6 +185,20 @@ interface RelaunchOptions {
   warning?: { why: string; note?: string } | undefined;
   /** Out of memory: ask for an OOM plan for the new incarnation before launching it. */
   oom?: { exitCode: number | null; reason: string } | undefined;
+}
+
+/** How a node-down action reads and where its node goes: the trigger's words and round. */
+interface NodeDownContext {
+  /** The failure, for a shrink or a failed job. */
+  why: string;
+  /** RelaunchOptions.cause: the round its peers restart into; absent for a node in no world. */
+  cause?: RelaunchOptions['cause'];
+  warning?: RelaunchOptions['warning'];
+  oom?: RelaunchOptions['oom'];
+  /** The node was in the world: after a shrink its peers form a smaller one. */
+  rejoin: boolean;
+  /** The warning when the node is kept. */
+  kept?: string;
 }
 
 export class JobState {
@@ -430,21 +445,33 @@ export class JobState {
   private processFailed(event: JobEvent<'process_failed'>): JobAction[] {
     const f = readFailureEvent(event);
     const node = this.current(event);
-    if (node) node.lastError = f.role === 'consequence' ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
-    if (f.role === 'consequence') return [];
-    if (node) node.restarts = f.failures ?? node.restarts + 1;
-    if (f.supersedes) this.takeBack(f.supersedes, f.round, { node: event.nodeId, lost: false });
-    // A superseded culprit already counted this round's restart.
-    else this.data.processRestarts += 1;
-    const failing = this.crashLoop(event, f) ?? this.repeatedUserError(event, f);
-    if (failing) {
-      this.finish('FAILED', failing);
-      return [];
+    const consequence = f.role === 'consequence';
+    if (node) node.lastError = consequence ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
+    if (!consequence) {
+      if (node) node.restarts = f.failures ?? node.restarts + 1;
+      if (f.supersedes) this.takeBack(f.supersedes, f.round, { node: event.nodeId, lost: false });
+      // A superseded culprit already counted this round's restart.
+      else this.data.processRestarts += 1;
     }
-    if (f.failure.class === 'nodeFault' && node && LIVE.includes(node.status)) {
-      return this.nodeDown(event, JOB_REASON.nodeFault(describeFailure(event, f.exitCode), f.failure.rule));
-    }
-    return [];
+    // Each remembers what it saw (the last crash signature, user errors by step): asked in table order.
+    const crashLoop = consequence ? undefined : this.crashLoop(event, f);
+    const userError = consequence || crashLoop !== undefined ? undefined : this.repeatedUserError(event, f);
+    const { then } = decide(PROCESS_FAILURE_POLICY, {
+      consequence,
+      crashLoop: crashLoop !== undefined,
+      repeatedUserError: userError !== undefined,
+      nodeFault: f.failure.class === 'nodeFault' && node !== undefined && LIVE.includes(node.status),
+    });
+    const apply: Record<ProcessFailureAction, () => JobAction[]> = {
+      ignore: () => [],
+      restartInPlace: () => [],
+      failJob: () => {
+        this.finish('FAILED', crashLoop ?? userError!);
+        return [];
+      },
+      nodeDown: () => this.nodeDown(event, JOB_REASON.nodeFault(describeFailure(event, f.exitCode), f.failure.rule)),
+    };
+    return apply[then]();
   }
 
   /**
@@ -498,8 +525,8 @@ export class JobState {
     if (verdict === 'faulty') {
       node.status = 'failed';
       node.reason = JOB_REASON.nodeCheckFaulty(where);
-      // Off the host that failed the check; not the job's fault, so not counted.
-      return this.relaunch(node, { counted: false, avoidHost: true, cause: ROUND_CAUSE.nodeCheckRelaunch, warning: { why: node.reason, note: RELAUNCH_NOTE.nodeCheck } });
+      const decided = this.decideNodeDown('checkFaulty', false);
+      return this.applyNodeDown(node, decided, { why: node.reason, cause: ROUND_CAUSE.nodeCheckRelaunch, warning: { why: node.reason, note: RELAUNCH_NOTE.nodeCheck }, rejoin: true });
     }
     if (verdict !== 'straggler') return [];
     const remaining = this.activeNodes().length - 1;
@@ -527,14 +554,32 @@ export class JobState {
       this.warn(what);
       return [];
     }
-    if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
-      this.warn(JOB_REASON.stragglerNotRelaunched(what, this.budget()));
-      return [];
+    const decided = this.decideNodeDown('straggler', false);
+    if (decided.action === 'relaunch') {
+      node.status = 'failed';
+      node.reason = what;
     }
-    node.status = 'failed';
-    node.reason = what;
-    // Counted like a node fault: a host that stays slow must not relaunch forever.
-    return this.relaunch(node, { counted: true, avoidHost: true, cause: ROUND_CAUSE.stragglerRelaunch, warning: { why: what, note: RELAUNCH_NOTE.straggler } });
+    return this.applyNodeDown(node, decided, {
+      why: what, cause: ROUND_CAUSE.stragglerRelaunch, warning: { why: what, note: RELAUNCH_NOTE.straggler }, rejoin: true, kept: JOB_REASON.stragglerNotRelaunched(what, this.budget()),
+    });
+  }
+
+  /** NODE_DOWN_POLICY's action for a node down by `trigger` now. */
+  private decideNodeDown(trigger: NodeDownTrigger, platformCause: boolean): NodeDownAction {
+    return decide(NODE_DOWN_POLICY, { trigger, platformCause, budgetLeft: this.data.nodeRelaunches < this.limits.maxNodeRelaunches }).then;
+  }
+
+  /** Carries out NODE_DOWN_POLICY's action for `node`, with the words and round of its trigger. */
+  private applyNodeDown(node: NodeRecord, decided: NodeDownAction, how: NodeDownContext): JobAction[] {
+    const apply: { [A in NodeDownAction['action']]: (d: Extract<NodeDownAction, { action: A }>) => JobAction[] } = {
+      relaunch: (d) => this.relaunch(node, { counted: d.counted, avoidHost: d.avoidHost, cause: how.cause, warning: how.warning, oom: how.oom }),
+      shrinkOrFail: () => this.shrinkOrFail(node, how.why, { rejoin: how.rejoin }),
+      keep: () => {
+        if (how.kept) this.warn(how.kept);
+        return [];
+      },
+    };
+    return (apply[decided.action] as (d: NodeDownAction) => JobAction[])(decided);
   }
 
   /**
@@ -587,16 +632,14 @@ export class JobState {
     node.reason = why;
     // Lost to the platform (the stack stopped, a pod evicted or preempted): not the job's fault.
     const platformCause = event.kind === 'process_failed' ? null : (event.data.platformCause ?? null);
-    if (platformCause !== null || this.data.nodeRelaunches < this.limits.maxNodeRelaunches) {
-      return this.relaunch(node, {
-        counted: platformCause === null,
-        cause: ROUND_CAUSE.relaunch,
-        warning: platformCause === null ? undefined : { why, note: RELAUNCH_NOTE.platform(platformCause) },
-        // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
-        oom: event.data.oomKilled ? { exitCode, reason: why } : undefined,
-      });
-    }
-    return this.shrinkOrFail(node, why, { rejoin: true });
+    return this.applyNodeDown(node, this.decideNodeDown('down', platformCause !== null), {
+      why,
+      cause: ROUND_CAUSE.relaunch,
+      warning: platformCause === null ? undefined : { why, note: RELAUNCH_NOTE.platform(platformCause) },
+      // Out of memory: the Brain's OOM plan sets the new incarnation's memory before it launches.
+      oom: event.data.oomKilled ? { exitCode, reason: why } : undefined,
+      rejoin: true,
+    });
   }
 
   /**
@@ -677,12 +720,8 @@ export class JobState {
       const why = JOB_REASON.pendingTimeout(`node ${node.id} incarnation ${node.incarnation}`, formatDuration(this.limits.pendingTimeoutMs!), report.reason);
       node.status = 'failed';
       node.reason = why;
-      if (this.data.nodeRelaunches >= this.limits.maxNodeRelaunches) {
-        actions.push(...this.shrinkOrFail(node, why, { rejoin: false }));
-        continue;
-      }
-      // In no world yet: the new incarnation joins the way a scaled-up node does, with no round of its own.
-      actions.push(...this.relaunch(node, { counted: true, warning: { why } }));
+      // In no world yet: a new incarnation joins the way a scaled-up node does, with no round of its own.
+      actions.push(...this.applyNodeDown(node, this.decideNodeDown('pending', false), { why, warning: { why }, rejoin: false }));
     }
     return actions;
   }
