@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { STANDBY_BOOTSTRAP } from './standbyProcess.ts';
 import { catchesSignal, executablePath, processGroupMembers, type ProcessInfo } from '../common/procfs.ts';
 import type { ProcessGroup } from './processGroup.ts';
 
@@ -64,11 +65,23 @@ export async function captureHangEvidence(group: ProcessGroup, pySpy = 'py-spy')
     const viaSpy = spied[i]!.filter((s): s is string => s !== undefined);
     const viaHandler = dumped.get(t.localRank)?.join('\n');
     const method = viaSpy.length ? 'py-spy' : viaHandler ? 'faulthandler' : 'none';
-    const stack = [...viaSpy, ...(viaHandler ? [viaHandler] : [])].join('\n\n') || NO_STACK;
+    const stack = withoutStandbyFrames([...viaSpy, ...(viaHandler ? [viaHandler] : [])].join('\n\n')) || NO_STACK;
     const pid = pythons[i]![0]?.pid ?? t.pid;
     return { localRank: t.localRank, rank: t.rank, pid, method, stack: stack.slice(-MAX_STACK_CHARS), logTail: t.stderrTail.slice(-LOG_TAIL_LINES).join('\n') };
   });
   return { processTree: await processTree(process.pid, live.map((t) => t.pid)), stacks };
+}
+
+/**
+ * A stack without the frames of agent/standby.py, which runs a warm trainer's script (its
+ * _run_script, main, <module>): the stacks read as a cold start's do. Both formats name the file
+ * by its path: faulthandler `File "…/standby.py", line N in f`, py-spy `f (…/standby.py:N)`.
+ */
+export function withoutStandbyFrames(stack: string): string {
+  return stack
+    .split('\n')
+    .filter((line) => !line.includes(`"${STANDBY_BOOTSTRAP}"`) && !line.includes(`(${STANDBY_BOOTSTRAP}:`))
+    .join('\n');
 }
 
 /**

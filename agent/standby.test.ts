@@ -277,6 +277,19 @@ describe('warm standby processes', () => {
     }
   });
 
+  it("a warm trainer's hang stacks show its own frames, none of the standby that ran its script", async () => {
+    const launch = trainerLaunch(['--faulthandler']);
+    const pool = startPool(launch, 1);
+    await waitUntil(() => allReady(pool, 1), 'the standby ready', 15_000);
+    const { group, out } = startGroup(pool, launch, { base: 0, world: 1, round: 1 }, 1);
+    await waitUntil(() => out.lines().includes('[rank 0] ROVER_STEP 1'), 'stepping', 10_000);
+    expect(group.warmRanks()).toEqual([0]);
+    const [stack] = (await captureHangEvidence(group, '/nonexistent/py-spy')).stacks;
+    expect(stack).toMatchObject({ method: 'faulthandler' });
+    expect(stack!.stack).toContain(`File "${WARM_TRAINER}"`);
+    expect(stack!.stack).not.toContain('standby.py');
+  });
+
   it('a warm trainer gets exactly one SIGTERM on stop, and its stacks can be read for hang evidence', async () => {
     const sigterms = path.join(dir, 'sigterm.log');
     const launch: StandbyLaunch = { command: 'python3', args: [SIGTERM_TRAINER, '--sigterm-log', sigterms, '--save-time', '0.3'], cwd: dir, preload: ['slow_import'] };

@@ -13,7 +13,7 @@ import type { PythonCommand } from '../common/pythonCommand.ts';
 import { withMemoryLimit } from './memoryLimit.ts';
 
 /** Beside this file in the sources; the build in dist/ runs the one in the sources too (tsc copies no .py). */
-const BOOTSTRAP = path.join(repoRoot, 'agent', 'standby.py');
+export const STANDBY_BOOTSTRAP = path.join(repoRoot, 'agent', 'standby.py');
 /** Lines of output a standby keeps before its go (import warnings), replayed to its trainer. */
 const MAX_BUFFERED_LINES = 200;
 const STDERR_TAIL_LINES = 50;
@@ -48,7 +48,7 @@ export class Standby {
     onState: (s: Standby) => void,
   ) {
     const { options, target } = python;
-    const args = [...options, BOOTSTRAP, target.kind, target.kind === 'script' ? target.path : target.name, ...launch.preload];
+    const args = [...options, STANDBY_BOOTSTRAP, target.kind, target.kind === 'script' ? target.path : target.name, ...launch.preload];
     const cmd = withMemoryLimit(launch.command, args, launch.memoryLimitBytes);
     // detached: setsid(), as for a cold trainer (agent/processGroup.ts). fd 3 says ready or failed.
     this.child = spawn(cmd.command, cmd.args, { cwd: launch.cwd, env: startEnv, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });

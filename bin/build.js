@@ -80,6 +80,7 @@ function build() {
   }
   if (status === 2) process.stderr.write('rover build: built despite the type errors above (see npm run typecheck)\n');
   bundleWorkflows();
+  bundleAgent();
   writeStamp(root, startedAt, files);
   return 0;
 }
@@ -98,6 +99,28 @@ function bundleWorkflows() {
   const env = { ...process.env, ROVER_WORKFLOWS: path.join(distDir, 'workflows', 'index.js'), ROVER_WORKFLOW_BUNDLE: path.join(distDir, WORKFLOW_BUNDLE) };
   const { status } = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit', cwd: root, env });
   if (status !== 0) process.stderr.write('rover build: could not bundle the workflows; workers bundle them at start\n');
+}
+
+/**
+ * Replaces dist/agent/main.js by one file holding the agent and everything it imports (esbuild,
+ * installed with tsx): a relaunched node's agent then starts without resolving and reading about
+ * 140 modules (zod alone is 95 files), about 80 ms less before it registers (issue 13: within
+ * 0.2 s). The bundle sits where the compiled entry was, so paths it derives from its own location
+ * (common/repoRoot.ts) stay the same. A failure only warns: the agent then runs the tsc output.
+ */
+function bundleAgent() {
+  const entry = path.join(distDir, 'agent', 'main.js');
+  const script = `import { writeFileSync } from 'node:fs';
+    import { build } from 'esbuild';
+    const { outputFiles } = await build({
+      entryPoints: [process.env.ROVER_AGENT_ENTRY], bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'warning',
+      // Bundled CommonJS packages (pino) call require: give the module one.
+      banner: { js: "import { createRequire as roverCreateRequire } from 'node:module'; const require = roverCreateRequire(import.meta.url);" },
+    });
+    writeFileSync(process.env.ROVER_AGENT_ENTRY, outputFiles[0].contents);`;
+  const env = { ...process.env, ROVER_AGENT_ENTRY: entry };
+  const { status } = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit', cwd: root, env });
+  if (status !== 0) process.stderr.write('rover build: could not bundle the agent; it runs unbundled from dist/\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = build();

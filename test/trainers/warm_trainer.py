@@ -12,6 +12,7 @@ It imports slow_import (a module as slow to import as torch), then:
   --exit-chores FILE   leaves work for the interpreter's exit: a non-daemon thread that appends
                   `thread` to FILE a moment later, an atexit handler that appends `atexit`, and
                   FILE.open, a file kept open in a global with its text still in the buffer
+  --faulthandler  dumps its stacks to stderr on SIGUSR1 (hang evidence)
   --steps N --step-time S   prints `ROVER_STEP <n>` N times (default: until stopped)
 """
 import argparse, atexit, json, os, sys, threading, time
@@ -65,6 +66,7 @@ def main():
     p.add_argument("--exit-code", type=int)
     p.add_argument("--exit-message")
     p.add_argument("--exit-chores")
+    p.add_argument("--faulthandler", action="store_true")
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--step-time", type=float, default=0.05)
     args = p.parse_args()
@@ -90,6 +92,9 @@ def main():
             "restart": os.environ.get("TORCHELASTIC_RESTART_COUNT"),
             "imports": [r["at"] for r in imports_of(pid) if r["module"] == "slow_import"], "started": started,
         }, append=True)
+    if args.faulthandler:
+        import faulthandler, signal
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.exit_chores:
         leave_exit_chores(args.exit_chores)
     if args.fail:
