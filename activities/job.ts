@@ -41,10 +41,10 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
   /** Nor are those missed while the store could not be reached (storeLostAt: the last call that failed so). */
   const { store, lostAt: storeLostAt } = noteStoreOutages(deps.store, now);
 
-  const loadJob = async (jobId: string): Promise<Job & { spec: JobSpec }> => {
+  const loadJob = async (jobId: string): Promise<Job> => {
     const job = await store.jobs.get(jobId);
     if (!job) throw notFoundError(`job ${jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker), or its row was deleted`);
-    return job as Job & { spec: JobSpec };
+    return job;
   };
   /** The key job and node tokens are derived with: the operator token, which the API shares. */
   const signingKey = (): string => {
@@ -190,7 +190,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
     },
 
     async finishJob({ jobId, phase, reason }) {
-      const job = (await store.jobs.get(jobId)) as (Job & { spec: JobSpec }) | undefined;
+      const job = await store.jobs.get(jobId);
       if (!job) {
         // prepareJob never recorded it (the job failed before): nothing was launched, nothing to tear down.
         logger.warn({ jobId, phase, reason }, 'job finished without a row in the store');

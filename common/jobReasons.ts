@@ -75,4 +75,14 @@ export const JOB_REASON = {
     `${failure}: every process of the node failed the same way before any step, twice in a row (rule ${rule}), failing fast: ${errorLine}`,
   /** Node reason: a process failure the API classed a node fault. */
   nodeFault: (failure: string, rule: string) => `${failure}: node fault (rule ${rule})`,
+  /** Node reason or warning: a straggler while training (compute seconds per step). */
+  straggler: (where: string, seconds: number, medianSeconds: number) =>
+    `${where} is a straggler: step compute ${seconds.toFixed(2)} s (job median ${medianSeconds.toFixed(2)} s)`,
+  /** Warning: the latest round's world finished, and the nodes waiting outside it were stopped. */
+  worldFinished: (round: number, nodes: number, waiting: number) =>
+    `the world of round ${round} (${nodes} nodes) finished; ${waiting} waiting node${waiting === 1 ? '' : 's'} outside it stopped`,
+  /** Scale refusals (the update's answer and the warning). */
+  scaleOutOfRange: (nodes: number, min: number, max: number) => `cannot scale to ${nodes} nodes: must be within spec.nodes [min ${min}, max ${max}]`,
+  scaleNotUnit: (nodes: number, unit: number) => `cannot scale to ${nodes} nodes: must be a multiple of spec.nodes.unit (${unit})`,
+  scaleEnded: (phase: string) => `cannot scale: the job is already ${phase}`,
 } as const;

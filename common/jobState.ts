@@ -255,10 +255,10 @@ export class JobState {
   scaleRefusal(nodes: number): string | undefined {
     const { minNodes, maxNodes, unit } = this.limits;
     if (!Number.isInteger(nodes) || nodes < minNodes || nodes > maxNodes) {
-      return `cannot scale to ${nodes} nodes: must be within spec.nodes [min ${minNodes}, max ${maxNodes}]`;
+      return JOB_REASON.scaleOutOfRange(nodes, minNodes, maxNodes);
     }
-    if (nodes % unit !== 0) return `cannot scale to ${nodes} nodes: must be a multiple of spec.nodes.unit (${unit})`;
-    if (this.terminal) return `cannot scale: the job is already ${this.data.phase}`;
+    if (nodes % unit !== 0) return JOB_REASON.scaleNotUnit(nodes, unit);
+    if (this.terminal) return JOB_REASON.scaleEnded(this.data.phase);
     return undefined;
   }
 
@@ -430,7 +430,7 @@ export class JobState {
     const world = active.filter((n) => n.rank !== null);
     if (world.length === this.data.roundNodes && world.length > 0 && world.every((n) => n.status === 'succeeded')) {
       const waiting = active.length - world.length;
-      this.warn(`the world of round ${this.data.round} (${world.length} nodes) finished; ${waiting} waiting node${waiting === 1 ? '' : 's'} outside it stopped`);
+      this.warn(JOB_REASON.worldFinished(this.data.round, world.length, waiting));
       this.finish('SUCCEEDED', null);
     }
   }
@@ -549,7 +549,7 @@ export class JobState {
     const node = this.current(event);
     if (!node || !LIVE.includes(node.status)) return [];
     const { seconds, medianSeconds, relaunch } = event.data;
-    const what = `node ${node.id} incarnation ${node.incarnation} is a straggler: step compute ${seconds.toFixed(2)} s (job median ${medianSeconds.toFixed(2)} s)`;
+    const what = JOB_REASON.straggler(`node ${node.id} incarnation ${node.incarnation}`, seconds, medianSeconds);
     if (!relaunch) {
       this.warn(what);
       return [];
@@ -571,15 +571,15 @@ export class JobState {
 
   /** Carries out NODE_DOWN_POLICY's action for `node`, with the words and round of its trigger. */
   private applyNodeDown(node: NodeRecord, decided: NodeDownAction, how: NodeDownContext): JobAction[] {
-    const apply: { [A in NodeDownAction['action']]: (d: Extract<NodeDownAction, { action: A }>) => JobAction[] } = {
-      relaunch: (d) => this.relaunch(node, { counted: d.counted, avoidHost: d.avoidHost, cause: how.cause, warning: how.warning, oom: how.oom }),
-      shrinkOrFail: () => this.shrinkOrFail(node, how.why, { rejoin: how.rejoin }),
-      keep: () => {
+    switch (decided.action) {
+      case 'relaunch':
+        return this.relaunch(node, { counted: decided.counted, avoidHost: decided.avoidHost, cause: how.cause, warning: how.warning, oom: how.oom });
+      case 'shrinkOrFail':
+        return this.shrinkOrFail(node, how.why, { rejoin: how.rejoin });
+      case 'keep':
         if (how.kept) this.warn(how.kept);
         return [];
-      },
-    };
-    return (apply[decided.action] as (d: NodeDownAction) => JobAction[])(decided);
+    }
   }
 
   /**

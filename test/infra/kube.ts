@@ -13,17 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../../deploy/local/devServer.ts';
-
-/** Polls until truthy (no vitest import: the benchmarks use this harness too). */
-async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs: number, everyMs: number): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+import { waitUntil } from '../waits.ts';
 
 const k8sTestDir = fileURLToPath(new URL('../../deploy/k8s-test/', import.meta.url));
 export const FAKE_NODE = 'kwok-node-0';
