@@ -204,7 +204,12 @@ export class AgentService {
     this.hooks.roundDecided?.(job.id, round);
   }
 
-  async heartbeat(job: Job, req: HeartbeatRequest): Promise<HeartbeatResponse> {
+  /**
+   * `queued(true/false)` brackets the wait for the job's heartbeat batch (api/groupCommit.ts):
+   * one transaction serves the whole batch, so a beat waiting in it does no store work of its own
+   * and does not count against the in-flight limit (api/overload.ts setWaiting).
+   */
+  async heartbeat(job: Job, req: HeartbeatRequest, queued?: (waiting: boolean) => void): Promise<HeartbeatResponse> {
     if (isTerminalPhase(job.phase as JobPhase)) return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
     const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
     const node = await this.store.nodes.get(key);
@@ -215,17 +220,22 @@ export class AgentService {
     const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
     // Read once for the throughput sample, the hang check and the round reply.
     const latest = await this.store.rendezvous.latestRound(job.id);
-    await this.beats.submit(job.id, {
-      key,
-      patch: {
-        lastHeartbeatAt: this.now(),
-        ...(req.step === null ? {} : { step: req.step }),
-        ...(moved ? { stepAt: this.now() } : {}),
-        ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
-        ...(computeWindow && { computeWindow }),
-      },
-      samples: [...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)],
-    });
+    queued?.(true);
+    try {
+      await this.beats.submit(job.id, {
+        key,
+        patch: {
+          lastHeartbeatAt: this.now(),
+          ...(req.step === null ? {} : { step: req.step }),
+          ...(moved ? { stepAt: this.now() } : {}),
+          ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
+          ...(computeWindow && { computeWindow }),
+        },
+        samples: [...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)],
+      });
+    } finally {
+      queued?.(false);
+    }
     this.hooks.heartbeat?.(job.id, req.step, this.now());
     if (computeWindow) await this.stragglers.check(job);
     const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);

@@ -7,6 +7,7 @@ import { bearerToken, namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
 import type { AgentService } from './agentService.ts';
 import { MAX_WAIT_MS, type LongPolls } from './longPoll.ts';
+import { setWaiting } from './overload.ts';
 
 const jobParams = z.strictObject({ job: z.string().min(1).max(253) });
 const roundParams = z.strictObject({ job: z.string().min(1).max(253), round: z.coerce.number().int().min(1) });
@@ -64,7 +65,7 @@ export function registerMasterRoutes(app: FastifyInstance, master: AgentService,
   app.post('/v1/jobs/:job/nodes/heartbeat', { config: { shedFirst: true } }, async (request) => {
     const j = await job(request);
     const req = parseInput(heartbeatRequest, request.body, 'body');
-    const reply = await master.heartbeat(j, req);
+    const reply = await master.heartbeat(j, req, (waiting) => setWaiting(request, waiting));
     const waitMs = Math.min(req.waitMs ?? 0, MAX_WAIT_MS);
     if (reply.action !== 'none' || reply.captureStacks !== undefined || reply.nodeCheck || waitMs === 0) return reply;
     const newer = await polls.wait(request, {

@@ -5,7 +5,10 @@
 // - more requests in flight than the limit: from its arrival until its answer is sent or its
 //   client goes. A long poll that is waiting (api/longPoll.ts) does not count: it holds a socket
 //   and a timer, not the store, and counting it would let a thousand waiting agents starve every
-//   other request. This is where a MySQL store's queue forms (each request awaits the network);
+//   other request. Nor does a heartbeat queued for its job's batch (api/groupCommit.ts): one
+//   transaction serves the whole batch (counting each beat had 2,000 agents' heartbeats shed by the
+//   thousand while the API used half a core). This is where a MySQL store's queue forms (each
+//   request awaits the network);
 // - an event loop that has not come round to its timers for longer than the lag limit. On SQLite
 //   every request runs to its end synchronously, so requests are never in flight together: the
 //   queue forms in the sockets instead, and the loop works through it for seconds without a
