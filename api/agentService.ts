@@ -2,16 +2,16 @@
 // rendezvous, heartbeats and reports, over the store. Decisions are the pure functions in
 // common/; this file persists them.
 import { looksOutOfMemory } from '../common/oom.ts';
-import type { AgentEvent, HeartbeatRequest, HeartbeatResponse, JoinRequest, NodeReport, NodeReportResponse, RegisterRequest, RoundStatus } from '../common/protocol.ts';
+import { heartbeatRequest, type AgentEvent, type HeartbeatRequest, type HeartbeatResponse, type JoinRequest, type NodeReport, type NodeReportResponse, type RegisterRequest, type RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type NodeKey, type NodePatch, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
-import { nodeTokenScope, tokenMatches } from '../common/tokens.ts';
+import { nodeTokenScope, tokenMatches, type NodeTokenScope } from '../common/tokens.ts';
 import { failureWeight, judgementData } from '../common/failureCulprit.ts';
 import type { NamedNode } from './auth.ts';
-import { HttpError } from './errors.ts';
+import { HttpError, parseInput } from './errors.ts';
 import { HangWatch } from './hangWatch.ts';
 import { nextComputeWindow, StragglerWatch } from './stragglerWatch.ts';
 import { NodeCheckCoordinator } from './nodeCheck.ts';
@@ -44,23 +44,67 @@ export class AgentService {
   private readonly stragglers: StragglerWatch;
 
   /**
-   * The writes of a job's heartbeats that arrive while its transaction runs go together into the
-   * next one (api/groupCommit.ts): one commit per round trip of the store, however many agents
-   * beat at once, instead of two per heartbeat (its node row, its samples).
+   * A job's heartbeats that arrive while its transaction runs go together into the next one
+   * (api/groupCommit.ts): the job, its latest round and the beating nodes are read once for the
+   * batch and each node's row is written, so N agents beating at once cost about one transaction
+   * per round trip of the store and one row write each, instead of three reads and two writes each.
    */
-  private readonly beats = new GroupCommit<HeartbeatWrite, void>((_jobId, writes) => this.writeHeartbeats(writes), {
+  private readonly beats = new GroupCommit<HeartbeatCall, HeartbeatSeen>((jobId, calls) => this.recordHeartbeats(jobId, calls), {
     maxWeight: HEARTBEAT_BATCH_MAX,
     weight: () => 1,
   });
 
-  private async writeHeartbeats(writes: HeartbeatWrite[]): Promise<Settled<void>[]> {
-    // In node order, so two replicas' batches take the rows' locks in one order (MySQL).
-    const ordered = [...writes].sort((a, b) => a.key.nodeId - b.key.nodeId || a.key.incarnation - b.key.incarnation);
-    await this.store.contendedTransaction(async (tx) => {
-      for (const w of ordered) await tx.nodes.update(w.key, w.patch);
-      await tx.metrics.record(ordered.flatMap((w) => w.samples));
+  private recordHeartbeats(jobId: string, calls: HeartbeatCall[]): Promise<Settled<HeartbeatSeen>[]> {
+    return this.store.contendedTransaction(async (tx) => {
+      const job = await tx.jobs.get(jobId);
+      // Each call is let in (its token, then its body) as authorize and the route would, alone.
+      const admitted = calls.map((call): Settled<{ job: Job; req: HeartbeatRequest }> => {
+        try {
+          const { job: admitted } = this.admit(job, jobId, call.token, call.ref);
+          return { ok: true, value: { job: admitted, req: parseInput(heartbeatRequest, call.body, 'body') } };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      });
+      const live = job && !isTerminalPhase(job.phase as JobPhase);
+      const beating = live ? admitted.flatMap((a) => (a.ok ? [a.value.req] : [])) : [];
+      const latest = beating.length > 0 ? await tx.rendezvous.latestRound(jobId) : undefined;
+      const rows = await tx.nodes.getMany(jobId, beating.map((b) => ({ nodeId: b.node, incarnation: b.incarnation })));
+      const byKey = new Map(rows.map((n) => [`${n.nodeId}/${n.incarnation}`, n]));
+      const now = this.now();
+      const writes: { key: NodeKey; patch: NodePatch }[] = [];
+      const samples: NewMetric[] = [];
+      const seen = admitted.map((a): Settled<HeartbeatSeen> => {
+        if (!a.ok) return a;
+        const { job, req } = a.value;
+        if (!live) return { ok: true, value: { job, req, reply: { action: 'stop', reason: `job ${job.id} is ${job.phase}` } } };
+        const node = byKey.get(`${req.node}/${req.incarnation}`);
+        if (!node) return { ok: false, error: new HttpError(404, 'node_not_found', `job ${jobId} has no node ${req.node} incarnation ${req.incarnation}`) };
+        if (node.status === 'stopped') return { ok: true, value: { job, req, reply: { action: 'stop', reason: `node ${req.node} was removed from job ${job.id}` } } };
+        const key = { jobId, nodeId: req.node, incarnation: req.incarnation };
+        const moved = req.step !== null && req.step !== node.step;
+        const checkpointing = req.checkpointing ? 1 : 0;
+        const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
+        writes.push({
+          key,
+          patch: {
+            lastHeartbeatAt: now,
+            ...(req.step === null ? {} : { step: req.step }),
+            ...(moved ? { stepAt: now } : {}),
+            ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
+            ...(computeWindow && { computeWindow }),
+          },
+        });
+        samples.push(...usageSamples(key, req), ...throughputSample(node, req, latest, now));
+        const after = { ...node, ...(moved ? { stepAt: now } : {}), checkpointing };
+        return { ok: true, value: { job, req, beat: { node: after, latest, computed: computeWindow !== undefined } } };
+      });
+      // In node order, so two replicas' batches take the rows' locks in one order (MySQL).
+      writes.sort((a, b) => a.key.nodeId - b.key.nodeId || a.key.incarnation - b.key.incarnation);
+      for (const w of writes) await tx.nodes.update(w.key, w.patch);
+      await tx.metrics.record(samples);
+      return seen;
     });
-    return writes.map(() => ({ ok: true, value: undefined }));
   }
 
   /**
@@ -72,16 +116,8 @@ export class AgentService {
    * node's token.
    */
   async authorize(jobId: string, token: string | undefined, ref: NamedNode = {}): Promise<Job> {
-    const job = await this.store.jobs.get(jobId);
-    if (job && tokenMatches(token, job.tokenDigest)) return job;
-    const scope = job && nodeTokenScope(token, this.signingKey, job.tokenDigest);
-    // An unknown job and a token that does not open the job get one answer: a caller learns
-    // nothing about which jobs exist without a token of one.
-    if (!scope) throw new HttpError(403, 'forbidden', `no job ${JSON.stringify(jobId)} that this token opens (Authorization: Bearer <ROVER_TOKEN of a node of the job>)`);
-    const named = { node: ref.node ?? scope.node, incarnation: ref.incarnation ?? scope.incarnation };
-    if (named.node !== scope.node || named.incarnation !== scope.incarnation) {
-      throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${named.node} incarnation ${named.incarnation}`);
-    }
+    const { job, scope } = this.admit(await this.store.jobs.get(jobId), jobId, token, ref);
+    if (!scope) return job;
     // A training process names its global rank and round: the rank must be one of the node's in
     // that round (group rank × nprocPerNode + local rank), or one node could report, say, every
     // rank's checkpoint and commit a step alone. One member row.
@@ -95,6 +131,24 @@ export class AgentService {
       }
     }
     return job;
+  }
+
+  /**
+   * authorize's token check on a job row already read (`job`, undefined when there is none): the
+   * job's token lets in with no scope (null); a node token of this run naming no other node
+   * incarnation than its own lets in with its scope; anything else is the one 403.
+   */
+  private admit(job: Job | undefined, jobId: string, token: string | undefined, ref: NamedNode): { job: Job; scope: NodeTokenScope | null } {
+    if (job && tokenMatches(token, job.tokenDigest)) return { job, scope: null };
+    const scope = job ? nodeTokenScope(token, this.signingKey, job.tokenDigest) : undefined;
+    // An unknown job and a token that does not open the job get one answer: a caller learns
+    // nothing about which jobs exist without a token of one.
+    if (!job || !scope) throw new HttpError(403, 'forbidden', `no job ${JSON.stringify(jobId)} that this token opens (Authorization: Bearer <ROVER_TOKEN of a node of the job>)`);
+    const named = { node: ref.node ?? scope.node, incarnation: ref.incarnation ?? scope.incarnation };
+    if (named.node !== scope.node || named.incarnation !== scope.incarnation) {
+      throw new HttpError(403, 'forbidden', `the token of node ${scope.node} incarnation ${scope.incarnation} cannot act as node ${named.node} incarnation ${named.incarnation}`);
+    }
+    return { job, scope };
   }
 
   async register(job: Job, req: RegisterRequest): Promise<void> {
@@ -205,57 +259,32 @@ export class AgentService {
   }
 
   /**
-   * `queued(true/false)` brackets the wait for the job's heartbeat batch (api/groupCommit.ts):
-   * one transaction serves the whole batch, so a beat waiting in it does no store work of its own
-   * and does not count against the in-flight limit (api/overload.ts setWaiting).
+   * One agent heartbeat, its body not yet parsed: the job's row is read, the token checked (as
+   * authorize does) and the body validated in the job's batch (recordHeartbeats), so a beat does no
+   * store work of its own. Answers the job and the parsed request with the reply; throws the 403,
+   * 400 or 404 HttpError a lone request would get. `queued(true/false)` brackets the wait for the
+   * batch: a beat waiting in it does not count against the in-flight limit (api/overload.ts
+   * setWaiting).
    */
-  async heartbeat(job: Job, req: HeartbeatRequest, queued?: (waiting: boolean) => void): Promise<HeartbeatResponse> {
-    if (isTerminalPhase(job.phase as JobPhase)) return { action: 'stop', reason: `job ${job.id} is ${job.phase}` };
-    const key = { jobId: job.id, nodeId: req.node, incarnation: req.incarnation };
-    const node = await this.store.nodes.get(key);
-    if (!node) throw new HttpError(404, 'node_not_found', `job ${job.id} has no node ${req.node} incarnation ${req.incarnation}`);
-    if (node.status === 'stopped') return { action: 'stop', reason: `node ${req.node} was removed from job ${job.id}` };
-    const moved = req.step !== null && req.step !== node.step;
-    const checkpointing = req.checkpointing ? 1 : 0;
-    const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
-    // Read once for the throughput sample, the hang check and the round reply.
-    const latest = await this.store.rendezvous.latestRound(job.id);
+  async heartbeat(call: HeartbeatCall, queued?: (waiting: boolean) => void): Promise<{ job: Job; req: HeartbeatRequest; reply: HeartbeatResponse }> {
     queued?.(true);
+    let seen: HeartbeatSeen;
     try {
-      await this.beats.submit(job.id, {
-        key,
-        patch: {
-          lastHeartbeatAt: this.now(),
-          ...(req.step === null ? {} : { step: req.step }),
-          ...(moved ? { stepAt: this.now() } : {}),
-          ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
-          ...(computeWindow && { computeWindow }),
-        },
-        samples: [...usageSamples(key, req), ...this.throughputSample(job, node, req, latest)],
-      });
+      seen = await this.beats.submit(call.jobId, call);
     } finally {
       queued?.(false);
     }
+    const { job, req } = seen;
+    if ('reply' in seen) return { job, req, reply: seen.reply };
+    const { node, latest, computed } = seen.beat;
     this.hooks.heartbeat?.(job.id, req.step, this.now());
-    if (computeWindow) await this.stragglers.check(job);
-    const hang = await this.hangs.check(job, { ...node, ...(moved ? { stepAt: this.now() } : {}), checkpointing }, req.processes.length > 0, latest);
+    if (computed) await this.stragglers.check(job);
+    const hang = await this.hangs.check(job, node, req.processes.length > 0, latest);
     const reply = await this.roundReply(job, req, latest);
-    if (reply.action === 'stop') return reply;
+    if (reply.action === 'stop') return { job, req, reply };
     // A node that passed its check hears here while a check round needs it as a peer.
     const peer = await this.checks.wantsPeer(job, req.node, req.incarnation);
-    return { ...reply, ...(hang !== undefined && { captureStacks: hang }), ...(peer && { nodeCheck: true }) };
-  }
-
-  /**
-   * Rank 0's heartbeats measure the job's throughput for the Brain's running plan: steps/s since
-   * its previous heartbeat × nodes in the round (samples/s up to the per-node batch size).
-   */
-  private throughputSample(job: Job, node: Node, req: HeartbeatRequest, round: RendezvousRound | undefined): NewMetric[] {
-    if (node.rank !== 0 || req.step === null || node.step === null || node.lastHeartbeatAt === null || req.step <= node.step) return [];
-    const seconds = (this.now() - node.lastHeartbeatAt) / 1000;
-    if (seconds <= 0 || !round || round.round !== req.round || round.status !== ROUND_CLOSED || !round.nodeCount) return [];
-    const value = ((req.step - node.step) / seconds) * round.nodeCount;
-    return [{ jobId: job.id, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
+    return { job, req, reply: { ...reply, ...(hang !== undefined && { captureStacks: hang }), ...(peer && { nodeCheck: true }) } };
   }
 
   /**
@@ -337,11 +366,34 @@ export class AgentService {
   }
 }
 
-/** What one heartbeat writes: its node row's fields and its metric samples. */
-interface HeartbeatWrite {
-  key: NodeKey;
-  patch: NodePatch;
-  samples: NewMetric[];
+/** A heartbeat as it arrived: the job it names, its bearer token, the node it names, its unparsed body. */
+export interface HeartbeatCall {
+  jobId: string;
+  token: string | undefined;
+  ref: NamedNode;
+  body: unknown;
+}
+
+/**
+ * What a heartbeat's batch did for it: the reply when it ends there (the job is over, the node
+ * was removed), else its node row as written (stepAt and checkpointing as they now stand), the
+ * job's latest round, and whether it brought a new compute time (the straggler check's cue).
+ */
+type HeartbeatSeen = { job: Job; req: HeartbeatRequest } & (
+  | { reply: HeartbeatResponse }
+  | { beat: { node: Node; latest: RendezvousRound | undefined; computed: boolean } }
+);
+
+/**
+ * Rank 0's heartbeats measure the job's throughput for the Brain's running plan: steps/s since
+ * its previous heartbeat × nodes in the round (samples/s up to the per-node batch size).
+ */
+function throughputSample(node: Node, req: HeartbeatRequest, round: RendezvousRound | undefined, now: number): NewMetric[] {
+  if (node.rank !== 0 || req.step === null || node.step === null || node.lastHeartbeatAt === null || req.step <= node.step) return [];
+  const seconds = (now - node.lastHeartbeatAt) / 1000;
+  if (seconds <= 0 || !round || round.round !== req.round || round.status !== ROUND_CLOSED || !round.nodeCount) return [];
+  const value = ((req.step - node.step) / seconds) * round.nodeCount;
+  return [{ jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
 }
 
 /** Heartbeats in one transaction at most: bounds a batch's lock time on MySQL. */

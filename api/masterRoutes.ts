@@ -1,7 +1,7 @@
 // HTTP routes of the master service for agents: /v1/jobs/:job/… with the job's bearer token.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { agentEvent, heartbeatRequest, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
+import { agentEvent, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
 import { nodeCheckRequest } from '../common/nodeCheckProtocol.ts';
 import { bearerToken, namedNode } from './auth.ts';
 import { parseInput } from './errors.ts';
@@ -61,11 +61,12 @@ export function registerMasterRoutes(app: FastifyInstance, master: AgentService,
   // Shed first under overload (api/overload.ts): a heartbeat comes again on its own a beat later.
   // With waitMs and nothing to ask of the node, a long poll: held until a newer round opens (one
   // read of the job's latest round per interval, shared by the job's held heartbeats in this
-  // process) or waitMs passes, then answered as it was on arrival. Its store work is done on arrival.
+  // process) or waitMs passes, then answered as it was on arrival. Its store work is done on arrival,
+  // in its job's batch (AgentService.heartbeat).
   app.post('/v1/jobs/:job/nodes/heartbeat', { config: { shedFirst: true } }, async (request) => {
-    const j = await job(request);
-    const req = parseInput(heartbeatRequest, request.body, 'body');
-    const reply = await master.heartbeat(j, req, (waiting) => setWaiting(request, waiting));
+    const { job: jobId } = parseInput(jobParams, request.params, 'path');
+    const call = { jobId, token: bearerToken(request), ref: namedNode(request), body: request.body };
+    const { job: j, req, reply } = await master.heartbeat(call, (waiting) => setWaiting(request, waiting));
     const waitMs = Math.min(req.waitMs ?? 0, MAX_WAIT_MS);
     if (reply.action !== 'none' || reply.captureStacks !== undefined || reply.nodeCheck || waitMs === 0) return reply;
     const newer = await polls.wait(request, {
