@@ -133,6 +133,34 @@ describeEachStore('the agent hot path', (h) => {
     await app.close();
   });
 
+  it('heartbeats arriving together share one read of the job, its round and its nodes, and each gets its own answer', async () => {
+    const { app, store, clock, counter, register, join } = await setup();
+    for (let n = 0; n < N; n++) await register(n);
+    for (let n = 0; n < N; n++) await join(n);
+    clock.now += 1000;
+    const beat = (body: object, token = 't') =>
+      app.inject({ method: 'POST', url: '/v1/jobs/big/nodes/heartbeat', payload: body, headers: { authorization: `Bearer ${token}` } });
+    const good = (n: number) => ({ node: n, incarnation: 0, round: 1, step: 7, processes: [] });
+    const read = await counter.during(() =>
+      Promise.all([
+        ...Array.from({ length: N }, (_, n) => beat(good(n))),
+        beat(good(0), 'wrong'),
+        beat({ node: 1, incarnation: 0, round: 'one' }),
+        beat(good(N + 5)),
+      ]),
+    );
+    const codes = read.value.map((r) => r.statusCode);
+    expect(codes.slice(0, N)).toEqual(Array.from({ length: N }, () => 200));
+    expect(codes.slice(N)).toEqual([403, 400, 404]);
+    expect(read.value[N + 1]!.json().message).toContain('body.round');
+    // One batch (or a few): not one read per heartbeat.
+    expect(read.rowsOf('jobs')).toBeLessThan(N / 4);
+    expect(read.rowsOf('rendezvous_rounds')).toBeLessThan(N / 4);
+    const nodes = await store.nodes.listByJob('big');
+    expect(nodes.every((n) => n.lastHeartbeatAt === clock.now && n.step === 7)).toBe(true);
+    await app.close();
+  });
+
   it('scans an idle job for a hang once per heartbeat interval, not on every heartbeat', async () => {
     const { app, store, clock, counter, register, join, heartbeat } = await setup();
     for (let n = 0; n < N; n++) await register(n);
