@@ -153,7 +153,7 @@ export const EVENT_DATA = {
     signal: z.string().nullable(),
     stderrTail: z.string(),
   }),
-  /** Pre-flight node check: one node's probe result of a round, or the API's verdict on the node. */
+  /** Pre-flight node check: one node's probe result of a round, or the API's verdict on the node (`exclude`: it decided to leave the straggler out). */
   node_check: z.union([
     z.object({ round: count, ok: z.boolean(), seconds: z.number(), error: z.string().optional() }),
     z.object({ verdict: z.enum(['ok', 'faulty', 'straggler']), exclude: z.boolean(), bestSeconds: z.number().nullable(), medianSeconds: z.number().nullable() }),

@@ -76,6 +76,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     ...(spec.spec.faultTolerance.pendingTimeout !== undefined && { pendingTimeoutMs: spec.spec.faultTolerance.pendingTimeout }),
     // Histories recorded before it replay with the job waiting on nodes outside the world.
     worldEndsJob: patched('world-ends-job'),
+    // Histories recorded before it replay with the workflow re-checking spec.nodes.min itself.
+    checkDecidesExclusion: patched('check-decides-exclusion'),
   });
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: QueuedScale[] = carried?.pendingScale ?? [];
