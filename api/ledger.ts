@@ -20,7 +20,7 @@ import type {
   RestoreReport,
   StepReport,
 } from '../common/trainerProtocol.ts';
-import { isLockConflict, leaseOwner, resetLedger, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
+import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { checkpointRetention } from '../common/checkpointRetention.ts';
 import { HttpError } from './errors.ts';
@@ -80,8 +80,7 @@ export class LedgerService {
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
       if (ledger?.tokenDigest === job.tokenDigest) return;
-      // A previous run's, left by a run prepared before prepareJob reset the whole job (resetJobRun).
-      if (ledger) await resetLedger(tx, job.id);
+      // A reused job name's previous ledger is gone: prepareJob reset the job (store resetJobRun).
       if (!(await tx.shardLedgers.create(job.id, job.tokenDigest))) return;
       for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
         await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));
