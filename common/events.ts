@@ -57,10 +57,15 @@ const nodeDown = z.object({
 
 /** Every kind of the bus, in the order `rover events` documents them, with its data's schema. */
 export const EVENT_DATA = {
-  /** A backend created the node: local {pid, logPath}, kubernetes {pod, namespace}, ray {rayJob, address, logPath}. */
+  /**
+   * A backend created the node: local {pid, logPath}, kubernetes {pod, namespace}, ray {rayJob,
+   * address, logPath}; each with `host`, the machine it was placed on if known then (absent in
+   * events written before it).
+   */
   node_launched: z.object({
     pid: int.nullable().optional(),
     logPath: z.string().nullable().optional(),
+    host: z.string().nullable().optional(),
     pod: z.string().optional(),
     namespace: z.string().optional(),
     rayJob: z.string().optional(),
