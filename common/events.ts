@@ -193,8 +193,8 @@ export function defaultEventSource(kind: NodeEventKind): EventSource {
   return 'api';
 }
 
-/** One event of the job's event bus, as `rover events` shows it (any kind, data as stored). */
-export interface BusEvent {
+/** Where and when an event of the bus was written, as `rover events` shows it. */
+interface BusEventOrigin {
   id: number;
   at: number;
   jobId: string;
@@ -202,9 +202,14 @@ export interface BusEvent {
   incarnation: number | null;
   rank: number | null;
   source: string;
-  kind: string;
-  data: unknown;
 }
+
+/**
+ * One event of the job's event bus, as `rover events` shows it: read through its kind's schema,
+ * or a row no schema describes, kept as stored with `problem` saying why.
+ */
+export type BusEvent = BusEventOrigin &
+  ({ [K in NodeEventKind]: { kind: K; data: EventData<K> } }[NodeEventKind] | { kind: string; data: unknown; problem: string });
 
 /** An event as the workflow sees it (ids are the cursor), parsed: a discriminated union on `kind`. */
 export type JobEvent<K extends NodeEventKind = NodeEventKind> = {
