@@ -25,7 +25,7 @@ import { checkCheckpointPath } from '../common/checkpointPaths.ts';
 import { checkpointRetention } from '../common/checkpointRetention.ts';
 import { HttpError } from './errors.ts';
 import { GroupCommit } from './groupCommit.ts';
-import { ENTER_ROUND, opWeight, runShardBatch, specOf, stale, type ShardOp, type ShardOpResult, type TrainerRef } from './shardBatch.ts';
+import { ENTER_ROUND, opWeight, runShardBatch, stale, type ShardOp, type ShardOpResult, type TrainerRef } from './shardBatch.ts';
 
 /**
  * Shards one group-commit batch may name (leases asked plus done reports); a single larger
@@ -76,7 +76,7 @@ export class LedgerService {
   private async ensure(job: Job): Promise<ShardLedger> {
     const existing = await this.store.shardLedgers.get(job.id);
     if (existing && existing.tokenDigest === job.tokenDigest) return existing;
-    const dataset = specOf(job).spec.dataset;
+    const dataset = job.spec.spec.dataset;
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
       if (ledger?.tokenDigest === job.tokenDigest) return;
@@ -119,7 +119,7 @@ export class LedgerService {
   }
 
   async lease(job: Job, req: LeaseRequest): Promise<LeaseResponse> {
-    if (!specOf(job).spec.dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
+    if (!job.spec.spec.dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
     // A request of a round the ledger has not entered (or of a new run) enters it, then leases;
     // after that the ledger is at its round or past it (then the batch answers stale_round).
     for (let tries = 0; ; tries++) {
@@ -210,10 +210,10 @@ export class LedgerService {
    * drops (an agent deletes the files).
    */
   async reportCheckpoint(job: Job, req: CheckpointReportWire) {
-    const verdict = await checkCheckpointPath(specOf(job).spec.checkpoint.dir, req.path);
+    const verdict = await checkCheckpointPath(job.spec.spec.checkpoint.dir, req.path);
     if (!verdict.ok) throw new HttpError(400, 'invalid_path', `body.path: ${verdict.reason}`);
     await this.enterRound(job, req);
-    const spec = specOf(job).spec;
+    const spec = job.spec.spec;
     return this.tx(async (tx) => {
       const ledger = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
       if (ledger.round !== req.round) throw stale(job, req, ledger.round);
