@@ -7,7 +7,7 @@ import type { JobActivities } from '../../common/jobActivities.ts';
 import { oneLine } from '../../common/jobSummaries.ts';
 import { UNHEALABLE_TYPE_LIST, type UnhealableKind, unhealableKindOf } from '../../common/unhealableErrors.ts';
 
-/** Tries of one step's activity before the workflow hears of its error (backoff 1 s, 2 s, 4 s). */
+/** Tries of one call (a step's activity, or the watch) before the workflow hears of its error (backoff 1 s, 2 s, 4 s). */
 const TRIES_PER_CALL = 4;
 /** Pause before the step's next call after its tries failed: 10 s more per call, at most this. */
 const MAX_PAUSE_S = 60;
