@@ -41,7 +41,7 @@ describe('watchNodes', () => {
     const badId = Number((await store.db.insertInto('nodeEvents').values(bad).executeTakeFirstOrThrow()).insertId);
     const closed = await store.nodeEvents.append({ jobId: JOB, kind: 'round_closed', data: { round: 1, members: [{ node: 0, incarnation: 0, groupRank: 0 }], excluded: [], masterAddr: '127.0.0.1', masterPort: 29500 } });
 
-    const backend: ClusterBackend = { name: 'local', ensureNode: async () => ({ pid: null, logPath: null, created: false }), deleteNode: async () => {}, findDeadNodes: async () => [] };
+    const backend: ClusterBackend = { name: 'local', ensureNode: async () => ({ pid: null, logPath: null, host: null, created: false }), deleteNode: async () => {}, findDeadNodes: async () => [] };
     const loaded = loadConfig({ ROVER_HOME: home });
     const config = { ...loaded, timing: { ...loaded.timing, watchMaxWaitMs: 0 } };
     const activities = createJobActivities({ store, backends: [backend], config, logger: createLogger('test', 'silent') });

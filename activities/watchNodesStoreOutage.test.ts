@@ -69,7 +69,7 @@ describe('watchNodes across a store outage', () => {
     await store.nodes.upsertLaunch({ ...node, backend: 'local', status: 'launching' });
     await store.nodes.update(node, { status: 'running', startedAt: t0, lastHeartbeatAt: t0 });
 
-    const backend: ClusterBackend = { name: 'local', ensureNode: async () => ({ pid: null, logPath: null, created: false }), deleteNode: async () => {}, findDeadNodes: async () => [] };
+    const backend: ClusterBackend = { name: 'local', ensureNode: async () => ({ pid: null, logPath: null, host: null, created: false }), deleteNode: async () => {}, findDeadNodes: async () => [] };
     // Each watch looks once and returns (the test's clock stands still while it runs).
     const loaded = loadConfig({ ROVER_HOME: home });
     const config = { ...loaded, timing: { ...loaded.timing, watchMaxWaitMs: 0 } };

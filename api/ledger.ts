@@ -3,10 +3,11 @@
 // of a new rendezvous round rewinds the shards to the latest committed checkpoint, so the round
 // replays exactly the data after it; requests from older rounds are refused as stale. Lease and
 // done requests of a job are group-committed: those that arrive together share one transaction.
-// The ledger decides which checkpoint files go (retention, partial steps) and records them as
-// doomed in the transaction that forgets their reports; an agent of the job, which sees the
-// files, deletes them (api/checkpointDeletions.ts, agent/checkpointDeletion.ts). No file is
-// touched here: the API process may not see the checkpoint folder at all.
+// A commit applies the retention rule (common/checkpointRetention.ts) and a rewind drops partial
+// steps; either records the files as doomed in the transaction that forgets their reports, and an
+// agent of the job, which sees the files, deletes them (api/checkpointDeletions.ts,
+// agent/checkpointDeletion.ts). No file is touched here: the API process may not see the
+// checkpoint folder at all.
 import { planEpoch } from '../common/shardPlan.ts';
 import type {
   CheckpointReportWire,
@@ -19,11 +20,12 @@ import type {
   RestoreReport,
   StepReport,
 } from '../common/trainerProtocol.ts';
-import { isLockConflict, leaseOwner, resetLedger, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
+import { isLockConflict, leaseOwner, type Job, type ShardLedger, type Store, type TransactionScope } from '../store/index.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
+import { checkpointRetention } from '../common/checkpointRetention.ts';
 import { HttpError } from './errors.ts';
 import { GroupCommit } from './groupCommit.ts';
-import { ENTER_ROUND, opWeight, runShardBatch, specOf, stale, type ShardOp, type ShardOpResult, type TrainerRef } from './shardBatch.ts';
+import { ENTER_ROUND, opWeight, runShardBatch, stale, type ShardOp, type ShardOpResult, type TrainerRef } from './shardBatch.ts';
 
 /**
  * Shards one group-commit batch may name (leases asked plus done reports); a single larger
@@ -74,12 +76,11 @@ export class LedgerService {
   private async ensure(job: Job): Promise<ShardLedger> {
     const existing = await this.store.shardLedgers.get(job.id);
     if (existing && existing.tokenDigest === job.tokenDigest) return existing;
-    const dataset = specOf(job).spec.dataset;
+    const dataset = job.spec.spec.dataset;
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
       if (ledger?.tokenDigest === job.tokenDigest) return;
-      // A previous run's, left by a run prepared before prepareJob reset the whole job (resetJobRun).
-      if (ledger) await resetLedger(tx, job.id);
+      // A reused job name's previous ledger is gone: prepareJob reset the job (store resetJobRun).
       if (!(await tx.shardLedgers.create(job.id, job.tokenDigest))) return;
       for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
         await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));
@@ -118,7 +119,7 @@ export class LedgerService {
   }
 
   async lease(job: Job, req: LeaseRequest): Promise<LeaseResponse> {
-    if (!specOf(job).spec.dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
+    if (!job.spec.spec.dataset) throw new HttpError(409, 'no_dataset', `job ${job.id} has no spec.dataset to lease shards from`);
     // A request of a round the ledger has not entered (or of a new run) enters it, then leases;
     // after that the ledger is at its round or past it (then the batch answers stale_round).
     for (let tries = 0; ; tries++) {
@@ -205,14 +206,14 @@ export class LedgerService {
 
   /**
    * Records a rank's checkpoint. When every rank of the round's world has reported the step,
-   * commits it (once, with the ledger position) and dooms the files of commits beyond
-   * spec.checkpoint.keep and of older steps that never committed (an agent deletes them).
+   * commits it (once, with the ledger position) and dooms what common/checkpointRetention.ts
+   * drops (an agent deletes the files).
    */
   async reportCheckpoint(job: Job, req: CheckpointReportWire) {
-    const verdict = await checkCheckpointPath(specOf(job).spec.checkpoint.dir, req.path);
+    const verdict = await checkCheckpointPath(job.spec.spec.checkpoint.dir, req.path);
     if (!verdict.ok) throw new HttpError(400, 'invalid_path', `body.path: ${verdict.reason}`);
     await this.enterRound(job, req);
-    const spec = specOf(job).spec;
+    const spec = job.spec.spec;
     return this.tx(async (tx) => {
       const ledger = (await tx.shardLedgers.get(job.id, { lock: 'update' }))!;
       if (ledger.round !== req.round) throw stale(job, req, ledger.round);
@@ -231,19 +232,16 @@ export class LedgerService {
         return { committed: false, reported, worldSize };
       }
       await tx.nodeEvents.append({ jobId: job.id, kind: 'checkpoint_committed', data: { worldSize, ...shardCursor } });
-      // Keep the newest `keep` commits; older ones and reports that never committed go.
-      const commits = await tx.checkpoints.listCommits(job.id);
-      const kept = commits.slice(0, spec.checkpoint.keep);
-      const oldestKept = kept.at(-1)!.step;
-      const dropSteps = commits.slice(spec.checkpoint.keep).map((c) => c.step);
+      const committed = (await tx.checkpoints.listCommits(job.id)).map((c) => c.step);
+      const { dropCommits, partialBelow } = checkpointRetention(committed, spec.checkpoint.keep);
       const doomedReports = [
-        ...(await Promise.all(dropSteps.map((s) => tx.checkpoints.listForStep(job.id, s)))).flat(),
-        ...(await tx.checkpoints.listUncommittedBelow(job.id, oldestKept)),
+        ...(await Promise.all(dropCommits.map((s) => tx.checkpoints.listForStep(job.id, s)))).flat(),
+        ...(await tx.checkpoints.listUncommittedBelow(job.id, partialBelow)),
       ];
       // A kept step's file may share a path with a dropped one (a trainer reusing names): the agent
       // that deletes spares every file a live report names (agent/checkpointDeletion.ts).
       await tx.checkpoints.doom(job.id, doomedReports);
-      await tx.checkpoints.deleteSteps(job.id, [...new Set(doomedReports.map((r) => r.step)), ...dropSteps]);
+      await tx.checkpoints.deleteSteps(job.id, [...new Set(doomedReports.map((r) => r.step)), ...dropCommits]);
       return { committed: true, reported, worldSize };
     });
   }

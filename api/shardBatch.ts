@@ -4,17 +4,12 @@
 // MySQL) once for the round check; leased shards are picked from the store (locked, skipping
 // rows another replica holds) and granted by a compare-and-set per row; done reports count only
 // where the row still names the caller as the lease holder.
-import type { JobSpec } from '../common/spec/index.ts';
 import type { DoneRequest, DoneResponse, LeaseRequest, LeaseResponse } from '../common/trainerProtocol.ts';
 import { leaseOwner, SHARD_LEASED, type Job, type ShardGrant, type TransactionScope } from '../store/index.ts';
 import { HttpError } from './errors.ts';
 import type { Settled } from './groupCommit.ts';
 
 export type TrainerRef = { node: number; incarnation: number; rank: number; round: number };
-
-export function specOf(job: Job): JobSpec {
-  return job.spec;
-}
 
 export function stale(job: Job, ref: TrainerRef, current: number): HttpError {
   return new HttpError(409, 'stale_round', `job ${job.id} is in rendezvous round ${current}; rank ${ref.rank} of round ${ref.round} must restart`);
@@ -121,7 +116,7 @@ async function leaseAll(
   resumeStep: number,
 ) {
   // Every request passed the ledger's token check: one run of the job, one dataset spec.
-  const dataset = specOf(leases[0]!.job).spec.dataset!;
+  const dataset = leases[0]!.job.spec.spec.dataset!;
   const maxAttempts = dataset.maxRetries + 1;
   const leaseExpiresAt = now + dataset.leaseTimeout;
   const wants = leases.map(({ i, req }) => ({ i, req, owner: leaseOwner(req), shards: [] as LeaseResponse['shards'] }));

@@ -46,6 +46,25 @@ describe('rover events --kind brain_plan', () => {
     expect(lines.join('\n')).not.toContain('node_launched');
   });
 
+  it("reads each row through its kind's schema: a stack dump's evidence goes under its line, and a row no schema describes says why instead of its fields", async () => {
+    await store.nodeEvents.append({
+      jobId: 'grow', nodeId: 1, incarnation: 0, rank: 1, kind: 'stack_dump',
+      data: { hang: 1, method: 'py-spy', pid: 4242, localRank: 1, stack: 'Thread 4242 (idle)\n  train (train.py:12)\n', logTail: 'step 7', processTree: '4242 python train.py' },
+    });
+    // Past the typed append, as a row of another writer would be.
+    const bad = { jobId: 'grow', nodeId: 0, incarnation: 0, kind: 'node_failed', data: JSON.stringify({ exitCode: 'one', round: 1 }), createdAt: 1, source: 'agent', rank: null };
+    await store.db.insertInto('nodeEvents').values(bad).execute();
+    let text = '';
+    await printEvents(store, 'grow', { follow: false, kinds: ['stack_dump', 'node_failed'], json: false, write: (t) => (text += t) });
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/stack_dump +node 1\/0 rank 1 +hang=1 method=py-spy pid=4242 localRank=1$/);
+    expect(lines.slice(1, 4)).toEqual(['    Thread 4242 (idle)', '      train (train.py:12)', '    4242 python train.py']);
+    expect(lines[4]).toMatch(/node_failed +node 0\/0 +\(unreadable: data\.exitCode: .*\)$/);
+    let json = '';
+    await printEvents(store, 'grow', { follow: false, kinds: ['node_failed'], json: true, write: (t) => (json += t) });
+    expect(JSON.parse(json)).toMatchObject({ kind: 'node_failed', data: { exitCode: 'one', round: 1 }, problem: expect.stringMatching(/^data\.exitCode: /) });
+  });
+
   it('prints the same plans as JSON objects with --json', async () => {
     const { lines } = await print(true);
     expect(lines.map((l) => JSON.parse(l) as { kind: string; data: { optimizer: string; rule: string } }).map((e) => [e.kind, e.data.optimizer, e.data.rule])).toEqual([

@@ -5,9 +5,9 @@ import { untilInterrupted } from './output.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../common/config.ts';
-import type { BusEvent } from '../common/events.ts';
+import { parseJobEvent, type BusEvent } from '../common/events.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
-import { openStore, type Store } from '../store/index.ts';
+import { openStore, type NodeEvent, type Store } from '../store/index.ts';
 
 export interface EventsOptions {
   follow: boolean;
@@ -34,7 +34,7 @@ export async function printEvents(store: Store, jobId: string, o: EventsOptions)
     for (;;) {
       const batch = await store.nodeEvents.list(jobId, { after: cursor, kinds: o.kinds, limit: 500 });
       for (const row of batch) {
-        const event: BusEvent = { id: row.id, at: row.createdAt, jobId: row.jobId, nodeId: row.nodeId, incarnation: row.incarnation, rank: row.rank, source: row.source, kind: row.kind, data: row.data };
+        const event = busEvent(row);
         o.write(o.json ? `${JSON.stringify(event)}\n` : formatEvent(event));
         printed++;
       }
@@ -46,19 +46,47 @@ export async function printEvents(store: Store, jobId: string, o: EventsOptions)
   }
 }
 
+/** A stored row read through its kind's schema (common/events.ts). */
+function busEvent(row: NodeEvent): BusEvent {
+  const parsed = parseJobEvent({ id: row.id, kind: row.kind, nodeId: row.nodeId, incarnation: row.incarnation, data: row.data, createdAt: row.createdAt });
+  const origin = { id: row.id, at: row.createdAt, jobId: row.jobId, nodeId: row.nodeId, incarnation: row.incarnation, rank: row.rank, source: row.source };
+  if ('rejected' in parsed) return { ...origin, kind: row.kind, data: row.data, problem: parsed.rejected.problem };
+  // The parsed event's id, time and node are the row's: spread after, they keep origin's order.
+  return { ...origin, ...parsed.event };
+}
+
+/** Long text an event carries, printed indented under its line instead of in it. */
+function evidenceOf(e: Exclude<BusEvent, { problem: string }>): (string | undefined)[] {
+  switch (e.kind) {
+    case 'stack_dump':
+      return [e.data.stack, e.data.processTree];
+    case 'process_failed':
+    case 'node_failed':
+    case 'node_succeeded':
+    case 'node_lost':
+    case 'standby_failed':
+      return [e.data.stderrTail];
+    default:
+      return [];
+  }
+}
+/** Fields left out of an event's line: the evidence under it, and a stack dump's log tail (the node's log has it). */
+const NOT_IN_LINE = new Set(['stack', 'processTree', 'stderrTail', 'logTail']);
+
 /** One human line (and, for evidence such as stack dumps, the indented text after it). */
 export function formatEvent(e: BusEvent): string {
   const time = new Date(e.at).toISOString().replace('T', ' ').replace('Z', '');
   const who = e.nodeId === null ? '-' : `node ${e.nodeId}/${e.incarnation ?? '?'}${e.rank === null ? '' : ` rank ${e.rank}`}`;
-  const data = (e.data ?? {}) as Record<string, unknown>;
-  const { stack, stderrTail, logTail, processTree, ...rest } = data;
-  const summary = Object.entries(rest)
-    .filter(([, v]) => v !== null && v !== undefined)
+  const line = (summary: string) => `${time}  ${(e.source || '-').padEnd(7)} ${e.kind.padEnd(20)} ${who.padEnd(18)} ${summary}\n`;
+  // Not guessed at: a row its kind's schema does not describe says so instead of its fields.
+  if ('problem' in e) return line(`(unreadable: ${e.problem})`);
+  const summary = Object.entries(e.data)
+    .filter(([k, v]) => !NOT_IN_LINE.has(k) && v !== null && v !== undefined)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  let text = `${time}  ${(e.source || '-').padEnd(7)} ${e.kind.padEnd(20)} ${who.padEnd(18)} ${summary}\n`;
-  for (const block of [stack, stderrTail, processTree]) {
-    if (typeof block === 'string' && block.trim()) text += block.replace(/\n+$/, '').replace(/^/gm, '    ') + '\n';
+  let text = line(summary);
+  for (const block of evidenceOf(e)) {
+    if (block?.trim()) text += block.replace(/\n+$/, '').replace(/^/gm, '    ') + '\n';
   }
   return text;
 }

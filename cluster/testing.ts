@@ -8,7 +8,7 @@ export function captureBackend(name: ClusterBackend['name'] = 'local'): { backen
     name,
     async ensureNode(launch) {
       launches.push(launch);
-      return { pid: null, logPath: null, created: true };
+      return { pid: null, logPath: null, host: null, created: true };
     },
     async deleteNode() {},
     async findDeadNodes() {

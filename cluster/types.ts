@@ -22,10 +22,16 @@ export interface NodeLaunch {
 export interface LaunchResult {
   pid: number | null;
   logPath: string | null;
+  /**
+   * The machine the node was placed on, as far as the backend knows at launch: local, this
+   * machine's hostname; Kubernetes, the pod's node when it is bound at creation; else null
+   * (a pod not scheduled yet, a Ray job submitted to the cluster).
+   */
+  host: string | null;
   /** False when this (job, node, incarnation) existed already and nothing new was created. */
   created: boolean;
   /**
-   * What the node_launched event records (a pid, a pod, a Ray job id) when the store has not
+   * What the node_launched event records (a pid, a pod, a Ray job id; `host` is added) when the store has not
    * recorded this launch yet: created now, or created by a launch that ended before it recorded
    * it. Absent: recorded already. The launchNodes activity writes it (activities/nodeLaunch.ts).
    */

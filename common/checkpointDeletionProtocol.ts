@@ -1,6 +1,7 @@
-// Wire contract of checkpoint deletion (issue 17). The API decides what a commit dooms (files of
-// steps past spec.checkpoint.keep, of partial steps) and records it; an agent of the job, which
-// sees the checkpoint folder, claims a batch, deletes what is still safe to delete and says so:
+// Wire contract of checkpoint deletion (issue 17). A commit dooms the files of the steps that
+// common/checkpointRetention.ts drops (past spec.checkpoint.keep, partial steps) in the store; an
+// agent of the job, which sees the checkpoint folder, claims a batch, deletes what is still safe
+// to delete and says so:
 //   POST /v1/jobs/:job/checkpoints/deletions/claim  → a batch of doomed files under a claim token
 //   GET  /v1/jobs/:job/checkpoints/live             → a page of the job's live reports (spared)
 //   POST /v1/jobs/:job/checkpoints/deletions/done   → the batch's ids, with the claim token

@@ -57,10 +57,15 @@ const nodeDown = z.object({
 
 /** Every kind of the bus, in the order `rover events` documents them, with its data's schema. */
 export const EVENT_DATA = {
-  /** A backend created the node: local {pid, logPath}, kubernetes {pod, namespace}, ray {rayJob, address, logPath}. */
+  /**
+   * A backend created the node: local {pid, logPath}, kubernetes {pod, namespace}, ray {rayJob,
+   * address, logPath}; each with `host`, the machine it was placed on if known then (absent in
+   * events written before it).
+   */
   node_launched: z.object({
     pid: int.nullable().optional(),
     logPath: z.string().nullable().optional(),
+    host: z.string().nullable().optional(),
     pod: z.string().optional(),
     namespace: z.string().optional(),
     rayJob: z.string().optional(),
@@ -153,7 +158,7 @@ export const EVENT_DATA = {
     signal: z.string().nullable(),
     stderrTail: z.string(),
   }),
-  /** Pre-flight node check: one node's probe result of a round, or the API's verdict on the node. */
+  /** Pre-flight node check: one node's probe result of a round, or the API's verdict on the node (`exclude`: it decided to leave the straggler out). */
   node_check: z.union([
     z.object({ round: count, ok: z.boolean(), seconds: z.number(), error: z.string().optional() }),
     z.object({ verdict: z.enum(['ok', 'faulty', 'straggler']), exclude: z.boolean(), bestSeconds: z.number().nullable(), medianSeconds: z.number().nullable() }),
@@ -188,8 +193,8 @@ export function defaultEventSource(kind: NodeEventKind): EventSource {
   return 'api';
 }
 
-/** One event of the job's event bus, as `rover events` shows it (any kind, data as stored). */
-export interface BusEvent {
+/** Where and when an event of the bus was written, as `rover events` shows it. */
+interface BusEventOrigin {
   id: number;
   at: number;
   jobId: string;
@@ -197,9 +202,14 @@ export interface BusEvent {
   incarnation: number | null;
   rank: number | null;
   source: string;
-  kind: string;
-  data: unknown;
 }
+
+/**
+ * One event of the job's event bus, as `rover events` shows it: read through its kind's schema,
+ * or a row no schema describes, kept as stored with `problem` saying why.
+ */
+export type BusEvent = BusEventOrigin &
+  ({ [K in NodeEventKind]: { kind: K; data: EventData<K> } }[NodeEventKind] | { kind: string; data: unknown; problem: string });
 
 /** An event as the workflow sees it (ids are the cursor), parsed: a discriminated union on `kind`. */
 export type JobEvent<K extends NodeEventKind = NodeEventKind> = {

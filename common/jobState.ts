@@ -49,6 +49,12 @@ export interface JobLimits {
    * outside that world are stopped. Unset (runs recorded before): only when every node succeeded.
    */
   worldEndsJob?: boolean;
+  /**
+   * A straggler the node check marks `exclude` is removed: the API decided it against
+   * spec.nodes.min when it held the agent. Unset (runs recorded before): only while the
+   * workflow's own count of active nodes still holds spec.nodes.min.
+   */
+  checkDecidesExclusion?: boolean;
 }
 
 /** A user error seen once: the same one at the same step again fails the job fast. */
@@ -513,7 +519,7 @@ export class JobState {
     return undefined;
   }
 
-  /** A node check verdict: faulty → relaunch outside the budget; an excluded straggler → shrink. */
+  /** A node check verdict: faulty → relaunch outside the budget; a straggler the check excluded → shrink. */
   private nodeChecked(event: JobEvent<'node_check'>): JobAction[] {
     const node = this.current(event);
     // A probe result of a check round decides nothing; the verdict does.
@@ -530,7 +536,7 @@ export class JobState {
     }
     if (verdict !== 'straggler') return [];
     const remaining = this.activeNodes().length - 1;
-    if (exclude && remaining >= this.limits.minNodes) {
+    if (exclude && (this.limits.checkDecidesExclusion || remaining >= this.limits.minNodes)) {
       node.status = 'stopped';
       node.reason = JOB_REASON.stragglerExcluded(where);
       this.data.targetNodes = remaining;

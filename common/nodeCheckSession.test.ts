@@ -3,7 +3,7 @@
 // needs it (partnersWanted), then done.
 import { describe, expect, it } from 'vitest';
 import type { NodeCheckRequest, NodeCheckResponse } from './nodeCheckProtocol.ts';
-import { emptyNodeCheckState, partnersWanted, SERVE_WINDOW, stepNodeCheck, type NodeCheckRules } from './nodeCheckSession.ts';
+import { emptyNodeCheckState, partnersWanted, SERVE_WINDOW, stepNodeCheck, type NodeCheckEvent, type NodeCheckRules } from './nodeCheckSession.ts';
 
 const RULES: NodeCheckRules = { timeoutMs: 20_000, probeBytes: 1024, initialNodes: 4, minNodes: 2, excludeStragglers: false };
 
@@ -12,7 +12,7 @@ const secretOf = (node: number, round: number, session = 1) => (session * 64 + n
 
 /** One job's check, polled by hand. */
 class Check {
-  constructor(private readonly rules = RULES) {}
+  constructor(readonly rules = RULES) {}
   state = emptyNodeCheckState();
   now = 1_000_000;
   live = [0, 1, 2, 3].map((node) => ({ node, incarnation: 0 }));
@@ -29,8 +29,8 @@ class Check {
     return this.poll(node, { serving: { session, round, port: 9000 + node, secret: secretOf(node, round, session) } }, incarnation);
   }
 
-  report(node: number, round: number, ok = true, incarnation = 0): NodeCheckResponse {
-    return this.poll(node, { result: { round, ok, seconds: 0.1 } }, incarnation);
+  report(node: number, round: number, ok = true, incarnation = 0, seconds = 0.1): NodeCheckResponse {
+    return this.poll(node, { result: { round, ok, seconds } }, incarnation);
   }
 }
 
@@ -138,6 +138,35 @@ describe('the node-check session', () => {
     check.now += RULES.timeoutMs;
     expect(check.poll(0)).toEqual({ action: 'done', verdict: 'ok', hold: false });
     expect(check.poll(1)).toEqual({ action: 'done', verdict: 'faulty', hold: true });
+  });
+
+  it('excludes stragglers only with spec.diagnosis.excludeStragglers and while spec.nodes.min holds, and says so in the event', async () => {
+    // Six nodes; the slow ones take 1 s against the others' 0.1 s (above 2× the median).
+    const nodes = [0, 1, 2, 3, 4, 5];
+    const table = [
+      { excludeStragglers: false, minNodes: 2, slow: [5], excluded: [] },
+      { excludeStragglers: true, minNodes: 2, slow: [5], excluded: [5] },
+      { excludeStragglers: true, minNodes: 6, slow: [5], excluded: [] },
+      { excludeStragglers: true, minNodes: 4, slow: [4, 5], excluded: [4, 5] },
+      { excludeStragglers: true, minNodes: 5, slow: [4, 5], excluded: [4] },
+    ];
+    for (const { excludeStragglers, minNodes, slow, excluded } of table) {
+      const check = new Check({ ...RULES, initialNodes: nodes.length, excludeStragglers, minNodes });
+      check.live = nodes.map((node) => ({ node, incarnation: 0 }));
+      const events: NodeCheckEvent[] = [];
+      for (const n of nodes) check.poll(n);
+      for (const round of [1, 2]) {
+        for (const n of nodes) {
+          const req: NodeCheckRequest = { node: n, incarnation: 0, host: `h${n}`, result: { round, ok: true, seconds: slow.includes(n) ? 1 : 0.1 } };
+          const step = stepNodeCheck(check.state, req, check.rules, check.now, () => check.live);
+          check.state = step.state;
+          events.push(...step.events);
+        }
+      }
+      const verdicts = events.flatMap((e) => ('verdict' in e.data ? [{ node: e.nodeId, verdict: e.data.verdict, exclude: e.data.exclude }] : []));
+      expect(verdicts).toEqual(nodes.map((node) => ({ node, verdict: slow.includes(node) ? 'straggler' : 'ok', exclude: excluded.includes(node) })));
+      for (const n of nodes) expect(check.poll(n)).toMatchObject({ action: 'done', hold: excluded.includes(n) });
+    }
   });
 
   it('registers an agent from before per-round secrets with its one server, and never asks it to serve', async () => {

@@ -248,7 +248,7 @@ function advanceSession(state: NodeCheckState, rules: NodeCheckRules, now: numbe
   for (const m of session.members) {
     const faulty = verdict.faulty.includes(m.node);
     const straggler = !faulty && verdict.stragglers.includes(m.node);
-    // Same rule as the workflow's: exclude while spec.nodes.min still holds.
+    // Decided here, once: the agent is held on this answer, and the workflow removes it as the event says.
     const exclude = straggler && rules.excludeStragglers && kept - 1 >= rules.minNodes;
     if (exclude) kept -= 1;
     const kind: NodeCheckVerdictKind = faulty ? 'faulty' : straggler ? 'straggler' : 'ok';

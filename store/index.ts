@@ -103,20 +103,10 @@ async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: strin
 }
 
 /**
- * Forgets the ledger of a previous run under the job's name: its shards, checkpoint reports and
- * commits, and the ledger row (the API creates the run's own on first use). Checkpoint files the
- * previous run doomed stay doomed: the new run's agents delete them (sparing any file saved since).
- */
-export async function resetLedger(tx: TransactionScope, jobId: string): Promise<void> {
-  await tx.shards.deleteByJob(jobId);
-  await tx.checkpoints.deleteByJob(jobId);
-  await tx.shardLedgers.delete(jobId);
-}
-
-/**
  * Forgets what a previous run under the job's name left (a name reused after the run ended): its
- * nodes, events, rendezvous rounds, metrics and ledger. The Brain's history (job summaries and
- * failures, keyed by run) stays; the node-check row is per run already (by token digest).
+ * nodes, events, rendezvous rounds, metrics, and shard ledger with its shards and checkpoint
+ * reports and commits. The Brain's history (job summaries and failures, keyed by run) stays; the
+ * node-check row is per run already (by token digest). Called from prepareJob only.
  */
 export async function resetJobRun(tx: TransactionScope, jobId: string): Promise<void> {
   await tx.nodes.deleteByJob(jobId);
@@ -124,7 +114,11 @@ export async function resetJobRun(tx: TransactionScope, jobId: string): Promise<
   await tx.rendezvous.deleteByJob(jobId);
   // One job key for the Brain: samples under the job's name are the current run's only.
   await tx.metrics.deleteByJob(jobId);
-  await resetLedger(tx, jobId);
+  // The API creates the new run's ledger on first use. Files the old run doomed stay doomed: the
+  // new run's agents delete them (sparing any file saved since).
+  await tx.shards.deleteByJob(jobId);
+  await tx.checkpoints.deleteByJob(jobId);
+  await tx.shardLedgers.delete(jobId);
 }
 
 /**

@@ -33,6 +33,10 @@ export class FakeJobWorld {
   finished: { phase: JobPhase; reason: string | null } | undefined;
   /** The step reading every watchNodes return carries (absent: no step reported yet). */
   progress: StepReading | undefined;
+  /** While set, watchNodes fails with it, as the real one does while the store cannot be reached. */
+  watchError: Error | undefined;
+  /** watchNodes calls (tries included) that failed with watchError. */
+  watchFailures = 0;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
   private launchHeld: Promise<void> | undefined;
@@ -112,6 +116,10 @@ export class FakeJobWorld {
       removeNodes: async ({ nodes }) => void this.removed.push(...nodes),
       openRound: async ({ targetNodes, cause }) => this.openRoundOf(targetNodes, cause),
       watchNodes: async ({ cursor }) => {
+        if (this.watchError) {
+          this.watchFailures += 1;
+          throw this.watchError;
+        }
         const after = () => this.events.filter((e) => e.id > cursor);
         const rejectedAfter = () => this.rejected.filter((r) => r.id > cursor);
         if (after().length === 0 && rejectedAfter().length === 0) {

@@ -34,9 +34,9 @@ class SimulatedBackend implements ClusterBackend {
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
     this.tokens.set(launch.nodeId, launch.agentEnv.ROVER_TOKEN!);
     const incarnation = `${launch.nodeId}#${launch.incarnation}`;
-    if (this.launched.has(incarnation)) return { pid: null, logPath: null, created: false };
+    if (this.launched.has(incarnation)) return { pid: null, logPath: null, host: null, created: false };
     this.launched.add(incarnation);
-    return { pid: null, logPath: null, created: true, launched: {} };
+    return { pid: null, logPath: null, host: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {

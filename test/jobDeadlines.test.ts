@@ -27,9 +27,9 @@ class NeverStartingBackend implements ClusterBackend {
   constructor(private readonly reason: string) {}
   async ensureNode(launch: NodeLaunch): Promise<LaunchResult> {
     const incarnation = `${launch.nodeId}#${launch.incarnation}`;
-    if (this.launched.includes(incarnation)) return { pid: null, logPath: null, created: false };
+    if (this.launched.includes(incarnation)) return { pid: null, logPath: null, host: null, created: false };
     this.launched.push(incarnation);
-    return { pid: null, logPath: null, created: true, launched: {} };
+    return { pid: null, logPath: null, host: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {

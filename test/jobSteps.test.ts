@@ -28,7 +28,7 @@ class FlakyBackend implements ClusterBackend {
   async ensureNode(): Promise<LaunchResult> {
     this.tries += 1;
     if (!this.healed) throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
-    return { pid: null, logPath: null, created: true, launched: {} };
+    return { pid: null, logPath: null, host: null, created: true, launched: {} };
   }
   async deleteNode(): Promise<void> {}
   async findDeadNodes(): Promise<DeadNode[]> {

@@ -63,8 +63,11 @@ describe.skipIf(!kubeAvailable())('kubernetes backend against a real apiserver',
 
   it('launches a node as a labelled pod with env and resources, plus the headless service; a retry creates nothing', async () => {
     const launch = await launchFor('launch', 0);
-    expect((await launchNode(store, backend, launch)).created).toBe(true);
+    // Not bound at creation (the scheduler places it later): no host yet.
+    expect(await launchNode(store, backend, launch)).toMatchObject({ created: true, host: null });
     expect((await launchNode(store, backend, launch)).created).toBe(false);
+    const launched = await store.nodeEvents.list('launch', { kinds: ['node_launched'] });
+    expect(launched.map((e) => e.data)).toEqual([{ pod: 'rover-launch-0-0', namespace: 'default', host: null }]);
     const pod = await cluster.core.readNamespacedPod({ name: 'rover-launch-0-0', namespace: 'default' });
     expect(pod.metadata?.labels).toMatchObject({ 'rover.dev/job': 'launch', 'rover.dev/node': '0', 'rover.dev/incarnation': '0', team: 'rover-tests' });
     expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ConfigMap', name: 'rover-launch' });

@@ -70,9 +70,10 @@ export class KubernetesBackend implements ClusterBackend {
     });
     const pod = body.metadata!.name!;
     const created = await createOrExisting(() => this.core.createNamespacedPod({ namespace, body }));
-    if (!created) return { pid: null, logPath: null, created: false };
+    if (!created) return { pid: null, logPath: null, host: null, created: false };
     this.o.logger.info({ ...key, pod, namespace }, 'pod created');
-    return { pid: null, logPath: null, created: true, launched: { pod, namespace } };
+    // Bound at creation only when something set spec.nodeName; the scheduler places it later.
+    return { pid: null, logPath: null, host: created.spec?.nodeName ?? null, created: true, launched: { pod, namespace } };
   }
 
   /** The Kubernetes node a pod ran on, from the watch cache (pods deleted since are tombstones). */

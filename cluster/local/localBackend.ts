@@ -3,6 +3,7 @@
 // agent's trainers lead process groups of their own (agent/processGroup.ts), so stopping a node
 // is more than stopping the agent's group: see stopLocalNode.
 import { appendFile, mkdir, rm, rmdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Store, Node } from '../../store/index.ts';
 import { nodeShmDir } from '../../common/flashShm.ts';
@@ -39,7 +40,7 @@ export class LocalBackend implements ClusterBackend {
   ) {}
 
   async ensureNode(launch: NodeLaunch, current: Node): Promise<LaunchResult> {
-    if (current.pid !== null) return { pid: current.pid, logPath: current.logPath, created: false };
+    if (current.pid !== null) return { pid: current.pid, logPath: current.logPath, host: hostname(), created: false };
     const logPath = nodeLogPath(this.home, launch.jobId, launch.nodeId);
     const job = await this.store.jobs.get(launch.jobId);
     await mkdir(path.dirname(logPath), { recursive: true });
@@ -59,7 +60,7 @@ export class LocalBackend implements ClusterBackend {
       cwd: launch.spec.spec.entrypoint.workdir,
       logFile: logPath,
     });
-    return { pid, logPath, created: true, launched: { pid, logPath } };
+    return { pid, logPath, host: hostname(), created: true, launched: { pid, logPath } };
   }
 
   /**

@@ -61,7 +61,7 @@ export class RayBackend implements ClusterBackend {
     const ctx = await this.jobContext(launch.jobId);
     if (!ctx) throw notFoundError(`job ${launch.jobId} is not in the store: the worker reads another store than the one the job was recorded in (check ROVER_STORE_URL on every worker)`);
     const key = { jobId: launch.jobId, nodeId: launch.nodeId, incarnation: launch.incarnation };
-    if (current.logPath !== null) return { pid: null, logPath: current.logPath, created: false };
+    if (current.logPath !== null) return { pid: null, logPath: current.logPath, host: null, created: false };
     const id = submissionId(launch.jobId, ctx.runTag, launch.nodeId, launch.incarnation);
     const created = await this.call(ctx.client, async () => {
       const submission = nodeSubmission({
@@ -78,7 +78,8 @@ export class RayBackend implements ClusterBackend {
     const logPath = rayLogUrl(ctx.client.address, id);
     this.logger.info({ ...key, rayJob: id, created }, 'ray job submitted');
     // Recorded even when the submission existed: a launch that ended before recording it made it.
-    return { pid: null, logPath, created, launched: { rayJob: id, address: ctx.client.address, logPath } };
+    // No host: a submission names no Ray node, Ray picks one when the job starts.
+    return { pid: null, logPath, host: null, created, launched: { rayJob: id, address: ctx.client.address, logPath } };
   }
 
   async deleteNode(node: Node, graceMs: number): Promise<void> {

@@ -96,6 +96,32 @@ describe('the job workflow with fake activities', () => {
     });
   });
 
+  it('says the watch is failing and retried while the store is down, bounded per call, and that it succeeded once the store is back', async ({ task }) => {
+    const world = new FakeJobWorld();
+    await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 2 }) }, async (handle) => {
+      await running(world, handle, 2);
+      world.watchError = new Error('connect ECONNREFUSED 127.0.0.1:3306');
+      const failing = 'watchNodes is failing and will be retried in 10 s: connect ECONNREFUSED 127.0.0.1:3306';
+      const warned = await waitUntil(async () => {
+        const now = await status(handle);
+        return now.warnings.includes(failing) ? now : undefined;
+      }, 'the status to say the watch fails and is retried', 30_000, 50);
+      expect(warned.phase).toBe('RUNNING');
+      // One call's tries, then the workflow's pause: the store is not hammered.
+      expect(world.watchFailures).toBe(4);
+
+      world.watchError = undefined;
+      world.emit('node_failed', { id: 1, incarnation: 0 }, { exitCode: 1, reason: 'process restarts exhausted (3/3)', restarts: 3 });
+      const healed = await waitUntil(async () => {
+        const now = await status(handle);
+        return now.nodeRelaunches === 1 ? now : undefined;
+      }, 'the failure seen once the store is back', 30_000, 50);
+      expect(healed.warnings.slice(-2)).toEqual([failing, 'watchNodes succeeded after 1 failed call']);
+      await handle.signal(stopSignal, { reason: 'test over' });
+      expect(await jobOutcome(handle)).toMatchObject({ phase: 'STOPPED', reason: 'test over' });
+    });
+  });
+
   it('fails the job naming the lost node once the relaunch budget is spent and too few nodes are left', async ({ task }) => {
     const world = new FakeJobWorld();
     await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1 }) }, async (handle) => {

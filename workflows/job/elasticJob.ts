@@ -11,7 +11,6 @@ import {
   ContinueAsNew,
   isCancellation,
   patched,
-  proxyActivities,
   setHandler,
   setCurrentDetails,
   sleep,
@@ -20,11 +19,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { JobEvent, RejectedEvent } from '../../common/events.ts';
-import { type JobActivities, watchResultOf } from '../../common/jobActivities.ts';
+import { watchResultOf } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
 import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, removeSummary } from '../../common/jobSummaries.ts';
 import { RoverBackend, RoverJobName, RoverJobState, RoverUser, RoverWorldSize } from '../../common/searchAttributes.ts';
-import { recoveredLine, retryingLine, UNHEALABLE_TYPE_LIST, unhealableReason } from '../../common/unhealableErrors.ts';
+import { recoveredLine, retryingLine, unhealableReason } from '../../common/unhealableErrors.ts';
 import {
   type ElasticJobInput,
   JOB_FAILED,
@@ -36,15 +35,6 @@ import {
   statusQuery,
   stopSignal,
 } from './messages.ts';
-
-// Long poll: returns on events the job acts on or after ROVER_WATCH_MAX_WAIT_MS (≤ 1 h), so an
-// idle job's history stays small; heartbeats every poll, so a dead worker hands it over within
-// the heartbeat timeout.
-const watcher = proxyActivities<Pick<JobActivities, 'watchNodes'>>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', nonRetryableErrorTypes: [...UNHEALABLE_TYPE_LIST] },
-});
 
 /** What travels through continue-as-new besides the spec (exported for the test that checks every field survives it). */
 export interface Carried {
@@ -76,6 +66,8 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     ...(spec.spec.faultTolerance.pendingTimeout !== undefined && { pendingTimeoutMs: spec.spec.faultTolerance.pendingTimeout }),
     // Histories recorded before it replay with the job waiting on nodes outside the world.
     worldEndsJob: patched('world-ends-job'),
+    // Histories recorded before it replay with the workflow re-checking spec.nodes.min itself.
+    checkDecidesExclusion: patched('check-decides-exclusion'),
   });
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: QueuedScale[] = carried?.pendingScale ?? [];
@@ -165,10 +157,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   // A FAILED job fails its workflow, so Temporal's status is the job's outcome; histories recorded
   // while every job completed replay as they ran.
   const failedJobsFail = patched('failed-job-fails-workflow');
-  // Steps race a stop and are retried on a bounded schedule the status shows; runs recorded
-  // before wait on each activity as it retries forever.
-  const { step } = createJobSteps({
+  // Steps race a stop, and steps and the watch are retried on a bounded schedule the status
+  // shows; runs recorded before wait on each activity as it retries forever.
+  const { step, watch: watchNodes } = createJobSteps({
     bounded: patched('bounded-job-steps'),
+    boundedWatch: patched('bounded-watch'),
     stopped: () => stopReason !== null,
     retrying: (activity, message, pauseS) => {
       // One line per failing step: its latest error replaces the one before.
@@ -271,7 +264,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       if (!watch) {
         events = undefined;
         const watchSummary = `wait for node events after #${state.data.cursor} (failures, rounds, checkpoints)`;
-        watch = watcher.watchNodes.executeWithOptions({ summary: watchSummary }, [{ jobId, cursor: state.data.cursor, phase: state.data.phase, stepKnown: state.data.progress !== undefined }]).then(
+        watch = watchNodes(watchSummary, { jobId, cursor: state.data.cursor, phase: state.data.phase, stepKnown: state.data.progress !== undefined }).then(
           (result) => {
             const { events: batch, rejected = [], progress } = watchResultOf(result);
             // The latest step rides on every return (no event of its own); a return that saw no
