@@ -2,6 +2,7 @@
 // `mysql://user:pass@host:port/db` (mysql2 pool).
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { createPool } from 'mysql2';
 import {
@@ -14,6 +15,7 @@ import {
   type Dialect,
   type DialectAdapter,
   type Driver,
+  type QueryResult,
   type SqliteDatabase,
   type SqliteDialectConfig,
 } from 'kysely';
@@ -25,6 +27,8 @@ export const STORE_URL_FORMAT =
 
 /** How long a SQLite writer waits for another process's write lock before failing. */
 const SQLITE_BUSY_TIMEOUT_MS = 30_000;
+/** The longest pause between two tries for the lock: a batch holds it for milliseconds. */
+const SQLITE_BUSY_MAX_PAUSE_MS = 16;
 
 export class StoreUrlError extends Error {}
 
@@ -36,12 +40,58 @@ export function redactStoreUrl(url: string): string {
 /**
  * SQLite's plain BEGIN takes the write lock lazily, so two processes that both read then write
  * deadlock and one fails at once with SQLITE_BUSY, ignoring busy_timeout. BEGIN IMMEDIATE takes
- * the write lock up front and waits for it instead. Inside one process kysely already runs
- * transactions one at a time over the single connection.
+ * the write lock up front and waits for it instead (LockWaitingConnection). Inside one process
+ * kysely already runs transactions one at a time over the single connection.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly database: BetterSqlite3.Database,
+  ) {
+    super(config);
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    return new LockWaitingConnection(await super.acquireConnection(), this.database);
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+/**
+ * Waits for another process's write lock without stopping this one. SQLite's own busy handler
+ * sleeps inside the call, and better-sqlite3 calls it synchronously: the whole event loop stood
+ * still while another process held the lock, so two API replicas on one file each stalled the
+ * other (agentScale, 2 replicas: 0.14 CPU between them, heartbeats answered seconds late). The
+ * connection's busy timeout is 0 instead, and a statement refused with SQLITE_BUSY outside a
+ * transaction (BEGIN IMMEDIATE, or a lone write) runs again after a short asynchronous pause,
+ * for up to SQLITE_BUSY_TIMEOUT_MS. Inside a transaction this process holds the write lock
+ * already, so a refusal there is another matter and is passed on.
+ */
+class LockWaitingConnection implements DatabaseConnection {
+  constructor(
+    private readonly inner: DatabaseConnection,
+    private readonly database: BetterSqlite3.Database,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS;
+    for (let pauseMs = 1; ; pauseMs = Math.min(2 * pauseMs, SQLITE_BUSY_MAX_PAUSE_MS)) {
+      try {
+        return await this.inner.executeQuery<R>(query);
+      } catch (err) {
+        const busy = (err as { code?: unknown }).code === 'SQLITE_BUSY';
+        if (!busy || this.database.inTransaction || Date.now() >= deadline) throw err;
+      }
+      // Jittered, so processes waiting on one lock do not retry in step.
+      await sleep(pauseMs * (0.5 + Math.random()));
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
   }
 }
 
@@ -59,12 +109,15 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
 
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
-  constructor(config: SqliteDialectConfig) {
+  readonly #database: BetterSqlite3.Database;
+  constructor(database: BetterSqlite3.Database) {
+    const config = { database: withStatementCache(database) };
     super(config);
     this.#config = config;
+    this.#database = database;
   }
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
+    return new ImmediateSqliteDriver(this.#config, this.#database);
   }
   override createAdapter(): DialectAdapter {
     return new TransactionalDdlSqliteAdapter();
@@ -103,7 +156,9 @@ function sqliteDialect(file: string): Dialect {
     // process migrates it otherwise fails at once with "database is locked".
     const database = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     database.pragma('journal_mode = WAL');
-    return new ImmediateSqliteDialect({ database: withStatementCache(database) });
+    // From here on, waits for the lock are LockWaitingConnection's, off the event loop.
+    database.pragma('busy_timeout = 0');
+    return new ImmediateSqliteDialect(database);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot open SQLite store ${path.resolve(file)}: ${reason} (check the path in ROVER_STORE_URL)`, {
