@@ -4,7 +4,7 @@
 import { looksOutOfMemory } from '../common/oom.ts';
 import { heartbeatRequest, type AgentEvent, type HeartbeatRequest, type HeartbeatResponse, type JoinRequest, type NodeReport, type NodeReportResponse, type RegisterRequest, type RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type NodeKey, type NodePatch, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type BeatWrite, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
@@ -72,7 +72,7 @@ export class AgentService {
       const rows = await tx.nodes.getMany(jobId, beating.map((b) => ({ nodeId: b.node, incarnation: b.incarnation })));
       const byKey = new Map(rows.map((n) => [`${n.nodeId}/${n.incarnation}`, n]));
       const now = this.now();
-      const writes: { key: NodeKey; patch: NodePatch }[] = [];
+      const writes: BeatWrite[] = [];
       const samples: NewMetric[] = [];
       const seen = admitted.map((a): Settled<HeartbeatSeen> => {
         if (!a.ok) return a;
@@ -86,22 +86,20 @@ export class AgentService {
         const checkpointing = req.checkpointing ? 1 : 0;
         const computeWindow = nextComputeWindow(node, req.step, req.computeSeconds);
         writes.push({
-          key,
-          patch: {
-            lastHeartbeatAt: now,
-            ...(req.step === null ? {} : { step: req.step }),
-            ...(moved ? { stepAt: now } : {}),
-            ...(checkpointing !== node.checkpointing ? { checkpointing } : {}),
-            ...(computeWindow && { computeWindow }),
-          },
+          nodeId: req.node,
+          incarnation: req.incarnation,
+          step: req.step,
+          stepAt: moved ? now : null,
+          checkpointing: checkpointing !== node.checkpointing ? checkpointing : null,
+          computeWindow: computeWindow ?? null,
         });
         samples.push(...usageSamples(key, req), ...throughputSample(node, req, latest, now));
         const after = { ...node, ...(moved ? { stepAt: now } : {}), checkpointing };
         return { ok: true, value: { job, req, beat: { node: after, latest, computed: computeWindow !== undefined } } };
       });
       // In node order, so two replicas' batches take the rows' locks in one order (MySQL).
-      writes.sort((a, b) => a.key.nodeId - b.key.nodeId || a.key.incarnation - b.key.incarnation);
-      for (const w of writes) await tx.nodes.update(w.key, w.patch);
+      writes.sort((a, b) => a.nodeId - b.nodeId || a.incarnation - b.incarnation);
+      await tx.nodes.recordBeats(jobId, now, writes);
       await tx.metrics.record(samples);
       return seen;
     });

@@ -257,7 +257,7 @@ export type { Job, JobFilter, JobPatch, JobsRepository, NewJob } from './jobs.ts
 export type { Metric, MetricQuery, MetricsRepository, NewMetric } from './metrics.ts';
 export type { NewNodeEvent, NodeEvent, NodeEventsRepository } from './nodeEvents.ts';
 export type { NodeCheckRecord, NodeChecksRepository } from './nodeChecks.ts';
-export type { NewNode, Node, NodeKey, NodePatch, NodesRepository } from './nodes.ts';
+export type { NewNode, Node, NodeKey, NodePatch, NodesRepository, BeatWrite } from './nodes.ts';
 export {
   ROUND_CLOSED,
   ROUND_FAILED,

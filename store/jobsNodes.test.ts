@@ -88,6 +88,29 @@ describeEachStore('jobs', (h) => {
 describeEachStore('nodes', (h) => {
   const key: NodeKey = { jobId: 'j', nodeId: 1, incarnation: 0 };
 
+  it('writes a batch of heartbeats in one go: each beat its fields, null ones kept, no other node or job touched', async () => {
+    const store = await h.open({ now: () => 500 });
+    const N = 300; // more than one statement's worth
+    await store.transaction(async (tx) => {
+      for (let nodeId = 0; nodeId < N; nodeId++) await tx.nodes.upsertLaunch({ jobId: 'j', nodeId, incarnation: 0, backend: 'local', status: 'running' });
+      await tx.nodes.upsertLaunch({ jobId: 'j', nodeId: 7, incarnation: 1, backend: 'local', status: 'running' });
+      await tx.nodes.upsertLaunch({ jobId: 'other', nodeId: 7, incarnation: 0, backend: 'local', status: 'running' });
+    });
+    await store.nodes.update({ jobId: 'j', nodeId: 3, incarnation: 0 }, { step: 40, stepAt: 400, checkpointing: 1, computeWindow: [0.5] });
+    const beats = Array.from({ length: N }, (_, nodeId) => ({ nodeId, incarnation: 0, step: nodeId === 3 ? null : nodeId, stepAt: nodeId === 3 ? null : 900, checkpointing: null, computeWindow: nodeId === 5 ? [1.5, 2] : null }));
+    beats.push({ nodeId: N + 1, incarnation: 0, step: 1, stepAt: 1, checkpointing: 1, computeWindow: null }); // no such node
+    const written = await store.transaction((tx) => tx.nodes.recordBeats('j', 1000, beats));
+    expect(written).toBe(N);
+    const nodes = await store.nodes.listByJob('j');
+    const at = (nodeId: number, incarnation = 0) => nodes.find((n) => n.nodeId === nodeId && n.incarnation === incarnation)!;
+    expect(at(3)).toMatchObject({ lastHeartbeatAt: 1000, step: 40, stepAt: 400, checkpointing: 1, computeWindow: [0.5] });
+    expect(at(5)).toMatchObject({ lastHeartbeatAt: 1000, step: 5, stepAt: 900, checkpointing: 0, computeWindow: [1.5, 2] });
+    expect(at(N - 1)).toMatchObject({ lastHeartbeatAt: 1000, step: N - 1, stepAt: 900 });
+    expect(nodes.filter((n) => n.incarnation === 0).every((n) => n.lastHeartbeatAt === 1000)).toBe(true);
+    expect(at(7, 1)).toMatchObject({ lastHeartbeatAt: null, step: null });
+    expect((await store.nodes.get({ jobId: 'other', nodeId: 7, incarnation: 0 }))).toMatchObject({ lastHeartbeatAt: null, step: null });
+  });
+
   it('records a launch once per (job, node, incarnation)', async () => {
     const store = await h.open({ now: () => 500 });
     const first = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching', resources: { cpu: 2 } });

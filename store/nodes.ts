@@ -1,7 +1,23 @@
 // Nodes: one row per (job, node, incarnation). A relaunched node is a new incarnation, so the
 // history of every attempt stays queryable.
+import { sql } from 'kysely';
 import { fromJson, isDuplicateKey, Repository, toJson, type Trx } from './repository.ts';
 import type { NodeRow } from './schema.ts';
+
+/** One heartbeat's write (NodesRepository.recordBeats): null fields keep what is stored. */
+export interface BeatWrite {
+  nodeId: number;
+  incarnation: number;
+  step: number | null;
+  stepAt: number | null;
+  checkpointing: number | null;
+  computeWindow: number[] | null;
+}
+
+/** Beats per statement: SQLite allows 500 terms in a compound SELECT; a power of two below it. */
+const BEAT_CHUNK = 256;
+/** A padding row: no node has id -1. */
+const NO_BEAT: BeatWrite = { nodeId: -1, incarnation: -1, step: null, stepAt: null, checkpointing: null, computeWindow: null };
 
 export interface NodeKey {
   jobId: string;
@@ -104,6 +120,46 @@ export class NodesRepository extends Repository {
       .where('nodeId', 'in', [...new Set(keys.map((k) => k.nodeId))])
       .execute();
     return rows.filter((r) => wanted.has(`${r.nodeId}/${r.incarnation}`)).map(toNode);
+  }
+
+  /**
+   * Writes a batch of one job's heartbeats: `last_heartbeat_at = at` for each named node
+   * incarnation, and each field a beat sets (null keeps the stored value). One statement per
+   * BEAT_CHUNK beats instead of one per node: on MySQL each statement is a round trip made with
+   * the batch's row locks held, which held a job to about one heartbeat per round trip
+   * (agentScale). Chunks are padded to a power of two with rows that name no node, so the store
+   * sees a handful of statement texts (SQLite keeps compiled statements by text; MySQL prepares
+   * each new text). Returns the rows written.
+   */
+  async recordBeats(jobId: string, at: number, beats: BeatWrite[], trx?: Trx): Promise<number> {
+    let written = 0;
+    for (let from = 0; from < beats.length; from += BEAT_CHUNK) {
+      const chunk = beats.slice(from, from + BEAT_CHUNK);
+      const padded = [...chunk, ...Array.from({ length: 2 ** Math.ceil(Math.log2(chunk.length)) - chunk.length }, () => NO_BEAT)];
+      const rows = sql.join(
+        padded.map((b) => {
+          const window = b.computeWindow === null ? null : toJson(b.computeWindow);
+          return sql`select ${b.nodeId} as node_id, ${b.incarnation} as incarnation, ${b.step} as step, ${b.stepAt} as step_at, ${b.checkpointing} as checkpointing, ${window} as compute_window`;
+        }),
+        sql` union all `,
+      );
+      // The same assignments in both dialects; MySQL names the updated table's columns with its
+      // alias (b has columns of the same names), SQLite's SET takes bare names. MySQL reads the
+      // batch first (straight_join) and finds each node by its primary key; joined the other way
+      // it scanned the job's every node.
+      const set = (target: string) => {
+        const [col, n] = target === 'n' ? ['n.', sql.raw('n')] : ['', sql.raw('nodes')];
+        const c = (name: string) => sql.raw(col + name);
+        return sql`${c('last_heartbeat_at')} = ${at}, ${c('step')} = coalesce(b.step, ${n}.step), ${c('step_at')} = coalesce(b.step_at, ${n}.step_at), ${c('checkpointing')} = coalesce(b.checkpointing, ${n}.checkpointing), ${c('compute_window')} = coalesce(b.compute_window, ${n}.compute_window)`;
+      };
+      const statement =
+        this.dialect === 'mysql'
+          ? sql`update (${rows}) as b straight_join nodes as n on n.node_id = b.node_id and n.incarnation = b.incarnation set ${set('n')} where n.job_id = ${jobId}`
+          : sql`update nodes set ${set('nodes')} from (${rows}) as b where nodes.job_id = ${jobId} and nodes.node_id = b.node_id and nodes.incarnation = b.incarnation`;
+      const result = await statement.execute(this.q(trx));
+      written += Number(result.numAffectedRows ?? 0n);
+    }
+    return written;
   }
 
   /** The node's highest incarnation, or undefined if it was never launched. */
