@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { tokenDigest } from '../common/tokens.ts';
-import type { NewJob, NodeKey } from './index.ts';
+import type { BeatWrite, NewJob, NodeKey } from './index.ts';
 import { describeEachStore, testJobSpec } from './testing.ts';
 
 function job(id: string, over: Partial<NewJob> = {}): NewJob {
@@ -97,7 +97,7 @@ describeEachStore('nodes', (h) => {
       await tx.nodes.upsertLaunch({ jobId: 'other', nodeId: 7, incarnation: 0, backend: 'local', status: 'running' });
     });
     await store.nodes.update({ jobId: 'j', nodeId: 3, incarnation: 0 }, { step: 40, stepAt: 400, checkpointing: 1, computeWindow: [0.5] });
-    const beats = Array.from({ length: N }, (_, nodeId) => ({ nodeId, incarnation: 0, step: nodeId === 3 ? null : nodeId, stepAt: nodeId === 3 ? null : 900, checkpointing: null, computeWindow: nodeId === 5 ? [1.5, 2] : null }));
+    const beats: BeatWrite[] = Array.from({ length: N }, (_, nodeId) => ({ nodeId, incarnation: 0, step: nodeId === 3 ? null : nodeId, stepAt: nodeId === 3 ? null : 900, checkpointing: null, computeWindow: nodeId === 5 ? [1.5, 2] : null }));
     beats.push({ nodeId: N + 1, incarnation: 0, step: 1, stepAt: 1, checkpointing: 1, computeWindow: null }); // no such node
     const written = await store.transaction((tx) => tx.nodes.recordBeats('j', 1000, beats));
     expect(written).toBe(N);
