@@ -96,7 +96,7 @@ describeEachStore('nodes', (h) => {
       await tx.nodes.upsertLaunch({ jobId: 'j', nodeId: 7, incarnation: 1, backend: 'local', status: 'running' });
       await tx.nodes.upsertLaunch({ jobId: 'other', nodeId: 7, incarnation: 0, backend: 'local', status: 'running' });
     });
-    await store.nodes.update({ jobId: 'j', nodeId: 3, incarnation: 0 }, { step: 40, stepAt: 400, checkpointing: 1, computeWindow: [0.5] });
+    await store.nodes.recordBeats('j', 400, [{ nodeId: 3, incarnation: 0, step: 40, stepAt: 400, checkpointing: 1, computeWindow: [0.5] }]);
     const beats: BeatWrite[] = Array.from({ length: N }, (_, nodeId) => ({ nodeId, incarnation: 0, step: nodeId === 3 ? null : nodeId, stepAt: nodeId === 3 ? null : 900, checkpointing: null, computeWindow: nodeId === 5 ? [1.5, 2] : null }));
     beats.push({ nodeId: N + 1, incarnation: 0, step: 1, stepAt: 1, checkpointing: 1, computeWindow: null }); // no such node
     const written = await store.transaction((tx) => tx.nodes.recordBeats('j', 1000, beats));

@@ -54,7 +54,6 @@ export interface NodePatch {
   endedAt?: number | null;
   resources?: unknown;
   pendingReason?: string | null;
-  computeWindow?: number[];
 }
 
 function toNode(row: NodeRow): Node {
@@ -191,11 +190,10 @@ export class NodesRepository extends Repository {
 
   /** Applies the patch; false when no such node. */
   async update(key: NodeKey, patch: NodePatch, trx?: Trx): Promise<boolean> {
-    const { resources, computeWindow, ...rest } = patch;
+    const { resources, ...rest } = patch;
     const values = {
       ...rest,
       ...(resources !== undefined ? { resources: resources === null ? null : toJson(resources) } : {}),
-      ...(computeWindow !== undefined ? { computeWindow: toJson(computeWindow) } : {}),
     };
     if (Object.values(values).every((v) => v === undefined)) return (await this.get(key, trx)) !== undefined;
     const result = await this.q(trx)
