@@ -3,9 +3,10 @@ import { defineConfig } from 'vitest/config';
 const exclude = ['node_modules/**', 'dist/**', '.tools/**', '.rover/**'];
 /**
  * Files outside test/ that start long-lived processes or time things: agents spawn trainers and
- * time heartbeats, hangs and standbys; the trainer and Ray tests run Python; long polls wait.
+ * time heartbeats, hangs and standbys; the trainer and Ray tests run Python; long polls wait; the
+ * overload gate's tests stall the event loop for set times and expect the lag they measure.
  */
-const sequentialOutsideTest = ['agent/**/*.test.ts', 'examples/**/*.test.ts', 'cluster/ray/**/*.test.ts', 'api/longPoll.test.ts'];
+const sequentialOutsideTest = ['agent/**/*.test.ts', 'examples/**/*.test.ts', 'cluster/ray/**/*.test.ts', 'api/longPoll.test.ts', 'api/overload.test.ts'];
 /** The files of test/ that start nothing and time nothing: a text parser and history replay. */
 const parallelInTest = ['promText', 'replay'];
 
