@@ -28,6 +28,11 @@ export interface JobActivityDeps {
   config: RoverConfig;
   logger: Logger;
   clock?: () => number;
+  /**
+   * Aborted when the worker starts shutting down: a waiting watchNodes then returns what it has at
+   * once, as at its max wait, instead of holding the worker's drain for its whole grace time.
+   */
+  draining?: AbortSignal;
 }
 
 /** How often a waiting watchNodes reads the step again for its heartbeat details (one indexed read). */
@@ -155,7 +160,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         const due = rows.some((r) => !PROGRESS_EVENT_KINDS.some((k) => k === r.kind) || now() - r.createdAt >= config.timing.watchCoalesceMs);
         if (!reading || now() - reading.readAt >= LIVE_STEP_READ_MS) reading = (await readStep(jobId, live)) ?? reading;
         const firstStep = stepKnown === false && reading !== undefined;
-        if (due || firstStep || now() >= deadline) {
+        if (due || firstStep || now() >= deadline || deps.draining?.aborted) {
           // Parsed once, here: the workflow trusts the types. A row no schema describes is
           // reported (logged here, a warning of the job there) and skipped, never guessed at.
           const { events, rejected } = parseJobEvents(rows);

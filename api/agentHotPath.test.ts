@@ -4,7 +4,7 @@
 // store by a kysely plugin that records the rows every SELECT returns.
 import { SelectQueryNode, TableNode, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely';
 import { expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { emptyNodeCheckState } from '../common/nodeCheckSession.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
@@ -62,7 +62,7 @@ describeEachStore('the agent hot path', (h) => {
     await store.transaction(async (tx) => {
       for (let nodeId = 0; nodeId < N; nodeId++) await tx.nodes.upsertLaunch({ jobId: 'big', nodeId, incarnation: 0, backend: 'local', status: 'launching' });
     });
-    const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent'), now: () => clock.now });
+    const app = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent'), now: () => clock.now });
     await app.ready();
     const call = async (method: 'GET' | 'POST', url: string, body?: object) => {
       const res = await app.inject({ method, url: `/v1/jobs/big/${url}`, payload: body, headers: { authorization: 'Bearer t' } });

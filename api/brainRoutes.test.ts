@@ -1,6 +1,6 @@
 // The Brain HTTP API over a real store: stages, plans from stored history, config matching.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { tokenDigest } from '../common/tokens.ts';
@@ -36,7 +36,7 @@ describe('Brain API', () => {
 
   beforeAll(async () => {
     store = await openStore('sqlite::memory:');
-    app = await buildBrainApi({ config: loadConfig({ ROVER_OPERATOR_TOKEN: OPERATOR }), store, logger: createLogger('test', 'silent') });
+    app = await buildBrainApi({ config: apiTestConfig({ ROVER_OPERATOR_TOKEN: OPERATOR }), store, logger: createLogger('test', 'silent') });
     await app.ready();
     await store.brainConfigs.publishSnapshot('yaml', 1, [
       { name: 'defaults', priority: 0, include: {}, exclude: {}, configure: { optimizer: { oomFactor: 2 }, queue: 'default' } },

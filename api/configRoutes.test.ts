@@ -1,7 +1,7 @@
 // GET /v1/jobs/:job/config over a real store on both dialects: the job's own token only, a bad
 // query named, and the long poll answering once the job's configuration changes.
 import { afterEach, expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { RoverClient, readTrainerEnv } from '../clients/ts/roverClient.ts';
@@ -28,7 +28,7 @@ describeEachStore('a job\'s configuration for its trainers', (h) => {
       await store.jobs.create({ id, workflowId: `job-${id}`, user: 'ada', group: '', backend: 'local', spec: spec(id), phase: 'RUNNING', token });
     }
     await store.brainConfigs.publishSnapshot('yaml', 1, lr(0.05));
-    const api = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
+    const api = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent') });
     close = () => api.close();
     const url = async () => api.listen({ host: '127.0.0.1', port: 0 });
     const get = (job: string, token: string, query = '') => api.inject({ url: `/v1/jobs/${job}/config${query}`, headers: { authorization: `Bearer ${token}` } });

@@ -2,7 +2,7 @@
 // culprit, charges only the culprit's node, and takes a charge back when a stronger failure of
 // the same round is reported after its victim's.
 import { expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import type { Store } from '../store/index.ts';
@@ -17,7 +17,7 @@ async function setup(store: Store) {
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   await store.jobs.create({ id: 'fr', workflowId: 'job-fr', user: 'u', group: '', backend: 'local', spec: parsed.spec, phase: 'RUNNING', token: 't' });
   let now = 5_000_000;
-  const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent'), now: () => now });
+  const app = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent'), now: () => now });
   await app.ready();
   for (const nodeId of [0, 1, 2]) await store.nodes.upsertLaunch({ jobId: 'fr', nodeId, incarnation: 0, backend: 'local', status: 'running' });
   await store.rendezvous.openRound({ jobId: 'fr', round: 1, minNodes: 1, maxNodes: 3 });

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { describeEachStore } from '../store/testing.ts';
@@ -26,7 +26,7 @@ async function setup(store: Store, dataset: Record<string, unknown>, opts: { nod
   const spec = parsed.spec;
   await store.jobs.create({ id: 'ds', workflowId: 'job-ds', user: 'u', group: '', backend: 'local', spec, phase: 'RUNNING', token: 't' });
   let now = 1_000_000;
-  const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent'), now: () => now });
+  const app = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent'), now: () => now });
   await app.ready();
   const call = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
     const res = await app.inject({ method, url: `/v1/jobs/ds/${url}`, payload: body as object, headers: { authorization: 'Bearer t' } });

@@ -1,6 +1,6 @@
 // The API at its edge: malformed, oversize, unknown and unauthorised requests get a JSON 4xx.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { testJobSpec } from '../store/testing.ts';
@@ -11,7 +11,7 @@ describe('Rover API edge', () => {
   let app: Awaited<ReturnType<typeof buildApi>>;
 
   beforeAll(async () => {
-    const config = loadConfig({ ROVER_API_BODY_LIMIT: '2048' });
+    const config = apiTestConfig({ ROVER_API_BODY_LIMIT: '2048' });
     store = await openStore('sqlite::memory:');
     await store.jobs.create({
       id: 'edge', workflowId: 'job-edge', user: 'u', group: '', backend: 'local', spec: testJobSpec(), phase: 'RUNNING', token: 'secret',

@@ -3,7 +3,7 @@
 // held by one trainer at a time and done exactly once; poison and give-back still work; a stale
 // round in a batch fails only its own caller.
 import { expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import type { Store } from '../store/index.ts';
@@ -24,7 +24,7 @@ async function createJob(store: Store, dataset: Record<string, unknown>, nodes: 
 
 /** An API replica over `store`: its trainer routes as a call function. */
 async function replica(store: Store) {
-  const app = await buildApi({ config: loadConfig({}), store, logger: createLogger('test', 'silent') });
+  const app = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent') });
   await app.ready();
   const call = async (url: string, body: object) => {
     const res = await app.inject({ method: 'POST', url: `/v1/jobs/ds/${url}`, payload: body, headers: { authorization: 'Bearer t' } });

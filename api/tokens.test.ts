@@ -3,7 +3,7 @@
 // to a job's token (about that job) or the operator, refusing everyone else with one reply.
 import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
-import { loadConfig } from '../common/config.ts';
+import { apiTestConfig } from './testConfig.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { nodeToken, tokenDigest } from '../common/tokens.ts';
@@ -38,7 +38,7 @@ describeEachStore('job tokens at the API', (h) => {
   const open = async () => {
     const store = await h.open();
     await withJobs(store);
-    const config = loadConfig({ ROVER_OPERATOR_TOKEN: OPERATOR });
+    const config = apiTestConfig({ ROVER_OPERATOR_TOKEN: OPERATOR });
     const api = await buildApi({ config, store, logger });
     const brain = await buildBrainApi({ config, store, logger });
     apps.push(api, brain);
@@ -203,7 +203,7 @@ it('gives no operator access when no operator token is configured', async () => 
   const { openStore } = await import('../store/index.ts');
   const store = await openStore('sqlite::memory:');
   await withJobs(store);
-  const brain = await buildBrainApi({ config: loadConfig({}), store, logger });
+  const brain = await buildBrainApi({ config: apiTestConfig({}), store, logger });
   try {
     expect((await brain.inject({ url: '/brain/v1/configs', headers: bearer('') })).statusCode).toBe(403);
     expect((await brain.inject({ url: '/brain/v1/configs' })).statusCode).toBe(403);

@@ -16,8 +16,7 @@ import { openStore, type Store } from '../store/index.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId, type BrainSyncStatus } from '../workflows/brain/messages.ts';
 import { brainSyncStatuses, formatBrainStatus, type SourceStatus } from '../cli/brain.ts';
 import { createBrainWorker, ensureSyncWorkflows } from '../workers/brainWorker.ts';
-import { bundleWorkflows } from '../workers/jobWorker.ts';
-import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+import { taskQueueFor, temporalClient, waitUntil, workerConnection, workflowBundle } from './helpers.ts';
 
 const INTERVAL_MS = 1000;
 
@@ -49,7 +48,7 @@ describe('brainConfigSync with a YAML directory', () => {
     const connection = await workerConnection();
     closeConnection = () => connection.close();
     worker = await createBrainWorker({
-      connection, namespace: 'default', taskQueue, store, logger, sources: [new YamlDirSource(source, dir)], workflowBundle: await bundleWorkflows(),
+      connection, namespace: 'default', taskQueue, store, logger, sources: [new YamlDirSource(source, dir)], workflowBundle: workflowBundle(),
     });
     running = worker.run();
     temporal = await temporalClient();

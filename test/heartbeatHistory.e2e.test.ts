@@ -19,9 +19,9 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { openStore, type Store } from '../store/index.ts';
-import { bundleWorkflows, createJobWorker } from '../workers/jobWorker.ts';
+import { createJobWorker } from '../workers/jobWorker.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
-import { taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+import { taskQueueFor, temporalClient, waitUntil, workerConnection, workflowBundle } from './helpers.ts';
 
 const AGENTS = 200;
 const WINDOW_MS = 60_000;
@@ -77,7 +77,7 @@ describe('heartbeats and workflow history', () => {
     const backend = new SimulatedBackend();
     const taskQueue = taskQueueFor(ctx.task.name);
     const activities = { ...createJobActivities({ store, backends: [backend], config, logger: createLogger('test-worker', 'warn') }), optimize: async (input: { stage: string }) => ({ stage: input.stage, rule: 'keep', reason: 'the test keeps the spec' }) };
-    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: await bundleWorkflows() });
+    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: workflowBundle() });
     const running = worker.run();
     cleanup.push(async () => {
       worker.shutdown();

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, type WorkflowBundlePath } from '@temporalio/worker';
 import { inject } from 'vitest';
 
 // The waits need no vitest: benchmarks use them too.
@@ -19,6 +19,11 @@ export async function temporalClient(): Promise<{ client: Client; close: () => P
 
 export function workerConnection(): Promise<NativeConnection> {
   return NativeConnection.connect({ address: temporalAddress() });
+}
+
+/** Today's workflow code, bundled once for the whole run (test/globalSetup.ts): no webpack per file. */
+export function workflowBundle(): WorkflowBundlePath {
+  return { codePath: inject('workflowBundlePath') };
 }
 
 /** A task queue named after the test, unique per run. */

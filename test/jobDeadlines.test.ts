@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobActivities } from '../activities/index.ts';
 import { withPendingReasons } from '../cli/shardProgress.ts';
@@ -16,9 +16,9 @@ import { loadConfig, type RoverConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { openStore, type Node, type Store } from '../store/index.ts';
-import { bundleWorkflows, createJobWorker } from '../workers/jobWorker.ts';
+import { createJobWorker } from '../workers/jobWorker.ts';
 import { statusQuery, type JobStatus } from '../workflows/job/messages.ts';
-import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection, workflowBundle } from './helpers.ts';
 
 /** Nodes are created (rows, events) and never start: every one is pending for `reason`. */
 class NeverStartingBackend implements ClusterBackend {
@@ -65,7 +65,6 @@ describe('job deadlines with no agent alive', () => {
   let client: Client;
   let closeClient: () => Promise<void>;
   let connection: NativeConnection;
-  let bundle: WorkflowBundleWithSourceMap;
 
   beforeAll(async () => {
     home = mkdtempSync(path.join(os.tmpdir(), 'rover-deadlines-'));
@@ -73,7 +72,6 @@ describe('job deadlines with no agent alive', () => {
     store = await openStore(config.storeUrl);
     ({ client, close: closeClient } = await temporalClient());
     connection = await workerConnection();
-    bundle = await bundleWorkflows();
   });
   afterAll(async () => {
     await connection?.close();
@@ -85,7 +83,7 @@ describe('job deadlines with no agent alive', () => {
   const startWorker = async (taskQueue: string, backend: ClusterBackend): Promise<{ worker: Worker; stopped: Promise<void> }> => {
     const logger = createLogger('test-worker', 'warn');
     const activities = { ...createJobActivities({ store, backends: [backend], config, logger }), optimize: async () => null };
-    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: bundle });
+    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: workflowBundle() });
     return { worker, stopped: worker.run() };
   };
   const start = (taskQueue: string, s: JobSpec) =>

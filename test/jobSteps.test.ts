@@ -13,9 +13,9 @@ import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import { openStore, type Store } from '../store/index.ts';
-import { bundleWorkflows, createJobWorker } from '../workers/jobWorker.ts';
+import { createJobWorker } from '../workers/jobWorker.ts';
 import { statusQuery, stopSignal, type JobStatus } from '../workflows/job/messages.ts';
-import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection } from './helpers.ts';
+import { jobOutcome, taskQueueFor, temporalClient, waitUntil, workerConnection, workflowBundle } from './helpers.ts';
 
 /** Launches fail with a connection error until `heal()`; nodes then are created and never start. */
 class FlakyBackend implements ClusterBackend {
@@ -73,7 +73,7 @@ describe('a job step that fails and heals', () => {
     const taskQueue = taskQueueFor(ctx.task.name);
     const backend = new FlakyBackend();
     const activities = { ...createJobActivities({ store, backends: [backend], config, logger: createLogger('test-worker', 'silent') }), optimize: async () => null };
-    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: await bundleWorkflows() });
+    const worker = await createJobWorker({ connection, namespace: 'default', taskQueue, activities, workflowBundle: workflowBundle() });
     const running = worker.run();
     try {
       const s = spec('flaky-launch');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { bundleWorkflows } from '../workers/jobWorker.ts';
+import { workflowBundle } from './helpers.ts';
 
 const dir = fileURLToPath(new URL('./histories', import.meta.url));
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -18,12 +18,6 @@ describe('stored workflow histories', () => {
 
   it.each(files)('%s replays deterministically', async (file) => {
     const history = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as unknown;
-    await Worker.runReplayHistory({ workflowBundle: await bundle() }, history, file.replace(/\.json$/, ''));
+    await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, history, file.replace(/\.json$/, ''));
   });
 });
-
-let cached: ReturnType<typeof bundleWorkflows> | undefined;
-function bundle() {
-  cached ??= bundleWorkflows();
-  return cached;
-}

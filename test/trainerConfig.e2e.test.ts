@@ -13,8 +13,7 @@ import { parseJobSpec } from '../common/spec/index.ts';
 import { brainSyncStatusQuery, brainSyncWorkflowId } from '../workflows/brain/messages.ts';
 import { stopSignal } from '../workflows/job/messages.ts';
 import { createBrainWorker, ensureSyncWorkflows } from '../workers/brainWorker.ts';
-import { bundleWorkflows } from '../workers/jobWorker.ts';
-import { jobOutcome, taskQueueFor, waitUntil, workerConnection } from './helpers.ts';
+import { jobOutcome, taskQueueFor, waitUntil, workerConnection, workflowBundle } from './helpers.ts';
 import { repoRoot } from './jobFixtures.ts';
 import { startTestStack, type TestStack } from './stack.ts';
 
@@ -36,7 +35,7 @@ describe('a trainer reading and following its configuration', () => {
     closeConnection = () => connection.close();
     const taskQueue = taskQueueFor('trainer config brain');
     worker = await createBrainWorker({
-      connection, namespace: 'default', taskQueue, store: stack.store, logger: createLogger('test', 'silent'), sources: [new YamlDirSource(source, dir)], workflowBundle: await bundleWorkflows(),
+      connection, namespace: 'default', taskQueue, store: stack.store, logger: createLogger('test', 'silent'), sources: [new YamlDirSource(source, dir)], workflowBundle: workflowBundle(),
     });
     running = worker.run();
     await ensureSyncWorkflows(stack.client, { sources: [{ name: source }], taskQueue, intervalMs: 1000 });

@@ -1,7 +1,7 @@
 // The Brain's worker on `rover-brain`: hosts the brainConfigSync workflows and their activity,
 // and makes sure one sync workflow runs per configured source.
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundlePath, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createBrainActivities } from '../activities/brain.ts';
 import { createSource, parseSourceList } from '../brain/sources/registry.ts';
 import type { ConfigSource } from '../brain/sources/types.ts';
@@ -23,7 +23,7 @@ export interface BrainWorkerOptions {
   store: Store;
   sources: ConfigSource[];
   logger: Logger;
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  workflowBundle?: WorkflowBundleWithSourceMap | WorkflowBundlePath;
 }
 
 export function createBrainWorker(o: BrainWorkerOptions): Promise<Worker> {

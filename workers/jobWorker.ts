@@ -1,7 +1,7 @@
 // Builds the Worker that hosts the job workflows and their activities on `rover-jobs`.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundlePath, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TASK_QUEUE_JOBS } from '../common/config.ts';
 
 /** The workflows' entry module: the TypeScript source, or its compiled twin when this runs from dist/. */
@@ -19,7 +19,7 @@ export function workflowSource(): { workflowBundle: { codePath: string } } | { w
   return import.meta.url.endsWith('.js') && existsSync(prebuilt) ? { workflowBundle: { codePath: prebuilt } } : { workflowsPath };
 }
 
-/** Bundles the workflow code once; tests share one bundle across their workers. */
+/** Bundles the workflow code (the test run does it once, in test/globalSetup.ts, for all its in-process workers). */
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({ workflowsPath, logger: undefined });
 }
@@ -29,7 +29,7 @@ export interface JobWorkerOptions {
   namespace: string;
   taskQueue?: string;
   activities: object;
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  workflowBundle?: WorkflowBundleWithSourceMap | WorkflowBundlePath;
   identity?: string;
 }
 

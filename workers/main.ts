@@ -29,7 +29,11 @@ const backends: ClusterBackend[] = [
   ...(kubernetes ? [kubernetes] : []),
   new RayBackend(store, config, logger.child({ backend: 'ray' })),
 ];
-const activities = { ...createJobActivities({ store, backends, config, logger }), ...createOptimizerActivities({ config, logger, store }) };
+// The SDK's Runtime shuts the worker down on these signals; a waiting watchNodes hears them too and
+// returns, so `rover down` does not wait out the worker's shutdown grace time.
+const draining = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => draining.abort());
+const activities = { ...createJobActivities({ store, backends, config, logger, draining: draining.signal }), ...createOptimizerActivities({ config, logger, store }) };
 const worker = await createJobWorker({
   connection,
   namespace: config.temporal.namespace,
