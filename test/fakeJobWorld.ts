@@ -6,7 +6,8 @@ import os from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
 import type { JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
-import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
+import type { JobActivities, LaunchedNode, NodeIdentity, RoundDeadlineCheck } from '../common/jobActivities.ts';
+import type { PendingNode } from '../common/pendingNodes.ts';
 import type { JobPhase } from '../common/phases.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { StepReading } from '../common/trainingProgress.ts';
@@ -35,6 +36,15 @@ export class FakeJobWorld {
   progress: StepReading | undefined;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
+  /** How far the test server's clock runs ahead of the wall clock (time it skipped); event times follow it. */
+  clockAheadMs = 0;
+  /** Rounds the workflow asked to settle once their join deadline passed, and the answer it got. */
+  readonly expiredRounds: number[] = [];
+  roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
+  /** Why the backend has not started a launched node that never registered (null: it gives no reason). */
+  pendingReason: string | null = null;
+  /** Set: every launchNodes call fails with this retryable error (a backend that is down). */
+  launchError: string | undefined;
   private launchHeld: Promise<void> | undefined;
   private releaseLaunch: (() => void) | undefined;
   private wakeWatchers: (() => void)[] = [];
@@ -51,7 +61,7 @@ export class FakeJobWorld {
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. */
   emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
-    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
+    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() + this.clockAheadMs });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
     return event;
@@ -72,6 +82,10 @@ export class FakeJobWorld {
     return [...latest.values()]
       .filter((n) => !this.removed.some((r) => r.id === n.id && r.incarnation === n.incarnation))
       .sort((a, b) => a.id - b.id);
+  }
+
+  private registered(node: NodeIdentity): boolean {
+    return this.events.some((e) => e.kind === 'node_registered' && e.nodeId === node.id && e.incarnation === node.incarnation);
   }
 
   /** Every live node's agent registers (as the API records it). */
@@ -103,6 +117,7 @@ export class FakeJobWorld {
       prepareJob: async ({ targetNodes }) => void this.openRoundOf(targetNodes, 'job start'),
       launchNodes: async ({ runKey, nodes }): Promise<LaunchedNode[]> => {
         await this.launchHeld;
+        if (this.launchError !== undefined) throw new Error(this.launchError);
         for (const n of nodes) {
           const known = this.launches.some((l) => l.id === n.id && l.incarnation === n.incarnation);
           if (!known) this.launches.push({ id: n.id, incarnation: n.incarnation, runKey, ...(n.resources && { resources: n.resources }) });
@@ -123,8 +138,12 @@ export class FakeJobWorld {
         const rejected = rejectedAfter();
         return { events: after(), ...(rejected.length > 0 && { rejected }), ...(this.progress && { progress: this.progress }) };
       },
-      expireRound: async () => ({ status: 'settled' }),
-      describePendingNodes: async () => [],
+      expireRound: async ({ round }) => {
+        this.expiredRounds.push(round);
+        return this.roundCheck(round);
+      },
+      describePendingNodes: async ({ nodes }): Promise<PendingNode[]> =>
+        nodes.filter((n) => !this.registered(n)).map((n) => ({ id: n.id, incarnation: n.incarnation, reason: this.pendingReason })),
       finishJob: async ({ phase, reason }) => {
         this.finished = { phase, reason };
         return this.progress ? { step: this.progress.step, stepsPerSecond: null, readAt: this.progress.readAt } : null;

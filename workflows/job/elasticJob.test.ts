@@ -4,18 +4,17 @@
 // tested in common/jobState*.test.ts; these stories prove the workflow carries it out.
 import { WorkflowFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { initialJobState, type JobStateData, type NodeRecord } from '../../common/jobState.ts';
 import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
-import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
+import { describeFakeJobs, fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import type { Carried } from './elasticJob.ts';
-import { JOB_FAILED, scaleUpdate, statusQuery, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
+import { JOB_FAILED, scaleUpdate, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
 
-describe('the job workflow with fake activities', () => {
-  const { client, withJob } = fakeJobSuite();
+describeFakeJobs('the job workflow with fake activities', () => {
+  const { client, status, withJob } = fakeJobSuite();
 
-  const status = (handle: WorkflowHandle) => handle.query(statusQuery);
   const phase = async (handle: WorkflowHandle, wanted: JobStatus['phase']) =>
     waitUntil(async () => ((await status(handle)).phase === wanted ? status(handle) : undefined), `the job ${wanted}`, 20_000, 50);
   const launched = (world: FakeJobWorld, node: string) => waitUntil(() => world.launches.some((l) => key(l) === node), `node ${node} launched`, 20_000, 50);
