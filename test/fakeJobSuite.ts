@@ -1,14 +1,13 @@
 // The job workflow's own test suites (workflows/job/*.test.ts): Temporal's time-skipping test
 // server (deploy/local/temporalTestServer.ts), one bundle of today's workflow code per file, and a
-// worker per story serving a FakeJobWorld. The server's clock stands still only while a story
-// says so: `skip` moves it forward at once, and awaiting a job's result lets it run to the next
-// timer, so a backoff or a deadline costs no wall-clock time.
+// worker per story serving a FakeJobWorld. Awaiting a job's result lets the server's clock jump to
+// the next timer, but only while no activity is outstanding (running or waiting to retry).
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { resolveTemporalTestServer } from '../deploy/local/temporalTestServer.ts';
 import { ROVER_SEARCH_ATTRIBUTES } from '../common/searchAttributes.ts';
 import { bundleWorkflows, createJobWorker } from '../workers/jobWorker.ts';
@@ -35,15 +34,17 @@ export function describeFakeJobs(title: string, suite: () => void): void {
 }
 
 /**
- * How long a status query may take. On the test server a query sometimes went unanswered for 76–83 s
- * (seen in the continue-as-new story, where runs hand over every batch); with a deadline the
- * caller's wait asks again.
+ * How long a call a story polls with (a query, describe, history) may take. On the test server such
+ * a call sometimes went unanswered for over a minute (seen in the continue-as-new story, where runs
+ * hand over every batch); with a deadline the story's wait asks again.
  */
-const QUERY_DEADLINE_MS = 2_000;
+const CALL_DEADLINE_MS = 2_000;
 
 /** Sets the environment up for the enclosing describe block (beforeAll / afterAll). */
 export function fakeJobSuite() {
   let env: TestWorkflowEnvironment;
+  /** The suite's dev server (test/globalSetup.ts), for the stories the test server cannot carry (see withJobOnDevServer). */
+  let devEnv: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
   beforeAll(async () => {
     if (!('path' in testServer)) return;
@@ -51,34 +52,41 @@ export function fakeJobSuite() {
     // The workflow upserts Rover's search attributes, as on the dev server (deploy/local/devServer.ts).
     const searchAttributes = Object.fromEntries(ROVER_SEARCH_ATTRIBUTES.map((key) => [key.name, encodeSearchAttributeIndexedValueType(key.type)!]));
     await env.connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes });
+    devEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
     bundle = await bundleWorkflows();
   });
-  /** The world stamps its events with the server's time (a round's join deadline counts from it), which earlier jobs' skips moved ahead of the wall clock. */
-  const followServerClock = async (world: FakeJobWorld) => {
-    world.clockAheadMs = (await env.currentTimeMs()) - Date.now();
-  };
   afterAll(async () => {
+    await devEnv?.teardown();
     await env?.teardown();
   });
-  return {
-    client: (): Client => env.client,
-    /** The job's status query, failing after QUERY_DEADLINE_MS instead of hanging. */
-    status: (handle: WorkflowHandle): Promise<JobStatus> => env.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery)),
-    /** Moves the server's clock `ms` forward at once, firing every timer due on the way; the world's clock follows. */
-    skip: async (world: FakeJobWorld, ms: number): Promise<void> => {
-      await env.sleep(ms);
-      await followServerClock(world);
-    },
-    /** Runs `story` with a worker on its own task queue serving `world`; the job starts with a random id. */
-    withJob: async <T>(title: string, world: FakeJobWorld, input: Omit<ElasticJobInput, 'jobId'>, story: (handle: WorkflowHandle<typeof elasticJob>) => Promise<T>): Promise<T> => {
+  /** The world stamps its events with the server's time (a round's join deadline counts from it), which may have jumped ahead of the wall clock while an earlier story awaited its job's result. */
+  const followServerClock = async (on: TestWorkflowEnvironment, world: FakeJobWorld) => {
+    world.clockAheadMs = (await on.currentTimeMs()) - Date.now();
+  };
+  /** Runs the client calls in `calls` on `handle`'s connection, failing after CALL_DEADLINE_MS instead of hanging. */
+  const bounded = <T>(handle: WorkflowHandle, calls: () => Promise<T>): Promise<T> => handle.client.connection.withDeadline(Date.now() + CALL_DEADLINE_MS, calls);
+  const withJobOn =
+    (on: () => TestWorkflowEnvironment) =>
+    async <T>(title: string, world: FakeJobWorld, input: Omit<ElasticJobInput, 'jobId'>, story: (handle: WorkflowHandle<typeof elasticJob>) => Promise<T>): Promise<T> => {
       const taskQueue = taskQueueFor(title);
-      await followServerClock(world);
-      const worker = await createJobWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, activities: world.activities(), workflowBundle: bundle });
+      await followServerClock(on(), world);
+      const worker = await createJobWorker({ connection: on().nativeConnection, namespace: 'default', taskQueue, activities: world.activities(), workflowBundle: bundle });
       return worker.runUntil(async () => {
         const jobId = `fake-${randomUUID()}`;
-        const handle = await env.client.workflow.start<typeof elasticJob>('elasticJob', { args: [{ jobId, ...input }], taskQueue, workflowId: `job-${jobId}` });
+        const handle = await on().client.workflow.start<typeof elasticJob>('elasticJob', { args: [{ jobId, ...input }], taskQueue, workflowId: `job-${jobId}` });
         return story(handle);
       });
-    },
+    };
+  return {
+    bounded,
+    /** The job's status query, bounded. */
+    status: (handle: WorkflowHandle): Promise<JobStatus> => bounded(handle, () => handle.query(statusQuery)),
+    /** Runs `story` on the test server with a worker on its own task queue serving `world`; the job starts with a random id. */
+    withJob: withJobOn(() => env),
+    /**
+     * The same on the suite's dev server. For the continue-as-new story: on the test server its job
+     * stopped handing over (no new run for a minute) in about one run of the file in three.
+     */
+    withJobOnDevServer: withJobOn(() => devEnv),
   };
 }

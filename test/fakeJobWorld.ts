@@ -43,8 +43,6 @@ export class FakeJobWorld {
   roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
   /** Why the backend has not started a launched node that never registered (null: it gives no reason). */
   pendingReason: string | null = null;
-  /** Set: every launchNodes call fails with this retryable error (a backend that is down). */
-  launchError: string | undefined;
   private launchHeld: Promise<void> | undefined;
   private releaseLaunch: (() => void) | undefined;
   private wakeWatchers: (() => void)[] = [];
@@ -117,7 +115,6 @@ export class FakeJobWorld {
       prepareJob: async ({ targetNodes }) => void this.openRoundOf(targetNodes, 'job start'),
       launchNodes: async ({ runKey, nodes }): Promise<LaunchedNode[]> => {
         await this.launchHeld;
-        if (this.launchError !== undefined) throw new Error(this.launchError);
         for (const n of nodes) {
           const known = this.launches.some((l) => l.id === n.id && l.incarnation === n.incarnation);
           if (!known) this.launches.push({ id: n.id, incarnation: n.incarnation, runKey, ...(n.resources && { resources: n.resources }) });
@@ -163,7 +160,7 @@ export function brainDown(): never {
 }
 
 /** A job spec for the fake world: one process per node, the given node counts and relaunch budget. */
-export function jobSpec(o: { min: number; max: number; initial: number; maxNodeRelaunches: number; pendingTimeout?: string }): JobSpec {
+export function jobSpec(o: { min: number; max: number; initial: number; maxNodeRelaunches: number; pendingTimeout?: string; joinTimeout?: string }): JobSpec {
   const parsed = parseJobSpec({
     metadata: { name: 'fake-world-job', user: 'tester' },
     spec: {
@@ -171,6 +168,7 @@ export function jobSpec(o: { min: number; max: number; initial: number; maxNodeR
       nprocPerNode: 1,
       entrypoint: { command: 'python3', args: ['train.py'], workdir: os.tmpdir() },
       faultTolerance: { maxNodeRelaunches: o.maxNodeRelaunches, ...(o.pendingTimeout && { pendingTimeout: o.pendingTimeout }) },
+      ...(o.joinTimeout && { rendezvous: { joinTimeout: o.joinTimeout } }),
     },
   });
   if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);
