@@ -6,7 +6,8 @@ import os from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
 import type { JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
-import type { JobActivities, LaunchedNode, NodeIdentity } from '../common/jobActivities.ts';
+import type { JobActivities, LaunchedNode, NodeIdentity, RoundDeadlineCheck } from '../common/jobActivities.ts';
+import type { PendingNode } from '../common/pendingNodes.ts';
 import type { JobPhase } from '../common/phases.ts';
 import { parseJobSpec, type JobSpec } from '../common/spec/index.ts';
 import type { StepReading } from '../common/trainingProgress.ts';
@@ -39,6 +40,13 @@ export class FakeJobWorld {
   watchFailures = 0;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
+  /** How far the test server's clock runs ahead of the wall clock (time it skipped); event times follow it. */
+  clockAheadMs = 0;
+  /** Rounds the workflow asked to settle once their join deadline passed, and the answer it got. */
+  readonly expiredRounds: number[] = [];
+  roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
+  /** Why the backend has not started a launched node that never registered (null: it gives no reason). */
+  pendingReason: string | null = null;
   private launchHeld: Promise<void> | undefined;
   private releaseLaunch: (() => void) | undefined;
   private wakeWatchers: (() => void)[] = [];
@@ -55,7 +63,7 @@ export class FakeJobWorld {
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. */
   emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
-    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
+    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() + this.clockAheadMs });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
     return event;
@@ -76,6 +84,10 @@ export class FakeJobWorld {
     return [...latest.values()]
       .filter((n) => !this.removed.some((r) => r.id === n.id && r.incarnation === n.incarnation))
       .sort((a, b) => a.id - b.id);
+  }
+
+  private registered(node: NodeIdentity): boolean {
+    return this.events.some((e) => e.kind === 'node_registered' && e.nodeId === node.id && e.incarnation === node.incarnation);
   }
 
   /** Every live node's agent registers (as the API records it). */
@@ -131,8 +143,12 @@ export class FakeJobWorld {
         const rejected = rejectedAfter();
         return { events: after(), ...(rejected.length > 0 && { rejected }), ...(this.progress && { progress: this.progress }) };
       },
-      expireRound: async () => ({ status: 'settled' }),
-      describePendingNodes: async () => [],
+      expireRound: async ({ round }) => {
+        this.expiredRounds.push(round);
+        return this.roundCheck(round);
+      },
+      describePendingNodes: async ({ nodes }): Promise<PendingNode[]> =>
+        nodes.filter((n) => !this.registered(n)).map((n) => ({ id: n.id, incarnation: n.incarnation, reason: this.pendingReason })),
       finishJob: async ({ phase, reason }) => {
         this.finished = { phase, reason };
         return this.progress ? { step: this.progress.step, stepsPerSecond: null, readAt: this.progress.readAt } : null;
@@ -152,7 +168,7 @@ export function brainDown(): never {
 }
 
 /** A job spec for the fake world: one process per node, the given node counts and relaunch budget. */
-export function jobSpec(o: { min: number; max: number; initial: number; maxNodeRelaunches: number; pendingTimeout?: string }): JobSpec {
+export function jobSpec(o: { min: number; max: number; initial: number; maxNodeRelaunches: number; pendingTimeout?: string; joinTimeout?: string }): JobSpec {
   const parsed = parseJobSpec({
     metadata: { name: 'fake-world-job', user: 'tester' },
     spec: {
@@ -160,6 +176,7 @@ export function jobSpec(o: { min: number; max: number; initial: number; maxNodeR
       nprocPerNode: 1,
       entrypoint: { command: 'python3', args: ['train.py'], workdir: os.tmpdir() },
       faultTolerance: { maxNodeRelaunches: o.maxNodeRelaunches, ...(o.pendingTimeout && { pendingTimeout: o.pendingTimeout }) },
+      ...(o.joinTimeout && { rendezvous: { joinTimeout: o.joinTimeout } }),
     },
   });
   if (!parsed.ok) throw new Error(`bad test spec: ${JSON.stringify(parsed.errors)}`);

@@ -3,15 +3,15 @@
 // was down arrives after the first round as a running plan. The rules themselves are tested in
 // common/brainPlanRules.test.ts; these stories prove the workflow carries them out.
 import type { WorkflowHandle } from '@temporalio/client';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { BrainPlan, OptimizeActivityInput } from '../../common/brainPlans.ts';
 import { brainDown, FakeJobWorld, jobSpec } from '../../test/fakeJobWorld.ts';
-import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
+import { describeFakeJobs, fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import type { elasticJob } from './elasticJob.ts';
-import { statusQuery, stopSignal } from './messages.ts';
+import { stopSignal } from './messages.ts';
 
-describe('the job workflow with a fake Brain', () => {
+describeFakeJobs('the job workflow with a fake Brain', () => {
   const suite = fakeJobSuite();
 
   /** Runs `story` on a job of nodes [1, 4] starting at 2, auto-scaled every second, served by `world`; then stops it. */
@@ -28,7 +28,7 @@ describe('the job workflow with a fake Brain', () => {
     await waitUntil(() => world.launches.length >= 2, '2 nodes launched', 20_000, 50);
     world.registerAll();
     world.closeRound();
-    await waitUntil(async () => (await handle.query(statusQuery)).phase === 'RUNNING', 'the job RUNNING', 20_000, 50);
+    await waitUntil(async () => (await suite.status(handle)).phase === 'RUNNING', 'the job RUNNING', 20_000, 50);
   };
   const roundOpenedFor = (world: FakeJobWorld, nodes: number) =>
     waitUntil(() => world.rounds.find((r) => r.targetNodes === nodes), `a round for ${nodes} nodes`, 20_000, 50);
@@ -57,7 +57,7 @@ describe('the job workflow with a fake Brain', () => {
       await runningAt2(world, handle);
       brainUp = true;
       expect((await roundOpenedFor(world, 4)).cause).toBe('Brain plan (initial optimizer: similar jobs ended at 4 nodes): scale to 4 nodes');
-      const plans = (await handle.query(statusQuery)).plans ?? [];
+      const plans = (await suite.status(handle)).plans ?? [];
       expect(plans.filter((p) => p.stage === 'initial').map((p) => p.applied)).toEqual([
         'asked again once the Brain answered, after the first round: offered as a running plan: scale 2 → 4 nodes',
       ]);

@@ -4,18 +4,17 @@
 // tested in common/jobState*.test.ts; these stories prove the workflow carries it out.
 import { WorkflowFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { initialJobState, type JobStateData, type NodeRecord } from '../../common/jobState.ts';
 import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
-import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
+import { describeFakeJobs, fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import type { Carried } from './elasticJob.ts';
-import { JOB_FAILED, scaleUpdate, statusQuery, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
+import { JOB_FAILED, scaleUpdate, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
 
-describe('the job workflow with fake activities', () => {
-  const { client, withJob } = fakeJobSuite();
+describeFakeJobs('the job workflow with fake activities', () => {
+  const { bounded, status, withJob, withJobOnDevServer } = fakeJobSuite();
 
-  const status = (handle: WorkflowHandle) => handle.query(statusQuery);
   const phase = async (handle: WorkflowHandle, wanted: JobStatus['phase']) =>
     waitUntil(async () => ((await status(handle)).phase === wanted ? status(handle) : undefined), `the job ${wanted}`, 20_000, 50);
   const launched = (world: FakeJobWorld, node: string) => waitUntil(() => world.launches.some((l) => key(l) === node), `node ${node} launched`, 20_000, 50);
@@ -165,10 +164,44 @@ describe('the job workflow with fake activities', () => {
     });
   });
 
+  // Deadlines that are durable timers. The test server skips time only while no activity is
+  // outstanding (running or waiting to retry), and a launched job always has its watchNodes long
+  // poll out, so these run on one-second deadlines in real time.
+  it('relaunches a node still pending after pendingTimeout, then fails the job when its new incarnation is stuck too and the budget is spent', async ({ task }) => {
+    const world = new FakeJobWorld();
+    world.pendingReason = 'PodScheduled False: Unschedulable: 0/3 nodes have a free GPU';
+    await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1, pendingTimeout: '1s' }) }, async (handle) => {
+      await launched(world, '1#0');
+      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000 });
+      const result = await jobOutcome(handle);
+      const stuck = (incarnation: number) => `node 1 incarnation ${incarnation} still pending after 1s (spec.faultTolerance.pendingTimeout): ${world.pendingReason}`;
+      const reason = `${stuck(1)}; node relaunch budget exhausted (1/1) and 1 nodes left, below spec.nodes.min 2`;
+      expect([result.phase, result.reason, result.nodeRelaunches]).toEqual(['FAILED', reason, 1]);
+      expect(result.warnings).toContain(`${stuck(0)}: relaunched as incarnation 1`);
+      expect(world.finished).toEqual({ phase: 'FAILED', reason });
+      expect(world.launches.map(key)).toEqual(['0#0', '1#0', '1#1']);
+      expect(world.removed.map(key)).toEqual(['1#0', '1#1']);
+    });
+  });
+
+  it('asks the store to settle a round once its join deadline passes, and fails the job with the reason the store gives', async ({ task }) => {
+    const world = new FakeJobWorld();
+    const reason = 'rendezvous round 1 failed: 1 of 2 nodes joined within 1s (spec.rendezvous.joinTimeout)';
+    world.roundCheck = () => ({ status: 'failed', reason });
+    await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1, joinTimeout: '1s' }) }, async (handle) => {
+      await launched(world, '1#0');
+      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000 });
+      const result = await jobOutcome(handle);
+      expect(world.expiredRounds).toEqual([1]);
+      expect([result.phase, result.reason, result.nodeRelaunches]).toEqual(['FAILED', reason, 0]);
+      expect(world.finished).toEqual({ phase: 'FAILED', reason });
+    });
+  });
+
   /** The carried state the latest run of the job started with (what the run before it handed over). */
   const latestCarried = async (handle: WorkflowHandle): Promise<Carried | undefined> => {
-    const { runId } = await handle.describe();
-    const history = await client().workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const { runId } = await bounded(handle, () => handle.describe());
+    const history = await bounded(handle, () => handle.client.getHandle(handle.workflowId, runId).fetchHistory());
     const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
     const input = defaultPayloadConverter.fromPayload<ElasticJobInput>(started!.input!.payloads![0]!);
     return input.carried as Carried | undefined;
@@ -187,7 +220,7 @@ describe('the job workflow with fake activities', () => {
     world.brain = (input) =>
       input.stage === 'initial' ? brainDown() : { stage: 'oom', rule: 'oom-double-memory', reason: 'node 1 ran out of memory at 2 GiB', resources: { memoryBytes: 4 * GiB, cpu: 1 } };
     const spec = jobSpec({ min: 2, max: 4, initial: 2, maxNodeRelaunches: 1, pendingTimeout: '10m' });
-    await withJob(task.name, world, { spec, continueAsNewAfterEvents: 1 }, async (handle) => {
+    await withJobOnDevServer(task.name, world, { spec, continueAsNewAfterEvents: 1 }, async (handle) => {
       await running(world, handle, 2);
       await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 4, requestId: 'grow-to-4' }] });
       await launched(world, '3#0');
