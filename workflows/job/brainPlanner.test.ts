@@ -3,15 +3,15 @@
 // was down arrives after the first round as a running plan. The rules themselves are tested in
 // common/brainPlanRules.test.ts; these stories prove the workflow carries them out.
 import type { WorkflowHandle } from '@temporalio/client';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BrainPlan, OptimizeActivityInput } from '../../common/brainPlans.ts';
 import { brainDown, FakeJobWorld, jobSpec } from '../../test/fakeJobWorld.ts';
-import { describeFakeJobs, fakeJobSuite } from '../../test/fakeJobSuite.ts';
+import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import type { elasticJob } from './elasticJob.ts';
 import { stopSignal } from './messages.ts';
 
-describeFakeJobs('the job workflow with a fake Brain', () => {
+describe('the job workflow with a fake Brain', () => {
   const suite = fakeJobSuite();
 
   /** Runs `story` on a job of nodes [1, 4] starting at 2, auto-scaled every second, served by `world`; then stops it. */

@@ -4,16 +4,16 @@
 // tested in common/jobState*.test.ts; these stories prove the workflow carries it out.
 import { WorkflowFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initialJobState, type JobStateData, type NodeRecord } from '../../common/jobState.ts';
 import { brainDown, FakeJobWorld, jobSpec, key } from '../../test/fakeJobWorld.ts';
-import { describeFakeJobs, fakeJobSuite } from '../../test/fakeJobSuite.ts';
+import { fakeJobSuite } from '../../test/fakeJobSuite.ts';
 import { jobOutcome, waitUntil } from '../../test/waits.ts';
 import type { Carried } from './elasticJob.ts';
 import { JOB_FAILED, scaleUpdate, stopSignal, type ElasticJobInput, type JobStatus } from './messages.ts';
 
-describeFakeJobs('the job workflow with fake activities', () => {
-  const { bounded, status, withJob, withJobOnDevServer } = fakeJobSuite();
+describe('the job workflow with fake activities', () => {
+  const { bounded, status, withJob } = fakeJobSuite();
 
   const phase = async (handle: WorkflowHandle, wanted: JobStatus['phase']) =>
     waitUntil(async () => ((await status(handle)).phase === wanted ? status(handle) : undefined), `the job ${wanted}`, 20_000, 50);
@@ -97,9 +97,7 @@ describeFakeJobs('the job workflow with fake activities', () => {
 
   it('says the watch is failing and retried while the store is down, bounded per call, and that it succeeded once the store is back', async ({ task }) => {
     const world = new FakeJobWorld();
-    // On the dev server: the test server skips no activity retry, and its clock stood still for
-    // this story's retries until the test timed out (1 run in 1).
-    await withJobOnDevServer(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 2 }) }, async (handle) => {
+    await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 2 }) }, async (handle) => {
       await running(world, handle, 2);
       world.watchError = new Error('connect ECONNREFUSED 127.0.0.1:3306');
       const failing = 'watchNodes is failing and will be retried in 10 s: connect ECONNREFUSED 127.0.0.1:3306';
@@ -166,9 +164,8 @@ describeFakeJobs('the job workflow with fake activities', () => {
     });
   });
 
-  // Deadlines that are durable timers. The test server skips time only while no activity is
-  // outstanding (running or waiting to retry), and a launched job always has its watchNodes long
-  // poll out, so these run on one-second deadlines in real time.
+  // Deadlines that are durable timers, on one-second deadlines in real time (see fakeJobSuite on
+  // why not the time-skipping test server).
   it('relaunches a node still pending after pendingTimeout, then fails the job when its new incarnation is stuck too and the budget is spent', async ({ task }) => {
     const world = new FakeJobWorld();
     world.pendingReason = 'PodScheduled False: Unschedulable: 0/3 nodes have a free GPU';
@@ -222,7 +219,7 @@ describeFakeJobs('the job workflow with fake activities', () => {
     world.brain = (input) =>
       input.stage === 'initial' ? brainDown() : { stage: 'oom', rule: 'oom-double-memory', reason: 'node 1 ran out of memory at 2 GiB', resources: { memoryBytes: 4 * GiB, cpu: 1 } };
     const spec = jobSpec({ min: 2, max: 4, initial: 2, maxNodeRelaunches: 1, pendingTimeout: '10m' });
-    await withJobOnDevServer(task.name, world, { spec, continueAsNewAfterEvents: 1 }, async (handle) => {
+    await withJob(task.name, world, { spec, continueAsNewAfterEvents: 1 }, async (handle) => {
       await running(world, handle, 2);
       await handle.executeUpdate(scaleUpdate, { args: [{ nodes: 4, requestId: 'grow-to-4' }] });
       await launched(world, '3#0');
