@@ -47,13 +47,28 @@ export interface RayHead {
   stop(): Promise<void>;
 }
 
+/** Ports Ray's workers may take: WORKER_PORTS of them from the returned base. */
+const WORKER_PORTS = 200;
+
+/**
+ * A random base for the workers' port range that holds none of the head's own ports (`taken`):
+ * Ray refuses to start when a component's port falls inside the workers' range (seen in CI:
+ * dashboard_agent_grpc 36505 inside 36336–36536).
+ */
+export function workerPortRange(taken: number[]): number {
+  for (;;) {
+    const base = 30000 + Math.floor(Math.random() * 20000);
+    if (taken.every((port) => port < base || port > base + WORKER_PORTS)) return base;
+  }
+}
+
 export async function startRayHead(options: RayHeadOptions): Promise<RayHead> {
   // Ray puts unix sockets under its temp dir: keep the path short.
   const tempDir = mkdtempSync('/tmp/rover-ray-');
   const logFile = path.join(tempDir, 'head.log');
   const ports = await Promise.all(Array.from({ length: 9 }, () => freePort()));
   const [gcs, dashboard, client, nodeManager, objectManager, agentListen, agentGrpc, runtimeEnvAgent, metrics] = ports;
-  const workerPortBase = 30000 + Math.floor(Math.random() * 20000);
+  const workerPortBase = workerPortRange(ports);
   const args = [
     'start', '--head', '--block',
     `--num-cpus=${options.numCpus}`,
@@ -68,7 +83,7 @@ export async function startRayHead(options: RayHeadOptions): Promise<RayHead> {
     `--runtime-env-agent-port=${runtimeEnvAgent}`,
     `--metrics-export-port=${metrics}`,
     `--min-worker-port=${workerPortBase}`,
-    `--max-worker-port=${workerPortBase + 200}`,
+    `--max-worker-port=${workerPortBase + WORKER_PORTS}`,
     `--temp-dir=${tempDir}`,
     '--disable-usage-stats',
   ];
