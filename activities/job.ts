@@ -19,7 +19,7 @@ import { configurationError, notFoundError, UnhealableError } from '../common/un
 import type { ClusterBackend, DeadNode } from '../cluster/types.ts';
 import { noteStoreOutages } from './storeReachability.ts';
 import { launchNode } from './nodeLaunch.ts';
-import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, resetJobRun, settleRound, type Job, type Node, type Store } from '../store/index.ts';
+import { LIVE_NODE_STATUSES, METRIC_STEP, nodeLeasePrefix, applyRoundOpening, recordNodeDown, resetJob, settleRound, type Job, type Node, type Store } from '../store/index.ts';
 
 export interface JobActivityDeps {
   store: Store;
@@ -83,7 +83,7 @@ export function createJobActivities(deps: JobActivityDeps): JobActivities {
         const existing = await tx.jobs.get(jobId);
         if (existing && existing.tokenDigest !== tokenDigest(token)) {
           // A new run under a finished job's name: nothing of the old run is this run's.
-          await resetJobRun(tx, jobId);
+          await resetJob(tx, jobId);
           await tx.jobs.replace({ id: jobId, phase: 'LAUNCHING', ...fields });
         } else if (!existing) {
           await tx.jobs.create({ id: jobId, phase: 'LAUNCHING', ...fields });

@@ -80,7 +80,7 @@ export class LedgerService {
     await this.tx(async (tx) => {
       const ledger = await tx.shardLedgers.get(job.id, { lock: 'update' });
       if (ledger?.tokenDigest === job.tokenDigest) return;
-      // A reused job name's previous ledger is gone: prepareJob reset the job (store resetJobRun).
+      // A reused job name's previous ledger is gone: prepareJob reset the job (store resetJob).
       if (!(await tx.shardLedgers.create(job.id, job.tokenDigest))) return;
       for (let epoch = 0; dataset && epoch < dataset.epochs; epoch++) {
         await tx.shards.createEpoch(job.id, epoch, planEpoch(dataset, epoch));

@@ -1,4 +1,4 @@
-// A job name reused after its run ended: prepareJob's one reset (store resetJobRun) is all that
+// A job name reused after its run ended: prepareJob's one reset (store resetJob) is all that
 // stands between the new run and the old run's shard ledger and checkpoints; the API's ledger
 // only ever creates the run's own.
 import { mkdtempSync } from 'node:fs';

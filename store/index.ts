@@ -108,7 +108,7 @@ async function migrate(db: Kysely<Database>, dialect: StoreDialect, where: strin
  * reports and commits. The Brain's history (job summaries and failures, keyed by run) stays; the
  * node-check row is per run already (by token digest). Called from prepareJob only.
  */
-export async function resetJobRun(tx: TransactionScope, jobId: string): Promise<void> {
+export async function resetJob(tx: TransactionScope, jobId: string): Promise<void> {
   await tx.nodes.deleteByJob(jobId);
   await tx.nodeEvents.deleteByJob(jobId);
   await tx.rendezvous.deleteByJob(jobId);

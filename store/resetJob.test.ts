@@ -1,10 +1,10 @@
 // A job name reused after its run ended: the new run starts from nothing the old one left, and
 // the Brain keeps the old run's history.
 import { expect, it } from 'vitest';
-import { resetJobRun, type Store } from './index.ts';
+import { resetJob, type Store } from './index.ts';
 import { describeEachStore } from './testing.ts';
 
-describeEachStore('resetJobRun', (h) => {
+describeEachStore('resetJob', (h) => {
   /** Everything one run of `jobId` leaves in the store. */
   async function oneRun(store: Store, jobId: string): Promise<void> {
     await store.nodes.upsertLaunch({ jobId, nodeId: 0, incarnation: 0, backend: 'local', status: 'launching' });
@@ -22,7 +22,7 @@ describeEachStore('resetJobRun', (h) => {
     const store = await h.open();
     await oneRun(store, 'reused');
     await oneRun(store, 'other');
-    await store.transaction((tx) => resetJobRun(tx, 'reused'));
+    await store.transaction((tx) => resetJob(tx, 'reused'));
 
     const left = async (jobId: string) => ({
       nodes: (await store.nodes.listByJob(jobId)).length,
