@@ -54,6 +54,8 @@ interface Stats {
   registered: number;
   joined: number;
   timeouts: number;
+  /** Timeouts by request (register, nodeCheck, join, roundStatus, heartbeat): which part of the path falls behind. */
+  timeoutsBy: Record<string, number>;
   /** Requests answered 429. */
   shed: number;
   errors: number;
@@ -132,11 +134,14 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
   const incarnation = 0;
   const host = `10.0.${node >> 8}.${node & 255}`;
   let round = 0;
-  const call = <T>(fn: (signal: AbortSignal) => Promise<T>) =>
+  const call = <T>(request: string, fn: (signal: AbortSignal) => Promise<T>) =>
     withRetry(() => fn(signal), {
       signal,
       onRetry: (err) => {
-        if ((err as Error).name === 'TimeoutError') return void stats.timeouts++;
+        if ((err as Error).name === 'TimeoutError') {
+          stats.timeoutsBy[request] = (stats.timeoutsBy[request] ?? 0) + 1;
+          return void stats.timeouts++;
+        }
         if (err instanceof MasterHttpError && err.status === 429) return void stats.shed++;
         stats.errors++;
         stats.firstError ??= String((err as Error).cause ?? err);
@@ -149,7 +154,7 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
     for (;;) {
       await abortableSleep(pause, signal);
       const sent = performance.now();
-      await call(async (s) => {
+      await call('heartbeat', async (s) => {
         const started = performance.now();
         const reply = await master.heartbeat({ node, incarnation, round, step: null, processes, waitMs: HEARTBEAT_MS }, s);
         if (started >= stats.window.from && started < stats.window.to) stats.heartbeatMs.push(Math.max(0, performance.now() - started - HEARTBEAT_MS));
@@ -160,16 +165,16 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
     }
   };
   await abortableSleep(startDelayMs(startJitterBoundMs(nodes)), signal);
-  await call((s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
+  await call('register', (s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
   stats.registered++;
   const beating = heartbeats().catch(() => {});
-  await call((s) => master.nodeCheck({ node, incarnation, host, port: 1, secret: '0'.repeat(32) }, s));
-  ({ round } = await call((s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
+  await call('nodeCheck', (s) => master.nodeCheck({ node, incarnation, host, port: 1, secret: '0'.repeat(32) }, s));
+  ({ round } = await call('join', (s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
   stats.lastJoinAt = Math.max(stats.lastJoinAt, performance.now());
   stats.joined++;
   let status: RoundStatus;
   for (;;) {
-    status = await call((s) => master.roundStatus(round, { node, incarnation }, s, ROUND_WAIT_MS));
+    status = await call('roundStatus', (s) => master.roundStatus(round, { node, incarnation }, s, ROUND_WAIT_MS));
     if (status.status !== 'open') break;
   }
   if (status.status !== 'closed') throw new Error(`node ${node}: round ${round} ${status.status}`);
@@ -228,7 +233,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
     }
     const cpuReaders = apis.map((api) => cpuReader(api.pid!));
     const apiCpu = () => cpuReaders.reduce((sum, read) => sum + read(), 0);
-    const stats: Stats = { registered: 0, joined: 0, timeouts: 0, shed: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
+    const stats: Stats = { registered: 0, joined: 0, timeouts: 0, timeoutsBy: {}, shed: 0, errors: 0, lastJoinAt: 0, rankedAt: [], heartbeatMs: [], window: { from: Infinity, to: Infinity } };
     const failures: string[] = [];
     const agents = Array.from({ length: nodes }, (_, node) =>
       agent(node, nodes, ports.map((port) => `http://127.0.0.1:${port}`), stats, abort.signal).catch((err: Error) => {
@@ -259,6 +264,7 @@ async function runCase(store: string, storeUrl: string, home: string, replicas: 
         `ranked=${ranked()}/${nodes} heartbeats=${stats.heartbeatMs.length} errors=${stats.errors + failures.length} shed=${stats.shed}`,
     );
     if (failures.length) process.stderr.write(`agentScale: ${failures.length} agents failed, first: ${failures[0]}\n`);
+    if (stats.timeouts > 0) process.stderr.write(`agentScale: timeouts by request: ${Object.entries(stats.timeoutsBy).map(([request, n]) => `${request}=${n}`).join(' ')}\n`);
     if (stats.firstError) process.stderr.write(`agentScale: first retried error: ${stats.firstError}\n`);
   } finally {
     abort.abort();
