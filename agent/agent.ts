@@ -8,13 +8,13 @@ import { MAX_START_JITTER_MS } from '../common/startJitter.ts';
 import type { HeartbeatRequest, HeartbeatResponse, NodeReport, NodeReportResponse, RoundStatus } from '../common/protocol.ts';
 import {
   abortableSleep,
-  MasterHttpError,
+  ApiHttpError,
   ROUND_WAIT_MS,
   startDelayMs,
   withRetry,
   type Backoff,
-  type MasterClient,
-} from './masterClient.ts';
+  type ApiClient,
+} from './apiClient.ts';
 import { captureHangEvidence } from './hangEvidence.ts';
 import { checkHook, takePart, type CheckEnd } from './nodeCheck.ts';
 import { ProcessGroup, type TrainerExit } from './processGroup.ts';
@@ -40,7 +40,7 @@ export class AgentExit extends Error {
 
 export interface AgentOptions {
   settings: AgentSettings;
-  master: MasterClient;
+  api: ApiClient;
   log: Logger;
   /** Environment the training processes inherit. Default: this process's. */
   baseEnv?: NodeJS.ProcessEnv;
@@ -62,7 +62,7 @@ const NODE_CHECK_EXCHANGE_TIMEOUT_MS = 10_000;
 
 export class Agent {
   private readonly settings: AgentSettings;
-  private readonly master: MasterClient;
+  private readonly api: ApiClient;
   private readonly log: Logger;
   private readonly abort = new AbortController();
   private readonly aborted: Promise<never>;
@@ -73,14 +73,14 @@ export class Agent {
   private round = 0;
   /** Group restarts so far, for any reason (TORCHELASTIC_RESTART_COUNT). */
   private restarts = 0;
-  /** Process failures charged to this node (the master's count); only these count against maxProcessRestarts. */
+  /** Process failures charged to this node (the API's count); only these count against maxProcessRestarts. */
   private failures = 0;
   private requestRestart: (() => void) | null = null;
   /** Taking part in a node check (its own, or as a peer of another node's): one part at a time. */
   private checking = false;
   /** Hangs (event ids) whose evidence this agent already posted. */
   private hangsCaptured: number[] = [];
-  /** Since when (ms) and at which call the master stopped answering; cleared by the next answer. */
+  /** Since when (ms) and at which call the API stopped answering; cleared by the next answer. */
   private cutOff: { since: number; failedCall: string; lastError: string } | undefined;
   private stopping: Promise<void> = Promise.resolve();
   /** Warm standby processes for spec.entrypoint.preload (agent/standby.ts); none without it. */
@@ -88,7 +88,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.settings = opts.settings;
-    this.master = opts.master;
+    this.api = opts.api;
     this.log = opts.log;
     const signal = this.abort.signal;
     this.aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
@@ -108,14 +108,14 @@ export class Agent {
       const { node, incarnation, host } = this.settings;
       // Agents of a job start together: spread their first requests (see startJitterMs).
       await abortableSleep(startDelayMs(this.settings.startJitterMs ?? MAX_START_JITTER_MS), this.abort.signal);
-      await this.call('register', (signal) => this.master.register({ node, incarnation, pid: process.pid, host }, signal));
+      await this.call('register', (signal) => this.api.register({ node, incarnation, pid: process.pid, host }, signal));
       this.log.info({ host }, 'registered');
       heartbeats = this.heartbeatLoop();
       await this.nodeCheck();
       // Standbys import the preload modules while the node waits for its first round (after the
       // node check, whose timings their imports would skew).
       this.standbys = standbyPool(this.settings, this.opts.baseEnv ?? process.env, this.log, (data) =>
-        void this.call('report a standby failure', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'standby_failed', data: { ...data } }, signal) ?? Promise.resolve()).catch(() => {}),
+        void this.call('report a standby failure', (signal) => this.api.postEvent?.({ node, incarnation, kind: 'standby_failed', data: { ...data } }, signal) ?? Promise.resolve()).catch(() => {}),
       );
       exit = await this.loop();
     } catch (err) {
@@ -131,7 +131,7 @@ export class Agent {
 
   /** Pre-flight node check before the first rendezvous (agent/nodeCheck.ts); a held node waits to be removed. */
   private async nodeCheck(): Promise<void> {
-    const poll = this.master.nodeCheck?.bind(this.master);
+    const poll = this.api.nodeCheck?.bind(this.api);
     if (!poll) return;
     this.checking = true;
     let end: CheckEnd;
@@ -152,7 +152,7 @@ export class Agent {
    * node's session): take part, beside training, until the API answers done. Once at a time.
    */
   private servePeers(): void {
-    const poll = this.master.nodeCheck?.bind(this.master);
+    const poll = this.api.nodeCheck?.bind(this.api);
     if (!poll || this.checking) return;
     this.checking = true;
     this.log.info('node check: a session needs this node as a peer');
@@ -165,7 +165,7 @@ export class Agent {
       .finally(() => (this.checking = false));
   }
 
-  private takePartInCheck(poll: NonNullable<MasterClient['nodeCheck']>): Promise<CheckEnd> {
+  private takePartInCheck(poll: NonNullable<ApiClient['nodeCheck']>): Promise<CheckEnd> {
     const { node, incarnation, host } = this.settings;
     return takePart({
       node,
@@ -194,7 +194,7 @@ export class Agent {
     for (;;) {
       const freePort = await findFreePort();
       const { round } = await this.call('join', (signal) =>
-        this.master.join({ node, incarnation, host, freePort }, signal),
+        this.api.join({ node, incarnation, host, freePort }, signal),
       );
       this.round = round;
       this.log.info({ round, freePort }, 'joined rendezvous');
@@ -202,7 +202,7 @@ export class Agent {
       if (status.status === 'closed') return status;
       if (status.status === 'failed') throw new AgentExit(1, `rendezvous failed: ${status.reason}`);
       this.log.info({ round }, 'excluded from the round (world cut to a multiple of the node unit); rejoining');
-      // The master keeps answering `excluded` until a newer round opens: do not hammer it.
+      // The API keeps answering `excluded` until a newer round opens: do not hammer it.
       await abortableSleep(POLL_MAX_MS, this.abort.signal);
     }
   }
@@ -212,7 +212,7 @@ export class Agent {
     let delay = POLL_FIRST_MS;
     for (;;) {
       const asked = Date.now();
-      const status = await this.call('rendezvous poll', (signal) => this.master.roundStatus(round, ref, signal, ROUND_WAIT_MS));
+      const status = await this.call('rendezvous poll', (signal) => this.api.roundStatus(round, ref, signal, ROUND_WAIT_MS));
       if (status.status !== 'open') return status;
       // 'open' after the wait: ask again at once. Sooner, the API did not hold the request (one
       // from before long polls, or one shutting down): back off as a plain poll would.
@@ -255,7 +255,7 @@ export class Agent {
     if (outcome === 'restart') {
       this.requestRestart = null;
       // Not awaited: the node joins the next round while its processes end (the next group waits).
-      this.log.info({ round }, 'master asked for a restart: stopping trainers and rejoining');
+      this.log.info({ round }, 'the API asked for a restart: stopping trainers and rejoining');
       void this.stopGroup();
       this.restarts++;
       return undefined;
@@ -279,7 +279,7 @@ export class Agent {
    * (SIGKILL by the OOM killer, a preemption) is the culprit over peers that exited with a
    * traceback after it, and is reported at once; otherwise a process that died with a traceback
    * explains the others (peers exit on a lost connection first, often before the culprit
-   * finished printing), so the others get FAILURE_SETTLE_MS to end first — unless the master
+   * finished printing), so the others get FAILURE_SETTLE_MS to end first — unless the API
    * announces a newer round meanwhile (`newerRound`): another node's failure opened it, so the
    * culprit is not here and the wait would only hold up the restart.
    */
@@ -303,9 +303,9 @@ export class Agent {
     const stderrTail = failure.stderrTail.slice(-STDERR_TAIL_MAX_CHARS);
     // Not awaited: the node rejoins while the others end (the next group waits for them).
     void this.stopGroup();
-    // The failed process's own step lets the master tell a bug that repeats at the same step from one that moves on.
+    // The failed process's own step lets the API tell a bug that repeats at the same step from one that moves on.
     const judged = await this.report({ kind: 'process_failed', localRank, exitCode, signal, stderrTail, allProcessesAlike, exitedAt, ...(step === null ? {} : { step }) });
-    // The master charges only a round's culprit to its node's budget, not the victims of another node's failure.
+    // The API charges only a round's culprit to its node's budget, not the victims of another node's failure.
     this.failures = judged.failures ?? this.failures + 1;
     if (judged.charged === false) this.log.info({ failures: this.failures }, 'the failure was a consequence of another node\'s failure: not counted');
     const max = this.settings.maxProcessRestarts;
@@ -319,7 +319,7 @@ export class Agent {
     return undefined;
   }
 
-  /** Heartbeats until the agent ends; turns the master's replies into restarts and stops. */
+  /** Heartbeats until the agent ends; turns the API's replies into restarts and stops. */
   private async heartbeatLoop(): Promise<void> {
     const signal = this.abort.signal;
     const sampler = new UsageSampler();
@@ -329,9 +329,9 @@ export class Agent {
       for (;;) {
         await abortableSleep(pause, signal);
         const sent = Date.now();
-        // Never give up while trainers run: a master outage must not stop training. Held by the
-        // master up to one interval (a long poll), so a newer round is heard of when it opens.
-        const reply = await this.call('heartbeat', async (s) => this.master.heartbeat({ ...(await this.heartbeat(sampler)), waitMs: interval }, s));
+        // Never give up while trainers run: an API outage must not stop training. Held by the
+        // API up to one interval (a long poll), so a newer round is heard of when it opens.
+        const reply = await this.call('heartbeat', async (s) => this.api.heartbeat({ ...(await this.heartbeat(sampler)), waitMs: interval }, s));
         if (reply.action !== 'stop' && reply.captureStacks !== undefined) await this.captureEvidence(reply.captureStacks);
         if (reply.action !== 'stop' && reply.nodeCheck) this.servePeers();
         this.onHeartbeatReply(reply);
@@ -341,8 +341,8 @@ export class Agent {
       }
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof AgentExit && err.cause instanceof MasterHttpError && [404, 410].includes(err.cause.status)) {
-        this.finish(new AgentExit(0, `stopping: the master no longer knows this job or node (${err.cause.message})`));
+      if (err instanceof AgentExit && err.cause instanceof ApiHttpError && [404, 410].includes(err.cause.status)) {
+        this.finish(new AgentExit(0, `stopping: the API no longer knows this job or node (${err.cause.message})`));
       } else {
         this.finish(err instanceof AgentExit ? err : new AgentExit(1, `heartbeat loop failed: ${String(err)}`));
       }
@@ -370,7 +370,7 @@ export class Agent {
     };
   }
 
-  /** The master suspects a hang: post each process's stacks, the process tree and log tails, once per hang. */
+  /** The API suspects a hang: post each process's stacks, the process tree and log tails, once per hang. */
   private async captureEvidence(hang: number): Promise<void> {
     if (this.hangsCaptured.includes(hang) || !this.group) return;
     this.hangsCaptured = [...this.hangsCaptured.slice(-9), hang];
@@ -380,7 +380,7 @@ export class Agent {
       this.log.warn({ hang, processes: evidence.stacks.length, methods: evidence.stacks.map((s) => s.method) }, 'hang suspected: posting stacks');
       for (const [i, s] of evidence.stacks.entries()) {
         const data = { hang, method: s.method, pid: s.pid, localRank: s.localRank, stack: s.stack, logTail: s.logTail, ...(i === 0 && { processTree: evidence.processTree }) };
-        await this.call('post stack dump', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'stack_dump', rank: s.rank, data }, signal) ?? Promise.resolve());
+        await this.call('post stack dump', (signal) => this.api.postEvent?.({ node, incarnation, kind: 'stack_dump', rank: s.rank, data }, signal) ?? Promise.resolve());
       }
     } catch (err) {
       if (err instanceof AgentExit) throw err;
@@ -390,9 +390,9 @@ export class Agent {
 
   private onHeartbeatReply(reply: HeartbeatResponse): void {
     if (reply.action === 'stop') {
-      this.finish(new AgentExit(0, `stopped by the master: ${reply.reason}`));
+      this.finish(new AgentExit(0, `stopped by the API: ${reply.reason}`));
     } else if (reply.action === 'restart' && this.group && reply.round > this.groupRound) {
-      this.log.info({ round: this.groupRound, newRound: reply.round }, 'master opened a new round');
+      this.log.info({ round: this.groupRound, newRound: reply.round }, 'the API opened a new round');
       this.requestRestart?.();
     }
   }
@@ -400,12 +400,12 @@ export class Agent {
   private async report(body: ReportBody): Promise<NodeReportResponse> {
     const { node, incarnation } = this.settings;
     const full: NodeReport = { node, incarnation, round: this.groupRound, restarts: this.restarts, ...body };
-    const answer = await this.call(`report ${body.kind}`, (signal) => this.master.report(full, signal));
+    const answer = await this.call(`report ${body.kind}`, (signal) => this.api.report(full, signal));
     this.log.info({ kind: body.kind, round: this.groupRound }, 'reported');
     return answer;
   }
 
-  /** One master call, retried while the master is unreachable or failing; a refusal ends the agent. */
+  /** One API call, retried while the API is unreachable or failing; a refusal ends the agent. */
   private async call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const signal = this.abort.signal;
     let attemptStarted = 0;
@@ -422,8 +422,8 @@ export class Agent {
           onRetry: (err, attempt, delayMs) => {
             const lastError = describeError(err);
             // A 429 is an answer (the API sheds load; the delay honours its Retry-After), not an outage.
-            if (err instanceof MasterHttpError && err.status === 429) {
-              this.log.info({ attempt, delayMs }, `${what}: the master is busy; retrying`);
+            if (err instanceof ApiHttpError && err.status === 429) {
+              this.log.info({ attempt, delayMs }, `${what}: the API is busy; retrying`);
               return;
             }
             this.cutOff = { since: this.cutOff?.since ?? attemptStarted, failedCall: this.cutOff?.failedCall ?? what, lastError };
@@ -432,15 +432,15 @@ export class Agent {
         },
       );
     } catch (err) {
-      if (signal.aborted || !(err instanceof MasterHttpError)) throw err;
-      throw new AgentExit(1, `master refused ${what}: ${err.message}${refusalHint(err.status)}`, { cause: err });
+      if (signal.aborted || !(err instanceof ApiHttpError)) throw err;
+      throw new AgentExit(1, `the API refused ${what}: ${err.message}${refusalHint(err.status)}`, { cause: err });
     }
     if (this.cutOff) await this.reportOutage(this.cutOff);
     return answer;
   }
 
   /**
-   * The master answers again after failing: a control_plane_outage event says for how long this
+   * The API answers again after failing: a control_plane_outage event says for how long this
    * node was cut off, so a pause in its training is explained rather than silent. Any call's
    * answer ends the outage, whichever call first failed; the first to see it reports it, once.
    */
@@ -448,12 +448,12 @@ export class Agent {
     this.cutOff = undefined;
     const { node, incarnation } = this.settings;
     const data = { downMs: Date.now() - outage.since, failedCall: outage.failedCall, lastError: outage.lastError };
-    this.log.warn(data, 'the master answers again after an outage');
+    this.log.warn(data, 'the API answers again after an outage');
     try {
-      await this.call('report the outage', (signal) => this.master.postEvent?.({ node, incarnation, kind: 'control_plane_outage', data }, signal) ?? Promise.resolve());
+      await this.call('report the outage', (signal) => this.api.postEvent?.({ node, incarnation, kind: 'control_plane_outage', data }, signal) ?? Promise.resolve());
     } catch (err) {
-      // A master that refuses the event (an older API) must not end the node; the log keeps it.
-      if (!(err instanceof AgentExit && err.cause instanceof MasterHttpError)) throw err;
+      // An API that refuses the event (an older API) must not end the node; the log keeps it.
+      if (!(err instanceof AgentExit && err.cause instanceof ApiHttpError)) throw err;
       this.log.error({ err: err.message }, 'could not report the outage');
     }
   }

@@ -1,38 +1,38 @@
-// An agent's node-check listener over real sockets, against a real (fake) master over HTTP: it
+// An agent's node-check listener over real sockets, against a real (fake) API over HTTP: it
 // listens only while the node takes part in a check, with a fresh secret per round; a node that
 // passed opens a fresh one when its heartbeat reply says a session needs it as a peer.
 import { pino } from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import { Agent } from './agent.ts';
-import { HttpMasterClient } from './masterClient.ts';
+import { HttpApiClient } from './apiClient.ts';
 import { exchange } from './nodeCheck.ts';
 import { parseAgentSettings } from './settings.ts';
-import { FakeMaster } from './testing.ts';
+import { FakeApi } from './testing.ts';
 import { waitUntil } from '../test/waits.ts';
 
 const DROPPED = /closed without acknowledging|ECONNRESET|EPIPE/;
 
-let master: FakeMaster;
+let api: FakeApi;
 let agent: Agent | undefined;
 let exit: Promise<number> | undefined;
 beforeEach(async () => {
-  master = await new FakeMaster().start();
+  api = await new FakeApi().start();
 });
 afterEach(async () => {
   agent?.terminate('SIGTERM');
   await exit;
-  expect(master.invalid).toEqual([]);
-  await master.close();
+  expect(api.invalid).toEqual([]);
+  await api.close();
 });
 
 function startAgent(): void {
   const settings = parseAgentSettings({
-    ROVER_API_URL: master.url,
-    ROVER_JOB: master.job,
+    ROVER_API_URL: api.url,
+    ROVER_JOB: api.job,
     ROVER_NODE: '0',
     ROVER_INCARNATION: '0',
-    ROVER_TOKEN: master.token,
+    ROVER_TOKEN: api.token,
     ROVER_NPROC_PER_NODE: '1',
     // Trains until stopped, so the node is live when a later session needs it.
     ROVER_ENTRYPOINT: JSON.stringify({ command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000);'] }),
@@ -44,7 +44,7 @@ function startAgent(): void {
   });
   agent = new Agent({
     settings,
-    master: new HttpMasterClient({ baseUrls: settings.apiUrls, job: settings.job, token: settings.token }),
+    api: new HttpApiClient({ baseUrls: settings.apiUrls, job: settings.job, token: settings.token }),
     log: pino({ level: 'silent' }),
     backoff: { baseMs: 5, capMs: 50 },
   });
@@ -53,14 +53,14 @@ function startAgent(): void {
 
 /** The server the agent registered for a round of a session, once it polls with it. */
 const registered = (session: number, round: number) =>
-  waitUntil(() => master.nodeChecks.find((c) => c.serving?.session === session && c.serving.round === round)?.serving, `a server for session ${session} round ${round}`, 10_000);
+  waitUntil(() => api.nodeChecks.find((c) => c.serving?.session === session && c.serving.round === round)?.serving, `a server for session ${session} round ${round}`, 10_000);
 
 it("listens only while it takes part, with a fresh secret per round, and refuses an earlier round's", async () => {
   /** Where the scripted check stands; the test moves it on. */
   let stage: 'round1' | 'round2' | 'passed' | 'peer' | 'peerDone' = 'round1';
   let wanted = false;
-  master.heartbeatReply = () => (wanted ? { action: 'none', nodeCheck: true } : { action: 'none' });
-  master.nodeCheckReply = (req: NodeCheckRequest): NodeCheckResponse => {
+  api.heartbeatReply = () => (wanted ? { action: 'none', nodeCheck: true } : { action: 'none' });
+  api.nodeCheckReply = (req: NodeCheckRequest): NodeCheckResponse => {
     const at = req.serving && `${req.serving.session}/${req.serving.round}`;
     if (stage === 'round1') return at === '1/1' ? { action: 'wait' } : { action: 'serve', session: 1, round: 1 };
     if (stage === 'round2') return at === '1/2' ? { action: 'wait' } : { action: 'serve', session: 1, round: 2 };
@@ -79,7 +79,7 @@ it("listens only while it takes part, with a fresh secret per round, and refuses
 
   // Passed: the server closes and the node goes on to train.
   stage = 'passed';
-  await waitUntil(() => master.joins.length > 0, 'the rendezvous join', 10_000);
+  await waitUntil(() => api.joins.length > 0, 'the rendezvous join', 10_000);
   await expect(exchange('127.0.0.1', second.port, second.secret, 16, 5_000)).rejects.toThrow(/ECONNREFUSED/);
 
   // A relaunched node's session needs it as a peer: its heartbeat reply says so.
@@ -99,5 +99,5 @@ it("listens only while it takes part, with a fresh secret per round, and refuses
     return refused;
   }, 'the peer server to close', 10_000);
   // It trained on throughout.
-  expect(master.reports).toEqual([]);
+  expect(api.reports).toEqual([]);
 });

@@ -1,4 +1,4 @@
-// The agent with spec.entrypoint.preload against a fake master: its trainers run on warm
+// The agent with spec.entrypoint.preload against a fake API: its trainers run on warm
 // standbys (agent/standby.ts), a preload that cannot import is reported once as a
 // standby_failed event while the trainers start cold, and no standby outlives the agent.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,20 +8,20 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from './agent.ts';
-import { HttpMasterClient } from './masterClient.ts';
+import { HttpApiClient } from './apiClient.ts';
 import type { AgentSettings } from './settings.ts';
-import { FakeMaster, lineSink, pidAlive } from './testing.ts';
+import { FakeApi, lineSink, pidAlive } from './testing.ts';
 
 const WARM_TRAINER = fileURLToPath(new URL('../test/trainers/warm_trainer.py', import.meta.url));
 
-let master: FakeMaster;
+let api: FakeApi;
 let dir: string;
 beforeEach(async () => {
-  master = await new FakeMaster().start();
+  api = await new FakeApi().start();
   dir = mkdtempSync(path.join(tmpdir(), 'rover-agent-standby-'));
 });
 afterEach(async () => {
-  await master.close();
+  await api.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -29,11 +29,11 @@ const jsonLines = <T>(file: string): T[] => (existsSync(file) ? readFileSync(fil
 
 function runAgent(preload: string[]) {
   const settings: AgentSettings = {
-    apiUrls: [master.url],
-    job: master.job,
+    apiUrls: [api.url],
+    job: api.job,
     node: 0,
     incarnation: 0,
-    token: master.token,
+    token: api.token,
     nprocPerNode: 2,
     entrypoint: {
       command: 'python3',
@@ -52,7 +52,7 @@ function runAgent(preload: string[]) {
   };
   const agent = new Agent({
     settings,
-    master: new HttpMasterClient({ baseUrls: settings.apiUrls, job: settings.job, token: settings.token }),
+    api: new HttpApiClient({ baseUrls: settings.apiUrls, job: settings.job, token: settings.token }),
     log: pino({ level: 'silent' }),
     output: { stdout: lineSink().stream, stderr: lineSink().stream },
     backoff: { baseMs: 5, capMs: 50 },
@@ -72,13 +72,13 @@ describe('Agent with warm standbys', () => {
       expect(imported.find((i) => i.pid === r.pid)?.rank).toBeNull();
     }
     expect(imported.map((i) => i.pid).filter(pidAlive)).toEqual([]);
-    expect(master.events.filter((e) => e.kind === 'standby_failed')).toEqual([]);
+    expect(api.events.filter((e) => e.kind === 'standby_failed')).toEqual([]);
   });
 
   it('reports a preload that cannot import once, as standby_failed, and trains cold', async () => {
     expect(await runAgent(['no_such_module_here'])).toBe(0);
     expect(jsonLines(path.join(dir, 'started.jsonl'))).toHaveLength(2);
-    const failed = master.events.filter((e) => e.kind === 'standby_failed');
+    const failed = api.events.filter((e) => e.kind === 'standby_failed');
     expect(failed).toHaveLength(1);
     expect(failed[0]!.data).toMatchObject({ preload: ['no_such_module_here'], reason: expect.stringContaining('ModuleNotFoundError') });
   });

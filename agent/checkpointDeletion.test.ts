@@ -15,7 +15,7 @@ import { buildApi } from '../api/server.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { waitUntil } from '../test/waits.ts';
 import { CheckpointDeleter } from './checkpointDeletion.ts';
-import { HttpMasterClient, MasterHttpError } from './masterClient.ts';
+import { HttpApiClient, ApiHttpError } from './apiClient.ts';
 
 const SIGNING_KEY = 'signing-key-of-the-test-operator';
 const silent = createLogger('test', 'silent');
@@ -59,11 +59,11 @@ async function stack() {
   return { store, workdir, dir };
 }
 
-/** What a node's agent runs: its master client (node token) and its deleter. */
+/** What a node's agent runs: its API client (node token) and its deleter. */
 function agentOf(url: string, job: string, node: number, dir: string, workdir: string) {
-  const master = new HttpMasterClient({ baseUrls: [url], job, token: tokenOf(job, node) });
-  const deleter = new CheckpointDeleter({ api: master, ref: { node, incarnation: 0 }, checkpointDir: dir, workdir, intervalMs: 60_000, jobSpacingMs: 1000, log: silent });
-  return { master, deleter };
+  const client = new HttpApiClient({ baseUrls: [url], job, token: tokenOf(job, node) });
+  const deleter = new CheckpointDeleter({ api: client, ref: { node, incarnation: 0 }, checkpointDir: dir, workdir, intervalMs: 60_000, jobSpacingMs: 1000, log: silent });
+  return { client, deleter };
 }
 
 /** Each rank of `job` saves `step` in the folder (relative to the workdir) and reports it, as a trainer does. */
@@ -141,27 +141,27 @@ describe('checkpoint deletion on the node side', () => {
     await saveStep(api.url, 'ds', workdir, dir, 2); // dooms ds's step 1
     const other = agentOf(api.url, 'other', 0, dir, workdir);
     // Its own job has nothing doomed; another job's URL refuses its token.
-    expect((await other.master.claimDeletions({ node: 0, incarnation: 0 })).deletions).toEqual([]);
-    const asOther = new HttpMasterClient({ baseUrls: [api.url], job: 'ds', token: tokenOf('other', 0) });
+    expect((await other.client.claimDeletions({ node: 0, incarnation: 0 })).deletions).toEqual([]);
+    const asOther = new HttpApiClient({ baseUrls: [api.url], job: 'ds', token: tokenOf('other', 0) });
     for (const call of [
       () => asOther.claimDeletions({ node: 0, incarnation: 0 }),
       () => asOther.liveCheckpoints({ node: 0, incarnation: 0 }),
       () => asOther.deletionsDone({ node: 0, incarnation: 0, token: 'c'.repeat(32), ids: [1, 2] }),
     ]) {
       const err = await call().then(() => undefined, (e: unknown) => e);
-      expect(err).toBeInstanceOf(MasterHttpError);
-      expect((err as MasterHttpError).status).toBe(403);
+      expect(err).toBeInstanceOf(ApiHttpError);
+      expect((err as ApiHttpError).status).toBe(403);
     }
     // A node token of ds cannot act as another node either.
-    const impostor = new HttpMasterClient({ baseUrls: [api.url], job: 'ds', token: tokenOf('ds', 1) });
-    expect(await impostor.claimDeletions({ node: 0, incarnation: 0 }).then(() => 200, (e: MasterHttpError) => e.status)).toBe(403);
+    const impostor = new HttpApiClient({ baseUrls: [api.url], job: 'ds', token: tokenOf('ds', 1) });
+    expect(await impostor.claimDeletions({ node: 0, incarnation: 0 }).then(() => 200, (e: ApiHttpError) => e.status)).toBe(403);
     // ds's claim, acknowledged under job other, forgets nothing of ds.
     const ds = agentOf(api.url, 'ds', 0, dir, workdir);
-    const claim = await ds.master.claimDeletions({ node: 0, incarnation: 0 });
+    const claim = await ds.client.claimDeletions({ node: 0, incarnation: 0 });
     expect(claim.deletions).toHaveLength(2);
-    expect(await other.master.deletionsDone({ node: 0, incarnation: 0, token: claim.token, ids: claim.deletions.map((d) => d.id) })).toBe(0);
+    expect(await other.client.deletionsDone({ node: 0, incarnation: 0, token: claim.token, ids: claim.deletions.map((d) => d.id) })).toBe(0);
     expect(await store.checkpoints.listDoomed('ds')).toHaveLength(2);
-    expect(await ds.master.deletionsDone({ node: 0, incarnation: 0, token: claim.token, ids: claim.deletions.map((d) => d.id) })).toBe(2);
+    expect(await ds.client.deletionsDone({ node: 0, incarnation: 0, token: claim.token, ids: claim.deletions.map((d) => d.id) })).toBe(2);
 
     // A doomed row naming a file outside the folder (an old row, a bug) is refused by the agent itself.
     const outside = mkdtempSync(path.join(tmpdir(), 'rover-outside-'));

@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { DELETION_BATCH_MAX, type DoomedFile } from '../common/checkpointDeletionProtocol.ts';
 import { checkCheckpointPath } from '../common/checkpointPaths.ts';
-import { MasterHttpError, type DeletionClient, type NodeRef } from './masterClient.ts';
+import { ApiHttpError, type DeletionClient, type NodeRef } from './apiClient.ts';
 
 /** Batches one pass claims at most, so a pass ends even while commits keep dooming files. */
 const MAX_BATCHES_PER_PASS = 64;
@@ -156,7 +156,7 @@ export class CheckpointDeleter {
     let removed = 0;
     for (let batch = 0; batch < MAX_BATCHES_PER_PASS && !this.unsupported; batch++) {
       const claim = await api.claimDeletions({ ...ref, limit: DELETION_BATCH_MAX }).catch((err: unknown) => {
-        if (!(err instanceof MasterHttpError && err.status === 404)) throw err;
+        if (!(err instanceof ApiHttpError && err.status === 404)) throw err;
         this.unsupported = true;
         this.opts.log.debug({ err: err.message }, 'the API hands out no checkpoint deletions (404): this agent deletes none');
         return { deletions: [], token: '', claimedUntil: 0 };

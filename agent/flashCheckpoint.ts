@@ -43,7 +43,7 @@ const saveRequest = z.strictObject({
 export type SaveRequest = z.infer<typeof saveRequest>;
 
 export interface FlashSaverOptions {
-  /** The API replicas checkpoints are reported to (the master client's, so both keep to the same one). */
+  /** The API replicas checkpoints are reported to (the API client's, so both keep to the same one). */
   api: ApiEndpoints;
   job: string;
   node: number;

@@ -3,19 +3,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeMaster, pidAlive } from './testing.ts';
+import { FakeApi, pidAlive } from './testing.ts';
 import { waitUntil } from '../test/waits.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const started: ChildProcess[] = [];
-let master: FakeMaster | null = null;
+let api: FakeApi | null = null;
 afterEach(async () => {
   // Whatever a failed test left behind: the agent's whole process group.
   for (const child of started.splice(0)) if (child.exitCode === null && child.pid) process.kill(-child.pid, 'SIGKILL');
-  await master?.close();
-  master = null;
+  await api?.close();
+  api = null;
 });
 
 function runMain(env: Record<string, string>) {
@@ -45,13 +45,13 @@ describe('agent/main.ts', () => {
   });
 
   it('on SIGTERM stops its training processes and exits 143, logging JSON lines with its identity', async () => {
-    master = await new FakeMaster().start();
+    api = await new FakeApi().start();
     const run = runMain({
-      ROVER_API_URL: master.url,
-      ROVER_JOB: master.job,
+      ROVER_API_URL: api.url,
+      ROVER_JOB: api.job,
       ROVER_NODE: '3',
       ROVER_INCARNATION: '2',
-      ROVER_TOKEN: master.token,
+      ROVER_TOKEN: api.token,
       ROVER_NPROC_PER_NODE: '2',
       ROVER_ENTRYPOINT: JSON.stringify({
         command: process.execPath,
@@ -61,7 +61,7 @@ describe('agent/main.ts', () => {
       ROVER_HEARTBEAT_INTERVAL_MS: '100',
       ROVER_SHUTDOWN_GRACE_MS: '2000',
     });
-    const fake = master;
+    const fake = api;
     const hb = await waitUntil(() => fake.heartbeats.find((h) => h.processes.length === 2), 'trainers running', 20_000);
     const trainingLines = () => run.stdout().split('\n').filter((l) => l.endsWith('] training')).sort();
     await waitUntil(() => trainingLines().length === 2, 'both trainers to print', 10_000);
@@ -74,7 +74,7 @@ describe('agent/main.ts', () => {
     const lines = run.stdout().split('\n').filter(Boolean);
     const logs = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logs.length).toBeGreaterThan(0);
-    for (const log of logs) expect(log).toMatchObject({ job: master.job, node: 3, incarnation: 2 });
+    for (const log of logs) expect(log).toMatchObject({ job: api.job, node: 3, incarnation: 2 });
     expect(logs.at(-1)).toMatchObject({ exitCode: 143, msg: 'received SIGTERM' });
   });
 });

@@ -1,11 +1,11 @@
 // Entry point of the elastic agent process: `node --import tsx agent/main.ts`, configured by
 // ROVER_* environment variables (see settings.ts). Exit codes: 0 success or stopped by the
-// master, 1 node failed, 2 bad environment, 128+n after signal n (143 for SIGTERM).
+// API, 1 node failed, 2 bad environment, 128+n after signal n (143 for SIGTERM).
 import { createLogger } from '../common/logger.ts';
 import { Agent } from './agent.ts';
 import { CheckpointDeleter } from './checkpointDeletion.ts';
 import { FlashSaver } from './flashCheckpoint.ts';
-import { HttpMasterClient } from './masterClient.ts';
+import { HttpApiClient } from './apiClient.ts';
 import { configVersionEnv } from './configVersion.ts';
 import { resumeEnv } from './resume.ts';
 import { AgentSettingsError, parseAgentSettings, type AgentSettings } from './settings.ts';
@@ -30,11 +30,11 @@ function readSettings(): AgentSettings {
 const settings = readSettings();
 const { job, node, incarnation } = settings;
 const log = createLogger('agent', settings.logLevel).child({ job, node, incarnation });
-const master = new HttpMasterClient({ baseUrls: settings.apiUrls, start: node, job, token: settings.token });
+const client = new HttpApiClient({ baseUrls: settings.apiUrls, start: node, job, token: settings.token });
 // Files a checkpoint commit doomed (retention, partial steps) are deleted here, where they are: the
 // API decides and records them, an agent of the job claims and deletes them (agent/checkpointDeletion.ts).
 const deleter = new CheckpointDeleter({
-  api: master,
+  api: client,
   ref: { node, incarnation },
   checkpointDir: settings.checkpointDir,
   ...(settings.entrypoint.workdir !== undefined && { workdir: settings.entrypoint.workdir }),
@@ -43,12 +43,12 @@ const deleter = new CheckpointDeleter({
   log: log.child({ part: 'checkpoint-deletion' }),
 });
 // spec.checkpoint.flash: trainers hand checkpoints over through /dev/shm and this saver.
-// It reports to every API replica the master client knows (sharing its choice), and writes only
+// It reports to every API replica the API client knows (sharing its choice), and writes only
 // into the job's checkpoint folder as the trainers see it (relative: to their working directory).
 const flash =
   process.env.ROVER_CHECKPOINT_FLASH === 'true'
     ? new FlashSaver({
-        api: master.endpoints,
+        api: client.endpoints,
         job,
         node,
         token: settings.token,
@@ -62,11 +62,11 @@ const baseEnv = flash ? { ...process.env, ROVER_AGENT_URL: await flash.start() }
 const groupEnv = async (round: { round: number; groupRank: number; nodes: number }) => {
   deleter.setJobNodes(round.nodes);
   return {
-    ...(await configVersionEnv(settings, master.endpoints, log)),
-    ...(await resumeEnv(settings, master.endpoints, round)),
+    ...(await configVersionEnv(settings, client.endpoints, log)),
+    ...(await resumeEnv(settings, client.endpoints, round)),
   };
 };
-const agent = new Agent({ settings, master, log, baseEnv, groupEnv });
+const agent = new Agent({ settings, api: client, log, baseEnv, groupEnv });
 deleter.start();
 
 // The training processes lead their own sessions, so a signal meant for the node reaches only

@@ -5,7 +5,7 @@ import { latestCheckpoint } from '../common/trainerProtocol.ts';
 import type { ApiEndpoints } from '../common/apiUrls.ts';
 import type { AgentSettings } from './settings.ts';
 
-/** `endpoints`: the agent's API replicas (the master client's, so both keep to the same one). */
+/** `endpoints`: the agent's API replicas (the API client's, so both keep to the same one). */
 export async function resumeEnv(settings: AgentSettings, endpoints: ApiEndpoints, round: { round: number; groupRank: number }): Promise<Record<string, string>> {
   const q = `round=${round.round}&node=${settings.node}&incarnation=${settings.incarnation}&rank=${round.groupRank * settings.nprocPerNode}`;
   const path = `/v1/jobs/${encodeURIComponent(settings.job)}/checkpoints/latest?${q}`;

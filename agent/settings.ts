@@ -57,7 +57,7 @@ const envSchema = z.object({
   ROVER_MEMORY_LIMIT_BYTES: integer(1).optional(),
   /** The job's checkpoint folder (spec.checkpoint.dir); empty or unset: the clients' default. */
   ROVER_CHECKPOINT_DIR: z.string().optional(),
-  /** Bound of the random delay before the first request (agent/masterClient.ts startDelayMs); 0: none. */
+  /** Bound of the random delay before the first request (agent/apiClient.ts startDelayMs); 0: none. */
   ROVER_START_JITTER_MS: integer(0).default(MAX_START_JITTER_MS),
 });
 

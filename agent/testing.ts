@@ -1,4 +1,4 @@
-// Test helpers for the agent: a minimal real master over HTTP, a condition waiter, an output sink.
+// Test helpers for the agent: a minimal real API over HTTP, a condition waiter, an output sink.
 import { nodeCheckRequest, type NodeCheckRequest, type NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -37,10 +37,10 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
- * A one-node master: every join opens a new round, which is `open` on its first poll and then
+ * A one-node API: every join opens a new round, which is `open` on its first poll and then
  * closes with this node as group rank 0. Tests steer it through the public fields.
  */
-export class FakeMaster {
+export class FakeApi {
   readonly token = 'test-token';
   readonly job = 'job-test';
   readonly joins: JoinRequest[] = [];
@@ -49,7 +49,7 @@ export class FakeMaster {
   readonly heartbeats: HeartbeatRequest[] = [];
   readonly reports: NodeReport[] = [];
   readonly events: AgentEvent[] = [];
-  /** Whether the master charges a process failure to the node (false: a consequence of another node's). */
+  /** Whether the API charges a process failure to the node (false: a consequence of another node's). */
   charge: (report: NodeReport) => boolean = () => true;
   private charged = 0;
   /** Answer to each heartbeat. */

@@ -286,7 +286,7 @@ export class AgentService {
   }
 
   /**
-   * The answer to a held heartbeat (api/masterRoutes.ts) once a newer round than the node's was
+   * The answer to a held heartbeat (api/agentRoutes.ts) once a newer round than the node's was
    * read (`latest`, shared by every held heartbeat of the job in this process): restart if the
    * round wants this node; its member row is the one read.
    */

@@ -243,7 +243,7 @@ async function seed(store: Store): Promise<Seeded> {
   for (const [id, token] of Object.entries(TOKENS)) {
     await store.jobs.create({ id, workflowId: `job-${id}`, user: 'ada', group: 'vision', backend: 'local', spec: spec(id), phase: 'RUNNING', token });
   }
-  // So that valid agent and trainer bodies reach the master and the ledger.
+  // So that valid agent and trainer bodies reach the agents' service and the ledger.
   await store.nodes.upsertLaunch({ jobId: 'a', nodeId: 0, incarnation: 0, backend: 'local', status: 'running' });
   await store.rendezvous.openRound({ jobId: 'a', round: 1, minNodes: 1, maxNodes: 2 });
   await store.rendezvous.join({ jobId: 'a', round: 1, nodeId: 0, incarnation: 0, host: 'node-0' });

@@ -5,7 +5,7 @@
 // same way until a newer round opens.
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { afterEach, expect, it } from 'vitest';
-import { HttpMasterClient, withRetry } from '../agent/masterClient.ts';
+import { HttpApiClient, withRetry } from '../agent/apiClient.ts';
 import { waitUntil } from '../test/waits.ts';
 import { loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
@@ -41,12 +41,12 @@ describeEachStore('waiting instead of polling', (h) => {
     const app = await buildApi({ config: loadConfig(env), store, logger: createLogger('test', 'silent'), polls });
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     closers.push(() => app.close());
-    const client = (node: number) => new HttpMasterClient({ baseUrls: [url], job: JOB, token: TOKEN, start: node });
+    const client = (node: number) => new HttpApiClient({ baseUrls: [url], job: JOB, token: TOKEN, start: node });
     return { app, url, polls, client };
   }
 
   /** Registers and joins node `node` through `client`; returns the round. */
-  async function join(client: HttpMasterClient, node: number): Promise<number> {
+  async function join(client: HttpApiClient, node: number): Promise<number> {
     const host = `10.0.0.${node}`;
     await client.register({ node, incarnation: 0, pid: 1000 + node, host });
     return (await client.join({ node, incarnation: 0, host, freePort: 20_000 + node })).round;

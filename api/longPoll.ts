@@ -15,7 +15,7 @@ export const POLL_MIN_MS = 250;
 export const POLL_MAX_MS = 500;
 /** Waiters woken per turn of the event loop when one read satisfies many. */
 const WAKE_BATCH = 200;
-/** Longest any long poll may ask to wait; below the agent's per-attempt timeout (agent/masterClient.ts). */
+/** Longest any long poll may ask to wait; below the agent's per-attempt timeout (agent/apiClient.ts). */
 export const MAX_WAIT_MS = 30_000;
 
 interface Waiter {

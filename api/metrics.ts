@@ -7,7 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { Store } from '../store/index.ts';
 
-/** Events of the master service that only this process sees. */
+/** Events of the API service that only this process sees. */
 export interface MasterHooks {
   processFailed?(jobId: string, failureClass: string): void;
   roundClosed?(jobId: string, seconds: number): void;

@@ -1,10 +1,10 @@
-// The Rover API: agent-facing master service, health and metrics. Stateless; state is in the store.
+// The Rover API: the agents' service, health and metrics. Stateless; state is in the store.
 import { createHttpApp, type HttpAppDeps } from './app.ts';
 import { registerBrainRoutes } from './brainRoutes.ts';
 import { registerConfigRoutes } from './configRoutes.ts';
 import { AgentService } from './agentService.ts';
 import { createApiMetrics } from './metrics.ts';
-import { registerMasterRoutes, roundPollKey, latestRoundPollKey } from './masterRoutes.ts';
+import { registerAgentRoutes, roundPollKey, latestRoundPollKey } from './agentRoutes.ts';
 import { LongPolls } from './longPoll.ts';
 import { LedgerService } from './ledger.ts';
 import { registerTrainerRoutes } from './trainerRoutes.ts';
@@ -31,14 +31,14 @@ export async function buildApi(deps: ApiDeps) {
     roundDecided: (jobId: string, round: number) => polls.nudge(roundPollKey(jobId, round)),
     roundOpened: (jobId: string) => polls.nudge(latestRoundPollKey(jobId)),
   };
-  const master = new AgentService(deps.store, now, hooks, deps.config.operatorToken);
-  registerMasterRoutes(app, master, polls);
+  const agents = new AgentService(deps.store, now, hooks, deps.config.operatorToken);
+  registerAgentRoutes(app, agents, polls);
   // The Brain API is served here too (ROVER_BRAIN_URL defaults to this API); api/brainMain.ts runs it alone.
   registerBrainRoutes(app, deps.store, deps.config.operatorToken);
-  const authorize = (jobId: string, token: string | undefined, ref?: Parameters<AgentService['authorize']>[2]) => master.authorize(jobId, token, ref);
+  const authorize = (jobId: string, token: string | undefined, ref?: Parameters<AgentService['authorize']>[2]) => agents.authorize(jobId, token, ref);
   registerTrainerRoutes(app, authorize, new LedgerService(deps.store, deps.now ?? Date.now));
   registerCheckpointDeletionRoutes(app, authorize, new CheckpointDeletions(deps.store));
-  registerConfigRoutes(app, (jobId, token) => master.authorize(jobId, token), deps.store, polls);
+  registerConfigRoutes(app, (jobId, token) => agents.authorize(jobId, token), deps.store, polls);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

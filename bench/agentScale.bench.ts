@@ -27,7 +27,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { abortableSleep, HttpMasterClient, MasterHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/masterClient.ts';
+import { abortableSleep, HttpApiClient, ApiHttpError, ROUND_WAIT_MS, startDelayMs, withRetry } from '../agent/apiClient.ts';
 import type { RoundStatus } from '../common/protocol.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
 import { startJitterBoundMs } from '../common/startJitter.ts';
@@ -130,7 +130,7 @@ function agentFetch(): typeof fetch {
 /** One simulated agent: the requests of agent/agent.ts, without trainers. */
 async function agent(node: number, nodes: number, baseUrls: string[], stats: Stats, signal: AbortSignal): Promise<void> {
   // Like a real agent given every replica: it starts at replica node % count.
-  const master = new HttpMasterClient({ baseUrls, start: node, job: JOB, token: TOKEN, fetch: agentFetch() });
+  const client = new HttpApiClient({ baseUrls, start: node, job: JOB, token: TOKEN, fetch: agentFetch() });
   const incarnation = 0;
   const host = `10.0.${node >> 8}.${node & 255}`;
   let round = 0;
@@ -142,7 +142,7 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
           stats.timeoutsBy[request] = (stats.timeoutsBy[request] ?? 0) + 1;
           return void stats.timeouts++;
         }
-        if (err instanceof MasterHttpError && err.status === 429) return void stats.shed++;
+        if (err instanceof ApiHttpError && err.status === 429) return void stats.shed++;
         stats.errors++;
         stats.firstError ??= String((err as Error).cause ?? err);
       },
@@ -156,7 +156,7 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
       const sent = performance.now();
       await call('heartbeat', async (s) => {
         const started = performance.now();
-        const reply = await master.heartbeat({ node, incarnation, round, step: null, processes, waitMs: HEARTBEAT_MS }, s);
+        const reply = await client.heartbeat({ node, incarnation, round, step: null, processes, waitMs: HEARTBEAT_MS }, s);
         if (started >= stats.window.from && started < stats.window.to) stats.heartbeatMs.push(Math.max(0, performance.now() - started - HEARTBEAT_MS));
         return reply;
       });
@@ -165,16 +165,16 @@ async function agent(node: number, nodes: number, baseUrls: string[], stats: Sta
     }
   };
   await abortableSleep(startDelayMs(startJitterBoundMs(nodes)), signal);
-  await call('register', (s) => master.register({ node, incarnation, pid: 1000 + node, host }, s));
+  await call('register', (s) => client.register({ node, incarnation, pid: 1000 + node, host }, s));
   stats.registered++;
   const beating = heartbeats().catch(() => {});
-  await call('nodeCheck', (s) => master.nodeCheck({ node, incarnation, host, port: 1, secret: '0'.repeat(32) }, s));
-  ({ round } = await call('join', (s) => master.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
+  await call('nodeCheck', (s) => client.nodeCheck({ node, incarnation, host, port: 1, secret: '0'.repeat(32) }, s));
+  ({ round } = await call('join', (s) => client.join({ node, incarnation, host, freePort: 20_000 + (node % 40_000) }, s)));
   stats.lastJoinAt = Math.max(stats.lastJoinAt, performance.now());
   stats.joined++;
   let status: RoundStatus;
   for (;;) {
-    status = await call('roundStatus', (s) => master.roundStatus(round, { node, incarnation }, s, ROUND_WAIT_MS));
+    status = await call('roundStatus', (s) => client.roundStatus(round, { node, incarnation }, s, ROUND_WAIT_MS));
     if (status.status !== 'open') break;
   }
   if (status.status !== 'closed') throw new Error(`node ${node}: round ${round} ${status.status}`);

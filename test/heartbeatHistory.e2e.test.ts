@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobActivities } from '../activities/index.ts';
-import { HttpMasterClient, withRetry } from '../agent/masterClient.ts';
+import { HttpApiClient, withRetry } from '../agent/apiClient.ts';
 import { buildApi } from '../api/server.ts';
 import type { ClusterBackend, DeadNode, LaunchResult, NodeLaunch } from '../cluster/types.ts';
 import { loadConfig } from '../common/config.ts';
@@ -108,15 +108,15 @@ describe('heartbeats and workflow history', () => {
     /** Why an agent gave up (a refusal: retries end only on a 4xx), by node. */
     const gaveUp = new Map<number, string>();
     const agent = async (node: number) => {
-      const master = new HttpMasterClient({ baseUrls: [apiUrl], job: 'beats', token: backend.tokens.get(node)!, requestTimeoutMs: 30_000 });
+      const client = new HttpApiClient({ baseUrls: [apiUrl], job: 'beats', token: backend.tokens.get(node)!, requestTimeoutMs: 30_000 });
       const ref = { node, incarnation: 0 };
       // As a real agent: every call retried while the API is slow or unreachable (a loaded machine).
       const call = <T>(fn: () => Promise<T>) => withRetry(fn, { signal: abort.signal });
-      await call(() => master.register({ ...ref, pid: 10_000 + node, host: '127.0.0.1' }));
-      const { round } = await call(() => master.join({ ...ref, host: '127.0.0.1', freePort: 20_000 + node }));
-      await waitUntil(async () => (await call(() => master.roundStatus(round, ref))).status === 'closed', `node ${node} to get its rank`, 300_000, 500);
+      await call(() => client.register({ ...ref, pid: 10_000 + node, host: '127.0.0.1' }));
+      const { round } = await call(() => client.join({ ...ref, host: '127.0.0.1', freePort: 20_000 + node }));
+      await waitUntil(async () => (await call(() => client.roundStatus(round, ref))).status === 'closed', `node ${node} to get its rank`, 300_000, 500);
       for (let step = 1; !abort.signal.aborted; step++) {
-        await call(() => master.heartbeat({ ...ref, round, step, processes: [] }));
+        await call(() => client.heartbeat({ ...ref, round, step, processes: [] }));
         if (counting) beating.add(node);
         await new Promise((r) => setTimeout(r, 1000));
       }

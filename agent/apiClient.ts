@@ -1,4 +1,4 @@
-// HTTP client for the master service (the Rover API), plus the retry loop the agent wraps it in.
+// HTTP client for the Rover API, plus the retry loop the agent wraps it in.
 // Each client call is one attempt; the agent decides how long to keep retrying.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { z } from 'zod';
@@ -34,10 +34,10 @@ export interface NodeRef {
   incarnation: number;
 }
 
-export interface MasterClient {
+export interface ApiClient {
   register(req: RegisterRequest, signal?: AbortSignal): Promise<void>;
   join(req: JoinRequest, signal?: AbortSignal): Promise<JoinResponse>;
-  /** With `waitMs`, a long poll: the master answers once the round leaves 'open', or after waitMs. */
+  /** With `waitMs`, a long poll: the API answers once the round leaves 'open', or after waitMs. */
   roundStatus(round: number, ref: NodeRef, signal?: AbortSignal, waitMs?: number): Promise<RoundStatus>;
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse>;
   report(req: NodeReport, signal?: AbortSignal): Promise<NodeReportResponse>;
@@ -54,8 +54,8 @@ export interface DeletionClient {
   deletionsDone(req: DeletionDoneRequest, signal?: AbortSignal): Promise<number>;
 }
 
-/** The master answered with a non-2xx status. */
-export class MasterHttpError extends Error {
+/** The API answered with a non-2xx status. */
+export class ApiHttpError extends Error {
   constructor(
     readonly status: number,
     readonly endpoint: string,
@@ -64,22 +64,22 @@ export class MasterHttpError extends Error {
     readonly retryAfterMs?: number,
   ) {
     super(`${endpoint} answered HTTP ${status}${body ? `: ${body.slice(0, 500)}` : ''}`);
-    this.name = 'MasterHttpError';
+    this.name = 'ApiHttpError';
   }
 }
 
-/** The master answered 2xx with a body this agent does not understand (version mismatch?). */
-export class MasterProtocolError extends Error {
-  override name = 'MasterProtocolError';
+/** The API answered 2xx with a body this agent does not understand (version mismatch?). */
+export class ApiProtocolError extends Error {
+  override name = 'ApiProtocolError';
 }
 
 /** Worth another attempt: network errors, timeouts, 5xx, 408 and 429. Other 4xx and bad bodies are not. */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof MasterHttpError) return err.status >= 500 || err.status === 408 || err.status === 429;
-  return !(err instanceof MasterProtocolError);
+  if (err instanceof ApiHttpError) return err.status >= 500 || err.status === 408 || err.status === 429;
+  return !(err instanceof ApiProtocolError);
 }
 
-export interface HttpMasterClientOptions {
+export interface HttpApiClientOptions {
   /** Base URLs of the Rover API replicas, e.g. ['http://127.0.0.1:8470']; see common/apiUrls.ts. */
   baseUrls: readonly string[];
   job: string;
@@ -92,13 +92,13 @@ export interface HttpMasterClientOptions {
   fetch?: typeof fetch;
 }
 
-export class HttpMasterClient implements MasterClient, DeletionClient {
+export class HttpApiClient implements ApiClient, DeletionClient {
   private readonly jobPath: string;
   private readonly requestTimeoutMs: number;
   /** The replicas; a request that cannot reach one moves on to the next. */
   readonly endpoints: ApiEndpoints;
 
-  constructor(private readonly opts: HttpMasterClientOptions) {
+  constructor(private readonly opts: HttpApiClientOptions) {
     this.endpoints = new ApiEndpoints(opts.baseUrls.map((u) => u.replace(/\/+$/, '')), opts.start, opts.fetch);
     this.jobPath = `/v1/jobs/${encodeURIComponent(opts.job)}`;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
@@ -162,7 +162,7 @@ export class HttpMasterClient implements MasterClient, DeletionClient {
     };
     const res = await this.endpoints.fetch(this.jobPath + path, init, { ...(signal && { signal }), attemptTimeoutMs: this.requestTimeoutMs + waitMs });
     const text = await res.text();
-    if (!res.ok) throw new MasterHttpError(res.status, endpointName(method, path), text, retryAfterMs(res.headers.get('retry-after')));
+    if (!res.ok) throw new ApiHttpError(res.status, endpointName(method, path), text, retryAfterMs(res.headers.get('retry-after')));
     return text;
   }
 
@@ -181,12 +181,12 @@ export class HttpMasterClient implements MasterClient, DeletionClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new MasterProtocolError(`${endpoint} answered with a body that is not JSON: ${text.slice(0, 200)}`);
+      throw new ApiProtocolError(`${endpoint} answered with a body that is not JSON: ${text.slice(0, 200)}`);
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
-      throw new MasterProtocolError(`${endpoint} answered with an unexpected body: ${issues}`);
+      throw new ApiProtocolError(`${endpoint} answered with an unexpected body: ${issues}`);
     }
     return parsed.data;
   }
@@ -248,7 +248,7 @@ export interface RetryOptions {
  */
 export function retryDelayMs(err: unknown, attempt: number, backoff: Backoff = DEFAULT_BACKOFF, random = Math.random): number {
   const drawn = backoffDelayMs(attempt, backoff, random);
-  const asked = err instanceof MasterHttpError ? err.retryAfterMs : undefined;
+  const asked = err instanceof ApiHttpError ? err.retryAfterMs : undefined;
   return asked === undefined ? drawn : Math.max(drawn, retryAfterDelayMs(asked, random));
 }
 

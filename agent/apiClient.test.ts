@@ -7,14 +7,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { retryAfterMs } from '../common/apiUrls.ts';
 import {
   backoffDelayMs,
-  HttpMasterClient,
+  HttpApiClient,
   isRetryable,
-  MasterHttpError,
-  MasterProtocolError,
+  ApiHttpError,
+  ApiProtocolError,
   retryDelayMs,
   startDelayMs,
   withRetry,
-} from './masterClient.ts';
+} from './apiClient.ts';
 
 describe('backoffDelayMs', () => {
   const backoff = { baseMs: 200, capMs: 5000 };
@@ -65,25 +65,25 @@ describe('Retry-After', () => {
   });
 
   it('waits at least what the answer asked for, plus up to as much again, never less than the backoff', () => {
-    const busy = new MasterHttpError(429, 'POST /x', '', 1000);
+    const busy = new ApiHttpError(429, 'POST /x', '', 1000);
     expect(retryDelayMs(busy, 0, { baseMs: 200, capMs: 5000 }, () => 0)).toBe(1000);
     expect(retryDelayMs(busy, 0, { baseMs: 200, capMs: 5000 }, () => 0.5)).toBe(1500);
     // A later attempt whose backoff draw is longer keeps it.
     expect(retryDelayMs(busy, 6, { baseMs: 200, capMs: 5000 }, () => 0.9)).toBe(4500);
     // Without Retry-After: the backoff alone.
-    expect(retryDelayMs(new MasterHttpError(503, 'POST /x', ''), 0, { baseMs: 200, capMs: 5000 }, () => 0.5)).toBe(100);
+    expect(retryDelayMs(new ApiHttpError(503, 'POST /x', ''), 0, { baseMs: 200, capMs: 5000 }, () => 0.5)).toBe(100);
   });
 });
 
 describe('isRetryable', () => {
   it.each([
     [new TypeError('fetch failed'), true],
-    [new MasterHttpError(503, 'POST /x', ''), true],
-    [new MasterHttpError(500, 'POST /x', ''), true],
-    [new MasterHttpError(429, 'POST /x', ''), true],
-    [new MasterHttpError(403, 'POST /x', ''), false],
-    [new MasterHttpError(404, 'POST /x', ''), false],
-    [new MasterProtocolError('bad body'), false],
+    [new ApiHttpError(503, 'POST /x', ''), true],
+    [new ApiHttpError(500, 'POST /x', ''), true],
+    [new ApiHttpError(429, 'POST /x', ''), true],
+    [new ApiHttpError(403, 'POST /x', ''), false],
+    [new ApiHttpError(404, 'POST /x', ''), false],
+    [new ApiProtocolError('bad body'), false],
   ])('%s → %s', (err, expected) => {
     expect(isRetryable(err)).toBe(expected);
   });
@@ -96,7 +96,7 @@ describe('withRetry', () => {
     const delays: number[] = [];
     const result = await withRetry(
       async (attempt) => {
-        if (attempt < 3) throw new MasterHttpError(503, 'GET /x', 'down');
+        if (attempt < 3) throw new ApiHttpError(503, 'GET /x', 'down');
         return `ok after ${attempt}`;
       },
       { ...fast, onRetry: (_err, _attempt, delayMs) => delays.push(delayMs) },
@@ -109,7 +109,7 @@ describe('withRetry', () => {
     let calls = 0;
     const refused = withRetry(async () => {
       calls++;
-      throw new MasterHttpError(403, 'POST /nodes/register', 'bad token');
+      throw new ApiHttpError(403, 'POST /nodes/register', 'bad token');
     }, fast);
     await expect(refused).rejects.toThrow('POST /nodes/register answered HTTP 403: bad token');
     expect(calls).toBe(1);
@@ -128,7 +128,7 @@ describe('withRetry', () => {
   });
 });
 
-describe('HttpMasterClient', () => {
+describe('HttpApiClient', () => {
   let server: Server | null = null;
   afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
@@ -143,7 +143,7 @@ describe('HttpMasterClient', () => {
     }).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    return { seen, client: new HttpMasterClient({ baseUrls: [url], job: 'job-a b', token: 's3cret' }) };
+    return { seen, client: new HttpApiClient({ baseUrls: [url], job: 'job-a b', token: 's3cret' }) };
   }
 
   it('sends the bearer token and JSON body to the job URL and parses the reply', async () => {
@@ -171,24 +171,24 @@ describe('HttpMasterClient', () => {
     expect(seen[0]?.url).toBe('/v1/jobs/job-a%20b/rendezvous/2?node=3&incarnation=1&waitMs=20000');
   });
 
-  it('turns a non-2xx answer into MasterHttpError with its status', async () => {
+  it('turns a non-2xx answer into ApiHttpError with its status', async () => {
     const { client } = await serve(403, JSON.stringify({ error: 'bad token' }));
     const err = await client.report({ node: 0, incarnation: 0, kind: 'node_succeeded', round: 1, restarts: 0 }).catch((e) => e);
-    expect(err).toBeInstanceOf(MasterHttpError);
-    expect((err as MasterHttpError).status).toBe(403);
+    expect(err).toBeInstanceOf(ApiHttpError);
+    expect((err as ApiHttpError).status).toBe(403);
     expect((err as Error).message).toContain('POST /nodes/report answered HTTP 403');
   });
 
-  it('rejects a reply that breaks the protocol with MasterProtocolError', async () => {
+  it('rejects a reply that breaks the protocol with ApiProtocolError', async () => {
     const { client } = await serve(200, JSON.stringify({ action: 'explode' }));
     const hb = client.heartbeat({ node: 0, incarnation: 0, round: 1, step: null, processes: [] });
-    await expect(hb).rejects.toBeInstanceOf(MasterProtocolError);
+    await expect(hb).rejects.toBeInstanceOf(ApiProtocolError);
   });
 
   it('moves to the next replica when one cannot be reached, and stays there', async () => {
     const { seen, client: direct } = await serve(200, JSON.stringify({ round: 4 }));
     const live = direct.endpoints.current;
-    const client = new HttpMasterClient({ baseUrls: ['http://127.0.0.1:1', live], job: 'job-a b', token: 's3cret' });
+    const client = new HttpApiClient({ baseUrls: ['http://127.0.0.1:1', live], job: 'job-a b', token: 's3cret' });
     expect(await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 })).toEqual({ round: 4 });
     expect(client.endpoints.current).toBe(live);
     await client.join({ node: 1, incarnation: 0, host: 'h', freePort: 1234 });
@@ -203,7 +203,7 @@ describe('HttpMasterClient', () => {
     server = createServer(() => {}).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = new HttpMasterClient({ baseUrls: [url], job: 'j', token: 't', requestTimeoutMs: 300 });
+    const client = new HttpApiClient({ baseUrls: [url], job: 'j', token: 't', requestTimeoutMs: 300 });
     const collecting = setInterval(gc, 20);
     try {
       const errors = await Promise.all(Array.from({ length: 50 }, () => client.register({ node: 0, incarnation: 0, pid: 1, host: 'h' }).catch((e: unknown) => e)));
@@ -215,7 +215,7 @@ describe('HttpMasterClient', () => {
   }, 10_000);
 
   it('fails fast with a retryable error when nothing listens', async () => {
-    const client = new HttpMasterClient({ baseUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], job: 'j', token: 't' });
+    const client = new HttpApiClient({ baseUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], job: 'j', token: 't' });
     const err = await client.register({ node: 0, incarnation: 0, pid: 1, host: 'h' }).catch((e) => e);
     expect(isRetryable(err)).toBe(true);
   });

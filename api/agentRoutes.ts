@@ -1,4 +1,4 @@
-// HTTP routes of the master service for agents: /v1/jobs/:job/… with the job's bearer token.
+// HTTP routes of the agents' service (api/agentService.ts): /v1/jobs/:job/… with the job's bearer token.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { agentEvent, joinRequest, nodeReport, registerRequest } from '../common/protocol.ts';
@@ -24,21 +24,21 @@ export const roundPollKey = (jobId: string, round: number) => `round ${jobId} ${
 /** What a job's held heartbeats share: its latest round; a round opened by a report nudges it. */
 export const latestRoundPollKey = (jobId: string) => `latest round ${jobId}`;
 
-export function registerMasterRoutes(app: FastifyInstance, master: AgentService, polls: LongPolls): void {
+export function registerAgentRoutes(app: FastifyInstance, agents: AgentService, polls: LongPolls): void {
   const job = async (request: FastifyRequest) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
-    return master.authorize(jobId, bearerToken(request), namedNode(request));
+    return agents.authorize(jobId, bearerToken(request), namedNode(request));
   };
 
   app.post('/v1/jobs/:job/nodes/register', async (request) => {
     const j = await job(request);
-    await master.register(j, parseInput(registerRequest, request.body, 'body'));
+    await agents.register(j, parseInput(registerRequest, request.body, 'body'));
     return { ok: true };
   });
 
   app.post('/v1/jobs/:job/rendezvous/join', async (request) => {
     const j = await job(request);
-    return { round: await master.join(j, parseInput(joinRequest, request.body, 'body')) };
+    return { round: await agents.join(j, parseInput(joinRequest, request.body, 'body')) };
   });
 
   // Round status; with waitMs a long poll that answers once the round closes or fails (or the job
@@ -46,16 +46,16 @@ export function registerMasterRoutes(app: FastifyInstance, master: AgentService,
   // per interval shared by every waiting agent of the round in this process (api/longPoll.ts).
   app.get('/v1/jobs/:job/rendezvous/:round', async (request) => {
     const { job: jobId, round } = parseInput(roundParams, request.params, 'path');
-    const authorize = () => master.authorize(jobId, bearerToken(request), namedNode(request));
+    const authorize = () => agents.authorize(jobId, bearerToken(request), namedNode(request));
     const j = await authorize();
     const { node, incarnation, waitMs } = parseInput(roundQuery, request.query, 'query');
-    const status = await master.roundStatus(j, round, node, incarnation);
+    const status = await agents.roundStatus(j, round, node, incarnation);
     if (status.status !== 'open' || waitMs === 0) return status;
-    const seen = await polls.wait(request, { key: roundPollKey(jobId, round), read: () => master.roundRows(j, round), ready: (rows) => rows.settled, waitMs });
+    const seen = await polls.wait(request, { key: roundPollKey(jobId, round), read: () => agents.roundRows(j, round), ready: (rows) => rows.settled, waitMs });
     // Settled: answered from the shared read and this node's member row. Else (the wait ran out,
     // the server is closing, the job is gone) the way any poll is answered, the job read again.
-    if (seen?.job) return master.roundAnswer(seen.job, seen.round, round, node, incarnation);
-    return master.roundStatus(await authorize(), round, node, incarnation);
+    if (seen?.job) return agents.roundAnswer(seen.job, seen.round, round, node, incarnation);
+    return agents.roundStatus(await authorize(), round, node, incarnation);
   });
 
   // Shed first under overload (api/overload.ts): a heartbeat comes again on its own a beat later.
@@ -66,31 +66,31 @@ export function registerMasterRoutes(app: FastifyInstance, master: AgentService,
   app.post('/v1/jobs/:job/nodes/heartbeat', { config: { shedFirst: true } }, async (request) => {
     const { job: jobId } = parseInput(jobParams, request.params, 'path');
     const call = { jobId, token: bearerToken(request), ref: namedNode(request), body: request.body };
-    const { job: j, req, reply } = await master.heartbeat(call, (waiting) => setWaiting(request, waiting));
+    const { job: j, req, reply } = await agents.heartbeat(call, (waiting) => setWaiting(request, waiting));
     const waitMs = Math.min(req.waitMs ?? 0, MAX_WAIT_MS);
     if (reply.action !== 'none' || reply.captureStacks !== undefined || reply.nodeCheck || waitMs === 0) return reply;
     const newer = await polls.wait(request, {
       key: latestRoundPollKey(j.id),
-      read: () => master.latestRound(j),
+      read: () => agents.latestRound(j),
       ready: (latest) => latest !== undefined && latest.round > req.round,
       waitMs,
     });
-    return newer ? master.heldHeartbeatReply(j, req, newer) : reply;
+    return newer ? agents.heldHeartbeatReply(j, req, newer) : reply;
   });
 
   app.post('/v1/jobs/:job/nodes/events', async (request) => {
     const j = await job(request);
-    await master.recordAgentEvent(j, parseInput(agentEvent, request.body, 'body'));
+    await agents.recordAgentEvent(j, parseInput(agentEvent, request.body, 'body'));
     return { ok: true };
   });
 
   app.post('/v1/jobs/:job/nodes/check', async (request) => {
     const j = await job(request);
-    return master.nodeCheck(j, parseInput(nodeCheckRequest, request.body, 'body'));
+    return agents.nodeCheck(j, parseInput(nodeCheckRequest, request.body, 'body'));
   });
 
   app.post('/v1/jobs/:job/nodes/report', async (request) => {
     const j = await job(request);
-    return master.report(j, parseInput(nodeReport, request.body, 'body'));
+    return agents.report(j, parseInput(nodeReport, request.body, 'body'));
   });
 }
