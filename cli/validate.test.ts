@@ -67,7 +67,7 @@ describe('rover validate', () => {
       expect.stringContaining(`${file}:2:3: metadata.name: must be a DNS-1123 label`),
       `${file}:4:11: spec.nodes.min: must be ≤ spec.nodes.max (got 4 > 2)`,
       `${file}:5:3: spec.entrypoint.command: is required: the program each process runs, e.g. python3 or [python3, train.py]`,
-      `${file}: 3 errors (field reference: examples/README.md)`,
+      `${file}: 3 errors (field reference: docs/spec-reference.md)`,
     ]);
   });
 
@@ -78,7 +78,7 @@ describe('rover validate', () => {
     expect(stdout).toBe('');
     expect(stderr.trimEnd().split('\n')).toEqual([
       `${file}:1:1: spec: is required: the job itself, at least spec.entrypoint.command (see examples/demo.yaml)`,
-      `${file}: 1 error (field reference: examples/README.md)`,
+      `${file}: 1 error (field reference: docs/spec-reference.md)`,
     ]);
   });
 

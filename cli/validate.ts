@@ -18,7 +18,7 @@ export function registerValidateCommand(program: Command): void {
         'Durations print as milliseconds, memory as bytes, CPU as cores.',
         "For the local backend, relative paths (entrypoint.workdir, checkpoint.dir) resolve against the spec file's folder,",
         "which is also the default workdir; the resolved spec shows them absolute. A missing entrypoint script is a warning.",
-        'Field reference: examples/README.md',
+        'Field reference: docs/spec-reference.md',
       ].join('\n'),
     )
     .action(async function (this: Command, file: string, opts: { json?: boolean }) {
@@ -32,7 +32,7 @@ export function registerValidateCommand(program: Command): void {
         return;
       }
       const count = result.errors.length;
-      out.writeErr?.(`${formatSpecErrors(result.errors, file)}\n${file}: ${count} error${count === 1 ? '' : 's'} (field reference: examples/README.md)\n`);
+      out.writeErr?.(`${formatSpecErrors(result.errors, file)}\n${file}: ${count} error${count === 1 ? '' : 's'} (field reference: docs/spec-reference.md)\n`);
       process.exitCode = EXIT_INVALID_SPEC;
     });
 }

@@ -9,7 +9,7 @@ import {
   formatDuration, parseCpu, parseDuration, parseMemory, type Parsed,
 } from './units.ts';
 
-/** The upper bounds, in one place; examples/README.md lists them. */
+/** The upper bounds, in one place; docs/spec-reference.md lists them. */
 export const LIMITS = {
   /** spec.nodes.min, max, initial, unit. */
   nodes: 100_000,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { JSON_SCHEMA_FILE, renderJobSpecJsonSchema } from './jsonSchema.ts';
 
-const README = readFileSync(new URL('../../examples/README.md', import.meta.url), 'utf8');
+const README = readFileSync(new URL('../../docs/spec-reference.md', import.meta.url), 'utf8');
 
 interface SchemaNode {
   properties?: Record<string, SchemaNode>;
@@ -33,7 +33,7 @@ describe('JSON Schema of the job spec', () => {
     expect(spec.properties.resources.properties.memory.default).toBe('2Gi');
   });
 
-  it('every field appears in the reference table of examples/README.md', () => {
+  it('every field appears in the reference table of docs/spec-reference.md', () => {
     const paths = fieldPaths(JSON.parse(renderJobSpecJsonSchema()));
     expect(paths.length).toBeGreaterThan(50);
     expect(paths.filter((p) => !README.includes(`| \`${p}\` |`))).toEqual([]);

@@ -1,7 +1,7 @@
 // The ElasticJob spec (zod). Pure: values that depend on the caller's environment (user,
 // checkpoint folder, working directory) are filled in by resolveJobSpec in resolve.ts.
 // Every object is strict, so a misspelt key is an error naming it. Defaults are listed in
-// examples/README.md; keep that table in step (a test checks every field appears there).
+// docs/spec-reference.md; keep that table in step (a test checks every field appears there).
 import { z } from 'zod';
 import { entrypoint } from './entrypoint.ts';
 import { LIMITS, cpu, duration, filePath, int, jobName, labels, list, map, memory, requiredSection, str } from './fields.ts';
