@@ -8,6 +8,7 @@ import { apiTestConfig } from './testConfig.ts';
 import { emptyNodeCheckState } from '../common/nodeCheckSession.ts';
 import { createLogger } from '../common/logger.ts';
 import { parseJobSpec } from '../common/spec/index.ts';
+import { nodeToken } from '../common/tokens.ts';
 import { describeEachStore } from '../store/testing.ts';
 import { buildApi } from './server.ts';
 
@@ -15,6 +16,8 @@ import { buildApi } from './server.ts';
 const N = 40;
 /** Rows one agent request may read: its job, its node, the round, its member row, plus one. */
 const MAX_ROWS = 5;
+/** The key node tokens are signed with. */
+const OPERATOR = 'operator-secret-for-tests-0123456789';
 
 /** Counts the rows each SELECT returns, by table. */
 class RowCounter implements KyselyPlugin {
@@ -33,13 +36,13 @@ class RowCounter implements KyselyPlugin {
     return result;
   }
 
-  /** Rows read while fn ran: in all, and from one table. */
-  async during<T>(fn: () => Promise<T>): Promise<{ value: T; rows: number; rowsOf: (table: string) => number }> {
+  /** Rows read while fn ran: in all, and from one table; and the SELECTs of one table. */
+  async during<T>(fn: () => Promise<T>): Promise<{ value: T; rows: number; rowsOf: (table: string) => number; queriesOf: (table: string) => number }> {
     this.reads = [];
     const value = await fn();
     const reads = this.reads;
     const sum = (table?: string) => reads.filter((r) => !table || r.table === table).reduce((n, r) => n + r.rows, 0);
-    return { value, rows: sum(), rowsOf: sum };
+    return { value, rows: sum(), rowsOf: sum, queriesOf: (table) => reads.filter((r) => r.table === table).length };
   }
 }
 
@@ -62,7 +65,7 @@ describeEachStore('the agent hot path', (h) => {
     await store.transaction(async (tx) => {
       for (let nodeId = 0; nodeId < N; nodeId++) await tx.nodes.upsertLaunch({ jobId: 'big', nodeId, incarnation: 0, backend: 'local', status: 'launching' });
     });
-    const app = await buildApi({ config: apiTestConfig({}), store, logger: createLogger('test', 'silent'), now: () => clock.now });
+    const app = await buildApi({ config: apiTestConfig({ ROVER_OPERATOR_TOKEN: OPERATOR }), store, logger: createLogger('test', 'silent'), now: () => clock.now });
     await app.ready();
     const call = async (method: 'GET' | 'POST', url: string, body?: object) => {
       const res = await app.inject({ method, url: `/v1/jobs/big/${url}`, payload: body, headers: { authorization: 'Bearer t' } });
@@ -158,6 +161,39 @@ describeEachStore('the agent hot path', (h) => {
     expect(read.rowsOf('rendezvous_rounds')).toBeLessThan(N / 4);
     const nodes = await store.nodes.listByJob('big');
     expect(nodes.every((n) => n.lastHeartbeatAt === clock.now && n.step === 7)).toBe(true);
+    await app.close();
+  });
+
+  it('polls of a closed round arriving together read their member rows in one query, and each gets its own rank', async () => {
+    const { app, counter, register, join, poll } = await setup();
+    for (let n = 0; n < N; n++) await register(n);
+    for (let n = 0; n < N; n++) await join(n);
+    const read = await counter.during(() => Promise.all(Array.from({ length: N }, (_, n) => poll(n))));
+    expect(read.value.map((s) => [s.status, s.groupRank, s.nodes])).toEqual(Array.from({ length: N }, (_, n) => ['closed', n, N]));
+    // Each member row once, not the member list per poll; a few queries, not one per poll.
+    expect(read.rowsOf('rendezvous_members')).toBe(N);
+    expect(read.queriesOf('rendezvous_members')).toBeLessThan(N / 4);
+    expect(read.queriesOf('jobs')).toBeLessThan(N / 4);
+    await app.close();
+  });
+
+  it("trainers' requests arriving together share the reads of the job and of their nodes' member rows, and a rank outside its node is still refused", async () => {
+    const { app, store, register, join, counter } = await setup();
+    for (let n = 0; n < N; n++) await register(n);
+    for (let n = 0; n < N; n++) await join(n);
+    const { tokenDigest } = (await store.jobs.get('big'))!;
+    const step = (n: number, rank: number) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/jobs/big/trainers/step',
+        payload: { node: n, incarnation: 0, rank, round: 1, step: 3, metrics: {} },
+        headers: { authorization: `Bearer ${nodeToken(OPERATOR, tokenDigest, { node: n, incarnation: 0 })}` },
+      });
+    const read = await counter.during(() => Promise.all([...Array.from({ length: N }, (_, n) => step(n, n)), step(1, 0)]));
+    expect(read.value.map((r) => r.statusCode)).toEqual([...Array.from({ length: N }, () => 200), 403]);
+    expect(read.value[N]!.json().message).toContain('cannot act as rank 0 in round 1');
+    expect(read.queriesOf('jobs')).toBeLessThan(N / 4);
+    expect(read.queriesOf('rendezvous_members')).toBeLessThan(N / 4);
     await app.close();
   });
 

@@ -4,7 +4,7 @@
 import { looksOutOfMemory } from '../common/oom.ts';
 import { heartbeatRequest, type AgentEvent, type HeartbeatRequest, type HeartbeatResponse, type JoinRequest, type NodeReport, type NodeReportResponse, type RegisterRequest, type RoundStatus } from '../common/protocol.ts';
 import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
-import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type BeatWrite, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
+import { judgeRoundFailure, METRIC_CPU_PERCENT, METRIC_RSS_BYTES, METRIC_STEP, METRIC_THROUGHPUT, type Node, nodeLeasePrefix, applyRoundOpening, ROUND_CLOSED, ROUND_OPEN, settleRound, type Job, type NewMetric, type BeatWrite, type RendezvousMember, type RendezvousRound, type RoundRules, type Store } from '../store/index.ts';
 import { roundDecisionDue } from '../common/roundDue.ts';
 import { decideRoundOpening, roundSpec } from '../common/roundOpening.ts';
 import { classifyFailure } from '../common/failureRules.ts';
@@ -38,6 +38,36 @@ export class AgentService {
   /** Pre-flight node check poll; see api/nodeCheck.ts. */
   nodeCheck(job: Job, req: NodeCheckRequest): Promise<NodeCheckResponse> {
     return this.checks.poll(job, req);
+  }
+
+  /**
+   * Reads of one job's row that arrive together share one store read (api/groupCommit.ts), as do
+   * reads of member rows of one round: one query for the polls a closing round wakes, or for the
+   * trainers of a step authorizing at once, instead of one per request. Each read starts after
+   * every request it answers arrived, so none is answered from an older row than it would have
+   * read alone.
+   */
+  private readonly jobReads = new GroupCommit<null, Job | undefined>(
+    async (jobId, items) => {
+      const job = await this.store.jobs.get(jobId);
+      return items.map(() => ({ ok: true, value: job }));
+    },
+    { maxWeight: Number.POSITIVE_INFINITY, weight: () => 1 },
+  );
+
+  private readonly memberReads = new GroupCommit<{ jobId: string; round: number; node: number }, RendezvousMember | undefined>(
+    async (_key, wanted) => {
+      const { jobId, round } = wanted[0]!;
+      const rows = await this.store.rendezvous.getMembers({ jobId, round }, wanted.map((w) => w.node));
+      const byNode = new Map(rows.map((m) => [m.nodeId, m]));
+      return wanted.map((w) => ({ ok: true, value: byNode.get(w.node) }));
+    },
+    { maxWeight: MEMBER_READ_BATCH_MAX, weight: () => 1 },
+  );
+
+  /** A node's member row of a round, read together with the others asked for at the same time. */
+  private member(jobId: string, round: number, node: number): Promise<RendezvousMember | undefined> {
+    return this.memberReads.submit(`${jobId} ${round}`, { jobId, round, node });
   }
 
   private readonly hangs: HangWatch;
@@ -114,14 +144,14 @@ export class AgentService {
    * node's token.
    */
   async authorize(jobId: string, token: string | undefined, ref: NamedNode = {}): Promise<Job> {
-    const { job, scope } = this.admit(await this.store.jobs.get(jobId), jobId, token, ref);
+    const { job, scope } = this.admit(await this.jobReads.submit(jobId, null), jobId, token, ref);
     if (!scope) return job;
     // A training process names its global rank and round: the rank must be one of the node's in
     // that round (group rank × nprocPerNode + local rank), or one node could report, say, every
     // rank's checkpoint and commit a step alone. One member row.
     if (ref.rank !== undefined && ref.round !== undefined) {
       const nproc = job.spec.spec.nprocPerNode;
-      const member = Number.isInteger(ref.round) ? await this.store.rendezvous.getMember({ jobId: job.id, round: ref.round }, scope.node) : undefined;
+      const member = Number.isInteger(ref.round) ? await this.member(job.id, ref.round, scope.node) : undefined;
       const holds = member?.incarnation === scope.incarnation && member.rank !== null;
       if (!holds || Math.floor(ref.rank / nproc) !== member.rank) {
         const ranks = holds ? `it holds ranks ${member.rank! * nproc}–${member.rank! * nproc + nproc - 1} there` : 'it has no rank there';
@@ -175,7 +205,7 @@ export class AgentService {
       // in a world that formed without it. Each pass follows another round's close.
       for (;;) {
         const latest = await tx.rendezvous.latestRound(job.id);
-        const same = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node) : undefined;
+        const [same] = latest?.status === ROUND_CLOSED ? await tx.rendezvous.getMembers({ jobId: job.id, round: latest.round }, [req.node]) : [];
         const trigger = { kind: 'join', node: req.node, incarnation: req.incarnation, memberOfLatest: same?.incarnation === req.incarnation } as const;
         const decision = decideRoundOpening(latest, trigger, roundSpec(job.spec.spec));
         const round = (await applyRoundOpening(tx, job.id, decision))!;
@@ -228,7 +258,7 @@ export class AgentService {
     if (!current) throw new HttpError(404, 'round_not_found', `job ${job.id} has no rendezvous round ${round}`);
     if (current.status === ROUND_OPEN) return { status: 'open', round };
     if (current.status !== ROUND_CLOSED) return { status: 'failed', round, reason: `rendezvous round ${round} failed` };
-    const member = await this.store.rendezvous.getMember({ jobId: job.id, round }, node);
+    const member = await this.member(job.id, round, node);
     if (!member || member.incarnation !== incarnation || member.rank === null) return { status: 'excluded', round };
     return {
       status: 'closed',
@@ -303,7 +333,7 @@ export class AgentService {
   private async roundReply(job: Job, req: HeartbeatRequest, latest: RendezvousRound | undefined): Promise<HeartbeatResponse> {
     if (!latest || latest.round <= req.round) return { action: 'none' };
     if (latest.status === ROUND_OPEN) return { action: 'restart', round: latest.round };
-    const member = await this.store.rendezvous.getMember({ jobId: job.id, round: latest.round }, req.node);
+    const member = await this.member(job.id, latest.round, req.node);
     const ranked = member?.incarnation === req.incarnation && member.rank !== null;
     return ranked ? { action: 'restart', round: latest.round } : { action: 'none' };
   }
@@ -393,6 +423,9 @@ function throughputSample(node: Node, req: HeartbeatRequest, round: RendezvousRo
   const value = ((req.step - node.step) / seconds) * round.nodeCount;
   return [{ jobId: node.jobId, nodeId: node.nodeId, incarnation: node.incarnation, name: METRIC_THROUGHPUT, value, labels: { nodes: String(round.nodeCount) } }];
 }
+
+/** Member rows read by one query at most (an IN list of node ids). */
+const MEMBER_READ_BATCH_MAX = 500;
 
 /** Heartbeats in one transaction at most: bounds a batch's lock time on MySQL. */
 const HEARTBEAT_BATCH_MAX = 500;

@@ -44,7 +44,7 @@ describeEachStore('a join racing a close', (h) => {
     expect(closedUnderTheJoin).toBe(true);
     expect(round).toBe(2);
     expect((await store.rendezvous.getRound({ jobId: 'race', round: 2 }))?.status).toBe('open');
-    expect((await store.rendezvous.getMember({ jobId: 'race', round: 2 }, 0))?.incarnation).toBe(0);
-    expect(await store.rendezvous.getMember(key, 0)).toBeUndefined();
+    expect((await store.rendezvous.getMembers({ jobId: 'race', round: 2 }, [0]))[0]?.incarnation).toBe(0);
+    expect(await store.rendezvous.getMembers(key, [0])).toEqual([]);
   });
 });

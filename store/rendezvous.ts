@@ -154,15 +154,19 @@ export class RendezvousRepository extends Repository {
     });
   }
 
-  /** One member of a round, by node: what a poll or heartbeat of that node needs, without the others. */
-  async getMember(key: RoundKey, nodeId: number, trx?: Trx): Promise<RendezvousMember | undefined> {
+  /**
+   * The members of a round among `nodeIds` (nodes that never joined are absent), in one query:
+   * what polls and heartbeats answered together need (api/agentService.ts), never the others.
+   */
+  async getMembers(key: RoundKey, nodeIds: number[], trx?: Trx): Promise<RendezvousMember[]> {
+    if (nodeIds.length === 0) return [];
     return this.q(trx)
       .selectFrom('rendezvousMembers')
       .selectAll()
       .where('jobId', '=', key.jobId)
       .where('round', '=', key.round)
-      .where('nodeId', '=', nodeId)
-      .executeTakeFirst();
+      .where('nodeId', 'in', [...new Set(nodeIds)])
+      .execute();
   }
 
   /** Members in join order. O(members): for deciding or reporting a round, never per agent request. */

@@ -154,8 +154,7 @@ describeEachStore('rendezvous', (h) => {
     expect(await store.rendezvous.getRound(round)).toMatchObject({ status: 'closed', closedAt: 400, masterAddr: 'h0', masterPort: 29500, nodeCount: 2 });
     expect((await store.rendezvous.listMembers(round)).map((m) => [m.nodeId, m.rank])).toEqual([[1, 1], [0, 0]]);
     // One member by node: what a poll or a heartbeat reads.
-    expect(await store.rendezvous.getMember(round, 1)).toEqual({ ...round, nodeId: 1, incarnation: 0, host: 'h1', freePort: 29501, joinedAt: 200, rank: 1 });
-    expect(await store.rendezvous.getMember(round, 7)).toBeUndefined();
+    expect(await store.rendezvous.getMembers(round, [1, 7])).toEqual([{ ...round, nodeId: 1, incarnation: 0, host: 'h1', freePort: 29501, joinedAt: 200, rank: 1 }]);
     expect(await store.rendezvous.join({ ...round, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     expect(await store.rendezvous.join({ jobId: 'j', round: 5, nodeId: 2, incarnation: 0, host: 'h2' })).toBeUndefined();
     // The culprit of the round's failures (api/agentService.ts report) survives a read back, exit time included.
