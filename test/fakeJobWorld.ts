@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
-import type { JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity, RoundDeadlineCheck } from '../common/jobActivities.ts';
 import type { PendingNode } from '../common/pendingNodes.ts';
 import type { JobPhase } from '../common/phases.ts';
@@ -59,8 +59,8 @@ export class FakeJobWorld {
     this.launchHeld = undefined;
   }
 
-  /** Appends an event the agents or the API would write; the next watchNodes returns it. */
-  emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
+  /** Appends an event the agents or the API would write; the next watchNodes returns it. Throws when the bus would refuse its data. */
+  emit<K extends NodeEventKind>(kind: K, node: NodeIdentity | null, data: EventDataInput<K>): JobEvent {
     const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
@@ -95,14 +95,19 @@ export class FakeJobWorld {
 
   /** The API closes the latest round with every live node, ranked by node id. */
   closeRound(): void {
-    const round = this.rounds.at(-1)?.round ?? 0;
+    const round = this.latestRound();
     const members = this.liveNodes().map((n, groupRank) => ({ node: n.id, incarnation: n.incarnation, groupRank }));
     this.emit('round_closed', null, { round, members, excluded: [], masterAddr: '127.0.0.1', masterPort: 29500 });
   }
 
   /** Every live node's processes exit 0. */
   succeedAll(): void {
-    for (const node of this.liveNodes()) this.emit('node_succeeded', node);
+    for (const node of this.liveNodes()) this.emit('node_succeeded', node, { round: this.latestRound(), restarts: 0 });
+  }
+
+  /** The round the workflow opened last (0 before any). */
+  private latestRound(): number {
+    return this.rounds.at(-1)?.round ?? 0;
   }
 
   private openRoundOf(targetNodes: number, cause: string): number {
