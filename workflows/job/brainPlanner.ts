@@ -7,7 +7,7 @@
 import { ActivityFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 import { DEFAULT_OOM_FALLBACK, type BrainPlan, type OomFallback, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
 import { APPLIED, initialPlan, missedInitialPlan, oomPlan, runningPlan, type PlanLimits } from '../../common/brainPlanRules.ts';
-import { ROUND_CAUSE } from '../../common/jobReasons.ts';
+import { ROUND_CAUSE, WORKFLOW_REASON } from '../../common/jobReasons.ts';
 import type { JobAction, JobState } from '../../common/jobState.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
 
@@ -42,7 +42,7 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
     } catch (err) {
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
-      state.warn(`Brain unavailable for the ${input.stage} plan, going on without it: ${cause}`);
+      state.warn(WORKFLOW_REASON.brainUnavailable(input.stage, cause));
       return null;
     }
   };
