@@ -3,6 +3,7 @@
 // No store, no API, no agents: a test plays the agents and the API by emitting the events they
 // would (common/events.ts), and reads what the workflow asked the world to do.
 import os from 'node:os';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
 import type { EventDataInput, JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
@@ -40,6 +41,8 @@ export class FakeJobWorld {
   watchFailures = 0;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
+  /** optimize calls the Brain answered (or refused); a held call counts once released. */
+  brainAnswers = 0;
   /** Rounds the workflow asked to settle once their join deadline passed, and the answer it got. */
   readonly expiredRounds: number[] = [];
   roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
@@ -47,6 +50,8 @@ export class FakeJobWorld {
   pendingReason: string | null = null;
   private launchHeld: Promise<void> | undefined;
   private releaseLaunch: (() => void) | undefined;
+  private brainHeld: Promise<void> | undefined;
+  private releaseBrainCalls: (() => void) | undefined;
   private wakeWatchers: (() => void)[] = [];
 
   /** Launches wait until `releaseLaunches`: a test acts while the job is launching. */
@@ -57,6 +62,16 @@ export class FakeJobWorld {
   releaseLaunches(): void {
     this.releaseLaunch?.();
     this.launchHeld = undefined;
+  }
+
+  /** The Brain hangs: optimize calls wait until `releaseBrain`, or until they are cancelled. */
+  holdBrain(): void {
+    this.brainHeld = new Promise((resolve) => (this.releaseBrainCalls = resolve));
+  }
+
+  releaseBrain(): void {
+    this.releaseBrainCalls?.();
+    this.brainHeld = undefined;
   }
 
   /** Appends an event the agents or the API would write; the next watchNodes returns it. Throws when the bus would refuse its data. */
@@ -158,10 +173,24 @@ export class FakeJobWorld {
       },
       optimize: async (input) => {
         this.brainAsked.push(input);
+        if (this.brainHeld) await heldUntilCancelled(this.brainHeld);
+        this.brainAnswers += 1;
         return this.brain(input);
       },
       recordLocalPlan: async () => undefined,
     };
+  }
+}
+
+/** Waits for `held`, or fails when the activity is cancelled (by the workflow, or as the worker shuts down). */
+async function heldUntilCancelled(held: Promise<void>): Promise<void> {
+  const context = Context.current();
+  // The server tells an activity of its cancellation only in answer to a heartbeat.
+  const beats = setInterval(() => context.heartbeat(), 200);
+  try {
+    await Promise.race([held, context.cancelled]);
+  } finally {
+    clearInterval(beats);
   }
 }
 

@@ -73,7 +73,6 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: QueuedScale[] = carried?.pendingScale ?? [];
   let stopReason: string | null = carried?.stopReason ?? null;
-  const planner = createBrainPlanner(jobId, spec, state);
 
   const status = (): JobStatus => ({
     jobId,
@@ -160,7 +159,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const failedJobsFail = patched('failed-job-fails-workflow');
   // Steps race a stop, and steps and the watch are retried on a bounded schedule the status
   // shows; runs recorded before wait on each activity as it retries forever.
-  const { step, watch: watchNodes } = createJobSteps({
+  const { step, untilStop, watch: watchNodes } = createJobSteps({
     bounded: patched('bounded-job-steps'),
     boundedWatch: patched('bounded-watch'),
     stopped: () => stopReason !== null,
@@ -172,6 +171,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     },
     recovered: (activity, failedCalls) => state.warn(recoveredLine(activity, failedCalls)),
   });
+  const planner = createBrainPlanner(jobId, spec, state, untilStop);
   /** The job's end as Temporal sees it: FAILED throws JobFailed carrying the final status. */
   const outcome = (): JobStatus => {
     const final = status();
