@@ -1,11 +1,11 @@
 // The failure rule table, and what the job master does with each class.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent } from './events.ts';
+import type { EventDataInput, JobEvent } from './events.ts';
 import { classifyFailure, tracebackLastLine, type FailureFacts, type FailureRule } from './failureRules.ts';
 import { failureWeight, judgeFailure, type RoundFailure } from './failureCulprit.ts';
 import { initialJobState, JobState } from './jobState.ts';
 import { parseJobSpec } from './spec/index.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 const facts = (o: Partial<FailureFacts> = {}): FailureFacts => ({ exitCode: 1, signal: null, oomKilled: false, stderrTail: '', ...o });
 
@@ -67,15 +67,15 @@ describe('tracebackLastLine', () => {
 
 describe('JobState applies the classification', () => {
   let id = 0;
-  /** A process_failed event as the API writes it: classified, a culprit unless `data.role` says otherwise. */
-  const failed = (node: number, data: Record<string, unknown>): JobEvent => {
+  /** A process_failed event as the API writes it: classified, a culprit of round 1 unless `data` says otherwise. */
+  const failed = (node: number, data: Partial<EventDataInput<'process_failed'>>): JobEvent => {
     const failure = classifyFailure(facts({ exitCode: null, ...data } as Partial<FailureFacts>));
-    return testEvent({ id: ++id, kind: 'process_failed', nodeId: node, incarnation: 0, data: { role: 'culprit', failure, ...data }, at: 0 });
+    return testEvent({ id: ++id, kind: 'process_failed', nodeId: node, incarnation: 0, data: { round: 1, restarts: 0, role: 'culprit', failure, ...data }, at: 0 });
   };
   const training = () => {
     const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 2, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 2 });
     state.markLaunched([0, 1].map((n) => ({ id: n, incarnation: 0, pid: 10 + n })));
-    state.applyEvents([testEvent({ id: ++id, kind: 'round_closed', nodeId: null, incarnation: null, at: 0, data: { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) } })]);
+    state.applyEvents([testEvent({ id: ++id, kind: 'round_closed', nodeId: null, incarnation: null, at: 0, data: roundClosedData(1, [0, 1]) })]);
     return state;
   };
 
@@ -98,7 +98,8 @@ describe('JobState applies the classification', () => {
   });
 
   it('fails the job on a hang when spec.faultTolerance.hangAction is fail, and only warns otherwise', () => {
-    const hang = (action: string): JobEvent => testEvent({ id: ++id, kind: 'hang_suspected', nodeId: null, incarnation: null, at: 0, data: { idleMs: 31_000, step: 12, action } });
+    const hang = (action: EventDataInput<'hang_suspected'>['action']): JobEvent =>
+      testEvent({ id: ++id, kind: 'hang_suspected', nodeId: null, incarnation: null, at: 0, data: { since: 0, idleMs: 31_000, step: 12, round: 1, action } });
     const logged = training();
     logged.applyEvents([hang('restart')]);
     expect(logged.data.phase).toBe('RUNNING');
@@ -112,7 +113,7 @@ describe('JobState applies the classification', () => {
   it('never counts a consequence of another node\'s failure, not even the same traceback twice', () => {
     const state = training();
     state.applyEvents([failed(0, { exitCode: 1, stderrTail: TRACEBACK, step: 7, round: 1, failures: 1 })]);
-    const victim = { exitCode: 1, stderrTail: TRACEBACK, step: 7, round: 1, role: 'consequence', consequenceOf: { node: 0, incarnation: 0 }, failures: 0 };
+    const victim = { exitCode: 1, stderrTail: TRACEBACK, step: 7, round: 1, role: 'consequence' as const, consequenceOf: { node: 0, incarnation: 0 }, failures: 0 };
     expect(state.applyEvents([failed(1, victim)])).toEqual([]);
     expect(state.data.phase).toBe('RUNNING');
     expect(state.data.processRestarts).toBe(1);

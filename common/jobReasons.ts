@@ -1,7 +1,7 @@
 // The words of the job master: why a round opens, why a job failed, what a warning says. One
-// builder per message, so JobState's branches say which message and this file says what it reads.
-// The text is part of recorded runs (round causes are activity inputs, reasons and warnings are in
-// carried state): change a message here only on purpose.
+// builder per message, so the branches of JobState and the workflow say which message and this
+// file says what it reads. The text is part of recorded runs (round causes are activity inputs,
+// reasons and warnings are in carried state): change a message here only on purpose.
 
 /** The cause of an openRound action, written into the round's `round_opened` event. */
 export const ROUND_CAUSE = {
@@ -19,6 +19,8 @@ export const ROUND_CAUSE = {
   stragglerExcluded: (node: number) => `exclude straggler node ${node}`,
   /** The relaunch budget is spent and the survivors go on as a smaller world. */
   shrink: (nodes: number, why: string) => `shrink to ${nodes} nodes after ${why}`,
+  /** The Brain's initial plan changed the node count before launch. */
+  initialPlan: 'initial plan',
 } as const;
 
 /** Why a relaunch is not counted against maxNodeRelaunches (the note in its warning). */
@@ -85,4 +87,23 @@ export const JOB_REASON = {
   scaleOutOfRange: (nodes: number, min: number, max: number) => `cannot scale to ${nodes} nodes: must be within spec.nodes [min ${min}, max ${max}]`,
   scaleNotUnit: (nodes: number, unit: number) => `cannot scale to ${nodes} nodes: must be a multiple of spec.nodes.unit (${unit})`,
   scaleEnded: (phase: string) => `cannot scale: the job is already ${phase}`,
+} as const;
+
+/** Reasons and warnings the job workflow writes itself, not JobState: a stop, a refused scale, its own error, a silent Brain. */
+export const WORKFLOW_REASON = {
+  /** Job reason: a stop signal that gave no reason of its own. */
+  stoppedByUser: 'stopped by user',
+  /** Job reason: the workflow was cancelled through Temporal, not stopped through Rover. */
+  cancelled: 'workflow cancelled',
+  /** Job reason: an error of the workflow's own code, or an activity's that is not known to be unhealable. */
+  masterError: (message: string) => `job master error: ${message}`,
+  /** The workflow failure's message should a FAILED job carry no reason (JobState always gives one). */
+  failedWithoutReason: 'job failed',
+  masterErrorWithoutReason: 'job master error',
+  /** Warning: a scale signal refused on arrival (a signal cannot answer). */
+  scaleSignalIgnored: (refusal: string) => `scale signal ignored: ${refusal}`,
+  /** Warning: a queued scale refused when its turn came (a stop, or another scale before it). */
+  scaleIgnored: (nodes: number, refusal: string) => `scale to ${nodes} ignored: ${refusal}`,
+  /** Warning: the Brain did not answer for a plan (`stage`: initial, oom, running); the job goes on without it. */
+  brainUnavailable: (stage: string, cause: string) => `Brain unavailable for the ${stage} plan, going on without it: ${cause}`,
 } as const;

@@ -1,33 +1,35 @@
 // The job master and the data plane: committed checkpoints, epochs and poison shards arrive as
 // events (one per commit, not per rank) and shape the state and the status.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent, NodeEventKind } from './events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState } from './jobState.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: NodeEventKind, data: Record<string, unknown> = {}): JobEvent => testEvent({ id: ++nextId, kind, nodeId: null, incarnation: null, data, at: 0 });
+const event = <K extends NodeEventKind>(kind: K, data: EventDataInput<K>): JobEvent => testEvent({ id: ++nextId, kind, nodeId: null, incarnation: null, data, at: 0 });
+/** Every rank of round 1's one-node world reported `step`'s checkpoint, with 5 shards done. */
+const committed = (step: number): JobEvent => event('checkpoint_committed', { step, worldSize: 1, round: 1, doneShards: 5 });
 
 function running(): JobState {
   const state = new JobState(initialJobState(1), { minNodes: 1, maxNodes: 1, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 1 });
   state.markLaunched([{ id: 0, incarnation: 0, pid: 1 }]);
-  state.applyEvents([event('round_opened', { round: 1 }), event('round_closed', { round: 1, members: [{ node: 0, incarnation: 0, groupRank: 0 }] })]);
+  state.applyEvents([event('round_opened', { round: 1, cause: 'job start' }), event('round_closed', roundClosedData(1, [0]))]);
   return state;
 }
 
 describe('JobState data events', () => {
   it('keeps the newest committed step and counts finished epochs', () => {
     const state = running();
-    expect(state.applyEvents([event('checkpoint_committed', { step: 8 }), event('checkpoint_committed', { step: 4 }), event('epoch_done', { epoch: 0 })])).toEqual([]);
+    expect(state.applyEvents([committed(8), committed(4), event('epoch_done', { epoch: 0 })])).toEqual([]);
     expect(state.data.checkpointStep).toBe(8);
     expect(state.data.epochsDone).toBe(1);
-    state.applyEvents([event('ledger_rewound', { round: 2, step: 8 }), event('epoch_done', { epoch: 1 })]);
+    state.applyEvents([event('ledger_rewound', { round: 2, step: 8, requeued: 3 }), event('epoch_done', { epoch: 1 })]);
     expect(state.data).toMatchObject({ phase: 'RUNNING', epochsDone: 2 });
   });
 
   it('measures the training rate between the last two committed checkpoints', () => {
     const state = running();
-    const at = (step: number, ms: number): JobEvent => ({ ...event('checkpoint_committed', { step }), at: ms });
+    const at = (step: number, ms: number): JobEvent => ({ ...committed(step), at: ms });
     state.applyEvents([at(100, 10_000)]);
     expect(state.data.checkpointRate).toEqual({ at: 10_000 });
     state.applyEvents([at(150, 30_000), at(120, 31_000)]);

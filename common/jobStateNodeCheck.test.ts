@@ -1,26 +1,26 @@
 // The job master's answer to pre-flight node check verdicts (node_check events from the API).
 import { describe, expect, it } from 'vitest';
-import type { JobEvent } from './events.ts';
+import type { EventDataInput, JobEvent } from './events.ts';
 import { initialJobState, JobState, type JobLimits } from './jobState.ts';
 import { testEvent } from './eventFixtures.ts';
 
 const limits = (o: Partial<JobLimits> = {}): JobLimits => ({ minNodes: 3, maxNodes: 4, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 0, ...o });
 
 let nextId = 0;
-const verdict = (node: number, data: Record<string, unknown>): JobEvent => testEvent({ id: ++nextId, kind: 'node_check', nodeId: node, incarnation: 0, data, at: 0 });
+const verdict = (node: number, data: EventDataInput<'node_check'>): JobEvent => testEvent({ id: ++nextId, kind: 'node_check', nodeId: node, incarnation: 0, data, at: 0 });
 
 /** Four nodes launched and registered, before any rendezvous. */
 function launched(l: Partial<JobLimits> = {}): JobState {
   const state = new JobState(initialJobState(4), limits(l));
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 100 + n.id })));
-  state.applyEvents(state.activeNodes().map((n) => testEvent({ id: ++nextId, kind: 'node_registered', nodeId: n.id, incarnation: 0, data: { pid: 100 + n.id }, at: 0 })));
+  state.applyEvents(state.activeNodes().map((n) => testEvent({ id: ++nextId, kind: 'node_registered', nodeId: n.id, incarnation: 0, data: { pid: 100 + n.id, host: `host-${n.id}` }, at: 0 })));
   return state;
 }
 
 describe('JobState and the node check', () => {
   it('relaunches a faulty node as a new incarnation without spending the relaunch budget', () => {
     const state = launched();
-    const actions = state.applyEvents([verdict(1, { verdict: 'faulty', bestSeconds: null, medianSeconds: 0.05 })]);
+    const actions = state.applyEvents([verdict(1, { verdict: 'faulty', exclude: false, bestSeconds: null, medianSeconds: 0.05 })]);
     expect(actions).toEqual([
       { type: 'remove', nodes: [{ id: 1, incarnation: 0 }] },
       { type: 'openRound', cause: 'relaunch node 1 as incarnation 1 after its node check failed' },
@@ -33,7 +33,7 @@ describe('JobState and the node check', () => {
 
   it('records an ok verdict per node for the status', () => {
     const state = launched();
-    expect(state.applyEvents([verdict(0, { verdict: 'ok', bestSeconds: 0.042, medianSeconds: 0.05 })])).toEqual([]);
+    expect(state.applyEvents([verdict(0, { verdict: 'ok', exclude: false, bestSeconds: 0.042, medianSeconds: 0.05 })])).toEqual([]);
     expect(state.node(0)?.check).toBe('ok 0.04 s');
   });
 

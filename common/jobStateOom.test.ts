@@ -1,12 +1,12 @@
 // The OOM path of the job master: an out-of-memory exit relaunches the node after asking the
 // Brain for an OOM plan; a plan's resources stay with the node's later incarnations.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent, NodeEventKind } from './events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState } from './jobState.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: NodeEventKind, node: number | null, incarnation: number | null, data: Record<string, unknown> = {}): JobEvent => testEvent({
+const event = <K extends NodeEventKind>(kind: K, node: number | null, incarnation: number | null, data: EventDataInput<K>): JobEvent => testEvent({
   id: ++nextId, kind, nodeId: node, incarnation, data, at: 0,
 });
 
@@ -14,18 +14,18 @@ function training(): JobState {
   const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 2, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 3 });
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 1 })));
   state.applyEvents([
-    event('round_opened', null, null, { round: 1 }),
-    event('round_closed', null, null, { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) }),
+    event('round_opened', null, null, { round: 1, cause: 'job start' }),
+    event('round_closed', null, null, roundClosedData(1, [0, 1])),
   ]);
   return state;
 }
 
 describe('JobState OOM path', () => {
-  const cases: [string, NodeEventKind, Record<string, unknown>][] = [
+  const cases: { [K in NodeEventKind]: [string, K, EventDataInput<K>] }[NodeEventKind][] = [
     ['node_failed with oomKilled', 'node_failed', { exitCode: 1, oomKilled: true }],
     ['node_lost with oomKilled (platform OOM kill)', 'node_lost', { reason: 'OOMKilled', oomKilled: true }],
     // As the API writes it: classified where the exit was seen.
-    ['process_failed with oomKilled (the oom-killed rule makes it a node fault)', 'process_failed', { exitCode: 1, oomKilled: true, stderrTail: 'MemoryError', failure: { class: 'nodeFault', rule: 'oom-killed', traceback: null } }],
+    ['process_failed with oomKilled (the oom-killed rule makes it a node fault)', 'process_failed', { round: 1, restarts: 1, exitCode: 1, oomKilled: true, stderrTail: 'MemoryError', failure: { class: 'nodeFault', rule: 'oom-killed', traceback: null } }],
   ];
   it.each(cases)('%s: asks for an OOM plan before relaunching', (_t, kind, data) => {
     const state = training();

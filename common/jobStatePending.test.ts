@@ -2,10 +2,10 @@
 // pendingTimeout. The workflow arms one durable timer at nextDeadline(), asks the store (join)
 // or the backend (pending) when it fires, and carries out what the state returns.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent } from './events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind } from './events.ts';
 import type { RoundDeadlineCheck } from './jobActivities.ts';
 import { initialJobState, JobState, type JobLimits } from './jobState.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 const JOIN = 300_000;
 const PENDING = 900_000;
@@ -23,7 +23,7 @@ const limits = (o: Partial<JobLimits> = {}): JobLimits => ({
 });
 
 let nextId = 0;
-const event = (kind: JobEvent['kind'], at: number, data: Record<string, unknown> = {}, node: number | null = null, incarnation: number | null = null): JobEvent => testEvent({
+const event = <K extends NodeEventKind>(kind: K, at: number, data: EventDataInput<K>, node: number | null = null, incarnation: number | null = null): JobEvent => testEvent({
   id: ++nextId,
   kind,
   nodeId: node,
@@ -31,21 +31,20 @@ const event = (kind: JobEvent['kind'], at: number, data: Record<string, unknown>
   data,
   at,
 });
-const members = (ids: number[]) => ids.map((id, groupRank) => ({ node: id, incarnation: 0, groupRank }));
 
 /** A job of `nodes` nodes launched at t=0, round 1 opened at t=0 and nobody registered yet. */
 function launched(nodes: number, l: Partial<JobLimits> = {}): JobState {
   const state = new JobState(initialJobState(nodes), limits(l));
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: null })), 0);
-  state.applyEvents([event('round_opened', 0, { round: 1 })]);
+  state.applyEvents([event('round_opened', 0, { round: 1, cause: 'job start' })]);
   return state;
 }
 
 /** Node `id` registered and joined; round `round` closed with `ids`. */
 function closed(state: JobState, round: number, ids: number[], at: number): void {
   state.applyEvents([
-    ...ids.map((id) => event('node_registered', at, { pid: 100 + id }, id, 0)),
-    event('round_closed', at, { round, members: members(ids) }),
+    ...ids.map((id) => event('node_registered', at, { pid: 100 + id, host: `host-${id}` }, id, 0)),
+    event('round_closed', at, roundClosedData(round, ids)),
   ]);
 }
 
@@ -80,13 +79,13 @@ describe('the rendezvous join deadline', () => {
     closed(state, 1, [0, 1], 10_000);
     expect(state.data.openRound).toBeUndefined();
     expect(state.nextDeadline()).toBeUndefined();
-    state.applyEvents([event('round_opened', 50_000, { round: 2 })]);
+    state.applyEvents([event('round_opened', 50_000, { round: 2, cause: 'relaunch node 1 as incarnation 1' })]);
     expect(state.nextDeadline()).toBe(50_000 + JOIN);
   });
 
   it('ignores the answer for a round that is no longer the open one', () => {
     const state = launched(2);
-    state.applyEvents([event('round_opened', 20_000, { round: 2 })]);
+    state.applyEvents([event('round_opened', 20_000, { round: 2, cause: 'relaunch node 1 as incarnation 1' })]);
     state.roundChecked(1, { status: 'settled' }, JOIN);
     expect(state.data.openRound).toEqual({ round: 2, checkAt: 20_000 + JOIN });
   });
@@ -189,7 +188,7 @@ describe('spec.faultTolerance.pendingTimeout', () => {
 
   it('has no deadline for a registered node, nor after the job ended', () => {
     const state = oneStuck();
-    state.applyEvents([event('node_registered', 20_000, { pid: 7 }, 2, 0)]);
+    state.applyEvents([event('node_registered', 20_000, { pid: 7, host: 'host-2' }, 2, 0)]);
     expect(state.nextDeadline()).toBeUndefined();
     const ended = launched(2);
     ended.finish('STOPPED', 'test');

@@ -2,20 +2,20 @@
 // paid, the phase, and the warning. The workflow issues these actions as commands, so recorded
 // histories replay only while they stay exactly so.
 import { describe, expect, it } from 'vitest';
-import type { JobEvent, NodeEventKind } from './events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState, type JobAction, type JobLimits } from './jobState.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: NodeEventKind, node: number | null, data: Record<string, unknown> = {}): JobEvent => testEvent({ id: ++nextId, kind, nodeId: node, incarnation: node === null ? null : 0, data, at: 0 });
+const event = <K extends NodeEventKind>(kind: K, node: number | null, data: EventDataInput<K>): JobEvent => testEvent({ id: ++nextId, kind, nodeId: node, incarnation: node === null ? null : 0, data, at: 0 });
 
 /** Two nodes training in round 1; node relaunch budget 2, one of them spent when `spent`. */
 function training(l: Partial<JobLimits> = {}): JobState {
   const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 4, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 2, ...l });
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: null })));
   state.applyEvents([
-    event('round_opened', null, { round: 1 }),
-    event('round_closed', null, { round: 1, members: [0, 1].map((n) => ({ node: n, incarnation: 0, groupRank: n })) }),
+    event('round_opened', null, { round: 1, cause: 'job start' }),
+    event('round_closed', null, roundClosedData(1, [0, 1])),
   ]);
   return state;
 }
@@ -58,7 +58,7 @@ describe('JobState relaunch', () => {
     {
       name: 'a node faulty in the node check: not counted, kept off its host',
       kind: 'node_check' as const,
-      data: { verdict: 'faulty', bestSeconds: 3 },
+      data: { verdict: 'faulty', exclude: false, bestSeconds: 3, medianSeconds: 0.05 },
       actions: [remove, round('relaunch node 1 as incarnation 1 after its node check failed'), launch(true)],
       relaunches: 0,
       warning: 'node 1 incarnation 0 failed the node check in both rounds: relaunched as incarnation 1 (the pre-flight check; not counted against maxNodeRelaunches)',
@@ -82,7 +82,7 @@ describe('JobState relaunch', () => {
   it('a node pending past its timeout: counted, joins without a round of its own, the phase kept', () => {
     const state = new JobState(initialJobState(2), { minNodes: 1, maxNodes: 4, unit: 1, nprocPerNode: 1, maxNodeRelaunches: 2, pendingTimeoutMs: 60_000 });
     state.markLaunched([{ id: 0, incarnation: 0, pid: null }, { id: 1, incarnation: 0, pid: null }], 0);
-    state.applyEvents([event('node_registered', 0)]);
+    state.applyEvents([event('node_registered', 0, { pid: 100, host: 'host-0' })]);
     const actions = state.pendingTimedOut([{ id: 1, incarnation: 0, reason: 'Unschedulable' }], 60_000);
     expect(actions).toEqual([remove, launch()]);
     expect([state.data.nodeRelaunches, state.data.phase, state.data.warnings.at(-1)]).toEqual([

@@ -1,11 +1,11 @@
 // JobState on straggler_detected (straggler detection while training, api/stragglerWatch.ts).
 import { describe, expect, it } from 'vitest';
-import type { JobEvent } from './events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind } from './events.ts';
 import { initialJobState, JobState } from './jobState.ts';
-import { testEvent } from './eventFixtures.ts';
+import { roundClosedData, testEvent } from './eventFixtures.ts';
 
 let nextId = 0;
-const event = (kind: JobEvent['kind'], node: number | null, incarnation: number | null, data: Record<string, unknown> = {}): JobEvent => testEvent({
+const event = <K extends NodeEventKind>(kind: K, node: number | null, incarnation: number | null, data: EventDataInput<K>): JobEvent => testEvent({
   id: ++nextId,
   kind,
   nodeId: node,
@@ -18,8 +18,8 @@ function training(maxNodeRelaunches: number): JobState {
   const state = new JobState(initialJobState(3), { minNodes: 1, maxNodes: 3, unit: 1, nprocPerNode: 1, maxNodeRelaunches });
   state.markLaunched(state.activeNodes().map((n) => ({ id: n.id, incarnation: 0, pid: 100 + n.id })));
   state.applyEvents([
-    event('round_opened', null, null, { round: 1 }),
-    event('round_closed', null, null, { round: 1, members: state.activeNodes().map((n) => ({ node: n.id, incarnation: 0, groupRank: n.id })) }),
+    event('round_opened', null, null, { round: 1, cause: 'job start' }),
+    event('round_closed', null, null, roundClosedData(1, state.activeNodes().map((n) => n.id))),
   ]);
   return state;
 }

@@ -3,9 +3,10 @@
 // No store, no API, no agents: a test plays the agents and the API by emitting the events they
 // would (common/events.ts), and reads what the workflow asked the world to do.
 import os from 'node:os';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BrainPlan, NodeResources, OptimizeActivityInput, OptimizerActivities } from '../common/brainPlans.ts';
-import type { JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
+import type { EventDataInput, JobEvent, NodeEventKind, RejectedEvent } from '../common/events.ts';
 import type { JobActivities, LaunchedNode, NodeIdentity, RoundDeadlineCheck } from '../common/jobActivities.ts';
 import type { PendingNode } from '../common/pendingNodes.ts';
 import type { JobPhase } from '../common/phases.ts';
@@ -40,6 +41,8 @@ export class FakeJobWorld {
   watchFailures = 0;
   /** The Brain's answer; default: it refuses (4xx), so the job goes on with its spec. */
   brain: (input: OptimizeActivityInput) => BrainPlan | null = () => null;
+  /** optimize calls the Brain answered (or refused); a held call counts once released. */
+  brainAnswers = 0;
   /** Rounds the workflow asked to settle once their join deadline passed, and the answer it got. */
   readonly expiredRounds: number[] = [];
   roundCheck: (round: number) => RoundDeadlineCheck = () => ({ status: 'settled' });
@@ -47,6 +50,8 @@ export class FakeJobWorld {
   pendingReason: string | null = null;
   private launchHeld: Promise<void> | undefined;
   private releaseLaunch: (() => void) | undefined;
+  private brainHeld: Promise<void> | undefined;
+  private releaseBrainCalls: (() => void) | undefined;
   private wakeWatchers: (() => void)[] = [];
 
   /** Launches wait until `releaseLaunches`: a test acts while the job is launching. */
@@ -59,8 +64,18 @@ export class FakeJobWorld {
     this.launchHeld = undefined;
   }
 
-  /** Appends an event the agents or the API would write; the next watchNodes returns it. */
-  emit(kind: NodeEventKind, node: NodeIdentity | null, data: Record<string, unknown> = {}): JobEvent {
+  /** The Brain hangs: optimize calls wait until `releaseBrain`, or until they are cancelled. */
+  holdBrain(): void {
+    this.brainHeld = new Promise((resolve) => (this.releaseBrainCalls = resolve));
+  }
+
+  releaseBrain(): void {
+    this.releaseBrainCalls?.();
+    this.brainHeld = undefined;
+  }
+
+  /** Appends an event the agents or the API would write; the next watchNodes returns it. Throws when the bus would refuse its data. */
+  emit<K extends NodeEventKind>(kind: K, node: NodeIdentity | null, data: EventDataInput<K>): JobEvent {
     const event = testEvent({ id: ++this.lastId, kind, nodeId: node?.id ?? null, incarnation: node?.incarnation ?? null, data, at: Date.now() });
     this.events.push(event);
     for (const wake of this.wakeWatchers.splice(0)) wake();
@@ -95,14 +110,19 @@ export class FakeJobWorld {
 
   /** The API closes the latest round with every live node, ranked by node id. */
   closeRound(): void {
-    const round = this.rounds.at(-1)?.round ?? 0;
+    const round = this.latestRound();
     const members = this.liveNodes().map((n, groupRank) => ({ node: n.id, incarnation: n.incarnation, groupRank }));
     this.emit('round_closed', null, { round, members, excluded: [], masterAddr: '127.0.0.1', masterPort: 29500 });
   }
 
   /** Every live node's processes exit 0. */
   succeedAll(): void {
-    for (const node of this.liveNodes()) this.emit('node_succeeded', node);
+    for (const node of this.liveNodes()) this.emit('node_succeeded', node, { round: this.latestRound(), restarts: 0 });
+  }
+
+  /** The round the workflow opened last (0 before any). */
+  private latestRound(): number {
+    return this.rounds.at(-1)?.round ?? 0;
   }
 
   private openRoundOf(targetNodes: number, cause: string): number {
@@ -153,10 +173,24 @@ export class FakeJobWorld {
       },
       optimize: async (input) => {
         this.brainAsked.push(input);
+        if (this.brainHeld) await heldUntilCancelled(this.brainHeld);
+        this.brainAnswers += 1;
         return this.brain(input);
       },
       recordLocalPlan: async () => undefined,
     };
+  }
+}
+
+/** Waits for `held`, or fails when the activity is cancelled (by the workflow, or as the worker shuts down). */
+async function heldUntilCancelled(held: Promise<void>): Promise<void> {
+  const context = Context.current();
+  // The server tells an activity of its cancellation only in answer to a heartbeat.
+  const beats = setInterval(() => context.heartbeat(), 200);
+  try {
+    await Promise.race([held, context.cancelled]);
+  } finally {
+    clearInterval(beats);
   }
 }
 

@@ -1,6 +1,7 @@
 // The job workflow and its Brain, with fake activities (test/fakeJobWorld.ts): a plan that scales
-// the job opens a round whose cause names the plan, and an initial plan missed while the Brain
-// was down arrives after the first round as a running plan. The rules themselves are tested in
+// the job opens a round whose cause names the plan, an initial plan missed while the Brain was
+// down arrives after the first round as a running plan, and a stop does not wait for a Brain that
+// hangs. The rules themselves are tested in
 // common/brainPlanRules.test.ts; these stories prove the workflow carries them out.
 import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
@@ -63,6 +64,22 @@ describe('the job workflow with a fake Brain', () => {
       ]);
       // Memory is left to OOM plans: the nodes it added start with the spec's.
       expect(world.launches.every((l) => l.resources === undefined)).toBe(true);
+    });
+  });
+
+  it('stops at once while the Brain hangs on the initial plan, cancelling the call, with the reason the stop gave', async ({ task }) => {
+    const world = new FakeJobWorld();
+    world.holdBrain();
+    const spec = jobSpec({ min: 1, max: 4, initial: 2, maxNodeRelaunches: 1 });
+    await suite.withJob(task.name, world, { spec }, async (handle) => {
+      await waitUntil(() => world.brainAsked.length === 1, 'the Brain asked for the initial plan', 20_000, 50);
+      await handle.signal(stopSignal, { reason: 'no time for a slow Brain' });
+      // Waiting out the Brain's tries (4 of 20 s each) would take over a minute.
+      expect(await waitUntil(() => world.finished, 'the job finished', 5_000, 50)).toEqual({ phase: 'STOPPED', reason: 'no time for a slow Brain' });
+      expect(await jobOutcome(handle)).toMatchObject({ phase: 'STOPPED', reason: 'no time for a slow Brain' });
+      expect([world.brainAnswers, world.brainAsked.length, world.launches.length]).toEqual([0, 1, 0]);
+      const history = await suite.bounded(handle, () => handle.fetchHistory());
+      expect(history.events?.some((e) => e.activityTaskCancelRequestedEventAttributes), 'the Brain call cancelled').toBe(true);
     });
   });
 });

@@ -2,14 +2,16 @@
 // them to the JobState. The Brain is advisory: a few retries with backoff, then the job goes on
 // with its current plan and a warning — it never fails because the Brain is down. Its fallbacks:
 // an OOM still raises memory by the job master's own rule, and a missed initial plan is asked
-// for again until the Brain answers. What a plan changes is decided in common/brainPlanRules.ts;
-// this is the glue: ask, apply the decision to the JobState, record it, keep the timers.
+// for again until the Brain answers. A stop ends a call to the Brain at once, as it ends a step.
+// What a plan changes is decided in common/brainPlanRules.ts; this is the glue: ask, apply the
+// decision to the JobState, record it, keep the timers.
 import { ActivityFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 import { DEFAULT_OOM_FALLBACK, type BrainPlan, type OomFallback, type OptimizeActivityInput, type OptimizerActivities } from '../../common/brainPlans.ts';
 import { APPLIED, initialPlan, missedInitialPlan, oomPlan, runningPlan, type PlanLimits } from '../../common/brainPlanRules.ts';
-import { ROUND_CAUSE } from '../../common/jobReasons.ts';
+import { ROUND_CAUSE, WORKFLOW_REASON } from '../../common/jobReasons.ts';
 import type { JobAction, JobState } from '../../common/jobState.ts';
 import type { JobSpec } from '../../common/spec/index.ts';
+import { StopRequested } from './jobSteps.ts';
 
 const brain = proxyActivities<OptimizerActivities>({
   startToCloseTimeout: '20 seconds',
@@ -27,7 +29,11 @@ export interface PlannedScale {
 /** How often a missed initial plan is asked for again when auto-scaling gives no interval. */
 const INITIAL_RETRY_MS = 30_000;
 
-export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState) {
+/** Runs work until it settles or a stop arrives; on a stop, cancels it and throws StopRequested (jobSteps.ts untilStop). */
+type UntilStop = <T>(work: () => Promise<T>) => Promise<T>;
+
+/** The planner of one job run. Its calls throw StopRequested when a stop arrives while the Brain is asked. */
+export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState, untilStop: UntilStop) {
   const autoScaling = spec.spec.autoScaling;
   const intervalMs = autoScaling?.enabled ? autoScaling.interval : undefined;
   let nextRunningAt = intervalMs === undefined ? undefined : Date.now() + intervalMs;
@@ -35,14 +41,16 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
   let nextInitialAt = state.data.brainInitialMissed ? Date.now() + retryMs : undefined;
   // Histories recorded before these fallbacks replay without them (each patch where it first acts).
   const fallbacks = () => patched('brain-fallbacks');
+  // Runs recorded before a stop cut a Brain call short waited for its tries to end.
+  const stoppable = <T>(call: () => Promise<T>): Promise<T> => (patched('brain-calls-stop') ? untilStop(call) : call());
 
   const ask = async (input: OptimizeActivityInput): Promise<BrainPlan | null> => {
     try {
-      return await brain.optimize(input);
+      return await stoppable(() => brain.optimize(input));
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err) || err instanceof StopRequested) throw err;
       const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
-      state.warn(`Brain unavailable for the ${input.stage} plan, going on without it: ${cause}`);
+      state.warn(WORKFLOW_REASON.brainUnavailable(input.stage, cause));
       return null;
     }
   };
@@ -98,9 +106,10 @@ export function createBrainPlanner(jobId: string, spec: JobSpec, state: JobState
       if (decision.warning) state.warn(decision.warning);
       if (decision.resources) state.setNodeResources(action.node.id, action.node.incarnation, decision.resources);
       if (decision.record) record(decision.record.plan, decision.record.applied);
-      if (decision.local) {
+      const { local } = decision;
+      if (local) {
         const failure = { incarnation: action.failedIncarnation, exitCode: action.exitCode, reason: action.reason.slice(0, 4000) };
-        await brain.recordLocalPlan({ job: jobId, plan: decision.local, failure });
+        await stoppable(() => brain.recordLocalPlan({ job: jobId, plan: local, failure }));
       }
     },
 

@@ -66,7 +66,7 @@ describe('the job workflow with fake activities', () => {
       expect(replacing.nodeRelaunches).toBe(1);
       expect(replacing.nodes.map((n) => [key(n), n.status])).toEqual([['0#0', 'running'], ['1#1', 'launching']]);
 
-      world.emit('node_registered', { id: 1, incarnation: 1 }, { pid: 2001 });
+      world.emit('node_registered', { id: 1, incarnation: 1 }, { pid: 2001, host: 'host-1' });
       world.closeRound();
       await phase(handle, 'RUNNING');
       world.succeedAll();
@@ -127,7 +127,7 @@ describe('the job workflow with fake activities', () => {
       await running(world, handle, 2);
       world.emit('node_failed', { id: 1, incarnation: 0 }, { exitCode: 1, reason: 'process restarts exhausted (3/3)' });
       await launched(world, '1#1');
-      world.emit('node_registered', { id: 1, incarnation: 1 });
+      world.emit('node_registered', { id: 1, incarnation: 1 }, { pid: 2001, host: 'host-1' });
       world.closeRound();
       await phase(handle, 'RUNNING');
       world.emit('node_lost', { id: 1, incarnation: 1 }, { reason: 'no heartbeat for 30 s' });
@@ -171,7 +171,7 @@ describe('the job workflow with fake activities', () => {
     world.pendingReason = 'PodScheduled False: Unschedulable: 0/3 nodes have a free GPU';
     await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1, pendingTimeout: '1s' }) }, async (handle) => {
       await launched(world, '1#0');
-      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000 });
+      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000, host: 'host-0' });
       const result = await jobOutcome(handle);
       const stuck = (incarnation: number) => `node 1 incarnation ${incarnation} still pending after 1s (spec.faultTolerance.pendingTimeout): ${world.pendingReason}`;
       const reason = `${stuck(1)}; node relaunch budget exhausted (1/1) and 1 nodes left, below spec.nodes.min 2`;
@@ -189,7 +189,7 @@ describe('the job workflow with fake activities', () => {
     world.roundCheck = () => ({ status: 'failed', reason });
     await withJob(task.name, world, { spec: jobSpec({ min: 2, max: 2, initial: 2, maxNodeRelaunches: 1, joinTimeout: '1s' }) }, async (handle) => {
       await launched(world, '1#0');
-      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000 });
+      world.emit('node_registered', { id: 0, incarnation: 0 }, { pid: 1000, host: 'host-0' });
       const result = await jobOutcome(handle);
       expect(world.expiredRounds).toEqual([1]);
       expect([result.phase, result.reason, result.nodeRelaunches]).toEqual(['FAILED', reason, 0]);
@@ -229,14 +229,14 @@ describe('the job workflow with fake activities', () => {
       // Node 0: a user error in every process before any step (remembered, and a crash-loop signature).
       world.emit('process_failed', { id: 0, incarnation: 0 }, {
         localRank: 0, exitCode: 1, restarts: 1, step: null, round: 2, role: 'culprit', failures: 1, allProcessesAlike: true,
-        failure: { class: 'userError', rule: 'python-exception' },
+        failure: { class: 'userError', rule: 'python-exception', traceback: 'ValueError: batch of 0 samples' },
         stderrTail: 'Traceback (most recent call last):\n  File "train.py", line 7, in <module>\nValueError: batch of 0 samples',
       });
-      world.emit('node_check', { id: 0, incarnation: 0 }, { verdict: 'ok', bestSeconds: 0.05, medianSeconds: 0.06 });
-      world.emit('checkpoint_committed', null, { step: 100, worldSize: 4, round: 2 });
+      world.emit('node_check', { id: 0, incarnation: 0 }, { verdict: 'ok', exclude: false, bestSeconds: 0.05, medianSeconds: 0.06 });
+      world.emit('checkpoint_committed', null, { step: 100, worldSize: 4, round: 2, doneShards: 40 });
       await handedOver(handle, world);
       world.progress = { step: 230, stepsPerSecond: 11.5, readAt: Date.now() };
-      world.emit('checkpoint_committed', null, { step: 200, worldSize: 4, round: 2 });
+      world.emit('checkpoint_committed', null, { step: 200, worldSize: 4, round: 2, doneShards: 80 });
       world.emit('epoch_done', null, { epoch: 0 });
       await handedOver(handle, world);
       // Node 1 is OOM-killed: relaunched with the Brain's memory (the whole budget); node 2 then fails: shrink to 3.
@@ -277,7 +277,7 @@ describe('the job workflow with fake activities', () => {
       });
 
       // A late registration of a replaced incarnation changes nothing but the cursor: the next hand-over is the same state.
-      const late = world.emit('node_registered', { id: 1, incarnation: 0 }, { pid: 4242 });
+      const late = world.emit('node_registered', { id: 1, incarnation: 0 }, { pid: 4242, host: 'host-1' });
       const after = await handedOver(handle, world);
       for (const field of STATE_FIELDS) {
         if (field === 'cursor') expect(after.state.cursor).toBe(late.id);

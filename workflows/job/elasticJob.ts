@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { JobEvent, RejectedEvent } from '../../common/events.ts';
+import { ROUND_CAUSE, WORKFLOW_REASON } from '../../common/jobReasons.ts';
 import { watchResultOf } from '../../common/jobActivities.ts';
 import { type JobAction, JobState, type JobStateData, initialJobState } from '../../common/jobState.ts';
 import { type ActionContext, jobCurrentDetails, launchSummary, nodeList, removeSummary } from '../../common/jobSummaries.ts';
@@ -72,7 +73,6 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const runKey = carried?.runKey ?? carried?.token ?? uuid4();
   const pendingScale: QueuedScale[] = carried?.pendingScale ?? [];
   let stopReason: string | null = carried?.stopReason ?? null;
-  const planner = createBrainPlanner(jobId, spec, state);
 
   const status = (): JobStatus => ({
     jobId,
@@ -104,11 +104,11 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
 
   setHandler(statusQuery, status);
   setHandler(stopSignal, ({ reason } = {}) => {
-    stopReason ??= reason ?? 'stopped by user';
+    stopReason ??= reason ?? WORKFLOW_REASON.stoppedByUser;
   });
   setHandler(scaleSignal, (request) => {
     const refusal = state.scaleRefusal(request.nodes);
-    if (refusal) state.warn(`scale signal ignored: ${refusal}`);
+    if (refusal) state.warn(WORKFLOW_REASON.scaleSignalIgnored(refusal));
     // Only the request's own fields: a round cause naming a plan is the planner's to write, not a signal's.
     else pendingScale.push({ nodes: request.nodes, requestId: request.requestId });
   });
@@ -159,7 +159,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
   const failedJobsFail = patched('failed-job-fails-workflow');
   // Steps race a stop, and steps and the watch are retried on a bounded schedule the status
   // shows; runs recorded before wait on each activity as it retries forever.
-  const { step, watch: watchNodes } = createJobSteps({
+  const { step, untilStop, watch: watchNodes } = createJobSteps({
     bounded: patched('bounded-job-steps'),
     boundedWatch: patched('bounded-watch'),
     stopped: () => stopReason !== null,
@@ -171,11 +171,12 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     },
     recovered: (activity, failedCalls) => state.warn(recoveredLine(activity, failedCalls)),
   });
+  const planner = createBrainPlanner(jobId, spec, state, untilStop);
   /** The job's end as Temporal sees it: FAILED throws JobFailed carrying the final status. */
   const outcome = (): JobStatus => {
     const final = status();
     if (final.phase === 'FAILED' && failedJobsFail) {
-      throw ApplicationFailure.create({ type: JOB_FAILED, message: final.reason ?? 'job failed', details: [final], nonRetryable: true });
+      throw ApplicationFailure.create({ type: JOB_FAILED, message: final.reason ?? WORKFLOW_REASON.failedWithoutReason, details: [final], nonRetryable: true });
     }
     return final;
   };
@@ -247,7 +248,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
       publish();
       // Histories recorded before the Brain existed replay without this step.
       if (patched('brain-initial-plan') && (await planner.initial())) {
-        await step(`open a rendezvous round for ${state.data.targetNodes} nodes: the Brain's initial plan`, (a) => a.openRound({ jobId, targetNodes: state.data.targetNodes, cause: 'initial plan' }));
+        await step(`open a rendezvous round for ${state.data.targetNodes} nodes: the Brain's initial plan`, (a) => a.openRound({ jobId, targetNodes: state.data.targetNodes, cause: ROUND_CAUSE.initialPlan }));
       }
       const first = state.activeNodes().map((n) => ({ id: n.id, incarnation: n.incarnation }));
       state.markLaunched(await step(launchSummary(first, { why: 'job start' }), (a) => a.launchNodes({ jobId, runKey, nodes: planner.withResources(first) })), launchedAt());
@@ -299,7 +300,7 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
         const request = pendingScale[0]!;
         const refusal = state.scaleRefusal(request.nodes);
         if (refusal) {
-          state.warn(`scale to ${request.nodes} ignored: ${refusal}`);
+          state.warn(WORKFLOW_REASON.scaleIgnored(request.nodes, refusal));
           refusedUpdates.push({ request, reason: refusal });
         }
         else {
@@ -321,13 +322,13 @@ export async function elasticJob(input: ElasticJobInput): Promise<JobStatus> {
     if (err instanceof StopRequested) state.finish('STOPPED', stopReason);
     else if (!isCancellation(err)) {
       // An error no retry heals says what to fix; others keep the generic words.
-      state.finish('FAILED', unhealable ? unhealableReason(unhealable.kind, unhealable.activity, unhealable.message) : `job master error: ${err instanceof Error ? err.message : String(err)}`);
+      state.finish('FAILED', unhealable ? unhealableReason(unhealable.kind, unhealable.activity, unhealable.message) : WORKFLOW_REASON.masterError(err instanceof Error ? err.message : String(err)));
       await CancellationScope.nonCancellable(() => finish());
       publish();
       if (failedJobsFail) return outcome();
-      throw ApplicationFailure.nonRetryable(state.data.reason ?? 'job master error');
+      throw ApplicationFailure.nonRetryable(state.data.reason ?? WORKFLOW_REASON.masterErrorWithoutReason);
     }
-    else state.finish('STOPPED', 'workflow cancelled');
+    else state.finish('STOPPED', WORKFLOW_REASON.cancelled);
   }
   await CancellationScope.nonCancellable(() => finish());
   publish();
