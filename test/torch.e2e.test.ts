@@ -127,10 +127,14 @@ describe('real PyTorch jobs', () => {
     expect(calmResult.phase).toBe('SUCCEEDED');
     expect(faultyResult.phase).toBe('SUCCEEDED');
     expect(faultyResult.nodeRelaunches).toBe(1);
+    // Each rank of the relaunched node first resumes from storage. A loaded CI machine once
+    // restarted that group in place again afterwards, which resumes it a second time: only the
+    // first start is the relaunch's (the parameters below still prove nothing was lost or redone).
     const relaunched = (await restores('ddp-faults')).filter((r) => r.node === 1 && r.incarnation === 1);
-    expect(relaunched).toHaveLength(2);
-    expect(relaunched.every((r) => r.source === 'storage' && r.step > resumeStep)).toBe(true);
-    expect(await committed('ddp-faults')).toContain(relaunched[0]!.step);
+    const firstOfRank = [2, 3].map((rank) => relaunched.find((r) => r.rank === rank));
+    expect(firstOfRank.map((r) => r?.source)).toEqual(['storage', 'storage']);
+    expect(firstOfRank.every((r) => r!.step > resumeStep)).toBe(true);
+    expect(await committed('ddp-faults')).toContain(firstOfRank[0]!.step);
 
     // Exactly-once data and complete state capture together: the same parameters, bit for bit.
     const compare = `import sys, torch
