@@ -16,7 +16,7 @@ import { HangWatch } from './hangWatch.ts';
 import { nextComputeWindow, StragglerWatch } from './stragglerWatch.ts';
 import { NodeCheckCoordinator } from './nodeCheck.ts';
 import type { NodeCheckRequest, NodeCheckResponse } from '../common/nodeCheckProtocol.ts';
-import type { MasterHooks } from './metrics.ts';
+import type { AgentServiceHooks } from './metrics.ts';
 import { GroupCommit, type Settled } from './groupCommit.ts';
 
 export class AgentService {
@@ -24,7 +24,7 @@ export class AgentService {
     private readonly store: Store,
     private readonly now: () => number,
     /** Metrics of what passes through this process; see api/metrics.ts. */
-    private readonly hooks: MasterHooks = {},
+    private readonly hooks: AgentServiceHooks = {},
     /** The key node tokens are signed with (the operator token); unset, only job tokens pass. */
     private readonly signingKey?: string,
   ) {

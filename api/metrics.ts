@@ -8,7 +8,7 @@ import { isTerminalPhase, type JobPhase } from '../common/phases.ts';
 import type { Store } from '../store/index.ts';
 
 /** Events of the API service that only this process sees. */
-export interface MasterHooks {
+export interface AgentServiceHooks {
   processFailed?(jobId: string, failureClass: string): void;
   roundClosed?(jobId: string, seconds: number): void;
   /** The round policy ran on a round here (closed, failed or still open): its long polls may answer. */
@@ -21,7 +21,7 @@ export interface MasterHooks {
 /** Window over which step rates are computed. */
 const RATE_WINDOW_MS = 60_000;
 
-export function createApiMetrics(store: Store, now: () => number): { registry: Registry; hooks: MasterHooks; instrument(app: FastifyInstance): void } {
+export function createApiMetrics(store: Store, now: () => number): { registry: Registry; hooks: AgentServiceHooks; instrument(app: FastifyInstance): void } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'rover_api_' });
   const registers = [registry];
@@ -185,7 +185,7 @@ export function createApiMetrics(store: Store, now: () => number): { registry: R
 
   /** Per job: (time, highest step) samples within the rate window. */
   const steps = new Map<string, { at: number; step: number }[]>();
-  const hooks: MasterHooks = {
+  const hooks: AgentServiceHooks = {
     processFailed: (_jobId, failureClass) => restarts.inc({ reason: failureClass }),
     roundClosed: (_jobId, seconds) => rendezvous.observe(seconds),
     heartbeat: (jobId, step, at) => {
