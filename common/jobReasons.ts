@@ -87,7 +87,27 @@ export const JOB_REASON = {
   scaleOutOfRange: (nodes: number, min: number, max: number) => `cannot scale to ${nodes} nodes: must be within spec.nodes [min ${min}, max ${max}]`,
   scaleNotUnit: (nodes: number, unit: number) => `cannot scale to ${nodes} nodes: must be a multiple of spec.nodes.unit (${unit})`,
   scaleEnded: (phase: string) => `cannot scale: the job is already ${phase}`,
+  /** Node's last error: a node failed (its exit code, signal and reason) or was lost. */
+  nodeFailed: (where: string, exitCode: number | null, signal: string | null | undefined, reason: string | null | undefined) =>
+    `${where} failed with exit code ${exitCode ?? 'unknown'}${signal ? `, signal ${signal}` : ''}${reason ? `: ${reason}` : ''}`,
+  nodeLost: (where: string, reason: string | null | undefined) => `${where} lost${reason ? `: ${reason}` : ''}`,
+  /** Node's last error when it was a consequence of another node's failure (its culprit's). */
+  afterFailureOf: (error: string, culprit: number | null | undefined) => `${error}${AFTER_FAILURE_OF(culprit)}`,
+  /** Node's check line (rover status): its verdict and best probe time; a straggler's median too. */
+  checkLine: (verdict: string, bestSeconds: number | null, medianSeconds: number | null) => {
+    const secs = (v: number | null) => (v === null ? 'none' : `${v.toFixed(2)} s`);
+    return verdict === 'straggler' ? `straggler ${secs(bestSeconds)} (median ${secs(medianSeconds)})` : `${verdict} ${secs(bestSeconds)}`;
+  },
+  /** Warning: an event row no schema describes, skipped. */
+  skippedEvent: (id: number, kind: string, nodeId: number | null, incarnation: number | null, problem: string) =>
+    `event #${id} (${kind}${nodeId === null ? '' : ` of node ${nodeId} incarnation ${incarnation}`}) skipped: ${problem}`,
 } as const;
+
+/** What afterFailureOf adds; a last error that ends with it already names its culprit. */
+const AFTER_FAILURE_OF = (culprit: number | null | undefined) => ` (after node ${culprit}'s failure)`;
+
+/** Whether a node's last error already names the failure it followed (JOB_REASON.afterFailureOf). */
+export const namesItsCulprit = (error: string): boolean => /\(after node [^)]*'s failure\)$/.test(error);
 
 /** Reasons and warnings the job workflow writes itself, not JobState: a stop, a refused scale, its own error, a silent Brain. */
 export const WORKFLOW_REASON = {

@@ -8,7 +8,7 @@ import type { NodeIdentity, RoundDeadlineCheck } from './jobActivities.ts';
 import type { StepReading } from './trainingProgress.ts';
 import type { PendingNode } from './pendingNodes.ts';
 import { formatDuration } from './rendezvous.ts';
-import { JOB_REASON, RELAUNCH_NOTE, ROUND_CAUSE } from './jobReasons.ts';
+import { JOB_REASON, namesItsCulprit, RELAUNCH_NOTE, ROUND_CAUSE } from './jobReasons.ts';
 import type { JobPhase, NodeStatus } from './phases.ts';
 import { isTerminalPhase } from './phases.ts';
 
@@ -452,7 +452,7 @@ export class JobState {
     const f = readFailureEvent(event);
     const node = this.current(event);
     const consequence = f.role === 'consequence';
-    if (node) node.lastError = consequence ? `${f.errorLine} (after node ${f.consequenceOf?.node}'s failure)` : f.errorLine;
+    if (node) node.lastError = consequence ? JOB_REASON.afterFailureOf(f.errorLine, f.consequenceOf?.node) : f.errorLine;
     if (!consequence) {
       if (node) node.restarts = f.failures ?? node.restarts + 1;
       if (f.supersedes) this.takeBack(f.supersedes, f.round, { node: event.nodeId, lost: false });
@@ -489,7 +489,7 @@ export class JobState {
     const node = this.node(superseded.node);
     if (node && node.incarnation === superseded.incarnation) {
       node.restarts = Math.max(0, node.restarts - 1);
-      if (node.lastError && !node.lastError.endsWith("'s failure)")) node.lastError += ` (after node ${by.node}'s failure)`;
+      if (node.lastError && !namesItsCulprit(node.lastError)) node.lastError = JOB_REASON.afterFailureOf(node.lastError, by.node);
     }
     if (by.lost) this.data.processRestarts = Math.max(0, this.data.processRestarts - 1);
     this.data.userErrors = (this.data.userErrors ?? []).filter((e) => !(e.node === superseded.node && e.round === round));
@@ -525,8 +525,7 @@ export class JobState {
     // A probe result of a check round decides nothing; the verdict does.
     if (!('verdict' in event.data) || !node || !LIVE.includes(node.status)) return [];
     const { verdict, bestSeconds, medianSeconds, exclude } = event.data;
-    const secs = (v: number | null) => (v === null ? 'none' : `${v.toFixed(2)} s`);
-    node.check = verdict === 'straggler' ? `straggler ${secs(bestSeconds)} (median ${secs(medianSeconds)})` : `${verdict} ${secs(bestSeconds)}`;
+    node.check = JOB_REASON.checkLine(verdict, bestSeconds, medianSeconds);
     const where = `node ${node.id} incarnation ${node.incarnation}`;
     if (verdict === 'faulty') {
       node.status = 'failed';
@@ -740,14 +739,11 @@ export class JobState {
 
 function describeFailure(event: FailureKindEvent, exitCode: number | null): string {
   const where = `node ${event.nodeId} incarnation ${event.incarnation}`;
-  const signal = event.data.signal ? `, signal ${event.data.signal}` : '';
-  const detail = event.data.reason ? `: ${event.data.reason}` : '';
-  if (event.kind === 'node_lost') return `${where} lost${detail}`;
-  return `${where} failed with exit code ${exitCode ?? 'unknown'}${signal}${detail}`;
+  if (event.kind === 'node_lost') return JOB_REASON.nodeLost(where, event.data.reason);
+  return JOB_REASON.nodeFailed(where, exitCode, event.data.signal, event.data.reason);
 }
 
 /** The warning for an event row no schema describes. */
 function skippedEvent(r: RejectedEvent): string {
-  const node = r.nodeId === null ? '' : ` of node ${r.nodeId} incarnation ${r.incarnation}`;
-  return `event #${r.id} (${r.kind}${node}) skipped: ${r.problem}`;
+  return JOB_REASON.skippedEvent(r.id, r.kind, r.nodeId, r.incarnation, r.problem);
 }
