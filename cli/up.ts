@@ -144,6 +144,9 @@ export async function startStack(config: RoverConfig, interrupt?: AbortSignal): 
     // Jobs ask the standalone Brain process unless the user points them elsewhere.
     ROVER_BRAIN_PORT: String(config.brain.port),
     ROVER_BRAIN_URL: process.env.ROVER_BRAIN_URL ?? `http://${config.brain.host}:${config.brain.port}`,
+    // The worker's metrics port too: a stack started beside another (a benchmark's) must not fall
+    // back to the default one the other holds.
+    ROVER_WORKER_METRICS_ADDRESS: config.workerMetricsAddress ?? 'off',
   };
   try {
     const cli = await sayWhileWaiting(untilInterrupted(resolveTemporalCli((m) => say(m)), interrupt), 'looking for or installing the temporal CLI', say);

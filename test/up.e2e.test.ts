@@ -10,6 +10,8 @@ import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
 import { isAlive, stopProcessGroup } from '../cluster/local/processes.ts';
 import { freePort } from '../deploy/local/devServer.ts';
+import { startStack, stopStack } from '../cli/up.ts';
+import { loadConfig } from '../common/config.ts';
 import { statusQuery } from '../workflows/job/messages.ts';
 import { waitUntil } from './helpers.ts';
 import { childPids, repoRoot } from './jobFixtures.ts';
@@ -160,4 +162,31 @@ describe('rover up', () => {
       await rover('down').catch(() => undefined);
     }
   }, 240_000); // three stack starts, each until the Brain has read its sources
+
+  it("a stack started from a config, as the benchmarks start theirs, listens where the config says, the worker's metrics too", async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'rover-up-config-'));
+    const metrics = `127.0.0.1:${await freePort()}`;
+    // The caller's environment names no ports: only the config does.
+    const { ROVER_WORKER_METRICS_ADDRESS: _unset, ...env } = process.env;
+    const config = loadConfig({
+      ...env,
+      ROVER_HOME: home,
+      TEMPORAL_CLI: inject('temporalCli'),
+      ROVER_TEMPORAL_PORT: String(await freePort()),
+      ROVER_UI_PORT: String(await freePort()),
+      ROVER_API_PORT: String(await freePort()),
+      ROVER_BRAIN_PORT: String(await freePort()),
+      ROVER_WORKER_METRICS_ADDRESS: metrics,
+    });
+    try {
+      await startStack(config);
+      const scraped = await waitUntil(async () => {
+        const res = await fetch(`http://${metrics}/metrics`).catch(() => undefined);
+        return res?.ok ? res.text() : undefined;
+      }, `the worker's metrics on ${metrics}`, 30_000, 200);
+      expect(scraped).toContain('temporal_');
+    } finally {
+      await stopStack(config);
+    }
+  }, 120_000);
 });

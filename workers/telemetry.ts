@@ -12,9 +12,8 @@ import type { Logger } from '../common/logger.ts';
 export function installWorkerTelemetry(config: RoverConfig, logger: Logger): void {
   const bindAddress = config.workerMetricsAddress;
   if (!bindAddress) return;
-  Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress } } } });
   try {
-    Runtime.instance();
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress } } } });
   } catch (err) {
     throw new Error(
       `cannot serve worker metrics on ${bindAddress} (${(err as Error).message}); set ROVER_WORKER_METRICS_ADDRESS to a free host:port or off`,
