@@ -3,7 +3,8 @@
 // as stack_dump events; then, per spec.faultTolerance.hangAction, a new round restarts every
 // node's processes (once all running nodes posted evidence, or after a grace period), or the
 // job workflow fails the job on the event.
-// Scanning the job's nodes is O(N), so it runs at most once per job per heartbeat interval: the
+// Judging the job reads its running nodes' aggregate (count, latest step, any saving; the store
+// still visits N rows), so it runs at most once per job per heartbeat interval: the
 // heartbeat that wins a compare-and-set on the job row (jobs.hang_checked_at) scans, on whichever
 // API replica it lands, and records the hang it found on the job row (jobs.hang_event_id); the
 // other heartbeats answer from that row, which authorizing the request already read.
@@ -42,7 +43,10 @@ export class HangWatch {
     const interval = spec.faultTolerance.heartbeatInterval;
     if (job.hangCheckedAt !== null && now - job.hangCheckedAt < interval) return current;
     if (!(await this.store.jobs.claimHangCheck(job.id, now, interval))) return current;
-    const running = await this.store.nodes.listByJob(job.id, { statuses: ['running'] });
+    // Judged over the running nodes' aggregate (one row); the rows themselves only once hung.
+    const running = await this.store.nodes.runningSummary(job.id);
+    // This heartbeat says whether its node's processes live; another running node is taken as alive.
+    const onlyThisOne = running.count === 1 && node.status === 'running';
     const decision = decideHang({
       now,
       hangTimeoutMs: timeout,
@@ -50,11 +54,7 @@ export class HangWatch {
       checkpointTimeoutMs: spec.faultTolerance.checkpointTimeout ?? Infinity,
       roundOpen: latest?.status === ROUND_OPEN,
       roundClosedAt,
-      nodes: running.map((n) => ({
-        stepAt: n.stepAt,
-        checkpointing: n.checkpointing === 1,
-        processesAlive: n.nodeId === node.nodeId && n.incarnation === node.incarnation ? processesAlive : true,
-      })),
+      running: { count: running.count, lastStepAt: running.lastStepAt, checkpointing: running.checkpointing, processesAlive: onlyThisOne ? processesAlive : true },
     });
     if (!decision.hung || !latest) {
       if (current !== undefined) await this.store.jobs.setHangEvent(job.id, null);
@@ -64,7 +64,7 @@ export class HangWatch {
     const hang = await this.store.transaction(async (tx) => {
       const [last] = await tx.nodeEvents.list(job.id, { kinds: ['hang_suspected'], limit: 1, newestFirst: true });
       if (last && readEventData('hang_suspected', last.data)?.since === decision.since) return last;
-      const step = Math.max(0, ...running.map((n) => n.step ?? 0));
+      const step = running.step ?? 0;
       return tx.nodeEvents.append({
         jobId: job.id,
         kind: 'hang_suspected',
@@ -73,7 +73,7 @@ export class HangWatch {
       });
     });
     if (hang.id !== current) await this.store.jobs.setHangEvent(job.id, hang.id);
-    if (action === 'restart') await this.restartWhenEvidenceIn(job, hang.id, hang.createdAt, latest.round, running);
+    if (action === 'restart') await this.restartWhenEvidenceIn(job, hang.id, hang.createdAt, latest.round, await this.store.nodes.listByJob(job.id, { statuses: ['running'] }));
     return hang.id;
   }
 

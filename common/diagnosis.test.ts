@@ -7,12 +7,18 @@ const node = (stepAt: number | null, o: { checkpointing?: boolean; alive?: boole
   checkpointing: o.checkpointing ?? false,
   processesAlive: o.alive ?? true,
 });
-const input = (o: Partial<HangInput>): HangInput => ({
-  now: 100_000, hangTimeoutMs: 10_000, startupTimeoutMs: 30_000, checkpointTimeoutMs: 20_000, roundOpen: false, roundClosedAt: 0, nodes: [node(95_000)], ...o,
+type Case = Partial<Omit<HangInput, 'running'>> & { nodes?: ReturnType<typeof node>[] };
+/** The running nodes in aggregate, as the store sums them up (nodes.runningSummary). */
+const summary = (nodes: ReturnType<typeof node>[]): HangInput['running'] => {
+  const steps = nodes.flatMap((n) => (n.stepAt === null ? [] : [n.stepAt]));
+  return { count: nodes.length, lastStepAt: steps.length ? Math.max(...steps) : null, checkpointing: nodes.some((n) => n.checkpointing), processesAlive: nodes.some((n) => n.processesAlive) };
+};
+const input = ({ nodes = [node(95_000)], ...o }: Case): HangInput => ({
+  now: 100_000, hangTimeoutMs: 10_000, startupTimeoutMs: 30_000, checkpointTimeoutMs: 20_000, roundOpen: false, roundClosedAt: 0, running: summary(nodes), ...o,
 });
 
 describe('decideHang', () => {
-  const table: [string, Partial<HangInput>, boolean][] = [
+  const table: [string, Case, boolean][] = [
     ['recent progress', {}, false],
     ['no step for the whole timeout', { nodes: [node(90_000), node(85_000)] }, true],
     ['one node still advancing keeps the job alive', { nodes: [node(80_000), node(99_000)] }, false],

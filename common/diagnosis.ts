@@ -19,8 +19,16 @@ export interface HangInput {
   roundOpen: boolean;
   /** When the latest round closed (the groups started), or null. */
   roundClosedAt: number | null;
-  /** The job's running nodes. */
-  nodes: { stepAt: number | null; checkpointing: boolean; processesAlive: boolean }[];
+  /** The job's running nodes in aggregate (store nodes.runningSummary): one row, whatever the job's size. */
+  running: {
+    count: number;
+    /** The latest step of any of them (ms), or null when none made a step. */
+    lastStepAt: number | null;
+    /** Whether any is saving a checkpoint. */
+    checkpointing: boolean;
+    /** Whether any has a training process alive. */
+    processesAlive: boolean;
+  };
 }
 
 export type HangDecision =
@@ -40,15 +48,14 @@ export type HangDecision =
  */
 export function decideHang(input: HangInput): HangDecision {
   if (input.roundOpen) return { hung: false, why: 'a rendezvous round is open' };
-  if (input.nodes.length === 0) return { hung: false, why: 'no running nodes' };
-  if (!input.nodes.some((n) => n.processesAlive)) return { hung: false, why: 'no training process alive' };
-  const steps = input.nodes.map((n) => n.stepAt).filter((t): t is number => t !== null);
-  const lastStep = steps.length ? Math.max(...steps) : null;
+  if (input.running.count === 0) return { hung: false, why: 'no running nodes' };
+  if (!input.running.processesAlive) return { hung: false, why: 'no training process alive' };
+  const lastStep = input.running.lastStepAt;
   const started = input.roundClosedAt;
   const startup = started !== null && (lastStep === null || lastStep < started);
   const since = startup ? started : lastStep;
   if (since === null) return { hung: false, why: 'not started' };
-  const saving = input.nodes.some((n) => n.checkpointing);
+  const saving = input.running.checkpointing;
   const timeout = startup ? input.startupTimeoutMs : input.hangTimeoutMs + (saving ? input.checkpointTimeoutMs : 0);
   const idleMs = input.now - since;
   return idleMs >= timeout ? { hung: true, since, idleMs, startup } : { hung: false, why: `progress ${idleMs} ms ago` };

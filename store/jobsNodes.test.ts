@@ -111,6 +111,25 @@ describeEachStore('nodes', (h) => {
     expect((await store.nodes.get({ jobId: 'other', nodeId: 7, incarnation: 0 }))).toMatchObject({ lastHeartbeatAt: null, step: null });
   });
 
+  it("sums up a job's running nodes in one row: how many, the latest step and when, whether any saves a checkpoint", async () => {
+    const store = await h.open({ now: () => 500 });
+    expect(await store.nodes.runningSummary('j')).toEqual({ count: 0, lastStepAt: null, step: null, checkpointing: false });
+    await store.transaction(async (tx) => {
+      for (const nodeId of [0, 1, 2]) await tx.nodes.upsertLaunch({ jobId: 'j', nodeId, incarnation: 0, backend: 'local', status: 'running' });
+      await tx.nodes.upsertLaunch({ jobId: 'j', nodeId: 3, incarnation: 0, backend: 'local', status: 'failed' });
+      await tx.nodes.upsertLaunch({ jobId: 'other', nodeId: 0, incarnation: 0, backend: 'local', status: 'running' });
+    });
+    expect(await store.nodes.runningSummary('j')).toEqual({ count: 3, lastStepAt: null, step: null, checkpointing: false });
+    await store.nodes.recordBeats('j', 900, [
+      { nodeId: 0, incarnation: 0, step: 40, stepAt: 800, checkpointing: null, computeWindow: null },
+      { nodeId: 1, incarnation: 0, step: 41, stepAt: 850, checkpointing: 1, computeWindow: null },
+      // Not running: neither its later step nor anything else counts.
+      { nodeId: 3, incarnation: 0, step: 99, stepAt: 890, checkpointing: null, computeWindow: null },
+    ]);
+    await store.nodes.recordBeats('other', 900, [{ nodeId: 0, incarnation: 0, step: 500, stepAt: 895, checkpointing: 1, computeWindow: null }]);
+    expect(await store.nodes.runningSummary('j')).toEqual({ count: 3, lastStepAt: 850, step: 41, checkpointing: true });
+  });
+
   it('records a launch once per (job, node, incarnation)', async () => {
     const store = await h.open({ now: () => 500 });
     const first = await store.nodes.upsertLaunch({ ...key, backend: 'local', status: 'launching', resources: { cpu: 2 } });

@@ -1,7 +1,7 @@
 // Nodes: one row per (job, node, incarnation). A relaunched node is a new incarnation, so the
 // history of every attempt stays queryable.
 import { sql } from 'kysely';
-import { fromJson, isDuplicateKey, Repository, toJson, type Trx } from './repository.ts';
+import { fromJson, isDuplicateKey, Repository, toJson, toNumber, type Trx } from './repository.ts';
 import type { NodeRow } from './schema.ts';
 
 /** One heartbeat's write (NodesRepository.recordBeats): null fields keep what is stored. */
@@ -254,6 +254,22 @@ export class NodesRepository extends Repository {
   /** Forgets every node of the job (a new run under the same name). */
   async deleteByJob(jobId: string, trx?: Trx): Promise<void> {
     await this.q(trx).deleteFrom('nodes').where('jobId', '=', jobId).execute();
+  }
+
+  /**
+   * The job's running nodes in aggregate, one row whatever their number: how many, the latest
+   * step any made and when (ms, null: none yet), and whether any is saving a checkpoint. What the
+   * hang judgement needs (api/hangWatch.ts), without carrying every row into the API.
+   */
+  async runningSummary(jobId: string, trx?: Trx): Promise<{ count: number; lastStepAt: number | null; step: number | null; checkpointing: boolean }> {
+    const row = await this.q(trx)
+      .selectFrom('nodes')
+      .select((eb) => [eb.fn.countAll().as('count'), eb.fn.max('stepAt').as('lastStepAt'), eb.fn.max('step').as('step'), eb.fn.max('checkpointing').as('checkpointing')])
+      .where('jobId', '=', jobId)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    const orNull = (v: unknown) => (v === null || v === undefined ? null : toNumber(v));
+    return { count: toNumber(row?.count ?? 0), lastStepAt: orNull(row?.lastStepAt), step: orNull(row?.step), checkpointing: orNull(row?.checkpointing) === 1 };
   }
 
   /**
