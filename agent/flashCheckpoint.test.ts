@@ -184,6 +184,28 @@ except rc.RoverError as e:
     expect(sha256Hex((await restarted.loadCheckpoint()).data!)).toBe(sha256Hex(data));
   });
 
+  it('removes the file of a save whose report the API refuses (its round is over), and keeps the others', async () => {
+    const job = `flash-${randomBytes(4).toString('hex')}`;
+    const { store, saver, agentUrl, dir, round } = await stack(job);
+    await round(2);
+    const saveStep = async (step: number, r: number) => {
+      const shm = path.join(saver.nodeDir, `0-${step}`);
+      writeFileSync(shm, randomBytes(4096));
+      const target = path.join(dir, `ckpt-${step}-rank0.bin`);
+      const res = await save(agentUrl, { node: 0, incarnation: 0, rank: 0, round: r, step, shmPath: shm, path: target, bytes: 4096 });
+      expect(res.status).toBe(202);
+      await saver.flush();
+      return target;
+    };
+    // Round 2's save moves the job's ledger to round 2; a save of round 1 that waited is then stale.
+    const kept = await saveStep(5, 2);
+    const stale = await saveStep(4, 1);
+    expect(existsSync(kept)).toBe(true);
+    expect(existsSync(stale)).toBe(false);
+    expect(await store.checkpoints.listForStep(job, 4)).toEqual([]);
+    expect(saver.failures).toEqual([expect.stringContaining('flash checkpoint of step 4 rank 0 not saved: the API refused the report: HTTP 409')]);
+  });
+
   it("refuses a save without this node's token: 403, nothing written, nothing marked, nothing reported", async () => {
     const job = `flash-${randomBytes(4).toString('hex')}`;
     const { store, saver, agentUrl, dir } = await stack(job);

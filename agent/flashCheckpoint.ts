@@ -15,7 +15,7 @@
 // comes and again when the bytes are written).
 import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, readdir, realpath, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -95,6 +95,12 @@ async function persist(src: string, dest: string, bytes: number): Promise<string
     await dir.close();
   }
   return hash.digest('hex');
+}
+
+/** Removes `file` if it is still the file `written` describes (same inode, same modification time). */
+async function removeIfUnchanged(file: string, written: { ino: number; mtimeMs: number }): Promise<void> {
+  const now = await stat(file).catch(() => undefined);
+  if (now?.ino === written.ino && now.mtimeMs === written.mtimeMs) await rm(file, { force: true });
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
@@ -218,6 +224,7 @@ export class FlashSaver {
     const confined = await this.confine(req);
     if (!confined.ok) throw new Error(confined.message);
     const checksum = await persist(confined.files.shm, confined.files.dest, req.bytes);
+    const written = await stat(confined.files.dest);
     if (req.checksum && checksum !== req.checksum) throw new Error(`sha256 of ${req.shmPath} is ${checksum}, the trainer said ${req.checksum}`);
     const { shmPath: _s, ...rest } = req;
     const report = { ...rest, checksum };
@@ -230,7 +237,13 @@ export class FlashSaver {
       signal: AbortSignal.timeout(REPORT_TIMEOUT_MS),
       attemptTimeoutMs: REPORT_ATTEMPT_TIMEOUT_MS,
     });
-    if (!res.ok) throw new Error(`the API refused the report: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok) {
+      const refusal = `the API refused the report: HTTP ${res.status} ${await res.text()}`;
+      // Refused for good (a save of a round the job left while it waited in the queue): no report
+      // names the file, so no commit will ever doom it. It goes now, unless saved again since.
+      if (res.status >= 400 && res.status < 500) await removeIfUnchanged(confined.files.dest, written);
+      throw new Error(refusal);
+    }
     const answer = (await res.json().catch(() => undefined)) as { committed?: unknown } | undefined;
     if (answer?.committed === true) this.opts.onCommitted?.(req.step);
     await this.dropOlder(req.rank, req.step);
