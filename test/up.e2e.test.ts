@@ -18,10 +18,9 @@ import { childPids, repoRoot } from './jobFixtures.ts';
 
 const run = promisify(execFile);
 
-/** `rover …` as a user runs it against a stack of its own: `home` and free ports. */
-async function roverIn(home: string, extraEnv: Record<string, string> = {}) {
-  const env = {
-    ...process.env,
+/** The variables of a stack of its own: `home`, the suite's temporal CLI and a free port for every listener. */
+async function ownStack(home: string): Promise<Record<string, string>> {
+  return {
     ROVER_HOME: home,
     TEMPORAL_CLI: inject('temporalCli'),
     ROVER_TEMPORAL_PORT: String(await freePort()),
@@ -29,8 +28,12 @@ async function roverIn(home: string, extraEnv: Record<string, string> = {}) {
     ROVER_API_PORT: String(await freePort()),
     ROVER_BRAIN_PORT: String(await freePort()),
     ROVER_WORKER_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    ...extraEnv,
   };
+}
+
+/** `rover …` as a user runs it against a stack of its own: `home` and free ports. */
+async function roverIn(home: string, extraEnv: Record<string, string> = {}) {
+  const env = { ...process.env, ...(await ownStack(home)), ...extraEnv };
   return (...args: string[]) => run(process.execPath, [path.join(repoRoot, 'bin/rover.js'), ...args], { env });
 }
 
@@ -164,20 +167,11 @@ describe('rover up', () => {
   }, 240_000); // three stack starts, each until the Brain has read its sources
 
   it("a stack started from a config, as the benchmarks start theirs, listens where the config says, the worker's metrics too", async () => {
-    const home = mkdtempSync(path.join(os.tmpdir(), 'rover-up-config-'));
-    const metrics = `127.0.0.1:${await freePort()}`;
+    const own = await ownStack(mkdtempSync(path.join(os.tmpdir(), 'rover-up-config-')));
+    const metrics = own.ROVER_WORKER_METRICS_ADDRESS!;
     // The caller's environment names no ports: only the config does.
     const { ROVER_WORKER_METRICS_ADDRESS: _unset, ...env } = process.env;
-    const config = loadConfig({
-      ...env,
-      ROVER_HOME: home,
-      TEMPORAL_CLI: inject('temporalCli'),
-      ROVER_TEMPORAL_PORT: String(await freePort()),
-      ROVER_UI_PORT: String(await freePort()),
-      ROVER_API_PORT: String(await freePort()),
-      ROVER_BRAIN_PORT: String(await freePort()),
-      ROVER_WORKER_METRICS_ADDRESS: metrics,
-    });
+    const config = loadConfig({ ...env, ...own });
     try {
       await startStack(config);
       const scraped = await waitUntil(async () => {
